@@ -1,0 +1,135 @@
+//! The wall clock that expiry and cache lifetimes are measured against.
+//!
+//! Production code uses [`Clock::system`]. Tests (ours and yours) can use a [`ManualClock`]
+//! to move time forward deterministically, e.g. to watch a cached token stop working
+//! exactly at its `expires_at`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+
+/// A source of the current time, as nanoseconds since the Unix epoch.
+///
+/// Cheap to clone and to read: the system variant is one `clock_gettime`, the manual
+/// variant one atomic load. Both are read on every cache hit.
+#[derive(Clone, Default)]
+pub struct Clock {
+    manual: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    /// The operating system's wall clock.
+    pub fn system() -> Self {
+        Self { manual: None }
+    }
+
+    /// The current time in nanoseconds since the Unix epoch.
+    #[inline]
+    pub fn now_nanos(&self) -> i64 {
+        match &self.manual {
+            None => system_now_nanos(),
+            Some(now) => now.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The current time as an [`OffsetDateTime`] in UTC.
+    pub fn now(&self) -> OffsetDateTime {
+        from_nanos(self.now_nanos())
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.manual {
+            None => f.write_str("Clock::System"),
+            Some(_) => write!(f, "Clock::Manual({})", self.now()),
+        }
+    }
+}
+
+/// A clock that only moves when told to; convert it into a [`Clock`] with `.into()` or
+/// [`ManualClock::clock`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer::clock::ManualClock;
+///
+/// let manual = ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC));
+/// let clock = manual.clock();
+/// manual.advance(Duration::from_secs(90));
+/// assert_eq!(clock.now(), time::macros::datetime!(2030-01-01 0:01:30 UTC));
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    now: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    /// A manual clock standing at `start`.
+    pub fn new(start: OffsetDateTime) -> Self {
+        Self {
+            now: Arc::new(AtomicI64::new(to_nanos(start))),
+        }
+    }
+
+    /// A manual clock standing at the current system time.
+    pub fn starting_now() -> Self {
+        Self {
+            now: Arc::new(AtomicI64::new(system_now_nanos())),
+        }
+    }
+
+    /// A [`Clock`] that reads this manual clock.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            manual: Some(self.now.clone()),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+        self.now.fetch_add(by, Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `at` (which may be in the past).
+    pub fn set(&self, at: OffsetDateTime) {
+        self.now.store(to_nanos(at), Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ManualClock")
+            .field(&self.clock().now())
+            .finish()
+    }
+}
+
+impl From<ManualClock> for Clock {
+    fn from(manual: ManualClock) -> Self {
+        manual.clock()
+    }
+}
+
+fn system_now_nanos() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
+        // A clock set before 1970 is broken; treating it as the epoch keeps tokens expiring.
+        Err(_) => 0,
+    }
+}
+
+/// Nanoseconds since the Unix epoch, saturating outside the `i64` range (years 1677–2262).
+pub(crate) fn to_nanos(at: OffsetDateTime) -> i64 {
+    let nanos = at.unix_timestamp_nanos();
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
+}
+
+pub(crate) fn from_nanos(nanos: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .expect("every i64 nanosecond count is a valid OffsetDateTime")
+}

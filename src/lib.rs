@@ -1,0 +1,59 @@
+//! API-token authentication for tower, axum, hyper and tonic services.
+//!
+//! `tower-bearer` verifies opaque `Authorization: Bearer …` tokens of the kind SaaS APIs
+//! document: issued with a name, shown once, stored only as a SHA-256 digest, scoped,
+//! expiring and revocable with immediate effect. Verification goes through a [`Registry`]:
+//! a concurrent cache of digests in front of a [`TokenStore`], so that a known token is
+//! checked without I/O and without a global lock.
+//!
+//! # The pieces
+//!
+//! - [`token`]: minting, the accepted wire formats ([`token::Formats`]), the plaintext
+//!   [`token::Secret`] (redacted, zeroized) and the [`token::Digest`] that is all we keep.
+//! - [`scope`]: validated scope names and their implications (`admin ⊇ write ⊇ read`).
+//! - [`Principal`]: who the caller is, inserted into request extensions by the layer.
+//! - [`store`]: the [`TokenStore`] trait and the in-process [`MemoryStore`].
+//! - [`registry`]: the cache, single-flight misses, revocation, issuance and usage tracking.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_bearer::{MemoryStore, Registry};
+//! use tower_bearer::registry::IssueRequest;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::builder(MemoryStore::new()).build();
+//!
+//! // Issue a token: the plaintext is returned exactly once.
+//! let issued = registry
+//!     .issue(IssueRequest::new("deploy bot", "acme")?.scopes(["write"])?)
+//!     .await?;
+//! let plaintext = issued.secret.expose_secret().to_owned();
+//!
+//! // Verify it: a cache miss the first time, a cache hit afterwards.
+//! let principal = registry.verify(&plaintext).await?;
+//! assert_eq!(principal.tenant(), "acme");
+//! assert!(principal.has_scope("read")); // write implies read
+//! assert!(!principal.has_scope("admin"));
+//!
+//! // Revoke it: from now on it is rejected.
+//! registry.revoke("acme", issued.info.id).await?;
+//! assert!(registry.verify(&plaintext).await.is_err());
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+pub mod principal;
+pub mod registry;
+pub mod scope;
+pub mod store;
+pub mod token;
+
+pub use clock::Clock;
+pub use principal::{Principal, TokenId, TokenKind};
+pub use registry::{Registry, RejectCause, VerifyError};
+pub use scope::{Scope, ScopeSet};
+pub use store::{MemoryStore, TokenStore};

@@ -1,0 +1,209 @@
+//! Who the caller is: the [`Principal`] a verified token stands for.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::scope::{Implications, Scope, ScopeSet};
+use crate::store::TokenRecord;
+use crate::token::Env;
+
+/// The longest tenant (workspace, company, account) id accepted.
+pub const MAX_TENANT_LEN: usize = 128;
+
+/// Whether `tenant` is a valid tenant id: 1–128 ASCII letters, digits, `_`, `-` or `.`.
+///
+/// The restriction keeps ids unambiguous inside account-style credentials
+/// (`account_id:api_key`) and safe to echo in logs.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= MAX_TENANT_LEN
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// A token's record id, assigned by the store. Sanctum-style tokens carry it on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenId(u64);
+
+impl TokenId {
+    /// Wraps a store-assigned id.
+    pub const fn new(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The numeric id.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::str::FromStr for TokenId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+/// What kind of credential a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TokenKind {
+    /// A long-lived API key, issued by a user or an admin.
+    #[default]
+    ApiKey,
+    /// A short-lived session token obtained by exchanging an API key.
+    Session,
+}
+
+impl TokenKind {
+    /// The name used in storage: `"api_key"` or `"session"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::ApiKey => "api_key",
+            TokenKind::Session => "session",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenKind {
+    type Err = UnknownTokenKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "api_key" => Ok(TokenKind::ApiKey),
+            "session" => Ok(TokenKind::Session),
+            _ => Err(UnknownTokenKind(())),
+        }
+    }
+}
+
+/// The error returned for a token kind other than `api_key` or `session`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token kind must be `api_key` or `session`")]
+pub struct UnknownTokenKind(());
+
+/// The authenticated caller: inserted into request extensions by the layer, read by
+/// handlers. Cloning is one reference-count increment.
+///
+/// It carries no secret; its `Debug` and its JSON form are safe to log and return.
+#[derive(Clone)]
+pub struct Principal(Arc<Inner>);
+
+#[derive(Serialize)]
+struct Inner {
+    id: TokenId,
+    name: Box<str>,
+    tenant: Box<str>,
+    scopes: ScopeSet,
+    #[serde(skip)]
+    effective: ScopeSet,
+    env: Env,
+    kind: TokenKind,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+impl Principal {
+    pub(crate) fn from_record(record: &TokenRecord, implications: &Implications) -> Self {
+        Self(Arc::new(Inner {
+            id: record.id,
+            name: record.name.as_str().into(),
+            tenant: record.tenant.as_str().into(),
+            effective: implications.expand(&record.scopes),
+            scopes: record.scopes.clone(),
+            env: record.env,
+            kind: record.kind,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        }))
+    }
+
+    /// The token's record id.
+    pub fn id(&self) -> TokenId {
+        self.0.id
+    }
+
+    /// The name the token was issued with, e.g. `"deploy bot"`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The tenant (workspace, company, account) the token belongs to.
+    pub fn tenant(&self) -> &str {
+        &self.0.tenant
+    }
+
+    /// The scopes the token was granted (without implications).
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.0.scopes
+    }
+
+    /// The granted scopes plus everything they imply.
+    pub fn effective_scopes(&self) -> &ScopeSet {
+        &self.0.effective
+    }
+
+    /// Whether the token grants `scope`, directly, through `*`, or by implication
+    /// (with the default rules, `admin` grants `write` and `read`).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        let effective = &self.0.effective;
+        effective.contains(Scope::ALL) || effective.contains(scope)
+    }
+
+    /// The environment the token was issued for.
+    pub fn env(&self) -> Env {
+        self.0.env
+    }
+
+    /// API key or session token.
+    pub fn kind(&self) -> TokenKind {
+        self.0.kind
+    }
+
+    /// When the token was issued.
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.0.created_at
+    }
+
+    /// When the token stops working; `None` for tokens that never expire.
+    pub fn expires_at(&self) -> Option<OffsetDateTime> {
+        self.0.expires_at
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("id", &self.0.id)
+            .field("name", &self.0.name)
+            .field("tenant", &self.0.tenant)
+            .field("scopes", &self.0.scopes)
+            .field("env", &self.0.env)
+            .field("kind", &self.0.kind)
+            .field("expires_at", &self.0.expires_at)
+            .finish()
+    }
+}
+
+/// Serializes as `{"id","name","tenant","scopes","env","kind","created_at","expires_at"}`
+/// with RFC 3339 times (`expires_at` is `null` for tokens that never expire).
+impl Serialize for Principal {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}

@@ -1,0 +1,190 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cache::{Cache, Limits};
+use super::usage::UsageTracker;
+use super::{Inner, Registry};
+use crate::clock::Clock;
+use crate::scope::Implications;
+use crate::store::TokenStore;
+use crate::token::{Env, Formats, IssueFormat};
+
+/// Configures a [`Registry`]. Every setting has a production default.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer::{MemoryStore, Registry};
+/// use tower_bearer::token::{Env, Formats, IssueFormat};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let registry = Registry::builder(MemoryStore::new())
+///     .formats(Formats::default().sanctum())
+///     .issue_format(IssueFormat::Sanctum)
+///     .env(Env::Test)
+///     .positive_ttl(Duration::from_secs(30))
+///     .build();
+/// # let _ = registry;
+/// # }
+/// ```
+#[must_use]
+pub struct RegistryBuilder {
+    store: Arc<dyn TokenStore>,
+    formats: Formats,
+    issue_format: IssueFormat,
+    env: Option<Env>,
+    implications: Implications,
+    clock: Clock,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    max_positive: usize,
+    max_negative: usize,
+    usage_flush_interval: Duration,
+    default_lifetime: Duration,
+}
+
+impl std::fmt::Debug for RegistryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("formats", &self.formats)
+            .field("issue_format", &self.issue_format)
+            .field("env", &self.env)
+            .field("positive_ttl", &self.positive_ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryBuilder {
+    pub(super) fn new(store: Arc<dyn TokenStore>) -> Self {
+        Self {
+            store,
+            formats: Formats::default(),
+            issue_format: IssueFormat::default(),
+            env: Some(Env::Live),
+            implications: Implications::default(),
+            clock: Clock::system(),
+            positive_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            max_positive: 1_000_000,
+            max_negative: 100_000,
+            usage_flush_interval: Duration::from_secs(1),
+            default_lifetime: Duration::from_secs(180 * 86_400),
+        }
+    }
+
+    /// The wire formats accepted (default: `sk_live_…`/`sk_test_…` only). The issue
+    /// format is always added.
+    pub fn formats(mut self, formats: Formats) -> Self {
+        self.formats = formats;
+        self
+    }
+
+    /// The format new tokens are minted in (default [`IssueFormat::Prefixed`]).
+    pub fn issue_format(mut self, format: IssueFormat) -> Self {
+        self.issue_format = format;
+        self
+    }
+
+    /// Accepts only tokens of this environment (default `live`).
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Accepts tokens of both environments.
+    pub fn any_env(mut self) -> Self {
+        self.env = None;
+        self
+    }
+
+    /// Which scopes imply which (default `admin ⊇ write ⊇ read`).
+    pub fn implications(mut self, implications: Implications) -> Self {
+        self.implications = implications;
+        self
+    }
+
+    /// The clock expiry is measured against (default: the system clock).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
+        self.clock = clock.into();
+        self
+    }
+
+    /// How long a verified token is served from the cache before it is re-read from the
+    /// store (default 60 s). This bounds how long a deletion made behind the registry's
+    /// back (another node without a change feed, a manual `DELETE`) goes unnoticed.
+    pub fn positive_ttl(mut self, ttl: Duration) -> Self {
+        self.positive_ttl = ttl;
+        self
+    }
+
+    /// How long an unknown (well-formed) token is remembered as unknown (default 10 s).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// At most this many verified tokens are cached (default 1,000,000). Beyond that,
+    /// tokens are verified against the store without being cached.
+    pub fn max_cached_tokens(mut self, max: usize) -> Self {
+        self.max_positive = max;
+        self
+    }
+
+    /// At most this many unknown or revoked digests are remembered (default 100,000);
+    /// the oldest are forgotten first. This bounds the memory a flood of distinct,
+    /// well-formed junk tokens can take.
+    pub fn max_negative_entries(mut self, max: usize) -> Self {
+        self.max_negative = max;
+        self
+    }
+
+    /// How often usage (`last_used_at`, counts) is written to the store (default 1 s).
+    pub fn usage_flush_interval(mut self, interval: Duration) -> Self {
+        self.usage_flush_interval = interval;
+        self
+    }
+
+    /// The lifetime of tokens issued with [`Expiry::Default`](super::Expiry::Default)
+    /// (default 180 days).
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = lifetime;
+        self
+    }
+
+    /// Builds the registry and starts its background tasks (usage flushing, cache
+    /// sweeping and, if the store has one, the change feed). The tasks stop when the last
+    /// clone of the registry is dropped.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, like `tokio::spawn`.
+    pub fn build(self) -> Registry {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let changes = self.store.changes();
+        let inner = Arc::new(Inner {
+            formats: self.formats.accepting(self.issue_format),
+            issue_format: self.issue_format,
+            env: self.env,
+            implications: self.implications,
+            clock: self.clock,
+            cache: Cache::new(Limits {
+                positive_ttl: nanos(self.positive_ttl),
+                negative_ttl: nanos(self.negative_ttl),
+                max_positive: self.max_positive,
+                max_negative: self.max_negative,
+            }),
+            flights: Default::default(),
+            usage: UsageTracker::new(),
+            default_lifetime: self.default_lifetime,
+            store: self.store,
+            tasks: Default::default(),
+        });
+        let registry = Registry { inner };
+        registry.spawn_housekeeping(self.usage_flush_interval);
+        if let Some(changes) = changes {
+            registry.spawn_change_feed(changes);
+        }
+        registry
+    }
+}

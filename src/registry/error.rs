@@ -1,0 +1,115 @@
+use std::fmt;
+use std::sync::Arc;
+
+use crate::principal::TokenId;
+use crate::store::StoreError;
+use crate::token::Malformed;
+
+/// Why a credential was rejected. Every cause answers the client the same way (no
+/// oracle); the cause is for server-side tracing only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectCause {
+    /// No credential was presented.
+    Missing,
+    /// The credential failed its format's shape or checksum check.
+    Malformed(Malformed),
+    /// Well-formed, but no such token (or, for Sanctum-style tokens, not with that id).
+    Unknown,
+    /// The token's `expires_at` has passed.
+    Expired,
+    /// The token was revoked (on this node, or announced by the store's change feed).
+    Revoked,
+    /// A token of the other environment (`test` on a `live` deployment, or vice versa).
+    WrongEnv,
+    /// An account-style credential whose account is not the token's tenant.
+    TenantMismatch,
+}
+
+impl RejectCause {
+    /// A short, stable name for logs and metrics, e.g. `"expired"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectCause::Missing => "missing",
+            RejectCause::Malformed(_) => "malformed",
+            RejectCause::Unknown => "unknown",
+            RejectCause::Expired => "expired",
+            RejectCause::Revoked => "revoked",
+            RejectCause::WrongEnv => "wrong_env",
+            RejectCause::TenantMismatch => "tenant_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for RejectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectCause::Malformed(why) => write!(f, "malformed ({why})"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Why [`Registry::verify`](crate::Registry::verify) did not return a principal.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The credential does not authenticate anyone (answer 401).
+    #[error("token rejected: {cause}")]
+    Rejected {
+        /// Why; for logs only.
+        cause: RejectCause,
+        /// The token's id, when a record was found (expired, wrong env, tenant mismatch)
+        /// or the format carries it (Sanctum-style).
+        token_id: Option<TokenId>,
+    },
+    /// The cache missed and the store could not answer (answer 503, never 401).
+    #[error("token store unavailable")]
+    Unavailable(#[source] Arc<StoreError>),
+}
+
+impl VerifyError {
+    pub(crate) fn rejected(cause: RejectCause, token_id: Option<TokenId>) -> Self {
+        VerifyError::Rejected { cause, token_id }
+    }
+
+    /// The rejection cause, or `None` for [`VerifyError::Unavailable`].
+    pub fn cause(&self) -> Option<RejectCause> {
+        match self {
+            VerifyError::Rejected { cause, .. } => Some(*cause),
+            VerifyError::Unavailable(_) => None,
+        }
+    }
+
+    /// Whether the store could not answer.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VerifyError::Unavailable(_))
+    }
+}
+
+/// Why an issuance or lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// No token with this id in this tenant.
+    #[error("token not found")]
+    NotFound,
+    /// The requested expiry is not in the future, or too far in it to be represented.
+    #[error("expiry must be in the future")]
+    InvalidExpiry,
+    /// The operating system's random number generator failed.
+    #[error("random number generator failed: {0}")]
+    Random(getrandom::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => RegistryError::NotFound,
+            other => RegistryError::Store(other),
+        }
+    }
+}

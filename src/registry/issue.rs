@@ -1,0 +1,198 @@
+//! What to issue ([`IssueRequest`]) and what comes back ([`Issued`], [`TokenInfo`]).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::principal::{TokenId, TokenKind, is_valid_tenant};
+use crate::scope::{InvalidScope, ScopeSet};
+use crate::store::TokenRecord;
+use crate::token::{Env, Secret};
+
+/// The longest token name accepted, in characters.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// How long a token lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Expiry {
+    /// The registry's default (180 days unless configured otherwise).
+    #[default]
+    Default,
+    /// This long after issuance.
+    In(Duration),
+    /// At this instant, which must be in the future.
+    At(OffsetDateTime),
+    /// Never.
+    Never,
+}
+
+impl Expiry {
+    /// `days` days after issuance.
+    pub fn days(days: u32) -> Self {
+        Expiry::In(Duration::from_secs(u64::from(days) * 86_400))
+    }
+}
+
+/// A name or tenant that cannot be issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidRequest {
+    /// The name is empty, blank, longer than 255 characters, or contains control characters.
+    #[error("name must be 1 to 255 characters without control characters")]
+    Name,
+    /// The tenant is not 1–128 ASCII letters, digits, `_`, `-` or `.`.
+    #[error("tenant must be 1 to 128 ASCII letters, digits, `_`, `-` or `.`")]
+    Tenant,
+    /// A scope name is invalid.
+    #[error(transparent)]
+    Scope(#[from] InvalidScope),
+}
+
+/// What to issue: a name, a tenant, scopes, an expiry, an environment.
+///
+/// ```
+/// use tower_bearer::registry::{Expiry, IssueRequest};
+/// use tower_bearer::token::Env;
+///
+/// let request = IssueRequest::new("CI deploy", "acme")?
+///     .scopes(["read", "write"])?
+///     .expires(Expiry::days(30))
+///     .env(Env::Test);
+/// # let _ = request;
+/// # Ok::<(), tower_bearer::registry::InvalidRequest>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct IssueRequest {
+    pub(crate) name: String,
+    pub(crate) tenant: String,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) expiry: Expiry,
+    pub(crate) env: Env,
+    pub(crate) kind: TokenKind,
+}
+
+impl IssueRequest {
+    /// A request for a token named `name` in `tenant`, with no scopes, the default
+    /// expiry, for the `live` environment.
+    pub fn new(name: &str, tenant: &str) -> Result<Self, InvalidRequest> {
+        let name_ok = !name.trim().is_empty()
+            && name.chars().count() <= MAX_NAME_LEN
+            && !name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(InvalidRequest::Name);
+        }
+        if !is_valid_tenant(tenant) {
+            return Err(InvalidRequest::Tenant);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            tenant: tenant.to_owned(),
+            scopes: ScopeSet::empty(),
+            expiry: Expiry::Default,
+            env: Env::Live,
+            kind: TokenKind::ApiKey,
+        })
+    }
+
+    /// Grants these scopes (validated).
+    pub fn scopes<I, S>(mut self, scopes: I) -> Result<Self, InvalidRequest>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.scopes = ScopeSet::parse(scopes)?;
+        Ok(self)
+    }
+
+    /// Grants this set of scopes.
+    #[must_use]
+    pub fn scope_set(mut self, scopes: ScopeSet) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Sets the expiry.
+    #[must_use]
+    pub fn expires(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Sets the environment (default `live`).
+    #[must_use]
+    pub fn env(mut self, env: Env) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Sets the kind (default [`TokenKind::ApiKey`]).
+    #[must_use]
+    pub fn kind(mut self, kind: TokenKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// A token as listed: everything but the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    /// Record id.
+    pub id: TokenId,
+    /// Name given at issuance.
+    pub name: String,
+    /// A few leading characters of the token, to tell tokens apart.
+    pub prefix: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// The tenant.
+    pub tenant: String,
+    /// `live` or `test`.
+    pub env: Env,
+    /// API key or session.
+    pub kind: TokenKind,
+    /// Issuance time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Expiry; `None` for never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The last use flushed to the store.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Uses flushed to the store.
+    pub use_count: u64,
+    /// Whether the token had expired when listed. Expired tokens stay listed until
+    /// deleted or pruned.
+    pub expired: bool,
+}
+
+impl TokenInfo {
+    pub(crate) fn from_record(record: TokenRecord, now: OffsetDateTime) -> Self {
+        Self {
+            expired: record.is_expired_at(now),
+            id: record.id,
+            name: record.name,
+            prefix: record.display_prefix,
+            scopes: record.scopes,
+            tenant: record.tenant,
+            env: record.env,
+            kind: record.kind,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            last_used_at: record.last_used_at,
+            use_count: record.use_count,
+        }
+    }
+}
+
+/// A freshly issued token: its description and, this one time, its plaintext.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Issued {
+    /// The stored description.
+    pub info: TokenInfo,
+    /// The plaintext: show it to its owner once; it cannot be recovered.
+    pub secret: Secret,
+}

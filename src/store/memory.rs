@@ -1,0 +1,220 @@
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use super::{
+    Change, ChangeStream, Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate,
+};
+use crate::principal::TokenId;
+use crate::token::Digest;
+
+/// How many invalidations a slow subscriber may fall behind before it gets a
+/// [`Change::Reset`].
+const FEED_CAPACITY: usize = 1024;
+
+/// An in-process [`TokenStore`]: complete, fast, and gone when the process exits.
+///
+/// Good for tests and for single-process services that issue tokens at startup. Clones
+/// share the same records, and registries built on clones receive each other's
+/// revocations through the [change feed](TokenStore::changes), as nodes sharing a
+/// database would.
+///
+/// ```
+/// use tower_bearer::{MemoryStore, Registry};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = MemoryStore::new();
+/// let node_a = Registry::builder(store.clone()).build();
+/// let node_b = Registry::builder(store).build();
+/// # let _ = (node_a, node_b);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    feed: broadcast::Sender<Invalidation>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    records: BTreeMap<TokenId, TokenRecord>,
+    by_digest: HashMap<Digest, TokenId>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State::default()),
+                feed: broadcast::channel(FEED_CAPACITY).0,
+            }),
+        }
+    }
+
+    /// How many records the store holds.
+    pub fn len(&self) -> usize {
+        self.read().records.len()
+    }
+
+    /// Whether the store holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // A panic while holding the lock cannot leave `State` half-updated (every method
+    // validates before mutating), so a poisoned lock is still consistent.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.shared.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, invalidation: Invalidation) {
+        // No subscribers is fine: nobody caches.
+        let _ = self.shared.feed.send(invalidation);
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+impl State {
+    fn remove(&mut self, id: TokenId) -> Option<Invalidation> {
+        let record = self.records.remove(&id)?;
+        self.by_digest.remove(&record.digest);
+        Some(Invalidation {
+            id,
+            digest: record.digest,
+        })
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
+        let mut state = self.write();
+        if state.by_digest.contains_key(&token.digest) {
+            return Err(StoreError::Conflict);
+        }
+        state.next_id += 1;
+        let id = TokenId::new(state.next_id);
+        let record = TokenRecord::from_new(id, token);
+        state.by_digest.insert(record.digest, id);
+        state.records.insert(id, record.clone());
+        Ok(record)
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
+        let state = self.read();
+        state
+            .by_digest
+            .get(digest)
+            .and_then(|id| state.records.get(id))
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError> {
+        self.read()
+            .records
+            .get(&id)
+            .filter(|record| record.tenant == tenant)
+            .cloned()
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self
+            .read()
+            .records
+            .values()
+            .filter(|record| record.tenant == tenant)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+        let invalidation = {
+            let mut state = self.write();
+            match state.records.get(&id) {
+                Some(record) if record.tenant == tenant => state.remove(id),
+                _ => None,
+            }
+        }
+        .ok_or(StoreError::NotFound)?;
+        self.publish(invalidation);
+        Ok(invalidation)
+    }
+
+    async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
+        let mut state = self.write();
+        for update in batch {
+            if let Some(record) = state.records.get_mut(&update.id) {
+                record.last_used_at = Some(match record.last_used_at {
+                    Some(stored) => stored.max(update.last_used_at),
+                    None => update.last_used_at,
+                });
+                record.use_count = record.use_count.saturating_add(update.uses);
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
+        let pruned: Vec<Invalidation> = {
+            let mut state = self.write();
+            let expired: Vec<TokenId> = state
+                .records
+                .values()
+                .filter(|record| record.expires_at.is_some_and(|at| at < cutoff))
+                .map(|record| record.id)
+                .collect();
+            expired
+                .into_iter()
+                .filter_map(|id| state.remove(id))
+                .collect()
+        };
+        for invalidation in &pruned {
+            self.publish(*invalidation);
+        }
+        Ok(pruned)
+    }
+
+    fn changes(&self) -> Option<ChangeStream> {
+        let receiver = self.shared.feed.subscribe();
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let change = match receiver.recv().await {
+                Ok(invalidation) => Change::Invalidated(invalidation),
+                Err(broadcast::error::RecvError::Lagged(_)) => Change::Reset,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((change, receiver))
+        });
+        Some(stream.boxed())
+    }
+}

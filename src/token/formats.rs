@@ -1,0 +1,271 @@
+use zeroize::Zeroizing;
+
+use super::{Digest, Env, MAX_TOKEN_LEN, PrefixedFormat, Secret, account, sanctum};
+use crate::TokenId;
+
+/// Why a credential was rejected before any lookup. Only ever shown in server-side
+/// tracing: every one of them answers the client exactly like an unknown token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// The credential is empty.
+    #[error("empty token")]
+    Empty,
+    /// The credential is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN).
+    #[error("token too long")]
+    TooLong,
+    /// The credential has the shape of no accepted format.
+    #[error("token matches no accepted format")]
+    Shape,
+    /// A prefixed token with another prefix.
+    #[error("wrong token prefix")]
+    Prefix,
+    /// A prefixed token whose environment is neither `live` nor `test`.
+    #[error("unknown token environment")]
+    Env,
+    /// The random part is too short or too long.
+    #[error("token has the wrong length")]
+    Length,
+    /// A character outside the format's alphabet.
+    #[error("invalid character in token")]
+    Character,
+    /// The checksum does not match: a typo, a truncation or a made-up token.
+    #[error("token checksum mismatch")]
+    Checksum,
+    /// A Sanctum-style token whose id is not a positive decimal number.
+    #[error("invalid token id")]
+    Id,
+    /// An account credential that is not valid base64.
+    #[error("invalid base64 in account credential")]
+    Base64,
+    /// An account credential without `account_id:` or with an invalid account id.
+    #[error("invalid account credential")]
+    Account,
+}
+
+/// The format newly issued tokens are minted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IssueFormat {
+    /// `<prefix>_<env>_<random><checksum>` (see [`PrefixedFormat`]).
+    #[default]
+    Prefixed,
+    /// Sanctum-style `<id>|<secret>` with a 40-character secret.
+    Sanctum,
+}
+
+/// The set of wire formats a verifier accepts.
+///
+/// The default accepts only [`PrefixedFormat::default`] (`sk_live_…` / `sk_test_…`).
+///
+/// ```
+/// use tower_bearer::token::{Formats, Malformed, PrefixedFormat};
+///
+/// let formats = Formats::none()
+///     .prefixed(PrefixedFormat::new("acme")?)
+///     .sanctum()
+///     .account();
+/// assert!(formats.decode("7|abc123def456").is_ok());
+/// assert_eq!(formats.decode("acme_live_tooshort").unwrap_err(), Malformed::Length);
+/// assert_eq!(formats.decode("").unwrap_err(), Malformed::Empty);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formats {
+    prefixed: Option<PrefixedFormat>,
+    sanctum: bool,
+    account: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self::none().prefixed(PrefixedFormat::default())
+    }
+}
+
+/// A credential that passed its format's shape and checksum checks: what the registry
+/// looks up, and what the record found must agree with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented {
+    digest: Digest,
+    id: Option<TokenId>,
+    env: Option<Env>,
+    account: Option<Box<str>>,
+}
+
+impl Presented {
+    /// The digest to look up.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// For Sanctum-style tokens, the id the record must have.
+    pub fn expected_id(&self) -> Option<TokenId> {
+        self.id
+    }
+
+    /// For prefixed tokens, the environment written in the token.
+    pub fn env(&self) -> Option<Env> {
+        self.env
+    }
+
+    /// For account-style credentials, the account the record's tenant must equal.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+}
+
+impl Formats {
+    /// Accepts nothing; add formats with the builder methods.
+    pub fn none() -> Self {
+        Self {
+            prefixed: None,
+            sanctum: false,
+            account: false,
+        }
+    }
+
+    /// Accepts prefixed tokens with this configuration (replacing any earlier one).
+    #[must_use]
+    pub fn prefixed(mut self, format: PrefixedFormat) -> Self {
+        self.prefixed = Some(format);
+        self
+    }
+
+    /// Accepts Sanctum-style `<id>|<secret>` tokens.
+    #[must_use]
+    pub fn sanctum(mut self) -> Self {
+        self.sanctum = true;
+        self
+    }
+
+    /// Accepts account-style `base64(account_id:api_key)` credentials, whose api key is in
+    /// one of the other accepted formats.
+    #[must_use]
+    pub fn account(mut self) -> Self {
+        self.account = true;
+        self
+    }
+
+    /// The accepted prefixed format, if any.
+    pub fn prefixed_format(&self) -> Option<&PrefixedFormat> {
+        self.prefixed.as_ref()
+    }
+
+    /// Whether tokens minted in `format` would be accepted.
+    pub fn accepts(&self, format: IssueFormat) -> bool {
+        match format {
+            IssueFormat::Prefixed => self.prefixed.is_some(),
+            IssueFormat::Sanctum => self.sanctum,
+        }
+    }
+
+    /// Makes sure tokens minted in `format` are accepted.
+    pub(crate) fn accepting(mut self, format: IssueFormat) -> Self {
+        match format {
+            IssueFormat::Prefixed if self.prefixed.is_none() => {
+                self.prefixed = Some(PrefixedFormat::default())
+            }
+            IssueFormat::Sanctum => self.sanctum = true,
+            _ => {}
+        }
+        self
+    }
+
+    /// Checks the shape (and checksum, where the format has one) of a credential and
+    /// computes the digest to look up. Nothing here touches a cache or a store.
+    pub fn decode(&self, token: &str) -> Result<Presented, Malformed> {
+        if token.is_empty() {
+            return Err(Malformed::Empty);
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Malformed::TooLong);
+        }
+        // Prefixed tokens contain `_` and Sanctum tokens `|`, neither of which is in the
+        // standard base64 alphabet: the shapes cannot be confused.
+        if self.account && account::looks_like(token) {
+            let decoded = account::decode(token)?;
+            let mut presented = self.decode_key(decoded.api_key())?;
+            presented.account = Some(decoded.account_id().into());
+            return Ok(presented);
+        }
+        self.decode_key(token)
+    }
+
+    /// Decodes an API key in the prefixed or the Sanctum format.
+    fn decode_key(&self, token: &str) -> Result<Presented, Malformed> {
+        if token.contains('|') {
+            if !self.sanctum {
+                return Err(Malformed::Shape);
+            }
+            let (id, secret) = sanctum::decode(token)?;
+            return Ok(Presented {
+                digest: Digest::of(secret.as_bytes()),
+                id: Some(id),
+                env: None,
+                account: None,
+            });
+        }
+        match &self.prefixed {
+            Some(format) if token.contains('_') => {
+                let env = format.decode(token)?;
+                Ok(Presented {
+                    digest: Digest::of(token.as_bytes()),
+                    id: None,
+                    env: Some(env),
+                    account: None,
+                })
+            }
+            _ => Err(Malformed::Shape),
+        }
+    }
+
+    /// Mints a token in `format`. Sanctum-style tokens are finished once the store has
+    /// assigned the record id.
+    pub(crate) fn mint(
+        &self,
+        format: IssueFormat,
+        env: Env,
+    ) -> Result<PendingToken, getrandom::Error> {
+        match format {
+            IssueFormat::Prefixed => {
+                let minted = self.prefixed.clone().unwrap_or_default().mint(env)?;
+                Ok(PendingToken {
+                    digest: minted.digest,
+                    display_prefix: minted.display_prefix,
+                    plaintext: Pending::Complete(minted.secret),
+                })
+            }
+            IssueFormat::Sanctum => {
+                let secret = Zeroizing::new(sanctum::mint_secret()?);
+                Ok(PendingToken {
+                    digest: Digest::of(secret.as_bytes()),
+                    display_prefix: secret[..4].to_owned(),
+                    plaintext: Pending::SanctumSecret(secret),
+                })
+            }
+        }
+    }
+}
+
+/// A minted token whose plaintext may still need the record id.
+pub(crate) struct PendingToken {
+    pub(crate) digest: Digest,
+    pub(crate) display_prefix: String,
+    plaintext: Pending,
+}
+
+enum Pending {
+    Complete(Secret),
+    SanctumSecret(Zeroizing<String>),
+}
+
+impl PendingToken {
+    /// The plaintext token for the record with `id`.
+    pub(crate) fn finish(self, id: TokenId) -> Secret {
+        match self.plaintext {
+            Pending::Complete(secret) => secret,
+            Pending::SanctumSecret(secret) => Secret::new(format!("{id}|{}", secret.as_str())),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Tokens: minting, wire formats, the plaintext [`Secret`] and the stored [`Digest`].
+//!
+//! Three wire formats are understood; a verifier accepts the set configured in [`Formats`]:
+//!
+//! | format | example | digest of |
+//! |---|---|---|
+//! | [`PrefixedFormat`] (default) | `sk_live_5hGq…Xb3k9Q` | the whole token |
+//! | Sanctum-style (`<id>\|<secret>`) | `1\|abc123def456…` | the part after `\|`; the record must have that id |
+//! | account-style | `base64(account_id:api_key)` | the api key (in one of the formats above); the record's tenant must be `account_id` |
+//!
+//! Shape and checksum are checked before anything else, so junk never reaches a cache or a
+//! store. The plaintext exists only inside a [`Secret`]; everything stored or compared is a
+//! SHA-256 [`Digest`].
+
+mod account;
+mod base62;
+mod digest;
+mod env;
+mod formats;
+mod mint;
+mod prefixed;
+mod sanctum;
+mod secret;
+
+pub use digest::Digest;
+pub use env::{Env, ParseEnvError};
+pub use formats::{Formats, IssueFormat, Malformed, Presented};
+pub use mint::Minted;
+pub use prefixed::{InvalidPrefixedFormat, PrefixedFormat};
+pub use secret::Secret;
+
+/// The longest credential, in bytes, that any format accepts. Longer input is rejected
+/// before it is hashed, so a 16 KiB header costs no more than a short one.
+pub const MAX_TOKEN_LEN: usize = 512;
+
+/// Whether `byte` may appear in a token on the wire: RFC 6750 `b64token` characters
+/// (`ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, trailing `=`) plus `|` for
+/// Sanctum-style tokens.
+#[inline]
+pub fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'|')
+}

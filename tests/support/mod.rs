@@ -1,0 +1,153 @@
+//! A real [`MemoryStore`] with instruments attached: it counts digest lookups, can be
+//! switched to "unavailable" (like a database that went away), and can hold a lookup
+//! after it has read the record (to replay races deterministically).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+use tower_bearer::MemoryStore;
+use tower_bearer::principal::TokenId;
+use tower_bearer::store::{
+    ChangeStream, Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate,
+};
+use tower_bearer::token::Digest;
+
+#[derive(Clone, Default)]
+pub struct InstrumentedStore {
+    pub inner: MemoryStore,
+    probes: Arc<Probes>,
+}
+
+struct Probes {
+    lookups: AtomicUsize,
+    usage_writes: AtomicUsize,
+    down: AtomicBool,
+    hold: AtomicBool,
+    no_feed: AtomicBool,
+    record_read: Notify,
+    release: Semaphore,
+}
+
+impl Default for Probes {
+    fn default() -> Self {
+        Self {
+            lookups: AtomicUsize::new(0),
+            usage_writes: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            hold: AtomicBool::new(false),
+            no_feed: AtomicBool::new(false),
+            record_read: Notify::new(),
+            release: Semaphore::new(0),
+        }
+    }
+}
+
+impl InstrumentedStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store without a change feed, like one shared by nodes that cannot notify
+    /// each other.
+    pub fn without_change_feed() -> Self {
+        let store = Self::default();
+        store.probes.no_feed.store(true, Ordering::SeqCst);
+        store
+    }
+
+    /// Digest lookups made so far.
+    pub fn lookups(&self) -> usize {
+        self.probes.lookups.load(Ordering::SeqCst)
+    }
+
+    /// `record_usage` batches written so far.
+    pub fn usage_writes(&self) -> usize {
+        self.probes.usage_writes.load(Ordering::SeqCst)
+    }
+
+    /// While down, every call fails with `StoreError::Unavailable`.
+    pub fn set_down(&self, down: bool) {
+        self.probes.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While holding, a digest lookup reads its record, announces it, and waits for
+    /// `release` before returning it.
+    pub fn hold_lookups(&self, hold: bool) {
+        self.probes.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Waits until a held lookup has read its record.
+    pub async fn record_read(&self) {
+        self.probes.record_read.notified().await;
+    }
+
+    /// Lets `n` held lookups return.
+    pub fn release(&self, n: usize) {
+        self.probes.release.add_permits(n);
+    }
+
+    fn check_up(&self) -> Result<(), StoreError> {
+        if self.probes.down.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable("connection refused"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for InstrumentedStore {
+    async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
+        self.check_up()?;
+        self.inner.insert(token).await
+    }
+
+    async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
+        self.probes.lookups.fetch_add(1, Ordering::SeqCst);
+        self.check_up()?;
+        let found = self.inner.find_by_digest(digest).await;
+        if self.probes.hold.load(Ordering::SeqCst) {
+            self.probes.record_read.notify_one();
+            self.probes.release.acquire().await.unwrap().forget();
+        }
+        found
+    }
+
+    async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError> {
+        self.check_up()?;
+        self.inner.find_by_id(tenant, id).await
+    }
+
+    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        self.check_up()?;
+        self.inner.list_by_tenant(tenant).await
+    }
+
+    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+        self.check_up()?;
+        self.inner.delete(tenant, id).await
+    }
+
+    async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
+        self.check_up()?;
+        self.probes.usage_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_usage(batch).await
+    }
+
+    async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
+        self.check_up()?;
+        self.inner.prune_expired(cutoff).await
+    }
+
+    fn changes(&self) -> Option<ChangeStream> {
+        if self.probes.no_feed.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.inner.changes()
+    }
+}
