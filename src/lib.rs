@@ -46,13 +46,20 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
+pub mod header;
+pub mod layer;
 pub mod principal;
 pub mod registry;
+pub mod reject;
 pub mod scope;
 pub mod store;
 pub mod token;
 
 pub use clock::Clock;
+pub use layer::{BearerAuthLayer, RequireScopeLayer};
 pub use principal::{Principal, TokenId, TokenKind};
 pub use registry::{Registry, RejectCause, VerifyError};
 pub use scope::{Scope, ScopeSet};

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::header::InvalidCredentials;
 use crate::principal::TokenId;
 use crate::store::StoreError;
 use crate::token::Malformed;
@@ -12,6 +13,9 @@ use crate::token::Malformed;
 pub enum RejectCause {
     /// No credential was presented.
     Missing,
+    /// The credential could not be read from the request (duplicate headers, bad
+    /// characters, `Bearer` without a token…).
+    InvalidRequest(InvalidCredentials),
     /// The credential failed its format's shape or checksum check.
     Malformed(Malformed),
     /// Well-formed, but no such token (or, for Sanctum-style tokens, not with that id).
@@ -31,6 +35,7 @@ impl RejectCause {
     pub fn as_str(&self) -> &'static str {
         match self {
             RejectCause::Missing => "missing",
+            RejectCause::InvalidRequest(_) => "invalid_request",
             RejectCause::Malformed(_) => "malformed",
             RejectCause::Unknown => "unknown",
             RejectCause::Expired => "expired",
@@ -45,6 +50,7 @@ impl fmt::Display for RejectCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RejectCause::Malformed(why) => write!(f, "malformed ({why})"),
+            RejectCause::InvalidRequest(why) => write!(f, "invalid request ({why})"),
             other => f.write_str(other.as_str()),
         }
     }

@@ -1,0 +1,330 @@
+//! Finding the credential in a request: the `Authorization` header (RFC 6750 §2.1) and,
+//! when enabled, the `access_token` query parameter (§2.3) or a named cookie.
+//!
+//! This module only extracts and checks the syntax; what the token means is the
+//! [`Registry`](crate::Registry)'s business.
+
+use std::borrow::Cow;
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, Uri};
+
+use crate::token::MAX_TOKEN_LEN;
+
+/// Why the credentials in a request could not even be read (answered with
+/// `error="invalid_request"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidCredentials {
+    /// More than one `Authorization` header, more than one `access_token` parameter or
+    /// cookie, or credentials in more than one place.
+    #[error("more than one credential in the request")]
+    Multiple,
+    /// An `Authorization` header that is empty, or `Bearer` without a token.
+    #[error("no token after the Bearer scheme")]
+    Empty,
+    /// A character outside RFC 6750's `b64token` (plus `|`), including non-ASCII bytes
+    /// and whitespace inside the token.
+    #[error("invalid character in the credential")]
+    Character,
+    /// A token longer than any format accepts.
+    #[error("credential too long")]
+    TooLong,
+}
+
+/// Where the layer looks for a token. The `Authorization: Bearer` header is always read.
+///
+/// ```
+/// use tower_bearer::header::TokenSources;
+///
+/// // Browsers and WebSocket clients cannot always set headers:
+/// let sources = TokenSources::header_only().query_param().cookie("api_token");
+/// # let _ = sources;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenSources {
+    query: bool,
+    cookie: Option<Box<str>>,
+}
+
+impl TokenSources {
+    /// Only the `Authorization` header (the default).
+    pub fn header_only() -> Self {
+        Self::default()
+    }
+
+    /// Also accept the `access_token` query parameter (RFC 6750 §2.3). URLs end up in
+    /// logs and browser history: prefer short-lived tokens here.
+    #[must_use]
+    pub fn query_param(mut self) -> Self {
+        self.query = true;
+        self
+    }
+
+    /// Also accept a cookie with this name.
+    #[must_use]
+    pub fn cookie(mut self, name: &str) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// The credential in a request with these headers and URI, if any. A request may
+    /// carry it in one place only.
+    pub fn extract<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        uri: &'a Uri,
+    ) -> Result<Option<Cow<'a, str>>, InvalidCredentials> {
+        let mut found = bearer_header(headers)?.map(Cow::Borrowed);
+        if self.query {
+            if let Some(token) = query_token(uri.query())? {
+                found = one_of(found, token)?;
+            }
+        }
+        if let Some(name) = &self.cookie {
+            if let Some(token) = cookie_token(headers, name)? {
+                found = one_of(found, Cow::Borrowed(token))?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn one_of<'a>(
+    found: Option<Cow<'a, str>>,
+    another: Cow<'a, str>,
+) -> Result<Option<Cow<'a, str>>, InvalidCredentials> {
+    match found {
+        Some(_) => Err(InvalidCredentials::Multiple),
+        None => Ok(Some(another)),
+    }
+}
+
+/// The token of the request's `Authorization: Bearer` header. `Ok(None)` when there is
+/// no such header or it uses another scheme (`Basic …`).
+pub fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, InvalidCredentials> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(InvalidCredentials::Multiple);
+    }
+    parse_authorization(value.as_bytes())
+}
+
+/// Parses an `Authorization` header value: `Bearer` (any case), one or more spaces or
+/// tabs, a `b64token` (plus `|`), optional trailing whitespace.
+pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, InvalidCredentials> {
+    let value = value.trim_ascii();
+    if value.is_empty() {
+        return Err(InvalidCredentials::Empty);
+    }
+    let scheme_end = value
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(value.len());
+    if !value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+        return Ok(None);
+    }
+    check_token(value[scheme_end..].trim_ascii_start()).map(Some)
+}
+
+/// Checks RFC 6750's `b64token` syntax (`ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
+/// "/"`, then trailing `=`), with `|` allowed for Sanctum-style tokens.
+fn check_token(token: &[u8]) -> Result<&str, InvalidCredentials> {
+    if token.is_empty() {
+        return Err(InvalidCredentials::Empty);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(InvalidCredentials::TooLong);
+    }
+    let body_end = token
+        .iter()
+        .rposition(|&b| b != b'=')
+        .map_or(0, |last| last + 1);
+    let body_ok = token[..body_end].iter().all(|&b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'|')
+    });
+    if body_end == 0 || !body_ok {
+        return Err(InvalidCredentials::Character);
+    }
+    // Every byte is ASCII, so this cannot fail.
+    std::str::from_utf8(token).map_err(|_| InvalidCredentials::Character)
+}
+
+fn query_token(query: Option<&str>) -> Result<Option<Cow<'_, str>>, InvalidCredentials> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == "access_token" {
+            if found.is_some() {
+                return Err(InvalidCredentials::Multiple);
+            }
+            check_token(value.as_bytes())?;
+            found = Some(value);
+        }
+    }
+    Ok(found)
+}
+
+fn cookie_token<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, InvalidCredentials> {
+    let mut found = None;
+    for header in headers.get_all(COOKIE) {
+        // Cookie values are ASCII; a header with other bytes holds no cookie of ours.
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
+        for pair in header.split(';') {
+            let Some((cookie, value)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if cookie.trim() != name {
+                continue;
+            }
+            if found.is_some() {
+                return Err(InvalidCredentials::Multiple);
+            }
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            found = Some(check_token(value.as_bytes())?);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use http::request::Parts;
+
+    fn parts(builder: http::request::Builder) -> Parts {
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    impl TokenSources {
+        fn extract_parts<'a>(
+            &self,
+            parts: &'a Parts,
+        ) -> Result<Option<Cow<'a, str>>, InvalidCredentials> {
+            self.extract(&parts.headers, &parts.uri)
+        }
+    }
+
+    #[test]
+    fn authorization_header_syntax() {
+        let ok: &[(&[u8], &str)] = &[
+            (b"Bearer abc", "abc"),
+            (b"bearer abc", "abc"),
+            (b"BEARER abc", "abc"),
+            (b"Bearer \t  abc", "abc"),
+            (b"Bearer abc  ", "abc"),
+            (b"Bearer 1|abc", "1|abc"),
+            (b"Bearer YWJj==", "YWJj=="),
+            (b"Bearer a-b.c_d~e+f/g", "a-b.c_d~e+f/g"),
+        ];
+        for (value, token) in ok {
+            assert_eq!(parse_authorization(value), Ok(Some(*token)), "{value:?}");
+        }
+        let other_scheme: &[&[u8]] = &[
+            b"Basic dXNlcjpwYXNz",
+            b"Token abc",
+            b"Bearerabc",
+            b"\xff\xfe",
+        ];
+        for value in other_scheme {
+            assert_eq!(parse_authorization(value), Ok(None), "{value:?}");
+        }
+        let bad: &[(&[u8], InvalidCredentials)] = &[
+            (b"", InvalidCredentials::Empty),
+            (b"   ", InvalidCredentials::Empty),
+            (b"Bearer", InvalidCredentials::Empty),
+            (b"Bearer ", InvalidCredentials::Empty),
+            (b"Bearer a b", InvalidCredentials::Character),
+            (b"Bearer a=b", InvalidCredentials::Character),
+            (b"Bearer ===", InvalidCredentials::Character),
+            (b"Bearer caf\xc3\xa9", InvalidCredentials::Character),
+            (b"Bearer \xff", InvalidCredentials::Character),
+            (b"Bearer a,b", InvalidCredentials::Character),
+        ];
+        for (value, error) in bad {
+            assert_eq!(parse_authorization(value), Err(*error), "{value:?}");
+        }
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(
+            parse_authorization(long.as_bytes()),
+            Err(InvalidCredentials::TooLong)
+        );
+    }
+
+    #[test]
+    fn duplicate_authorization_headers_are_invalid() {
+        let request = parts(
+            http::Request::builder()
+                .header("authorization", "Bearer a")
+                .header("authorization", "Bearer a"),
+        );
+        assert_eq!(
+            TokenSources::default().extract_parts(&request),
+            Err(InvalidCredentials::Multiple)
+        );
+    }
+
+    #[test]
+    fn query_and_cookie_sources_are_opt_in() {
+        let request = parts(
+            http::Request::builder()
+                .uri("/ws?x=1&access_token=abc%7C1")
+                .header("cookie", "theme=dark; api_token=\"xyz\""),
+        );
+        assert_eq!(TokenSources::default().extract_parts(&request), Ok(None));
+        let query = TokenSources::default().query_param();
+        assert_eq!(
+            query.extract_parts(&request).unwrap().as_deref(),
+            Some("abc|1")
+        );
+        let cookie = TokenSources::default().cookie("api_token");
+        assert_eq!(
+            cookie.extract_parts(&request).unwrap().as_deref(),
+            Some("xyz")
+        );
+        let both = TokenSources::default().query_param().cookie("api_token");
+        assert_eq!(
+            both.extract_parts(&request),
+            Err(InvalidCredentials::Multiple)
+        );
+    }
+
+    #[test]
+    fn repeated_query_parameters_and_cookies_are_invalid() {
+        let query = parts(http::Request::builder().uri("/?access_token=a&access_token=b"));
+        let sources = TokenSources::default().query_param().cookie("t");
+        assert_eq!(
+            sources.extract_parts(&query),
+            Err(InvalidCredentials::Multiple)
+        );
+        let cookies = parts(
+            http::Request::builder()
+                .header("cookie", "t=a")
+                .header("cookie", "t=b"),
+        );
+        assert_eq!(
+            sources.extract_parts(&cookies),
+            Err(InvalidCredentials::Multiple)
+        );
+        let empty = parts(http::Request::builder().uri("/?access_token="));
+        assert_eq!(
+            sources.extract_parts(&empty),
+            Err(InvalidCredentials::Empty)
+        );
+    }
+}

@@ -1,0 +1,107 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::Response;
+use pin_project_lite::pin_project;
+
+use super::ResponseBody;
+use crate::reject::{RenderLater, Rendering};
+
+/// The boxed future of a request whose token was not cached: it waits for the store,
+/// then runs the inner service. Only cache misses pay for the allocation.
+pub(crate) type LookupFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`BearerAuth`](super::BearerAuth) and
+    /// [`RequireScope`](super::RequireScope).
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        // Authenticated from the cache: the inner service's future, run in place.
+        Authorized {
+            #[pin]
+            future: F,
+            rendering: Option<Arc<Rendering>>,
+        },
+        // The cache missed: the store lookup, then the inner service.
+        Lookup { future: LookupFuture<B, E> },
+        // Rejected before the inner service was called.
+        Rejected { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    /// `rendering` re-renders rejections marked by extractors; `None` leaves them as they are.
+    pub(crate) fn authorized(future: F, rendering: Option<Arc<Rendering>>) -> Self {
+        Self {
+            kind: Kind::Authorized { future, rendering },
+        }
+    }
+
+    pub(crate) fn lookup(future: LookupFuture<B, E>) -> Self {
+        Self {
+            kind: Kind::Lookup { future },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Authorized { future, rendering } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(finish(response, rendering.as_deref())))
+            }
+            KindProj::Lookup { future } => future.as_mut().poll(cx),
+            KindProj::Rejected { response } => {
+                let response = response
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+            }
+        }
+    }
+}
+
+/// Wraps the inner service's response; a rejection marked by an extractor or a
+/// `RequireScope` further in is rendered again with this layer's renderer.
+pub(crate) fn finish<B>(
+    mut response: Response<B>,
+    rendering: Option<&Rendering>,
+) -> Response<ResponseBody<B>> {
+    if let Some(rendering) = rendering {
+        if let Some(RenderLater(rejection)) = response.extensions_mut().remove::<RenderLater>() {
+            return rendering.render(&rejection).map(ResponseBody::rejection);
+        }
+    }
+    response.map(ResponseBody::inner)
+}
+
+impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,59 @@
+//! The tower middleware: [`BearerAuthLayer`] authenticates every request and inserts the
+//! [`Principal`](crate::Principal) into its extensions; [`RequireScopeLayer`] guards a
+//! route or service with a scope.
+//!
+//! It works wherever tower does: under an axum `Router`, in a plain hyper 1 server (via
+//! hyper-util's `TowerToHyperService`), in front of tonic services.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tower_bearer::layer::{BearerAuthLayer, RequireScopeLayer};
+//! use tower_bearer::reject::Preset;
+//! use tower_bearer::{MemoryStore, Principal, Registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let registry = Registry::builder(MemoryStore::new()).build();
+//! let auth = BearerAuthLayer::new(registry).renderer(Preset::drf()).realm("example");
+//!
+//! let app: Router = Router::new()
+//!     .route("/items", get(|| async { "items" }).route_layer(RequireScopeLayer::new("read")))
+//!     .route("/me", get(|principal: Principal| async move { principal.name().to_owned() }))
+//!     .layer(auth);
+//! # let _ = app;
+//! # }
+//! ```
+//!
+//! # Responses
+//!
+//! | case | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials | 401 | `Bearer realm="api"` |
+//! | credentials that cannot be read (two headers, bad characters, `Bearer` alone) | 401 | `Bearer realm="api", error="invalid_request"` |
+//! | malformed, unknown, expired, revoked, wrong-env token | 401 | `Bearer realm="api", error="invalid_token"` |
+//! | scope missing | 403 | `Bearer realm="api", error="insufficient_scope", scope="write"` |
+//! | the store cannot answer a cache miss | 503 (with `Retry-After`) | — |
+//!
+//! The bodies come from the configured [`Renderer`](crate::reject::Renderer) (Laravel
+//! preset by default); every 401 has the same body.
+
+mod auth_layer;
+mod body;
+mod future;
+mod require_scope;
+mod service;
+
+pub use auth_layer::BearerAuthLayer;
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub(crate) use require_scope::missing_layer_response;
+pub use require_scope::{RequireScope, RequireScopeLayer};
+pub use service::BearerAuth;
+
+/// Inserted into request extensions by an optional-mode layer that let a request without
+/// credentials through, so that extractors can tell "not authenticated" (401) from "no
+/// layer at all" (a programming error).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anonymous;

@@ -1,0 +1,133 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::auth_layer::Config;
+use super::future::{ResponseFuture, finish};
+use super::{Anonymous, ResponseBody};
+use crate::registry::RejectCause;
+use crate::reject::Rejection;
+use crate::token::Presented;
+
+/// The middleware built by [`BearerAuthLayer`](super::BearerAuthLayer).
+#[derive(Debug)]
+pub struct BearerAuth<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: Clone> Clone for BearerAuth<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S> BearerAuth<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// What the request's credentials amount to, decided without waiting.
+enum Verdict {
+    Authenticated(crate::Principal),
+    Anonymous,
+    Rejected(Rejection),
+    /// The cache missed: the store must be asked.
+    Lookup(Presented),
+}
+
+impl<S> BearerAuth<S> {
+    fn judge<B>(&self, request: &Request<B>) -> Verdict {
+        let config = &*self.config;
+        let credential = match config.sources.extract(request.headers(), request.uri()) {
+            Ok(Some(credential)) => credential,
+            Ok(None) if config.optional => return Verdict::Anonymous,
+            Ok(None) => return unauthenticated(RejectCause::Missing),
+            Err(invalid) => return unauthenticated(RejectCause::InvalidRequest(invalid)),
+        };
+        let presented = match config.registry.decode(&credential) {
+            Ok(presented) => presented,
+            Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error)),
+        };
+        match config.registry.verify_cached(&presented) {
+            Some(Ok(principal)) => Verdict::Authenticated(principal),
+            Some(Err(error)) => Verdict::Rejected(Rejection::from_verify_error(&error)),
+            None => Verdict::Lookup(presented),
+        }
+    }
+}
+
+fn unauthenticated(cause: RejectCause) -> Verdict {
+    Verdict::Rejected(Rejection::Unauthenticated {
+        cause,
+        token_id: None,
+    })
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let rendering = &self.config.rendering;
+        match self.judge(&request) {
+            Verdict::Authenticated(principal) => {
+                request.extensions_mut().insert(principal);
+                ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()))
+            }
+            Verdict::Anonymous => {
+                request.extensions_mut().insert(Anonymous);
+                ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()))
+            }
+            Verdict::Rejected(rejection) => {
+                rejection.trace();
+                ResponseFuture::rejected(rendering.render(&rejection))
+            }
+            Verdict::Lookup(presented) => {
+                // The service that was polled ready goes with the request; a clone stays.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let config = self.config.clone();
+                ResponseFuture::lookup(Box::pin(async move {
+                    let rendering = &config.rendering;
+                    match config.registry.verify_presented(&presented).await {
+                        Ok(principal) => {
+                            request.extensions_mut().insert(principal);
+                            let response = inner.call(request).await?;
+                            Ok(finish(response, Some(rendering)))
+                        }
+                        Err(error) => {
+                            let rejection = Rejection::from_verify_error(&error);
+                            rejection.trace();
+                            Ok(rendering.render(&rejection).map(ResponseBody::rejection))
+                        }
+                    }
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! A real HTTP server on 127.0.0.1:0 and a real HTTP client.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Serves `app` on an ephemeral loopback port until the test ends.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl HttpClient {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            addr,
+        }
+    }
+
+    /// Sends `method path` with the given raw `Authorization` header values.
+    pub async fn send(&self, method: &str, path: &str, authorization: &[&[u8]]) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for value in authorization {
+            request = request.header(
+                "authorization",
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        self.request(request.body(Full::default()).unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.send("GET", path, &[format!("Bearer {token}").as_bytes()])
+            .await
+    }
+
+    pub async fn request(&self, mut request: Request<Full<Bytes>>) -> Answer {
+        if request.uri().authority().is_none() {
+            *request.uri_mut() = format!("http://{}{}", self.addr, request.uri())
+                .parse()
+                .unwrap();
+        }
+        let response = self.client.request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+}
