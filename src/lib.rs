@@ -45,6 +45,9 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 pub mod clock;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -64,3 +67,8 @@ pub use principal::{Principal, TokenId, TokenKind};
 pub use registry::{Registry, RejectCause, VerifyError};
 pub use scope::{Scope, ScopeSet};
 pub use store::{MemoryStore, TokenStore};
+
+/// The README's examples, compiled (and run where they can be) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

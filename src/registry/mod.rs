@@ -145,6 +145,12 @@ impl Registry {
         &self.inner.formats
     }
 
+    /// The environment new tokens should be issued for: the accepted one, or `live` when
+    /// both are accepted.
+    pub fn default_env(&self) -> Env {
+        self.inner.env.unwrap_or_default()
+    }
+
     /// The clock expiry is measured against.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock

@@ -7,7 +7,8 @@
 //! Stores shared by several nodes can offer a [change feed](TokenStore::changes) of
 //! invalidations, so that a revocation on one node evicts the cached token on the others.
 //!
-//! Available stores: [`MemoryStore`] (in-process, for tests and single-process apps).
+//! Available stores: [`MemoryStore`] (in-process, for tests and single-process apps) and,
+//! with the `sqlite` feature, `SqliteStore` (embedded, persistent).
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,8 +22,14 @@ use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 
 mod memory;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
 
 /// A boxed error from a store's driver.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

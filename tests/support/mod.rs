@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod contract;
 pub mod http;
 
 use std::sync::Arc;

@@ -1,0 +1,234 @@
+//! The example server: SQLite storage, the management API, a few protected routes.
+//!
+//! ```sh
+//! cargo run --example server --features sqlite,admin
+//! cargo run --example server --features sqlite,admin -- --addr 127.0.0.1:8080 --db /tmp/t.db --style drf
+//! ```
+//!
+//! On first start with an empty database it prints `admin token: <token>` (scope `admin`,
+//! tenant `default`, never expires) to stdout, once. Logs go to stderr (`RUST_LOG`).
+//!
+//! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /items` (scope `read`),
+//! `POST /items` (scope `write`), and the management API under `/tokens` (scope `admin`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_bearer::extract::{Read, Scoped, Write};
+use tower_bearer::registry::{Expiry, IssueRequest};
+use tower_bearer::reject::Preset;
+use tower_bearer::store::SqliteStore;
+use tower_bearer::token::{Env, Formats, IssueFormat};
+use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId, admin};
+
+const USAGE: &str = "\
+usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
+              [--format prefixed|sanctum] [--env live|test]
+
+  --addr    where to listen (default 127.0.0.1:3000)
+  --db      the SQLite file (default tower-bearer.db, created if missing)
+  --style   the error bodies: laravel (default), drf or envelope
+  --format  the format of issued tokens: prefixed (sk_live_…, default) or sanctum (id|secret)
+  --env     the accepted token environment: live (default) or test";
+
+struct Args {
+    addr: SocketAddr,
+    db: PathBuf,
+    style: Preset,
+    format: IssueFormat,
+    env: Env,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args {
+        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        db: PathBuf::from("tower-bearer.db"),
+        style: Preset::laravel(),
+        format: IssueFormat::Prefixed,
+        env: Env::Live,
+    };
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(String::new());
+        }
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
+            "--db" => parsed.db = PathBuf::from(value),
+            "--style" => {
+                parsed.style = match value.as_str() {
+                    "laravel" => Preset::laravel(),
+                    "drf" => Preset::drf(),
+                    "envelope" => Preset::envelope(),
+                    other => {
+                        return Err(format!(
+                            "--style {other}: expected laravel, drf or envelope"
+                        ));
+                    }
+                }
+            }
+            "--format" => {
+                parsed.format = match value.as_str() {
+                    "prefixed" => IssueFormat::Prefixed,
+                    "sanctum" => IssueFormat::Sanctum,
+                    other => return Err(format!("--format {other}: expected prefixed or sanctum")),
+                }
+            }
+            "--env" => parsed.env = value.parse().map_err(|e| format!("--env {value}: {e}"))?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(parsed)
+}
+
+/// A toy resource, kept in memory per tenant.
+#[derive(Clone, Serialize)]
+struct Item {
+    id: usize,
+    name: String,
+    created_by: TokenId,
+}
+
+#[derive(Deserialize)]
+struct NewItem {
+    name: String,
+}
+
+type Items = Arc<Mutex<BTreeMap<String, Vec<Item>>>>;
+
+async fn me(principal: Principal) -> Json<Principal> {
+    Json(principal)
+}
+
+async fn list_items(State(items): State<Items>, principal: Scoped<Read>) -> Json<Vec<Item>> {
+    let items = items.lock().unwrap_or_else(|e| e.into_inner());
+    Json(items.get(principal.tenant()).cloned().unwrap_or_default())
+}
+
+async fn create_item(
+    State(items): State<Items>,
+    principal: Scoped<Write>,
+    Json(new): Json<NewItem>,
+) -> (StatusCode, Json<Item>) {
+    let mut items = items.lock().unwrap_or_else(|e| e.into_inner());
+    let tenant_items = items.entry(principal.tenant().to_owned()).or_default();
+    let item = Item {
+        id: tenant_items.len() + 1,
+        name: new.name,
+        created_by: principal.id(),
+    };
+    tenant_items.push(item.clone());
+    (StatusCode::CREATED, Json(item))
+}
+
+fn app(registry: Registry, style: Preset) -> Router {
+    let auth = BearerAuthLayer::new(registry.clone()).renderer(style);
+    let protected = Router::new()
+        .route("/me", get(me))
+        .route("/items", get(list_items).post(create_item))
+        .with_state(Items::default())
+        .merge(admin::router(registry))
+        .layer(auth);
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .merge(protected)
+}
+
+/// Issues the bootstrap admin token if the database holds no token at all.
+async fn bootstrap(
+    store: &SqliteStore,
+    registry: &Registry,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if store.count().await? > 0 {
+        return Ok(());
+    }
+    let request = IssueRequest::new("bootstrap admin", "default")?
+        .scopes(["admin"])?
+        .expires(Expiry::Never)
+        .env(registry.default_env());
+    let issued = registry.issue(request).await?;
+    // The one time this token is shown.
+    println!("admin token: {}", issued.secret.expose_secret());
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let store = SqliteStore::open(&args.db).await?;
+    let registry = Registry::builder(store.clone())
+        .formats(Formats::default().sanctum())
+        .issue_format(args.format)
+        .env(args.env)
+        .build();
+    bootstrap(&store, &registry).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(registry.clone(), args.style))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let flushed = registry.flush().await?;
+    tracing::info!(tokens = flushed, "usage flushed");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_bearer=debug".into()),
+        )
+        .init();
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(problem) => {
+            if !problem.is_empty() {
+                eprintln!("{problem}");
+            }
+            eprintln!("{USAGE}");
+            return if problem.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

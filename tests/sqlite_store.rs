@@ -1,0 +1,170 @@
+//! `SqliteStore` against real SQLite files.
+#![cfg(feature = "sqlite")]
+
+mod support;
+
+use std::collections::HashSet;
+
+use tower_bearer::registry::{Expiry, IssueRequest};
+use tower_bearer::store::SqliteStore;
+use tower_bearer::token::{Formats, IssueFormat};
+use tower_bearer::{Registry, RejectCause, TokenStore as _};
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("tokens.db"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    support::contract::store_contract(open(&dir).await).await;
+}
+
+#[tokio::test]
+async fn the_database_is_in_wal_mode_with_a_unique_digest_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let unique: i64 = sqlx::query_scalar(
+        "SELECT \"unique\" FROM pragma_index_list('tokens') WHERE name = 'tokens_digest'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(unique, 1);
+}
+
+#[tokio::test]
+async fn tokens_survive_a_reopen_and_revocations_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, revoked) = {
+        let store = open(&dir).await;
+        let registry = Registry::builder(store.clone()).build();
+        let issue = |name: &'static str| {
+            let registry = registry.clone();
+            async move {
+                registry
+                    .issue(
+                        IssueRequest::new(name, "acme")
+                            .unwrap()
+                            .scopes(["write"])
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let kept = issue("kept").await;
+        let revoked = issue("revoked").await;
+        registry.verify(kept.secret.expose_secret()).await.unwrap();
+        registry.revoke("acme", revoked.info.id).await.unwrap();
+        registry.flush().await.unwrap();
+        store.pool().close().await;
+        (
+            kept.secret.expose_secret().to_owned(),
+            revoked.secret.expose_secret().to_owned(),
+        )
+    };
+
+    let registry = Registry::builder(open(&dir).await).build();
+    let principal = registry.verify(&kept).await.unwrap();
+    assert_eq!(principal.name(), "kept");
+    assert!(principal.has_scope("read"));
+    let error = registry.verify(&revoked).await.unwrap_err();
+    assert_eq!(error.cause(), Some(RejectCause::Unknown));
+    let listed = registry.list("acme").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].use_count, 1, "usage flushed before the reopen");
+}
+
+#[tokio::test]
+async fn sanctum_ids_round_trip_through_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::builder(open(&dir).await)
+        .formats(Formats::default().sanctum())
+        .issue_format(IssueFormat::Sanctum)
+        .build();
+    let issued = registry
+        .issue(
+            IssueRequest::new("s", "acme")
+                .unwrap()
+                .expires(Expiry::Never),
+        )
+        .await
+        .unwrap();
+    let token = issued.secret.expose_secret();
+    assert!(token.starts_with(&format!("{}|", issued.info.id)));
+    registry.verify(token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_issuance_gives_distinct_working_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::builder(open(&dir).await).build();
+    let issuing: Vec<_> = (0..64)
+        .map(|n| {
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let request = IssueRequest::new(&format!("token {n}"), "acme").unwrap();
+                registry.issue(request).await.unwrap()
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for issuing in issuing {
+        let issued = issuing.await.unwrap();
+        assert!(ids.insert(issued.info.id));
+        registry
+            .verify(issued.secret.expose_secret())
+            .await
+            .unwrap();
+    }
+    assert_eq!(registry.list("acme").await.unwrap().len(), 64);
+}
+
+#[tokio::test]
+async fn no_plaintext_reaches_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let registry = Registry::builder(store.clone()).build();
+    let issued = registry
+        .issue(IssueRequest::new("secretive", "acme").unwrap())
+        .await
+        .unwrap();
+    let token = issued.secret.expose_secret().to_owned();
+    let random_part = token.as_bytes()["sk_live_".len()..].to_vec();
+    store.pool().close().await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes
+                .windows(random_part.len())
+                .any(|w| w == random_part.as_slice()),
+            "plaintext found in the database files"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_closed_database_is_unavailable_not_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let registry = Registry::builder(store.clone()).build();
+    let issued = registry
+        .issue(IssueRequest::new("t", "acme").unwrap())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let error = registry
+        .verify(issued.secret.expose_secret())
+        .await
+        .unwrap_err();
+    assert!(error.is_unavailable(), "{error:?}");
+    assert!(store.list_by_tenant("acme").await.is_err());
+}
