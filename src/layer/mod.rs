@@ -48,6 +48,7 @@ mod service;
 pub use auth_layer::BearerAuthLayer;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+#[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;
 pub use require_scope::{RequireScope, RequireScopeLayer};
 pub use service::BearerAuth;
