@@ -11,6 +11,9 @@
 //! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /items` (scope `read`),
 //! `POST /items` (scope `write`), and the management API under `/tokens` (scope `admin`).
 
+#[path = "common/bootstrap.rs"]
+mod bootstrap;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +26,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_bearer::extract::{Read, Scoped, Write};
-use tower_bearer::registry::{Expiry, IssueRequest};
 use tower_bearer::reject::Preset;
 use tower_bearer::store::SqliteStore;
 use tower_bearer::token::{Env, Formats, IssueFormat};
@@ -47,7 +49,7 @@ struct Args {
     env: Env,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         db: PathBuf::from("tower-bearer.db"),
@@ -55,12 +57,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         format: IssueFormat::Prefixed,
         env: Env::Live,
     };
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(String::new());
-        }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
+    bootstrap::parse_flags(args, |flag, value| {
+        match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
             "--db" => parsed.db = PathBuf::from(value),
             "--style" => {
@@ -85,7 +83,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--env" => parsed.env = value.parse().map_err(|e| format!("--env {value}: {e}"))?,
             other => return Err(format!("unknown flag {other}")),
         }
-    }
+        Ok(())
+    })?;
     Ok(parsed)
 }
 
@@ -142,46 +141,6 @@ fn app(registry: Registry, style: Preset) -> Router {
         .merge(protected)
 }
 
-/// Issues the bootstrap admin token if the database holds no token at all.
-async fn bootstrap(
-    store: &SqliteStore,
-    registry: &Registry,
-) -> Result<(), Box<dyn std::error::Error>> {
-    if store.count().await? > 0 {
-        return Ok(());
-    }
-    let request = IssueRequest::new("bootstrap admin", "default")?
-        .scopes(["admin"])?
-        .expires(Expiry::Never)
-        .env(registry.default_env());
-    let issued = registry.issue(request).await?;
-    // The one time this token is shown.
-    println!("admin token: {}", issued.secret.expose_secret());
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
-}
-
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(&args.db).await?;
     let registry = Registry::builder(store.clone())
@@ -189,12 +148,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .issue_format(args.format)
         .env(args.env)
         .build();
-    bootstrap(&store, &registry).await?;
+    bootstrap::bootstrap_admin(&store, &registry).await?;
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(registry.clone(), args.style))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(bootstrap::shutdown_signal())
         .await?;
     let flushed = registry.flush().await?;
     tracing::info!(tokens = flushed, "usage flushed");
@@ -203,32 +162,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_bearer=debug".into()),
-        )
-        .init();
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(problem) => {
-            if !problem.is_empty() {
-                eprintln!("{problem}");
-            }
-            eprintln!("{USAGE}");
-            return if problem.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    bootstrap::init_tracing();
+    bootstrap::run_main(USAGE, parse_args(std::env::args().skip(1)), run).await
 }

@@ -80,6 +80,8 @@ impl std::error::Error for PrincipalRejection {}
 
 impl IntoResponse for PrincipalRejection {
     fn into_response(self) -> Response {
+        // Extractors serve axum routes: plain HTTP.
+        let grpc = false;
         let response = match self {
             PrincipalRejection::MissingLayer => {
                 tracing::error!(
@@ -88,16 +90,20 @@ impl IntoResponse for PrincipalRejection {
                 );
                 missing_layer_response("the Principal extractor")
             }
-            PrincipalRejection::Unauthenticated => render_later(Rejection::Unauthenticated {
-                cause: RejectCause::Missing,
-                token_id: None,
-            }),
-            PrincipalRejection::InsufficientScope { scope } => {
-                render_later(Rejection::InsufficientScope {
+            PrincipalRejection::Unauthenticated => render_later(
+                Rejection::Unauthenticated {
+                    cause: RejectCause::Missing,
+                    token_id: None,
+                },
+                grpc,
+            ),
+            PrincipalRejection::InsufficientScope { scope } => render_later(
+                Rejection::InsufficientScope {
                     scope: scope.into(),
                     token_id: None,
-                })
-            }
+                },
+                grpc,
+            ),
         };
         response.map(Body::from)
     }
@@ -229,6 +235,6 @@ impl<S: Send + Sync, R: RequiredScope> FromRequestParts<S> for Scoped<R> {
 /// enclosing layer renders it like its own rejections.
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        render_later(self).map(Body::from)
+        render_later(self, false).map(Body::from)
     }
 }

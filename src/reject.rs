@@ -114,6 +114,29 @@ impl Rejection {
         HeaderValue::from_str(&challenge).ok()
     }
 
+    /// The gRPC status code of this rejection: 16 `UNAUTHENTICATED` for every 401 case,
+    /// 7 `PERMISSION_DENIED` for a missing scope, 14 `UNAVAILABLE` when the store cannot
+    /// answer.
+    pub fn grpc_code(&self) -> u8 {
+        match self {
+            Rejection::Unauthenticated { .. } => 16,
+            Rejection::InsufficientScope { .. } => 7,
+            Rejection::Unavailable => 14,
+        }
+    }
+
+    /// The `grpc-message` of this rejection, before percent-encoding. Like the HTTP
+    /// bodies, it is the same for every 401 cause and never contains a token.
+    pub fn grpc_message(&self) -> Cow<'static, str> {
+        match self {
+            Rejection::Unauthenticated { .. } => "missing or invalid credentials".into(),
+            Rejection::InsufficientScope { scope, .. } => {
+                format!("insufficient scope: requires {scope}").into()
+            }
+            Rejection::Unavailable => "authentication temporarily unavailable".into(),
+        }
+    }
+
     /// The rejection for a failed verification.
     pub fn from_verify_error(error: &VerifyError) -> Self {
         match error {
@@ -312,6 +335,15 @@ impl fmt::Debug for Rendering {
 }
 
 impl Rendering {
+    /// Renders `rejection` for a gRPC call (`grpc`) or a plain HTTP request.
+    pub(crate) fn render_for(&self, rejection: &Rejection, grpc: bool) -> Response<Bytes> {
+        if grpc {
+            render_grpc(rejection)
+        } else {
+            self.render(rejection)
+        }
+    }
+
     /// Renders `rejection` and adds the headers the renderer left out.
     pub(crate) fn render(&self, rejection: &Rejection) -> Response<Bytes> {
         let mut response = self.renderer.render(rejection);
@@ -337,13 +369,37 @@ impl Rendering {
     }
 }
 
-/// Renders `rejection` the default way (Laravel preset, realm `api`) and marks the
-/// response so that an enclosing [`BearerAuth`](crate::layer::BearerAuth) renders it again
-/// its own way.
-pub(crate) fn render_later(rejection: Rejection) -> Response<Bytes> {
+/// What `grpc-message` leaves as it is: printable ASCII except `%` (gRPC's
+/// percent-encoding rule).
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
+/// A trailers-only gRPC response: HTTP 200, `content-type: application/grpc`, the status
+/// in `grpc-status` and `grpc-message`, no body.
+fn render_grpc(rejection: &Rejection) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(
+        "grpc-status",
+        HeaderValue::from(u16::from(rejection.grpc_code())),
+    );
+    let message = rejection.grpc_message();
+    let encoded = percent_encoding::utf8_percent_encode(&message, GRPC_MESSAGE).to_string();
+    if let Ok(message) = HeaderValue::from_str(&encoded) {
+        headers.insert("grpc-message", message);
+    }
+    response
+}
+
+/// Renders `rejection` the default way (Laravel preset, realm `api`, or a gRPC status) and
+/// marks the response so that an enclosing [`BearerAuth`](crate::layer::BearerAuth)
+/// renders it again its own way.
+pub(crate) fn render_later(rejection: Rejection, grpc: bool) -> Response<Bytes> {
     rejection.trace();
-    let mut response = Rendering::default().render(&rejection);
-    response.extensions_mut().insert(RenderLater(rejection));
+    let mut response = Rendering::default().render_for(&rejection, grpc);
+    response
+        .extensions_mut()
+        .insert(RenderLater(rejection, grpc));
     response
 }
 
@@ -351,4 +407,40 @@ pub(crate) fn render_later(rejection: Rejection) -> Response<Bytes> {
 /// that reject a request: the enclosing [`BearerAuth`](crate::layer::BearerAuth) replaces
 /// that response with its own renderer's, so every rejection of an app looks the same.
 #[derive(Clone, Debug)]
-pub(crate) struct RenderLater(pub(crate) Rejection);
+pub(crate) struct RenderLater(pub(crate) Rejection, pub(crate) bool);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_rejections_are_trailers_only_with_a_percent_encoded_message() {
+        let rejection = Rejection::InsufficientScope {
+            scope: "ünï%code".into(),
+            token_id: None,
+        };
+        let response = Rendering::default().render_for(&rejection, true);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.body().is_empty());
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["grpc-status"], "7");
+        assert_eq!(
+            headers["grpc-message"],
+            "insufficient scope: requires %C3%BCn%C3%AF%25code"
+        );
+        assert!(!headers.contains_key(WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn grpc_codes_follow_the_http_statuses() {
+        let unauthenticated = Rejection::Unauthenticated {
+            cause: RejectCause::Revoked,
+            token_id: None,
+        };
+        assert_eq!(unauthenticated.grpc_code(), 16);
+        assert_eq!(Rejection::Unavailable.grpc_code(), 14);
+        let response = Rendering::default().render_for(&Rejection::Unavailable, true);
+        assert_eq!(response.headers()["grpc-status"], "14");
+    }
+}

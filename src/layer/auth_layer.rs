@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::{BearerAuth, RequireScopeLayer};
+use super::{BearerAuth, GrpcScopes, RequireScopeLayer};
 use crate::Registry;
 use crate::header::TokenSources;
 use crate::reject::{Renderer, Rendering};
@@ -44,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) sources: TokenSources,
     pub(crate) optional: bool,
     pub(crate) rendering: Arc<Rendering>,
+    /// `None` when empty, so that the hit path does not even look at the content type.
+    pub(crate) grpc_scopes: Option<GrpcScopes>,
 }
 
 impl BearerAuthLayer {
@@ -57,6 +59,7 @@ impl BearerAuthLayer {
                 sources: TokenSources::default(),
                 optional: false,
                 rendering: Arc::new(Rendering::default()),
+                grpc_scopes: None,
             }),
         }
     }
@@ -98,6 +101,13 @@ impl BearerAuthLayer {
     /// credentials that do not verify are still rejected.
     pub fn optional(mut self) -> Self {
         self.config().optional = true;
+        self
+    }
+
+    /// The scopes gRPC methods require, enforced for gRPC requests (see [`GrpcScopes`]).
+    /// A method without an entry needs only a valid token.
+    pub fn grpc_scopes(mut self, scopes: GrpcScopes) -> Self {
+        self.config().grpc_scopes = (!scopes.is_empty()).then_some(scopes);
         self
     }
 

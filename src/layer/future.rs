@@ -93,8 +93,12 @@ pub(crate) fn finish<B>(
     rendering: Option<&Rendering>,
 ) -> Response<ResponseBody<B>> {
     if let Some(rendering) = rendering {
-        if let Some(RenderLater(rejection)) = response.extensions_mut().remove::<RenderLater>() {
-            return rendering.render(&rejection).map(ResponseBody::rejection);
+        if let Some(RenderLater(rejection, grpc)) =
+            response.extensions_mut().remove::<RenderLater>()
+        {
+            return rendering
+                .render_for(&rejection, grpc)
+                .map(ResponseBody::rejection);
         }
     }
     response.map(ResponseBody::inner)

@@ -42,12 +42,14 @@
 mod auth_layer;
 mod body;
 mod future;
+mod grpc;
 mod require_scope;
 mod service;
 
 pub use auth_layer::BearerAuthLayer;
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use grpc::{GrpcScopes, InvalidGrpcScope, is_grpc};
 #[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;
 pub use require_scope::{RequireScope, RequireScopeLayer};

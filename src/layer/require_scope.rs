@@ -111,7 +111,8 @@ where
                 return ResponseFuture::rejected(missing_layer_response("RequireScopeLayer"));
             }
         };
-        ResponseFuture::rejected(render_later(rejection))
+        let grpc = super::grpc::is_grpc(request.headers());
+        ResponseFuture::rejected(render_later(rejection, grpc))
     }
 }
 

@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::auth_layer::Config;
 use super::future::{ResponseFuture, finish};
-use super::{Anonymous, ResponseBody};
+use super::{Anonymous, ResponseBody, is_grpc};
 use crate::registry::RejectCause;
 use crate::reject::Rejection;
 use crate::token::Presented;
@@ -47,6 +47,43 @@ enum Verdict {
     Lookup(Presented),
 }
 
+impl Config {
+    /// The scope check of the per-method gRPC map, for requests that passed
+    /// authentication.
+    fn authorize<B>(
+        &self,
+        principal: &crate::Principal,
+        request: &Request<B>,
+    ) -> Result<(), Rejection> {
+        let Some(scopes) = &self.grpc_scopes else {
+            return Ok(());
+        };
+        if !is_grpc(request.headers()) {
+            return Ok(());
+        }
+        match scopes.required(request.uri().path()) {
+            Some(scope) if !principal.has_scope(scope.as_str()) => {
+                Err(Rejection::InsufficientScope {
+                    scope: scope.as_str().to_owned().into(),
+                    token_id: Some(principal.id()),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Renders a rejection of `request` (as a gRPC status for gRPC calls) and logs it.
+    fn reject<B>(
+        &self,
+        rejection: &Rejection,
+        request: &Request<B>,
+    ) -> http::Response<bytes::Bytes> {
+        rejection.trace();
+        self.rendering
+            .render_for(rejection, is_grpc(request.headers()))
+    }
+}
+
 impl<S> BearerAuth<S> {
     fn judge<B>(&self, request: &Request<B>) -> Verdict {
         let config = &*self.config;
@@ -61,7 +98,10 @@ impl<S> BearerAuth<S> {
             Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error)),
         };
         match config.registry.verify_cached(&presented) {
-            Some(Ok(principal)) => Verdict::Authenticated(principal),
+            Some(Ok(principal)) => match config.authorize(&principal, request) {
+                Ok(()) => Verdict::Authenticated(principal),
+                Err(rejection) => Verdict::Rejected(rejection),
+            },
             Some(Err(error)) => Verdict::Rejected(Rejection::from_verify_error(&error)),
             None => Verdict::Lookup(presented),
         }
@@ -104,8 +144,7 @@ where
                 ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()))
             }
             Verdict::Rejected(rejection) => {
-                rejection.trace();
-                ResponseFuture::rejected(rendering.render(&rejection))
+                ResponseFuture::rejected(self.config.reject(&rejection, &request))
             }
             Verdict::Lookup(presented) => {
                 // The service that was polled ready goes with the request; a clone stays.
@@ -113,17 +152,23 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = self.config.clone();
                 ResponseFuture::lookup(Box::pin(async move {
-                    let rendering = &config.rendering;
-                    match config.registry.verify_presented(&presented).await {
+                    let verified = config
+                        .registry
+                        .verify_presented(&presented)
+                        .await
+                        .map_err(|error| Rejection::from_verify_error(&error))
+                        .and_then(|principal| {
+                            config.authorize(&principal, &request).map(|()| principal)
+                        });
+                    match verified {
                         Ok(principal) => {
                             request.extensions_mut().insert(principal);
                             let response = inner.call(request).await?;
-                            Ok(finish(response, Some(rendering)))
+                            Ok(finish(response, Some(&config.rendering)))
                         }
-                        Err(error) => {
-                            let rejection = Rejection::from_verify_error(&error);
-                            rejection.trace();
-                            Ok(rendering.render(&rejection).map(ResponseBody::rejection))
+                        Err(rejection) => {
+                            let response = config.reject(&rejection, &request);
+                            Ok(response.map(ResponseBody::rejection))
                         }
                     }
                 }))

@@ -1,0 +1,371 @@
+//! tonic services behind the layer, called by a real tonic client (and by Python grpcio
+//! where it is installed) over loopback.
+#![cfg(feature = "grpc")]
+
+mod support;
+
+/// Generated from `proto/items/v1/items.proto`.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+mod items {
+    include!("../examples/grpc/items.v1.rs");
+}
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use items::items_client::ItemsClient;
+use items::items_server::{Items, ItemsServer};
+use items::{CreateItemRequest, Item, ListItemsRequest, ListItemsResponse};
+use support::InstrumentedStore;
+use support::http::HttpClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tower_bearer::grpc::RequestPrincipalExt as _;
+use tower_bearer::layer::GrpcScopes;
+use tower_bearer::registry::{Expiry, IssueRequest};
+use tower_bearer::token::{Env, PrefixedFormat};
+use tower_bearer::{BearerAuthLayer, Registry};
+
+/// Answers with what the handler saw of the principal.
+struct EchoItems;
+
+#[tonic::async_trait]
+impl Items for EchoItems {
+    async fn list(
+        &self,
+        request: Request<ListItemsRequest>,
+    ) -> Result<Response<ListItemsResponse>, Status> {
+        let principal = request.principal()?;
+        Ok(Response::new(ListItemsResponse {
+            items: vec![],
+            caller: format!("{}@{}", principal.name(), principal.tenant()),
+        }))
+    }
+
+    async fn create(&self, request: Request<CreateItemRequest>) -> Result<Response<Item>, Status> {
+        let created_by = request.principal()?.id().get();
+        Ok(Response::new(Item {
+            id: 1,
+            name: request.into_inner().name,
+            created_by,
+        }))
+    }
+}
+
+struct Grpc {
+    addr: SocketAddr,
+    channel: Channel,
+    registry: Registry,
+    store: InstrumentedStore,
+}
+
+impl Grpc {
+    async fn start() -> Self {
+        let store = InstrumentedStore::new();
+        let registry = Registry::builder(store.clone()).build();
+        let scopes = GrpcScopes::new()
+            .require("/grpc.health.v1.Health/Check", "read")
+            .unwrap()
+            .require("/items.v1.Items/*", "read")
+            .unwrap()
+            .require("/items.v1.Items/Create", "write")
+            .unwrap();
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(BearerAuthLayer::new(registry.clone()).grpc_scopes(scopes))
+            .add_service(health)
+            .add_service(ItemsServer::new(EchoItems))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        tokio::spawn(async move { server.await.unwrap() });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Self {
+            addr,
+            channel,
+            registry,
+            store,
+        }
+    }
+
+    async fn token(&self, name: &str, scopes: &[&str]) -> String {
+        let request = IssueRequest::new(name, "acme")
+            .unwrap()
+            .scopes(scopes)
+            .unwrap();
+        let issued = self.registry.issue(request).await.unwrap();
+        issued.secret.expose_secret().to_owned()
+    }
+
+    fn items(&self) -> ItemsClient<Channel> {
+        ItemsClient::new(self.channel.clone())
+    }
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+async fn list(grpc: &Grpc, token: Option<&str>) -> Result<ListItemsResponse, Status> {
+    grpc.items()
+        .list(with_token(ListItemsRequest {}, token))
+        .await
+        .map(Response::into_inner)
+}
+
+async fn create(grpc: &Grpc, token: Option<&str>) -> Result<Item, Status> {
+    grpc.items()
+        .create(with_token(CreateItemRequest::default(), token))
+        .await
+        .map(Response::into_inner)
+}
+
+#[track_caller]
+fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, message: &str) {
+    let status = result.expect_err("expected a status");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(status.message(), message);
+}
+
+#[tokio::test]
+async fn a_valid_token_reaches_the_handler_with_its_principal() {
+    let grpc = Grpc::start().await;
+    let reader = grpc.token("reader", &["read"]).await;
+    let writer = grpc.token("writer", &["write"]).await;
+    assert_eq!(
+        list(&grpc, Some(&reader)).await.unwrap().caller,
+        "reader@acme"
+    );
+    let writer_id = grpc.registry.verify(&writer).await.unwrap().id().get();
+    assert_eq!(
+        create(&grpc, Some(&writer)).await.unwrap().created_by,
+        writer_id
+    );
+    // write implies read.
+    assert_eq!(
+        list(&grpc, Some(&writer)).await.unwrap().caller,
+        "writer@acme"
+    );
+}
+
+#[tokio::test]
+async fn every_401_case_is_unauthenticated() {
+    let grpc = Grpc::start().await;
+    let expired = grpc
+        .registry
+        .issue(
+            IssueRequest::new("e", "acme")
+                .unwrap()
+                .expires(Expiry::In(Duration::from_millis(1))),
+        )
+        .await
+        .unwrap();
+    let revoked = grpc
+        .registry
+        .issue(IssueRequest::new("r", "acme").unwrap())
+        .await
+        .unwrap();
+    grpc.registry.revoke("acme", revoked.info.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let unknown = PrefixedFormat::default().mint(Env::Live).unwrap();
+    for token in [
+        None,
+        Some("junk"),
+        Some("sk_live_malformed"),
+        Some(unknown.secret.expose_secret()),
+        Some(expired.secret.expose_secret()),
+        Some(revoked.secret.expose_secret()),
+    ] {
+        assert_status(
+            list(&grpc, token).await,
+            Code::Unauthenticated,
+            "missing or invalid credentials",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_scope_is_permission_denied() {
+    let grpc = Grpc::start().await;
+    let reader = grpc.token("reader", &["read"]).await;
+    let nothing = grpc.token("nothing", &[]).await;
+    assert_status(
+        create(&grpc, Some(&reader)).await,
+        Code::PermissionDenied,
+        "insufficient scope: requires write",
+    );
+    assert_status(
+        list(&grpc, Some(&nothing)).await,
+        Code::PermissionDenied,
+        "insufficient scope: requires read",
+    );
+
+    let mut health = HealthClient::new(grpc.channel.clone());
+    let check = |token: &str| {
+        with_token(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            Some(token),
+        )
+    };
+    assert_eq!(
+        health.check(check(&nothing)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    health.check(check(&reader)).await.unwrap();
+}
+
+#[tokio::test]
+async fn methods_outside_the_map_need_only_a_valid_token() {
+    let grpc = Grpc::start().await;
+    let nothing = grpc.token("nothing", &[]).await;
+    let mut health = HealthClient::new(grpc.channel.clone());
+    // Watch is not in the map: a valid token without scopes may call it.
+    let mut stream = health
+        .watch(with_token(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            Some(&nothing),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    let anonymous = health
+        .watch(with_token(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            None,
+        ))
+        .await;
+    assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_answer_is_unavailable() {
+    let grpc = Grpc::start().await;
+    let cached = grpc.token("cached", &["read"]).await;
+    let fresh = grpc.token("fresh", &["read"]).await;
+    list(&grpc, Some(&cached)).await.unwrap();
+    grpc.store.set_down(true);
+    assert_status(
+        list(&grpc, Some(&fresh)).await,
+        Code::Unavailable,
+        "authentication temporarily unavailable",
+    );
+    list(&grpc, Some(&cached)).await.unwrap();
+    grpc.store.set_down(false);
+    list(&grpc, Some(&fresh)).await.unwrap();
+}
+
+#[tokio::test]
+async fn plain_http_through_the_same_layer_keeps_the_json_contract() {
+    let grpc = Grpc::start().await;
+    let answer = HttpClient::new(grpc.addr)
+        .send("GET", "/items.v1.Items/List", &[])
+        .await;
+    assert_eq!(answer.status, http::StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.text(), r#"{"message":"Unauthenticated."}"#);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(r#"Bearer realm="api""#)
+    );
+}
+
+/// The Python interpreter with grpcio: `TOWER_BEARER_PYTHON` (set by `.ci/run`), else
+/// `python3` if it can import grpc.
+fn python_with_grpcio() -> Option<String> {
+    let candidates = std::env::var("TOWER_BEARER_PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned()]);
+    for python in candidates {
+        let ok = std::process::Command::new(&python)
+            .args(["-c", "import grpc"])
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if ok {
+            return Some(python);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_python_grpcio_client_sees_the_same_statuses() {
+    let Some(python) = python_with_grpcio() else {
+        assert!(
+            std::env::var_os("TOWER_BEARER_PYTHON").is_none(),
+            "TOWER_BEARER_PYTHON is set but cannot import grpc"
+        );
+        eprintln!("skipped: no Python with grpcio (.ci/run installs one)");
+        return;
+    };
+    let grpc = Grpc::start().await;
+    let reader = grpc.token("reader", &["read"]).await;
+    let fresh = grpc.token("fresh", &["read"]).await;
+    let cases = serde_json::json!([
+        {"method": "/items.v1.Items/List", "token": null},
+        {"method": "/items.v1.Items/List", "token": "sk_live_nope"},
+        {"method": "/items.v1.Items/List", "token": reader},
+        {"method": "/items.v1.Items/Create", "token": reader},
+        {"method": "/grpc.health.v1.Health/Check", "token": reader},
+    ]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/grpc_client_statuses.py"
+    );
+    let run = |cases: String| {
+        let (python, addr) = (python.clone(), grpc.addr.to_string());
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(python)
+                .args([script, &addr, &cases])
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        })
+    };
+    let seen = run(cases.to_string()).await.unwrap();
+    let seen: Vec<serde_json::Value> = seen
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let codes: Vec<&str> = seen.iter().map(|s| s["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        [
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "OK",
+            "PERMISSION_DENIED",
+            "OK"
+        ]
+    );
+    assert_eq!(seen[0]["details"], "missing or invalid credentials");
+    assert_eq!(seen[3]["details"], "insufficient scope: requires write");
+
+    grpc.store.set_down(true);
+    let unavailable = serde_json::json!([{"method": "/items.v1.Items/List", "token": fresh}]);
+    let seen = run(unavailable.to_string()).await.unwrap();
+    assert!(seen.contains(r#""code": "UNAVAILABLE""#), "{seen}");
+}
