@@ -116,6 +116,12 @@ pub fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, InvalidCredent
 /// Parses an `Authorization` header value: `Bearer` (any case), one or more spaces or
 /// tabs, a `b64token` (plus `|`), optional trailing whitespace.
 pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, InvalidCredentials> {
+    // The common case, `Bearer <token>`, skips the general scheme parsing below.
+    if let Some(rest) = value.strip_prefix(b"Bearer ") {
+        if rest.first().is_some_and(|&b| TOKEN_BYTES[usize::from(b)]) {
+            return check_token(rest.trim_ascii_end()).map(Some);
+        }
+    }
     let value = value.trim_ascii();
     if value.is_empty() {
         return Err(InvalidCredentials::Empty);
@@ -130,8 +136,22 @@ pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, InvalidCredenti
     check_token(value[scheme_end..].trim_ascii_start()).map(Some)
 }
 
-/// Checks RFC 6750's `b64token` syntax (`ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" /
-/// "/"`, then trailing `=`), with `|` allowed for Sanctum-style tokens.
+/// RFC 6750 `b64token` characters (`ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`)
+/// plus `|`, as a table: the check runs on every request.
+static TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'|');
+        byte += 1;
+    }
+    table
+};
+
+/// Checks RFC 6750's `b64token` syntax (token characters, then trailing `=`), with `|`
+/// allowed for Sanctum-style tokens.
 fn check_token(token: &[u8]) -> Result<&str, InvalidCredentials> {
     if token.is_empty() {
         return Err(InvalidCredentials::Empty);
@@ -143,10 +163,11 @@ fn check_token(token: &[u8]) -> Result<&str, InvalidCredentials> {
         .iter()
         .rposition(|&b| b != b'=')
         .map_or(0, |last| last + 1);
-    let body_ok = token[..body_end].iter().all(|&b| {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'|')
-    });
-    if body_end == 0 || !body_ok {
+    if body_end == 0
+        || !token[..body_end]
+            .iter()
+            .all(|&b| TOKEN_BYTES[usize::from(b)])
+    {
         return Err(InvalidCredentials::Character);
     }
     // Every byte is ASCII, so this cannot fail.

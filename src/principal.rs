@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -99,38 +100,98 @@ pub struct UnknownTokenKind(());
 /// handlers. Cloning is one reference-count increment.
 ///
 /// It carries no secret; its `Debug` and its JSON form are safe to log and return.
+///
+/// A principal is also what the registry caches for a token: one allocation per cached
+/// token, with the tenant and the scopes shared between tokens that have the same.
 #[derive(Clone)]
 pub struct Principal(Arc<Inner>);
 
-#[derive(Serialize)]
 struct Inner {
     id: TokenId,
     name: Box<str>,
-    tenant: Box<str>,
-    scopes: ScopeSet,
-    #[serde(skip)]
-    effective: ScopeSet,
+    /// Interned; `Arc<Box<str>>` is one word where `Arc<str>` would be two.
+    tenant: Arc<Box<str>>,
+    grants: Arc<Grants>,
+    /// Unix milliseconds.
+    created_at: i64,
+    /// Unix nanoseconds; `i64::MAX` for never.
+    expires_at: i64,
     env: Env,
     kind: TokenKind,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    expires_at: Option<OffsetDateTime>,
+    cached: Cached,
+}
+
+/// Granted scopes and their expansion by the implications; shared by every cached token
+/// with the same grant.
+#[derive(Debug)]
+pub(crate) struct Grants {
+    pub(crate) granted: ScopeSet,
+    pub(crate) effective: ScopeSet,
+}
+
+impl Grants {
+    pub(crate) fn new(granted: ScopeSet, implications: &Implications) -> Self {
+        Self {
+            effective: implications.expand(&granted),
+            granted,
+        }
+    }
+}
+
+/// What the registry's cache keeps with a principal.
+pub(crate) struct Cached {
+    /// The second half of the token's digest (the cache is keyed by the first half).
+    pub(crate) digest_tail: [u8; 16],
+    /// Unix seconds after which the entry is re-read from the store.
+    pub(crate) fresh_until: u32,
+    pub(crate) usage: Usage,
+}
+
+/// Verifications since the last usage flush; see `registry::usage`.
+#[derive(Default)]
+pub(crate) struct Usage {
+    pub(crate) uses: AtomicU32,
+    /// Unix seconds (u32 lasts until 2106).
+    pub(crate) last_used: AtomicU32,
+    pub(crate) queued: AtomicBool,
+}
+
+/// The parts of a principal the registry shares between tokens.
+pub(crate) struct Shared {
+    pub(crate) tenant: Arc<Box<str>>,
+    pub(crate) grants: Arc<Grants>,
 }
 
 impl Principal {
-    pub(crate) fn from_record(record: &TokenRecord, implications: &Implications) -> Self {
+    pub(crate) fn from_record(record: &TokenRecord, shared: Shared, fresh_until: u32) -> Self {
+        let digest = record.digest.as_bytes();
+        let mut digest_tail = [0; 16];
+        digest_tail.copy_from_slice(&digest[16..]);
         Self(Arc::new(Inner {
             id: record.id,
             name: record.name.as_str().into(),
-            tenant: record.tenant.as_str().into(),
-            effective: implications.expand(&record.scopes),
-            scopes: record.scopes.clone(),
+            tenant: shared.tenant,
+            grants: shared.grants,
+            created_at: i64::try_from(record.created_at.unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(i64::MAX),
+            expires_at: record.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
             env: record.env,
             kind: record.kind,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
+            cached: Cached {
+                digest_tail,
+                fresh_until,
+                usage: Usage::default(),
+            },
         }))
+    }
+
+    pub(crate) fn cached(&self) -> &Cached {
+        &self.0.cached
+    }
+
+    /// `expires_at` in Unix nanoseconds; `i64::MAX` for never.
+    pub(crate) fn expires_at_nanos(&self) -> i64 {
+        self.0.expires_at
     }
 
     /// The token's record id.
@@ -150,18 +211,18 @@ impl Principal {
 
     /// The scopes the token was granted (without implications).
     pub fn scopes(&self) -> &ScopeSet {
-        &self.0.scopes
+        &self.0.grants.granted
     }
 
     /// The granted scopes plus everything they imply.
     pub fn effective_scopes(&self) -> &ScopeSet {
-        &self.0.effective
+        &self.0.grants.effective
     }
 
     /// Whether the token grants `scope`, directly, through `*`, or by implication
     /// (with the default rules, `admin` grants `write` and `read`).
     pub fn has_scope(&self, scope: &str) -> bool {
-        let effective = &self.0.effective;
+        let effective = &self.0.grants.effective;
         effective.contains(Scope::ALL) || effective.contains(scope)
     }
 
@@ -175,14 +236,14 @@ impl Principal {
         self.0.kind
     }
 
-    /// When the token was issued.
+    /// When the token was issued (millisecond precision, as stored).
     pub fn created_at(&self) -> OffsetDateTime {
-        self.0.created_at
+        crate::clock::from_nanos(self.0.created_at.saturating_mul(1_000_000))
     }
 
     /// When the token stops working; `None` for tokens that never expire.
     pub fn expires_at(&self) -> Option<OffsetDateTime> {
-        self.0.expires_at
+        (self.0.expires_at != i64::MAX).then(|| crate::clock::from_nanos(self.0.expires_at))
     }
 }
 
@@ -192,10 +253,10 @@ impl fmt::Debug for Principal {
             .field("id", &self.0.id)
             .field("name", &self.0.name)
             .field("tenant", &self.0.tenant)
-            .field("scopes", &self.0.scopes)
+            .field("scopes", self.scopes())
             .field("env", &self.0.env)
             .field("kind", &self.0.kind)
-            .field("expires_at", &self.0.expires_at)
+            .field("expires_at", &self.expires_at())
             .finish()
     }
 }
@@ -204,6 +265,41 @@ impl fmt::Debug for Principal {
 /// with RFC 3339 times (`expires_at` is `null` for tokens that never expire).
 impl Serialize for Principal {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        #[derive(Serialize)]
+        struct Json<'a> {
+            id: TokenId,
+            name: &'a str,
+            tenant: &'a str,
+            scopes: &'a ScopeSet,
+            env: Env,
+            kind: TokenKind,
+            #[serde(with = "time::serde::rfc3339")]
+            created_at: OffsetDateTime,
+            #[serde(with = "time::serde::rfc3339::option")]
+            expires_at: Option<OffsetDateTime>,
+        }
+        Json {
+            id: self.0.id,
+            name: &self.0.name,
+            tenant: &self.0.tenant,
+            scopes: self.scopes(),
+            env: self.0.env,
+            kind: self.0.kind,
+            created_at: self.created_at(),
+            expires_at: self.expires_at(),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// A cached token costs this allocation, its name, and a 24-byte table slot: keep it
+    /// small (see `benches/cache_memory.rs`).
+    #[test]
+    fn a_cached_principal_is_one_small_allocation() {
+        assert_eq!(std::mem::size_of::<Inner>(), 96);
     }
 }

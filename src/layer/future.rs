@@ -7,13 +7,12 @@ use bytes::Bytes;
 use http::Response;
 use pin_project_lite::pin_project;
 
-use super::ResponseBody;
+use super::RejectionBody;
 use crate::reject::{RenderLater, Rendering};
 
 /// The boxed future of a request whose token was not cached: it waits for the store,
 /// then runs the inner service. Only cache misses pay for the allocation.
-pub(crate) type LookupFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+pub(crate) type LookupFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
     /// The response future of [`BearerAuth`](super::BearerAuth) and
@@ -66,8 +65,9 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: RejectionBody,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -80,28 +80,28 @@ where
                 let response = response
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::rejection)))
+                Poll::Ready(Ok(response.map(B::from_rejection)))
             }
         }
     }
 }
 
-/// Wraps the inner service's response; a rejection marked by an extractor or a
+/// Passes the inner service's response on; a rejection marked by an extractor or a
 /// `RequireScope` further in is rendered again with this layer's renderer.
-pub(crate) fn finish<B>(
+pub(crate) fn finish<B: RejectionBody>(
     mut response: Response<B>,
     rendering: Option<&Rendering>,
-) -> Response<ResponseBody<B>> {
+) -> Response<B> {
     if let Some(rendering) = rendering {
         if let Some(RenderLater(rejection, grpc)) =
             response.extensions_mut().remove::<RenderLater>()
         {
             return rendering
                 .render_for(&rejection, grpc)
-                .map(ResponseBody::rejection);
+                .map(B::from_rejection);
         }
     }
-    response.map(ResponseBody::inner)
+    response
 }
 
 impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {

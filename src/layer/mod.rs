@@ -47,7 +47,7 @@ mod require_scope;
 mod service;
 
 pub use auth_layer::BearerAuthLayer;
-pub use body::ResponseBody;
+pub use body::{RejectionBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use grpc::{GrpcScopes, InvalidGrpcScope, is_grpc};
 #[cfg(feature = "axum")]

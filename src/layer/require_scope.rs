@@ -78,8 +78,9 @@ pub struct RequireScope<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: super::RejectionBody,
 {
-    type Response = Response<super::ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 

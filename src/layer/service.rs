@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::auth_layer::Config;
 use super::future::{ResponseFuture, finish};
-use super::{Anonymous, ResponseBody, is_grpc};
+use super::{Anonymous, RejectionBody, is_grpc};
 use crate::registry::RejectCause;
 use crate::reject::Rejection;
 use crate::token::Presented;
@@ -121,9 +121,9 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: RejectionBody + Send + 'static,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -168,7 +168,7 @@ where
                         }
                         Err(rejection) => {
                             let response = config.reject(&rejection, &request);
-                            Ok(response.map(ResponseBody::rejection))
+                            Ok(response.map(ResBody::from_rejection))
                         }
                     }
                 }))

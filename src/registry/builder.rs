@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{Cache, Limits};
+use super::intern::Interner;
 use super::usage::UsageTracker;
 use super::{Inner, Registry};
 use crate::clock::Clock;
@@ -166,7 +167,7 @@ impl RegistryBuilder {
             formats: self.formats.accepting(self.issue_format),
             issue_format: self.issue_format,
             env: self.env,
-            implications: self.implications,
+            interner: Interner::new(self.implications),
             clock: self.clock,
             cache: Cache::new(Limits {
                 positive_ttl: nanos(self.positive_ttl),

@@ -1,69 +1,32 @@
-//! The digest-keyed cache: positive entries, bounded negative entries and revocation
-//! tombstones, in one sharded map.
+//! The digest-keyed cache: verified tokens, and a bounded map of unknown and revoked
+//! digests.
 //!
-//! Correctness of revocation rests on two things, both updated by [`Cache::invalidate`]:
-//! the slot of the digest (replaced by a tombstone under the shard lock), and a global
-//! revocation `epoch`. A fill records the epoch before it asks the store and installs its
-//! result under the shard lock only if no revocation happened meanwhile; otherwise it asks
-//! again. So a fill that read a record before the revocation can never reinstall it after.
+//! Verified tokens are keyed by the first half of their digest (a random 128-bit value)
+//! and store the second half, which a hit compares: the table costs 24 bytes a slot.
+//! Only digests found in the store enter it, so nobody can choose its keys.
+//!
+//! Correctness of revocation rests on the revocation `epoch`: [`Cache::invalidate`] bumps
+//! it before it removes the entry under the shard lock, and a fill, which records the
+//! epoch before asking the store, installs its record under that same lock only if the
+//! epoch did not move. So a fill that read a record before a revocation can never
+//! reinstall it after. Tombstones of revoked digests (in the negative map) are an
+//! optimisation: they report the cause and spare the store a query.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use super::usage::Usage;
 use crate::Principal;
 use crate::token::Digest;
 
-/// A verified record, as cached.
-pub(crate) struct Entry {
-    pub(crate) principal: Principal,
-    /// `expires_at` in Unix nanoseconds; `i64::MAX` for never.
-    pub(crate) expires_at: i64,
-    /// After this instant (Unix nanoseconds) the entry is refreshed from the store.
-    fresh_until: i64,
-    /// The revocation epoch the record was read in.
-    pub(crate) epoch: u64,
-    pub(crate) usage: Usage,
-}
-
-impl Entry {
-    pub(crate) fn new(principal: Principal, fresh_until: i64, epoch: u64) -> Self {
-        let expires_at = principal
-            .expires_at()
-            .map_or(i64::MAX, crate::clock::to_nanos);
-        Self {
-            principal,
-            expires_at,
-            fresh_until,
-            epoch,
-            usage: Usage::default(),
-        }
-    }
-}
-
-enum Slot {
-    Known(Arc<Entry>),
-    /// A well-formed digest the store does not know, until the given instant.
-    Unknown(i64),
-    /// A digest revoked on this node or announced by the change feed, until the given
-    /// instant. Kept so that the cause is reported as "revoked" and no store query is made.
-    Revoked(i64),
-}
-
-impl Slot {
-    fn is_negative(&self) -> bool {
-        !matches!(self, Slot::Known(_))
-    }
-}
+type Hasher = foldhash::fast::RandomState;
 
 /// What the cache knows about a digest.
 pub(crate) enum Lookup {
-    Hit(Arc<Entry>),
+    Hit(Principal),
     Unknown,
     Revoked,
     /// Nothing usable: ask the store.
@@ -72,11 +35,18 @@ pub(crate) enum Lookup {
 
 /// The outcome of installing a fill.
 pub(crate) enum Install {
-    Known(Arc<Entry>),
+    Known(Principal),
     Unknown,
     Revoked,
     /// A revocation happened while the store was asked: ask again.
     Stale,
+}
+
+#[derive(Clone, Copy)]
+struct Negative {
+    /// Unix nanoseconds.
+    until: i64,
+    revoked: bool,
 }
 
 pub(crate) struct Limits {
@@ -87,24 +57,44 @@ pub(crate) struct Limits {
 }
 
 pub(crate) struct Cache {
-    map: DashMap<Digest, Slot>,
+    known: DashMap<Key, Principal, Hasher>,
+    negative: DashMap<Digest, Negative, Hasher>,
     epoch: AtomicU64,
-    positives: AtomicUsize,
-    negatives: AtomicUsize,
-    /// Insertion order of negative slots, for evicting the oldest when over the bound.
+    /// Insertion order of negative entries, for evicting the oldest over the bound.
     negative_order: Mutex<VecDeque<(Digest, i64)>>,
     /// When the last sweep of expired entries ran (Unix nanoseconds).
     last_sweep: AtomicI64,
     limits: Limits,
 }
 
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// The cache key: the first half of the digest, as two words (a `u128` would be aligned
+/// to 16 bytes and pad every slot to 32).
+type Key = (u64, u64);
+
+#[inline]
+fn key(digest: &Digest) -> Key {
+    let bytes = digest.as_bytes();
+    let word = |at: usize| {
+        let mut word = [0; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_ne_bytes(word)
+    };
+    (word(0), word(8))
+}
+
+#[inline]
+fn tail(digest: &Digest) -> &[u8] {
+    &digest.as_bytes()[16..]
+}
+
 impl Cache {
     pub(crate) fn new(limits: Limits) -> Self {
         Self {
-            map: DashMap::new(),
+            known: DashMap::default(),
+            negative: DashMap::default(),
             epoch: AtomicU64::new(0),
-            positives: AtomicUsize::new(0),
-            negatives: AtomicUsize::new(0),
             negative_order: Mutex::new(VecDeque::new()),
             last_sweep: AtomicI64::new(0),
             limits,
@@ -118,172 +108,140 @@ impl Cache {
     /// The hit path: one shard read lock, no allocation, no I/O.
     #[inline]
     pub(crate) fn lookup(&self, digest: &Digest, now: i64) -> Lookup {
-        match self.map.get(digest).as_deref() {
-            Some(Slot::Known(entry)) if now < entry.fresh_until || now >= entry.expires_at => {
+        if let Some(principal) = self.known.get(&key(digest)) {
+            let cached = principal.cached();
+            if cached.digest_tail == tail(digest) {
+                let fresh = now / NANOS_PER_SEC < i64::from(cached.fresh_until);
                 // An expired token stays expired: no need to refresh it.
-                Lookup::Hit(entry.clone())
+                if fresh || now >= principal.expires_at_nanos() {
+                    return Lookup::Hit(principal.clone());
+                }
+                return Lookup::Miss;
             }
-            Some(Slot::Unknown(until)) if now < *until => Lookup::Unknown,
-            Some(Slot::Revoked(until)) if now < *until => Lookup::Revoked,
+        }
+        match self.negative.get(digest).as_deref() {
+            Some(negative) if now < negative.until && negative.revoked => Lookup::Revoked,
+            Some(negative) if now < negative.until => Lookup::Unknown,
             _ => Lookup::Miss,
         }
     }
 
-    pub(crate) fn fresh_until(&self, now: i64) -> i64 {
-        now.saturating_add(self.limits.positive_ttl)
+    /// The Unix second until which an entry filled at `now` is served (`u32` seconds
+    /// last until 2106).
+    pub(crate) fn fresh_until(&self, now: i64) -> u32 {
+        let secs = now.saturating_add(self.limits.positive_ttl) / NANOS_PER_SEC;
+        u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
     }
 
-    /// Installs a record read from the store in `epoch`.
-    pub(crate) fn install_known(&self, digest: Digest, entry: Entry, now: i64) -> Install {
-        let at_capacity = self.positives.load(Ordering::Relaxed) >= self.limits.max_positive;
-        if at_capacity {
-            self.sweep(now, false);
+    fn revoked(&self, digest: &Digest, now: i64) -> bool {
+        self.negative
+            .get(digest)
+            .is_some_and(|negative| negative.revoked && now < negative.until)
+    }
+
+    /// Installs a record read from the store in revocation epoch `epoch`.
+    pub(crate) fn install_known(
+        &self,
+        digest: &Digest,
+        principal: Principal,
+        epoch: u64,
+        now: i64,
+    ) -> Install {
+        if self.revoked(digest, now) {
+            return Install::Revoked;
         }
-        let entry = Arc::new(entry);
-        let slot = self.map.entry(digest);
-        if let MapEntry::Occupied(occupied) = &slot {
-            if let Slot::Revoked(until) = occupied.get() {
-                if now < *until {
-                    return Install::Revoked;
-                }
-            }
+        if self.known.len() >= self.limits.max_positive {
+            let _ = self.sweep(now, false);
         }
-        // Under the shard lock: a revocation either happened before this check (and we
-        // retry) or will replace this slot after we release the lock.
-        if self.epoch() != entry.epoch {
+        let full = self.known.len() >= self.limits.max_positive;
+        let slot = self.known.entry(key(digest));
+        // Under the shard lock: a revocation either bumped the epoch before this check
+        // (and we ask again) or will remove this entry after we release the lock.
+        if self.epoch() != epoch {
             return Install::Stale;
         }
-        let full = self.positives.load(Ordering::Relaxed) >= self.limits.max_positive;
         match slot {
             MapEntry::Occupied(mut occupied) => {
-                let old = occupied.insert(Slot::Known(entry.clone()));
-                if old.is_negative() {
-                    self.negatives.fetch_sub(1, Ordering::Relaxed);
-                    self.positives.fetch_add(1, Ordering::Relaxed);
-                }
+                occupied.insert(principal.clone());
             }
             // Full even after a sweep: answer without caching rather than grow.
             MapEntry::Vacant(_) if full => {}
             MapEntry::Vacant(vacant) => {
-                vacant.insert(Slot::Known(entry.clone()));
-                self.positives.fetch_add(1, Ordering::Relaxed);
+                vacant.insert(principal.clone());
             }
         }
-        Install::Known(entry)
+        Install::Known(principal)
     }
 
     /// Remembers that the store does not know `digest`.
-    pub(crate) fn install_unknown(&self, digest: Digest, now: i64) -> Install {
-        let until = now.saturating_add(self.limits.negative_ttl);
-        match self.map.entry(digest) {
-            MapEntry::Occupied(occupied) if matches!(occupied.get(), Slot::Revoked(_)) => {
-                return Install::Revoked;
-            }
-            MapEntry::Occupied(mut occupied) => {
-                if let Slot::Known(_) = occupied.insert(Slot::Unknown(until)) {
-                    self.positives.fetch_sub(1, Ordering::Relaxed);
-                    self.negatives.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            MapEntry::Vacant(vacant) => {
-                vacant.insert(Slot::Unknown(until));
-                self.negatives.fetch_add(1, Ordering::Relaxed);
-            }
+    pub(crate) fn install_unknown(&self, digest: &Digest, now: i64) -> Install {
+        if self.revoked(digest, now) {
+            return Install::Revoked;
         }
-        self.remember_negative(digest, until);
+        self.remember_negative(*digest, now.saturating_add(self.limits.negative_ttl), false);
         Install::Unknown
     }
 
     /// Evicts `digest` for good: bumps the epoch (so no fill in progress can reinstall
-    /// it) and leaves a tombstone.
-    pub(crate) fn invalidate(&self, digest: Digest, now: i64) {
+    /// it), removes the entry, and leaves a tombstone.
+    pub(crate) fn invalidate(&self, digest: &Digest, now: i64) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.known.remove_if(&key(digest), |_, principal| {
+            principal.cached().digest_tail == tail(digest)
+        });
         let until = now.saturating_add(self.limits.positive_ttl.max(self.limits.negative_ttl));
-        let old = self.map.insert(digest, Slot::Revoked(until));
-        match old {
-            Some(Slot::Known(_)) => {
-                self.positives.fetch_sub(1, Ordering::Relaxed);
-                self.negatives.fetch_add(1, Ordering::Relaxed);
-            }
-            Some(_) => {}
-            None => {
-                self.negatives.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.remember_negative(digest, until);
+        self.remember_negative(*digest, until, true);
     }
 
-    /// Forgets every positive entry (the change feed lost events).
+    /// Forgets every verified token (the change feed lost events).
     pub(crate) fn reset(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.map.retain(|_, slot| {
-            let keep = slot.is_negative();
-            if !keep {
-                self.positives.fetch_sub(1, Ordering::Relaxed);
-            }
-            keep
-        });
+        self.known.clear();
     }
 
     /// Drops expired entries. Unless `force`d, runs at most once per negative TTL.
-    pub(crate) fn sweep(&self, now: i64, force: bool) {
+    /// Returns whether it ran.
+    pub(crate) fn sweep(&self, now: i64, force: bool) -> bool {
         let last = self.last_sweep.load(Ordering::Relaxed);
         if !force && now.saturating_sub(last) < self.limits.negative_ttl {
-            return;
+            return false;
         }
         if self
             .last_sweep
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
-            return; // another sweep is running
+            return false; // another sweep is running
         }
-        self.map.retain(|_, slot| {
-            let keep = match slot {
-                Slot::Known(entry) => now < entry.fresh_until && now < entry.expires_at,
-                Slot::Unknown(until) | Slot::Revoked(until) => now < *until,
-            };
-            if !keep {
-                let counter = if slot.is_negative() {
-                    &self.negatives
-                } else {
-                    &self.positives
-                };
-                counter.fetch_sub(1, Ordering::Relaxed);
-            }
-            keep
+        let now_secs = now / NANOS_PER_SEC;
+        self.known.retain(|_, principal| {
+            now_secs < i64::from(principal.cached().fresh_until)
+                && now < principal.expires_at_nanos()
         });
+        self.negative.retain(|_, negative| now < negative.until);
+        true
     }
 
-    /// Records a negative slot's insertion and evicts the oldest ones over the bound.
-    fn remember_negative(&self, digest: Digest, until: i64) {
+    /// Records a negative entry and evicts the oldest ones over the bound.
+    fn remember_negative(&self, digest: Digest, until: i64, revoked: bool) {
         let mut order = self
             .negative_order
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.negative.insert(digest, Negative { until, revoked });
         order.push_back((digest, until));
-        while self.negatives.load(Ordering::Relaxed) > self.limits.max_negative
-            || order.len() > self.limits.max_negative.saturating_mul(2)
-        {
+        // The queue may hold entries already replaced or swept; those are skipped.
+        while order.len() > self.limits.max_negative {
             let Some((oldest, oldest_until)) = order.pop_front() else {
                 break;
             };
-            // Only the slot this queue entry was pushed for; a newer one has a later `until`.
-            let removed = self.map.remove_if(
-                &oldest,
-                |_, slot| matches!(slot, Slot::Unknown(u) | Slot::Revoked(u) if *u == oldest_until),
-            );
-            if removed.is_some() {
-                self.negatives.fetch_sub(1, Ordering::Relaxed);
-            }
+            self.negative
+                .remove_if(&oldest, |_, negative| negative.until == oldest_until);
         }
     }
 
-    /// How many (positive, negative) entries are cached.
+    /// How many (verified, negative) entries are cached.
     pub(crate) fn counts(&self) -> (usize, usize) {
-        (
-            self.positives.load(Ordering::Relaxed),
-            self.negatives.load(Ordering::Relaxed),
-        )
+        (self.known.len(), self.negative.len())
     }
 }

@@ -28,6 +28,7 @@
 mod builder;
 mod cache;
 mod error;
+mod intern;
 mod issue;
 mod usage;
 
@@ -45,12 +46,12 @@ pub use builder::RegistryBuilder;
 pub use error::{RegistryError, RejectCause, VerifyError};
 pub use issue::{Expiry, InvalidRequest, IssueRequest, Issued, MAX_NAME_LEN, TokenInfo};
 
-use cache::{Cache, Entry, Install, Lookup};
+use cache::{Cache, Install, Lookup};
+use intern::Interner;
 use usage::UsageTracker;
 
 use crate::clock::Clock;
 use crate::principal::{Principal, TokenId};
-use crate::scope::Implications;
 use crate::store::{Change, ChangeStream, NewToken, StoreError, TokenStore};
 use crate::token::{Digest, Env, Formats, IssueFormat, Presented};
 
@@ -63,7 +64,8 @@ type FillResult = Result<Filled, Arc<StoreError>>;
 
 #[derive(Clone)]
 enum Filled {
-    Known(Arc<Entry>),
+    /// The record, and the revocation epoch in which it was read.
+    Known(Principal, u64),
     Unknown,
     Revoked,
 }
@@ -83,7 +85,7 @@ struct Inner {
     issue_format: IssueFormat,
     /// The accepted environment; `None` accepts both.
     env: Option<Env>,
-    implications: Implications,
+    interner: Interner,
     clock: Clock,
     cache: Cache,
     /// In-flight store lookups, one per digest.
@@ -191,7 +193,7 @@ impl Registry {
             return Some(Err(VerifyError::rejected(RejectCause::WrongEnv, None)));
         }
         match self.inner.cache.lookup(presented.digest(), now) {
-            Lookup::Hit(entry) => Some(self.admit(&entry, presented, now)),
+            Lookup::Hit(principal) => Some(self.admit(principal, presented, now)),
             Lookup::Unknown => Some(Err(unknown(presented))),
             Lookup::Revoked => Some(Err(revoked(presented))),
             Lookup::Miss => None,
@@ -205,17 +207,17 @@ impl Registry {
         }
         for _ in 0..MAX_FILL_ATTEMPTS {
             match self.fill(*presented.digest()).await {
-                Ok(Filled::Known(entry)) => {
+                Ok(Filled::Known(principal, epoch)) => {
                     // A revocation since the record was read may concern this token: the
                     // cache, which revocations update atomically, has the last word.
-                    if entry.epoch != self.inner.cache.epoch() {
+                    if epoch != self.inner.cache.epoch() {
                         if let Some(answer) = self.verify_cached(presented) {
                             return answer;
                         }
                         continue;
                     }
                     let now = self.inner.clock.now_nanos();
-                    return self.admit(&entry, presented, now);
+                    return self.admit(principal, presented, now);
                 }
                 Ok(Filled::Unknown) => return Err(unknown(presented)),
                 Ok(Filled::Revoked) => return Err(revoked(presented)),
@@ -233,11 +235,10 @@ impl Registry {
     /// environment, tenant (account credentials). Counts the use on success.
     fn admit(
         &self,
-        entry: &Arc<Entry>,
+        principal: Principal,
         presented: &Presented,
         now: i64,
     ) -> Result<Principal, VerifyError> {
-        let principal = &entry.principal;
         let id = Some(principal.id());
         if presented
             .expected_id()
@@ -245,7 +246,7 @@ impl Registry {
         {
             return Err(unknown(presented));
         }
-        if now >= entry.expires_at {
+        if now >= principal.expires_at_nanos() {
             return Err(VerifyError::rejected(RejectCause::Expired, id));
         }
         if !self.accepts_env(principal.env()) {
@@ -257,8 +258,8 @@ impl Registry {
         {
             return Err(VerifyError::rejected(RejectCause::TenantMismatch, id));
         }
-        self.inner.usage.record(entry, now);
-        Ok(principal.clone())
+        self.inner.usage.record(&principal, now);
+        Ok(principal)
     }
 
     /// Joins the store lookup in flight for `digest`, or starts one.
@@ -297,18 +298,19 @@ impl Registry {
             let now = inner.clock.now_nanos();
             let installed = match found {
                 Ok(record) => {
-                    let principal = Principal::from_record(&record, &inner.implications);
-                    let entry = Entry::new(principal, inner.cache.fresh_until(now), epoch);
-                    inner.cache.install_known(digest, entry, now)
+                    let shared = inner.interner.shared(&record.tenant, &record.scopes);
+                    let fresh_until = inner.cache.fresh_until(now);
+                    let principal = Principal::from_record(&record, shared, fresh_until);
+                    inner.cache.install_known(&digest, principal, epoch, now)
                 }
-                Err(StoreError::NotFound) => inner.cache.install_unknown(digest, now),
+                Err(StoreError::NotFound) => inner.cache.install_unknown(&digest, now),
                 Err(error) => {
                     tracing::warn!(target: "tower_bearer::registry", %error, "token store could not answer a cache miss");
                     return Err(Arc::new(error));
                 }
             };
             match installed {
-                Install::Known(entry) => return Ok(Filled::Known(entry)),
+                Install::Known(principal) => return Ok(Filled::Known(principal, epoch)),
                 Install::Unknown => return Ok(Filled::Unknown),
                 Install::Revoked => return Ok(Filled::Revoked),
                 Install::Stale => continue,
@@ -389,7 +391,7 @@ impl Registry {
         let invalidation = self.inner.store.delete(tenant, id).await?;
         self.inner
             .cache
-            .invalidate(invalidation.digest, self.inner.clock.now_nanos());
+            .invalidate(&invalidation.digest, self.inner.clock.now_nanos());
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
         Ok(())
     }
@@ -431,7 +433,7 @@ impl Registry {
         let pruned = self.inner.store.prune_expired(cutoff).await?;
         let now = self.inner.clock.now_nanos();
         for invalidation in &pruned {
-            self.inner.cache.invalidate(invalidation.digest, now);
+            self.inner.cache.invalidate(&invalidation.digest, now);
         }
         Ok(pruned.len())
     }
@@ -459,7 +461,9 @@ impl Registry {
                     tracing::warn!(target: "tower_bearer::registry", %error, "usage flush failed; will retry");
                 }
                 let now = registry.inner.clock.now_nanos();
-                registry.inner.cache.sweep(now, false);
+                if registry.inner.cache.sweep(now, false) {
+                    registry.inner.interner.sweep();
+                }
             }
         });
         self.track(task.abort_handle());
@@ -476,7 +480,7 @@ impl Registry {
                 match change {
                     Change::Invalidated(invalidation) => {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "evicting token announced by the change feed");
-                        cache.invalidate(invalidation.digest, registry.inner.clock.now_nanos());
+                        cache.invalidate(&invalidation.digest, registry.inner.clock.now_nanos());
                     }
                     Change::Reset => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed lost events; evicting every cached token");

@@ -6,31 +6,22 @@
 //! most once per flush.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
+use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 
-use super::cache::Entry;
-use crate::clock::from_nanos;
+use crate::Principal;
 use crate::principal::TokenId;
 use crate::store::{StoreError, TokenStore, UsageUpdate};
 
-/// Per-entry usage since the last flush.
-#[derive(Default)]
-pub(crate) struct Usage {
-    uses: AtomicU64,
-    last_used: AtomicI64,
-    queued: AtomicBool,
-}
-
 pub(crate) struct UsageTracker {
-    queue: mpsc::UnboundedSender<Arc<Entry>>,
+    queue: mpsc::UnboundedSender<Principal>,
     drain: Mutex<Drain>,
 }
 
 struct Drain {
-    queued: mpsc::UnboundedReceiver<Arc<Entry>>,
+    queued: mpsc::UnboundedReceiver<Principal>,
     /// A batch the store failed to take, retried with the next flush.
     retry: HashMap<TokenId, UsageUpdate>,
 }
@@ -47,17 +38,21 @@ impl UsageTracker {
         }
     }
 
-    /// Counts one successful verification. Lock-free; at most one queue push per entry
-    /// per flush.
+    /// Counts one successful verification at `now` (Unix nanoseconds). Lock-free; at
+    /// most one queue push per token per flush.
     #[inline]
-    pub(crate) fn record(&self, entry: &Arc<Entry>, now: i64) {
-        let usage = &entry.usage;
+    pub(crate) fn record(&self, principal: &Principal, now: i64) {
+        let usage = &principal.cached().usage;
         usage.uses.fetch_add(1, Ordering::SeqCst);
-        // Racing hits may store slightly out of order; the store keeps the maximum.
-        usage.last_used.store(now, Ordering::Relaxed);
+        // Seconds are precise enough for "last used"; racing hits may store out of order
+        // within a second, and the store keeps the maximum anyway.
+        let now_secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);
+        if usage.last_used.load(Ordering::Relaxed) != now_secs {
+            usage.last_used.store(now_secs, Ordering::Relaxed);
+        }
         if !usage.queued.load(Ordering::SeqCst) && !usage.queued.swap(true, Ordering::SeqCst) {
             // The receiver lives as long as `self`.
-            let _ = self.queue.send(entry.clone());
+            let _ = self.queue.send(principal.clone());
         }
     }
 
@@ -66,16 +61,18 @@ impl UsageTracker {
     pub(crate) async fn flush(&self, store: &dyn TokenStore) -> Result<usize, StoreError> {
         let mut drain = self.drain.lock().await;
         let mut batch = std::mem::take(&mut drain.retry);
-        while let Ok(entry) = drain.queued.try_recv() {
-            let usage = &entry.usage;
-            // Clear the flag before taking the count: a hit after this re-queues the entry.
+        while let Ok(principal) = drain.queued.try_recv() {
+            let usage = &principal.cached().usage;
+            // Clear the flag before taking the count: a hit after this re-queues the token.
             usage.queued.store(false, Ordering::SeqCst);
-            let uses = usage.uses.swap(0, Ordering::SeqCst);
+            let uses = u64::from(usage.uses.swap(0, Ordering::SeqCst));
             if uses == 0 {
                 continue;
             }
-            let last_used_at = from_nanos(usage.last_used.load(Ordering::Relaxed));
-            let id = entry.principal.id();
+            let last_used = i64::from(usage.last_used.load(Ordering::Relaxed));
+            let last_used_at = OffsetDateTime::from_unix_timestamp(last_used)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            let id = principal.id();
             batch
                 .entry(id)
                 .and_modify(|update| {

@@ -5,10 +5,6 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 /// Width of an encoded CRC32: 62^6 ≈ 5.7e10 > 2^32.
 pub(crate) const CHECKSUM_LEN: usize = 6;
 
-pub(crate) fn is_base62(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric()
-}
-
 fn value_of(byte: u8) -> Option<u64> {
     let value = match byte {
         b'0'..=b'9' => byte - b'0',

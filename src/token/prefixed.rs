@@ -115,7 +115,7 @@ impl PrefixedFormat {
         if !(MIN_RANDOM_LEN..=MAX_RANDOM_LEN).contains(&random_len) {
             return Err(Malformed::Length);
         }
-        if !body.iter().all(|&b| base62::is_base62(b)) {
+        if !body.iter().all(|&b| b.is_ascii_alphanumeric()) {
             return Err(Malformed::Character);
         }
         let checked = &token.as_bytes()[..token.len() - CHECKSUM_LEN];

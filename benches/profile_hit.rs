@@ -1,0 +1,69 @@
+//! A loop of cache-hit requests through an axum `Router`, for profilers
+//! (`perf record`, `valgrind --tool=callgrind`); not a criterion benchmark.
+//!
+//! `cargo bench --bench profile_hit -- [auth|none|tower-http] [iterations]`
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request};
+use tower::{Service, ServiceExt};
+use tower_bearer::{BearerAuthLayer, MemoryStore};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let variant = args.next().unwrap_or_else(|| "auth".into());
+    let iterations: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000_000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    let registry = support::registry(MemoryStore::new(), 1_000);
+    let tokens = runtime.block_on(support::issue_many(&registry, 1_000, 10));
+    runtime.block_on(support::warm(&registry, &tokens));
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    #[allow(deprecated)]
+    let (router, token) = match variant.as_str() {
+        "auth" => (
+            app.layer(BearerAuthLayer::new(registry.clone())),
+            tokens[500].clone(),
+        ),
+        "tower-http" => (
+            app.layer(ValidateRequestHeaderLayer::bearer("static")),
+            "static".to_owned(),
+        ),
+        _ => (app, tokens[500].clone()),
+    };
+    let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let elapsed = runtime.block_on(async {
+        let mut service = router.clone();
+        let start = Instant::now();
+        for _ in 0..iterations {
+            let request = Request::builder()
+                .uri("/")
+                .header(AUTHORIZATION, header.clone())
+                .body(Body::empty())
+                .unwrap();
+            let ready = ServiceExt::<Request<Body>>::ready(&mut service)
+                .await
+                .unwrap();
+            let response = ready.call(request).await.unwrap();
+            assert!(response.status().is_success());
+            black_box(response);
+        }
+        start.elapsed()
+    });
+    println!("{variant}: {:?} per request", elapsed / iterations as u32);
+}

@@ -1,0 +1,112 @@
+//! What the benchmarks share: a registry with many tokens.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use tower_bearer::registry::IssueRequest;
+use tower_bearer::{MemoryStore, Registry};
+
+/// The scope sets tokens are issued with, in rotation: real deployments have a handful.
+pub const SCOPE_SETS: [&[&str]; 3] = [&["read"], &["read", "write"], &["admin"]];
+
+/// Issues `count` tokens over `tenants` tenants and returns their plaintexts.
+pub async fn issue_many(registry: &Registry, count: usize, tenants: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(count);
+    for n in 0..count {
+        let tenant = format!("tenant-{}", n % tenants);
+        let request = IssueRequest::new(&format!("token {n}"), &tenant)
+            .unwrap()
+            .scopes(SCOPE_SETS[n % SCOPE_SETS.len()])
+            .unwrap();
+        let issued = registry.issue(request).await.unwrap();
+        tokens.push(issued.secret.expose_secret().to_owned());
+    }
+    tokens
+}
+
+/// A registry over a memory store, sized for `count` cached tokens, whose cache entries
+/// do not expire during a benchmark and whose usage is flushed rarely.
+pub fn registry(store: MemoryStore, count: usize) -> Registry {
+    Registry::builder(store)
+        .max_cached_tokens(count * 2)
+        .positive_ttl(Duration::from_secs(3600))
+        .usage_flush_interval(Duration::from_secs(3600))
+        .build()
+}
+
+/// Verifies every token once, so that all of them are cached.
+pub async fn warm(registry: &Registry, tokens: &[String]) {
+    for token in tokens {
+        registry.verify(token).await.unwrap();
+    }
+}
+
+/// The number of tokens for "at 1M tokens" measurements; `TOWER_BEARER_BENCH_TOKENS`
+/// overrides it for quick runs.
+pub fn token_count() -> usize {
+    std::env::var("TOWER_BEARER_BENCH_TOKENS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tower_bearer::principal::TokenId;
+use tower_bearer::store::{
+    ChangeStream, Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate,
+};
+use tower_bearer::token::Digest;
+
+/// Wraps a store and counts digest lookups (the queries a cache exists to avoid).
+#[derive(Clone)]
+pub struct CountingStore<S> {
+    pub inner: S,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl<S> CountingStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            lookups: Arc::default(),
+        }
+    }
+
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore> TokenStore for CountingStore<S> {
+    async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
+        self.inner.insert(token).await
+    }
+    async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_digest(digest).await
+    }
+    async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError> {
+        self.inner.find_by_id(tenant, id).await
+    }
+    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_by_tenant(tenant).await
+    }
+    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+        self.inner.delete(tenant, id).await
+    }
+    async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
+        self.inner.record_usage(batch).await
+    }
+    async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
+        self.inner.prune_expired(cutoff).await
+    }
+    fn changes(&self) -> Option<ChangeStream> {
+        self.inner.changes()
+    }
+}
