@@ -21,6 +21,7 @@ fn flood(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let _entered = runtime.enter();
     let store = CountingStore::new(MemoryStore::new());
     let registry = Registry::builder(store.clone()).build();
     let format = PrefixedFormat::default();

@@ -8,7 +8,8 @@
 //! On first start with an empty database it prints `admin token: <token>` (scope `admin`,
 //! tenant `default`, never expires) to stdout, once. Logs go to stderr (`RUST_LOG`).
 //!
-//! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /items` (scope `read`),
+//! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /ping` (any token; the
+//! load test's authenticated twin of `/health`), `GET /items` (scope `read`),
 //! `POST /items` (scope `write`), and the management API under `/tokens` (scope `admin`).
 
 #[path = "common/bootstrap.rs"]
@@ -132,6 +133,8 @@ fn app(registry: Registry, style: Preset) -> Router {
     let auth = BearerAuthLayer::new(registry.clone()).renderer(style);
     let protected = Router::new()
         .route("/me", get(me))
+        // The cheapest authenticated route: the load test compares it with `/health`.
+        .route("/ping", get(|| async { "pong" }))
         .route("/items", get(list_items).post(create_item))
         .with_state(Items::default())
         .merge(admin::router(registry))

@@ -161,6 +161,31 @@ async fn concurrent_misses_for_one_digest_make_one_store_query() {
     assert_eq!(store.lookups(), 1);
 }
 
+#[tokio::test]
+async fn a_waiter_takes_over_when_the_request_asking_the_store_is_cancelled() {
+    let store = InstrumentedStore::new();
+    let registry = Registry::builder(store.clone()).build();
+    let (_, token) = issue(&registry, "acme", &[]).await;
+
+    store.hold_lookups(true);
+    let spawn_verify = || {
+        let (registry, token) = (registry.clone(), token.clone());
+        tokio::spawn(async move { registry.verify(&token).await })
+    };
+    let leader = spawn_verify();
+    store.record_read().await;
+    let waiter = spawn_verify();
+    tokio::task::yield_now().await; // the waiter joins the flight
+    // The client of the request that asks the store hangs up.
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    // The waiter asks the store itself and gets its answer.
+    store.record_read().await;
+    store.release(1);
+    waiter.await.unwrap().unwrap();
+    assert_eq!(store.lookups(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_misses_on_many_threads_make_one_store_query() {
     let store = InstrumentedStore::new();

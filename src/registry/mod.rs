@@ -262,32 +262,41 @@ impl Registry {
         Ok(principal)
     }
 
-    /// Joins the store lookup in flight for `digest`, or starts one.
+    /// Joins the store lookup in flight for `digest`, or makes it.
     async fn fill(&self, digest: Digest) -> FillResult {
-        let mut flight = match self.inner.flights.entry(digest) {
-            MapEntry::Occupied(occupied) => occupied.get().clone(),
-            MapEntry::Vacant(vacant) => {
-                let (done, flight) = watch::channel(None);
-                vacant.insert(flight.clone());
-                // The lookup runs in its own task so that a cancelled request (a client
-                // hanging up) cannot cancel it for the others waiting on it.
-                let registry = self.clone();
-                tokio::spawn(async move {
+        for _ in 0..MAX_FILL_ATTEMPTS {
+            let leader = match self.inner.flights.entry(digest) {
+                MapEntry::Occupied(occupied) => Err(occupied.get().clone()),
+                MapEntry::Vacant(vacant) => {
+                    let (done, flight) = watch::channel(None);
+                    vacant.insert(flight);
+                    Ok(done)
+                }
+            };
+            match leader {
+                // This request asks the store, in its own task (no hop to another thread);
+                // the others wait for its answer. If it is cancelled half-way (a client
+                // hanging up), the landing clears the flight and a waiter takes over.
+                Ok(done) => {
                     let _landing = FlightLanding {
-                        flights: &registry.inner.flights,
+                        flights: &self.inner.flights,
                         digest,
                     };
-                    let result = registry.query_and_install(digest).await;
-                    let _ = done.send(Some(result));
-                });
-                flight
+                    let result = self.query_and_install(digest).await;
+                    let _ = done.send(Some(result.clone()));
+                    return result;
+                }
+                Err(mut flight) => {
+                    if let Ok(result) = flight.wait_for(Option::is_some).await {
+                        if let Some(result) = result.clone() {
+                            return result;
+                        }
+                    }
+                    // The leader was cancelled or panicked: try again.
+                }
             }
-        };
-        match flight.wait_for(Option::is_some).await {
-            Ok(result) => result.clone().unwrap_or_else(|| Err(fill_aborted())),
-            // The lookup task panicked (in a store) or was aborted.
-            Err(_) => Err(fill_aborted()),
         }
+        Err(fill_aborted())
     }
 
     async fn query_and_install(&self, digest: Digest) -> FillResult {
@@ -505,7 +514,7 @@ fn upgrade(weak: &Weak<Inner>) -> Option<Registry> {
     weak.upgrade().map(|inner| Registry { inner })
 }
 
-/// Removes a finished (or panicked) lookup from the in-flight map.
+/// Removes a finished, cancelled or panicked lookup from the in-flight map.
 struct FlightLanding<'a> {
     flights: &'a DashMap<Digest, watch::Receiver<Option<FillResult>>>,
     digest: Digest,

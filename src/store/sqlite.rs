@@ -63,6 +63,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            // A ping before every acquire would double the latency of each cache miss; a
+            // broken SQLite connection is rare, and a failed query reports "unavailable".
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(StoreError::unavailable)?;
