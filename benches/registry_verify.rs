@@ -14,7 +14,6 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use dashmap::DashMap;
 use sha2::{Digest as _, Sha256};
-use tower_bearer::MemoryStore;
 
 fn verify(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -22,12 +21,7 @@ fn verify(c: &mut Criterion) {
         .build()
         .unwrap();
     let count = support::token_count();
-    let (registry, tokens) = runtime.block_on(async {
-        let registry = support::registry(MemoryStore::new(), count);
-        let tokens = support::issue_many(&registry, count, 1_000).await;
-        support::warm(&registry, &tokens).await;
-        (registry, tokens)
-    });
+    let (registry, tokens) = support::cached_registry(&runtime, count);
     let token = tokens[count / 2].as_str();
 
     // The floor: hash the token, look the digest up in a million-entry DashMap.

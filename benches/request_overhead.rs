@@ -25,7 +25,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tower::{Service, ServiceExt};
-use tower_bearer::{BearerAuthLayer, MemoryStore};
+use tower_bearer::BearerAuthLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -111,12 +111,7 @@ fn overhead(c: &mut Criterion) {
         .build()
         .unwrap();
     let count = support::token_count();
-    let (registry, tokens) = runtime.block_on(async {
-        let registry = support::registry(MemoryStore::new(), count);
-        let tokens = support::issue_many(&registry, count, 1_000).await;
-        support::warm(&registry, &tokens).await;
-        (registry, tokens)
-    });
+    let (registry, tokens) = support::cached_registry(&runtime, count);
     let token = &tokens[count / 2];
     let bearer = |token: &str| HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
 

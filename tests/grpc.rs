@@ -11,7 +11,6 @@ mod items {
 }
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use items::items_client::ItemsClient;
 use items::items_server::{Items, ItemsServer};
@@ -24,7 +23,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower_bearer::grpc::RequestPrincipalExt as _;
 use tower_bearer::layer::GrpcScopes;
-use tower_bearer::registry::{Expiry, IssueRequest};
+use tower_bearer::registry::IssueRequest;
 use tower_bearer::token::{Env, PrefixedFormat};
 use tower_bearer::{BearerAuthLayer, Registry};
 
@@ -164,30 +163,15 @@ async fn a_valid_token_reaches_the_handler_with_its_principal() {
 #[tokio::test]
 async fn every_401_case_is_unauthenticated() {
     let grpc = Grpc::start().await;
-    let expired = grpc
-        .registry
-        .issue(
-            IssueRequest::new("e", "acme")
-                .unwrap()
-                .expires(Expiry::In(Duration::from_millis(1))),
-        )
-        .await
-        .unwrap();
-    let revoked = grpc
-        .registry
-        .issue(IssueRequest::new("r", "acme").unwrap())
-        .await
-        .unwrap();
-    grpc.registry.revoke("acme", revoked.info.id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (expired, revoked) = support::expired_and_revoked(&grpc.registry).await;
     let unknown = PrefixedFormat::default().mint(Env::Live).unwrap();
     for token in [
         None,
         Some("junk"),
         Some("sk_live_malformed"),
         Some(unknown.secret.expose_secret()),
-        Some(expired.secret.expose_secret()),
-        Some(revoked.secret.expose_secret()),
+        Some(expired.as_str()),
+        Some(revoked.as_str()),
     ] {
         assert_status(
             list(&grpc, token).await,

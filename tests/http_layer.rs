@@ -19,7 +19,7 @@ use support::http::{Answer, HttpClient, serve};
 use tower_bearer::extract::{Scoped, Write};
 use tower_bearer::header::TokenSources;
 use tower_bearer::layer::{BearerAuthLayer, RequireScopeLayer};
-use tower_bearer::registry::{Expiry, IssueRequest};
+use tower_bearer::registry::IssueRequest;
 use tower_bearer::reject::{Preset, Rejection};
 use tower_bearer::token::{Env, Formats, PrefixedFormat};
 use tower_bearer::{Principal, Registry};
@@ -158,28 +158,13 @@ async fn every_row(preset: Preset, body_401: &str, body_403: &str, body_503: &st
     // Malformed, unknown, expired, revoked, wrong env: invalid_token.
     let unknown = PrefixedFormat::default().mint(Env::Live).unwrap();
     let wrong_env = PrefixedFormat::default().mint(Env::Test).unwrap();
-    let expired = f
-        .registry
-        .issue(
-            IssueRequest::new("e", "acme")
-                .unwrap()
-                .expires(Expiry::In(Duration::from_millis(1))),
-        )
-        .await
-        .unwrap();
-    let revoked = f
-        .registry
-        .issue(IssueRequest::new("r", "acme").unwrap())
-        .await
-        .unwrap();
-    f.registry.revoke("acme", revoked.info.id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (expired, revoked) = support::expired_and_revoked(&f.registry).await;
     for token in [
         "sk_live_nope",
         unknown.secret.expose_secret(),
         wrong_env.secret.expose_secret(),
-        expired.secret.expose_secret(),
-        revoked.secret.expose_secret(),
+        expired.as_str(),
+        revoked.as_str(),
     ] {
         let answer = c.get("/me", token).await;
         assert_rejection(

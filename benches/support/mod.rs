@@ -42,6 +42,16 @@ pub async fn warm(registry: &Registry, tokens: &[String]) {
     }
 }
 
+/// A registry with `count` tokens issued and cached, built on `runtime`.
+pub fn cached_registry(runtime: &tokio::runtime::Runtime, count: usize) -> (Registry, Vec<String>) {
+    runtime.block_on(async {
+        let registry = registry(MemoryStore::new(), count);
+        let tokens = issue_many(&registry, count, 1_000).await;
+        warm(&registry, &tokens).await;
+        (registry, tokens)
+    })
+}
+
 /// The number of tokens for "at 1M tokens" measurements; `TOWER_BEARER_BENCH_TOKENS`
 /// overrides it for quick runs.
 pub fn token_count() -> usize {

@@ -154,3 +154,26 @@ impl TokenStore for InstrumentedStore {
         self.inner.changes()
     }
 }
+
+/// A token that has expired and one that was revoked, both of tenant `acme`.
+pub async fn expired_and_revoked(registry: &tower_bearer::Registry) -> (String, String) {
+    use tower_bearer::registry::{Expiry, IssueRequest};
+    let expired = registry
+        .issue(
+            IssueRequest::new("expired", "acme")
+                .unwrap()
+                .expires(Expiry::In(std::time::Duration::from_millis(1))),
+        )
+        .await
+        .unwrap();
+    let revoked = registry
+        .issue(IssueRequest::new("revoked", "acme").unwrap())
+        .await
+        .unwrap();
+    registry.revoke("acme", revoked.info.id).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    (
+        expired.secret.expose_secret().to_owned(),
+        revoked.secret.expose_secret().to_owned(),
+    )
+}
