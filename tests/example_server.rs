@@ -4,111 +4,35 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
+use support::example::ExampleProcess;
 use support::http::HttpClient;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// The example binary next to this test's, built by `cargo test` (or built here).
-fn server_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let binary = dir
-        .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-    if !binary.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "server", "--features", "sqlite,admin"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    binary
-}
 
 struct Server {
-    child: Child,
+    process: ExampleProcess,
     client: HttpClient,
 }
 
 impl Server {
     async fn start(db: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(server_binary())
-            .args(["--addr", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = stderr.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("listening on http://") {
-                    return addr.parse::<SocketAddr>().unwrap();
-                }
-            }
-            panic!("the server exited before listening");
-        })
-        .await
-        .expect("the server did not start listening");
-        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-        Self {
-            child,
-            client: HttpClient::new(addr),
-        }
+        let db = db.to_str().unwrap();
+        let args = [&["--addr", "127.0.0.1:0", "--db", db], extra].concat();
+        let process = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+        let client = HttpClient::new(process.addrs[0]);
+        Self { process, client }
     }
 
-    /// The next line the server prints to stdout.
     async fn stdout_line(&mut self) -> String {
-        let stdout = self.child.stdout.as_mut().unwrap();
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while stdout.read_exact(&mut byte).await.is_ok() && byte[0] != b'\n' {
-                line.push(byte[0]);
-            }
-        })
-        .await
-        .expect("no line on stdout");
-        String::from_utf8(line).unwrap()
+        self.process.stdout_line().await
     }
 
-    /// Ctrl-C, then everything else the server printed to stdout.
-    async fn interrupt(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("the server did not shut down")
-            .unwrap();
-        assert!(exit.success(), "{exit:?}");
-        let mut stdout = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .await
-            .unwrap();
-        stdout
+    async fn interrupt(self) -> String {
+        self.process.interrupt().await
     }
 
     async fn call(&self, method: &str, path: &str, token: &str, body: &str) -> (StatusCode, Value) {

@@ -353,3 +353,82 @@ async fn a_python_grpcio_client_sees_the_same_statuses() {
     let seen = run(unavailable.to_string()).await.unwrap();
     assert!(seen.contains(r#""code": "UNAVAILABLE""#), "{seen}");
 }
+
+#[tokio::test]
+async fn the_grpc_example_serves_its_services_behind_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("grpc.db");
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut example = support::example::ExampleProcess::start("grpc", "grpc", &args, 2).await;
+    let line = example.stdout_line().await;
+    let admin = line
+        .strip_prefix("admin token: ")
+        .expect("the bootstrap line")
+        .to_owned();
+
+    // A read-only token, from the management API on the second port.
+    let http = HttpClient::new(example.addrs[1]);
+    let request = http::Request::post("/tokens")
+        .header("authorization", format!("Bearer {admin}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"name":"reader","scopes":["read"]}"#,
+        )))
+        .unwrap();
+    let created = http.request(request).await;
+    assert_eq!(
+        created.status,
+        http::StatusCode::CREATED,
+        "{}",
+        created.text()
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+    let reader = created["token"].as_str().unwrap();
+
+    let channel = Channel::from_shared(format!("http://{}", example.addrs[0]))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut items = ItemsClient::new(channel.clone());
+    let listed = items
+        .list(with_token(ListItemsRequest {}, Some(reader)))
+        .await
+        .unwrap();
+    assert_eq!(listed.into_inner().caller, "reader");
+    let denied = items
+        .create(with_token(CreateItemRequest::default(), Some(reader)))
+        .await;
+    assert_eq!(denied.unwrap_err().code(), Code::PermissionDenied);
+    let created = items
+        .create(with_token(CreateItemRequest::default(), Some(&admin)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.name, "untitled");
+    let anonymous = items.list(with_token(ListItemsRequest {}, None)).await;
+    assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
+
+    let mut health = HealthClient::new(channel);
+    let check = |token: Option<&str>| {
+        with_token(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            token,
+        )
+    };
+    health.check(check(Some(reader))).await.unwrap();
+    assert_eq!(
+        health.check(check(None)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    assert_eq!(example.interrupt().await, "", "exactly one line on stdout");
+}

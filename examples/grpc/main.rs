@@ -41,7 +41,7 @@ use tower_bearer::layer::GrpcScopes;
 use tower_bearer::store::SqliteStore;
 use tower_bearer::{BearerAuthLayer, Registry, admin};
 
-const USAGE: &str = "\\
+const USAGE: &str = "\
 usage: grpc [--addr HOST:PORT] [--http-addr HOST:PORT] [--db PATH]
 
   --addr       where gRPC listens (default 127.0.0.1:50051)

@@ -1,0 +1,106 @@
+//! Running an example binary as a user would: a real process, its stdout and stderr,
+//! Ctrl-C to stop it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The example binary next to this test's, built by `cargo test` (or built here).
+fn example_binary(name: &str, features: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let binary = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !binary.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--example", name, "--features", features])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    binary
+}
+
+pub struct ExampleProcess {
+    child: Child,
+    /// The addresses of its `… listening on http://ADDR` lines, in order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl ExampleProcess {
+    /// Starts `example` with `args` and waits for `listeners` "listening on" lines.
+    pub async fn start(example: &str, features: &str, args: &[&str], listeners: usize) -> Self {
+        let mut child = Command::new(example_binary(example, features))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addrs = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut addrs = Vec::new();
+            while addrs.len() < listeners {
+                let Some(line) = stderr.next_line().await.unwrap() else {
+                    panic!("the example exited before listening");
+                };
+                if let Some((_, addr)) = line.split_once("listening on http://") {
+                    addrs.push(addr.parse::<SocketAddr>().unwrap());
+                }
+            }
+            addrs
+        })
+        .await
+        .expect("the example did not start listening");
+        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+        Self { child, addrs }
+    }
+
+    /// The next line the process prints to stdout.
+    pub async fn stdout_line(&mut self) -> String {
+        let stdout = self.child.stdout.as_mut().unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while stdout.read_exact(&mut byte).await.is_ok() && byte[0] != b'\n' {
+                line.push(byte[0]);
+            }
+        })
+        .await
+        .expect("no line on stdout");
+        String::from_utf8(line).unwrap()
+    }
+
+    /// Ctrl-C, then everything else the process printed to stdout.
+    pub async fn interrupt(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the example did not shut down")
+            .unwrap();
+        assert!(exit.success(), "{exit:?}");
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .await
+            .unwrap();
+        stdout
+    }
+}
