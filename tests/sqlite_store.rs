@@ -25,19 +25,45 @@ async fn sqlite_store_keeps_the_store_contract() {
 #[tokio::test]
 async fn the_database_is_in_wal_mode_with_a_unique_digest_index() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(store.pool())
-        .await
+    let _store = open(&dir).await;
+    let db = rusqlite::Connection::open(dir.path().join("tokens.db")).unwrap();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let unique: i64 = sqlx::query_scalar(
-        "SELECT \"unique\" FROM pragma_index_list('tokens') WHERE name = 'tokens_digest'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let unique: i64 = db
+        .query_row(
+            "SELECT \"unique\" FROM pragma_index_list('tokens') WHERE name = 'tokens_digest'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
     assert_eq!(unique, 1);
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1, "migrations are recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_keeps_the_store_contract_on_a_multi_threaded_runtime() {
+    // There, queries run in place (`block_in_place`) rather than on the blocking pool.
+    let dir = tempfile::tempdir().unwrap();
+    support::contract::store_contract(open(&dir).await).await;
+}
+
+#[tokio::test]
+async fn reopening_a_migrated_database_applies_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let registry = Registry::builder(store.clone()).build();
+    registry
+        .issue(IssueRequest::new("kept", "acme").unwrap())
+        .await
+        .unwrap();
+    store.close().await;
+    let reopened = open(&dir).await;
+    assert_eq!(reopened.count().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -65,7 +91,7 @@ async fn tokens_survive_a_reopen_and_revocations_too() {
         registry.verify(kept.secret.expose_secret()).await.unwrap();
         registry.revoke("acme", revoked.info.id).await.unwrap();
         registry.flush().await.unwrap();
-        store.pool().close().await;
+        store.close().await;
         (
             kept.secret.expose_secret().to_owned(),
             revoked.secret.expose_secret().to_owned(),
@@ -159,7 +185,7 @@ async fn no_plaintext_reaches_the_database_files() {
         );
     }
     // Closed, everything is checkpointed into the database file.
-    store.pool().close().await;
+    store.close().await;
     assert!(!holds_plaintext(&dir.path().join("tokens.db")));
 }
 
@@ -172,7 +198,7 @@ async fn a_closed_database_is_unavailable_not_unknown() {
         .issue(IssueRequest::new("t", "acme").unwrap())
         .await
         .unwrap();
-    store.pool().close().await;
+    store.close().await;
     let error = registry
         .verify(issued.secret.expose_secret())
         .await

@@ -1,5 +1,5 @@
 -- Token records. No plaintext anywhere: `digest` is SHA-256 of the token's secret.
-CREATE TABLE tokens (
+CREATE TABLE IF NOT EXISTS tokens (
     -- AUTOINCREMENT: ids of deleted tokens are never reused (Sanctum-style tokens carry them).
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     name           TEXT    NOT NULL,
@@ -18,6 +18,6 @@ CREATE TABLE tokens (
     use_count      INTEGER NOT NULL DEFAULT 0
 );
 
-CREATE UNIQUE INDEX tokens_digest ON tokens (digest);
-CREATE INDEX tokens_tenant ON tokens (tenant, id);
-CREATE INDEX tokens_expires_at ON tokens (expires_at) WHERE expires_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_digest ON tokens (digest);
+CREATE INDEX IF NOT EXISTS tokens_tenant ON tokens (tenant, id);
+CREATE INDEX IF NOT EXISTS tokens_expires_at ON tokens (expires_at) WHERE expires_at IS NOT NULL;
