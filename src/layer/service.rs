@@ -154,7 +154,7 @@ where
                 ResponseFuture::lookup(Box::pin(async move {
                     let verified = config
                         .registry
-                        .verify_presented(&presented)
+                        .verify_missed(&presented)
                         .await
                         .map_err(|error| Rejection::from_verify_error(&error))
                         .and_then(|principal| {

@@ -185,7 +185,7 @@ impl Registry {
     }
 
     /// Answers from the cache alone: `None` means the store must be asked (use
-    /// [`Registry::verify_presented`]). Never blocks, never allocates on a hit.
+    /// [`Registry::verify_missed`]). Never blocks, never allocates on a hit.
     #[inline]
     pub fn verify_cached(&self, presented: &Presented) -> Option<Result<Principal, VerifyError>> {
         let now = self.inner.clock.now_nanos();
@@ -202,9 +202,15 @@ impl Registry {
 
     /// Verifies a decoded credential: from the cache, or from the store on a miss.
     pub async fn verify_presented(&self, presented: &Presented) -> Result<Principal, VerifyError> {
-        if let Some(answer) = self.verify_cached(presented) {
-            return answer;
+        match self.verify_cached(presented) {
+            Some(answer) => answer,
+            None => self.verify_missed(presented).await,
         }
+    }
+
+    /// Verifies a decoded credential that [`Registry::verify_cached`] just missed: asks
+    /// the store (once for all the requests waiting on the same digest).
+    pub async fn verify_missed(&self, presented: &Presented) -> Result<Principal, VerifyError> {
         for _ in 0..MAX_FILL_ATTEMPTS {
             match self.fill(*presented.digest()).await {
                 Ok(Filled::Known(principal, epoch)) => {
