@@ -12,8 +12,15 @@
 //!   [`token::Secret`] (redacted, zeroized) and the [`token::Digest`] that is all we keep.
 //! - [`scope`]: validated scope names and their implications (`admin ⊇ write ⊇ read`).
 //! - [`Principal`]: who the caller is, inserted into request extensions by the layer.
-//! - [`store`]: the [`TokenStore`] trait and the in-process [`MemoryStore`].
+//! - [`store`]: the [`TokenStore`] trait, the in-process [`MemoryStore`] and, with the
+//!   `sqlite` feature, the embedded `SqliteStore`.
 //! - [`registry`]: the cache, single-flight misses, revocation, issuance and usage tracking.
+//! - [`header`]: reading the credential from a request (RFC 6750).
+//! - [`layer`]: [`BearerAuthLayer`] and [`RequireScopeLayer`], for axum, hyper and tonic.
+//! - [`reject`]: rejections, their renderers and the presets (Laravel, DRF, envelope).
+//! - `extract` (feature `axum`, default): the axum extractors.
+//! - `admin` (feature `admin`): the token management API; `grpc` (feature `grpc`): tonic
+//!   helpers.
 //!
 //! # Example
 //!
