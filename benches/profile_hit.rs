@@ -1,7 +1,7 @@
 //! A loop of cache-hit requests through an axum `Router`, for profilers
 //! (`perf record`, `valgrind --tool=callgrind`); not a criterion benchmark.
 //!
-//! `cargo bench --bench profile_hit -- [auth|none|tower-http] [iterations]`
+//! `cargo bench --bench profile_hit -- [auth|none|tower-http|auth-outer|tower-http-outer] [iterations]`
 
 #[path = "support/mod.rs"]
 mod support;
@@ -14,7 +14,8 @@ use axum::body::Body;
 use axum::routing::get;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request};
-use tower::{Service, ServiceExt};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer as _, Service, ServiceExt};
 use tower_bearer::{BearerAuthLayer, MemoryStore};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -47,8 +48,27 @@ fn main() {
         _ => (app, tokens[500].clone()),
     };
     let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    // `*-outer`: the middleware around the whole Router instead of `Router::layer`, which
+    // wraps (and boxes) every route.
+    let service = match variant.as_str() {
+        "auth-outer" => BoxCloneSyncService::new(
+            BearerAuthLayer::new(registry.clone())
+                .layer(Router::new().route("/", get(|| async { "ok" }))),
+        ),
+        #[allow(deprecated)]
+        "tower-http-outer" => BoxCloneSyncService::new(
+            ValidateRequestHeaderLayer::bearer("static")
+                .layer(Router::new().route("/", get(|| async { "ok" }))),
+        ),
+        _ => BoxCloneSyncService::new(router),
+    };
+    let header = if variant == "tower-http-outer" {
+        HeaderValue::from_static("Bearer static")
+    } else {
+        header
+    };
     let elapsed = runtime.block_on(async {
-        let mut service = router.clone();
+        let mut service = service.clone();
         let start = Instant::now();
         for _ in 0..iterations {
             let request = Request::builder()
