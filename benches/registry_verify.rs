@@ -16,12 +16,8 @@ use dashmap::DashMap;
 use sha2::{Digest as _, Sha256};
 
 fn verify(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let count = support::token_count();
-    let (registry, tokens) = support::cached_registry(&runtime, count);
+    let (runtime, registry, tokens) = support::cached_registry();
+    let count = tokens.len();
     let token = tokens[count / 2].as_str();
 
     // The floor: hash the token, look the digest up in a million-entry DashMap.

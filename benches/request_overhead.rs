@@ -106,12 +106,8 @@ fn request(header: &HeaderValue) -> Request<Body> {
 }
 
 fn overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let count = support::token_count();
-    let (registry, tokens) = support::cached_registry(&runtime, count);
+    let (runtime, registry, tokens) = support::cached_registry();
+    let count = tokens.len();
     let token = &tokens[count / 2];
     let bearer = |token: &str| HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
 

@@ -129,6 +129,13 @@ pub(crate) fn to_nanos(at: OffsetDateTime) -> i64 {
     i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
+/// Milliseconds since the Unix epoch (the precision stores keep), saturating like
+/// [`to_nanos`].
+pub(crate) fn to_millis(at: OffsetDateTime) -> i64 {
+    let millis = at.unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX })
+}
+
 pub(crate) fn from_nanos(nanos: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .expect("every i64 nanosecond count is a valid OffsetDateTime")

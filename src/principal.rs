@@ -172,8 +172,7 @@ impl Principal {
             name: record.name.as_str().into(),
             tenant: shared.tenant,
             grants: shared.grants,
-            created_at: i64::try_from(record.created_at.unix_timestamp_nanos() / 1_000_000)
-                .unwrap_or(i64::MAX),
+            created_at: crate::clock::to_millis(record.created_at),
             expires_at: record.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
             env: record.env,
             kind: record.kind,

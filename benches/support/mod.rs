@@ -42,14 +42,21 @@ pub async fn warm(registry: &Registry, tokens: &[String]) {
     }
 }
 
-/// A registry with `count` tokens issued and cached, built on `runtime`.
-pub fn cached_registry(runtime: &tokio::runtime::Runtime, count: usize) -> (Registry, Vec<String>) {
-    runtime.block_on(async {
+/// A current-thread runtime and, on it, a registry with [`token_count`] tokens issued
+/// and cached.
+pub fn cached_registry() -> (tokio::runtime::Runtime, Registry, Vec<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let count = token_count();
+    let (registry, tokens) = runtime.block_on(async {
         let registry = registry(MemoryStore::new(), count);
         let tokens = issue_many(&registry, count, 1_000).await;
         warm(&registry, &tokens).await;
         (registry, tokens)
-    })
+    });
+    (runtime, registry, tokens)
 }
 
 /// The number of tokens for "at 1M tokens" measurements; `TOWER_BEARER_BENCH_TOKENS`

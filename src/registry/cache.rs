@@ -150,10 +150,12 @@ impl Cache {
         if self.revoked(digest, now) {
             return Install::Revoked;
         }
-        if self.known.len() >= self.limits.max_positive {
-            let _ = self.sweep(now, false);
+        // Counting the entries takes every shard's lock: do it once, twice only to see
+        // what a sweep freed.
+        let mut full = self.known.len() >= self.limits.max_positive;
+        if full && self.sweep(now, false) {
+            full = self.known.len() >= self.limits.max_positive;
         }
-        let full = self.known.len() >= self.limits.max_positive;
         let slot = self.known.entry(key(digest));
         // Under the shard lock: a revocation either bumped the epoch before this check
         // (and we ask again) or will remove this entry after we release the lock.

@@ -230,7 +230,7 @@ impl Registry {
                 Err(error) => return Err(VerifyError::Unavailable(error)),
             }
         }
-        Err(racing_revocations())
+        Err(VerifyError::Unavailable(racing_revocations()))
     }
 
     fn accepts_env(&self, env: Env) -> bool {
@@ -331,9 +331,7 @@ impl Registry {
                 Install::Stale => continue,
             }
         }
-        Err(Arc::new(StoreError::unavailable(
-            "revocations kept racing the cache fill",
-        )))
+        Err(racing_revocations())
     }
 
     // ----- lifecycle ----------------------------------------------------------------
@@ -544,10 +542,10 @@ fn fill_aborted() -> Arc<StoreError> {
     Arc::new(StoreError::unavailable("token store lookup aborted"))
 }
 
-fn racing_revocations() -> VerifyError {
-    VerifyError::Unavailable(Arc::new(StoreError::unavailable(
+fn racing_revocations() -> Arc<StoreError> {
+    Arc::new(StoreError::unavailable(
         "revocations kept racing the cache fill",
-    )))
+    ))
 }
 
 fn add(now: OffsetDateTime, lifetime: Duration) -> Result<OffsetDateTime, RegistryError> {

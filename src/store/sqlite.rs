@@ -19,6 +19,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row, pa
 use time::OffsetDateTime;
 
 use super::{Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate};
+use crate::clock::to_millis as millis;
 use crate::principal::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
@@ -225,10 +226,6 @@ fn unavailable(error: rusqlite::Error) -> StoreError {
         }
         other => StoreError::unavailable(other),
     }
-}
-
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
