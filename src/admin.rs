@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -46,7 +47,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::extract::{Admin, Scoped};
-use crate::registry::{Expiry, IssueRequest, Issued, MAX_NAME_LEN, RegistryError, TokenInfo};
+use crate::registry::{
+    Expiry, IssueRequest, Issued, MAX_NAME_LEN, RegistryError, RotateRequest, TokenInfo,
+};
 use crate::scope::{Scope, ScopeSet};
 use crate::{Principal, Registry, TokenId};
 
@@ -168,9 +171,9 @@ async fn rotate(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let issued = registry
-        .rotate(admin.tenant(), id)
+        .rotate(RotateRequest::on_behalf_of(&admin, id))
         .await
-        .map_err(ApiError::from_lifecycle)?;
+        .map_err(ApiError::from_rotate)?;
     Ok(created(&issued))
 }
 
@@ -400,7 +403,7 @@ impl FieldErrors {
 struct ApiError {
     status: StatusCode,
     errors: BTreeMap<&'static str, Vec<String>>,
-    message: Option<&'static str>,
+    message: Option<Cow<'static, str>>,
 }
 
 impl ApiError {
@@ -412,11 +415,31 @@ impl ApiError {
         }
     }
 
-    fn plain(status: StatusCode, message: &'static str) -> Self {
+    fn plain(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             status,
             errors: BTreeMap::new(),
-            message: Some(message),
+            message: Some(message.into()),
+        }
+    }
+
+    fn from_rotate(error: RegistryError) -> Self {
+        match error {
+            RegistryError::Expired => Self::plain(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This token has expired and cannot be rotated. Create a new token instead.",
+            ),
+            RegistryError::ScopesNotHeld(missing) => {
+                let names: Vec<&str> = missing.iter().map(|scope| scope.as_str()).collect();
+                Self::plain(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "This token has scopes you cannot grant: {}. Only a token that holds them can rotate it.",
+                        names.join(", ")
+                    ),
+                )
+            }
+            other => Self::from_lifecycle(other),
         }
     }
 
@@ -451,7 +474,11 @@ impl IntoResponse for ApiError {
             errors: &'a BTreeMap<&'static str, Vec<String>>,
         }
         let first = self.errors.values().flatten().next().map(String::as_str);
-        let message = self.message.or(first).unwrap_or("Invalid request.");
+        let message = self
+            .message
+            .as_deref()
+            .or(first)
+            .unwrap_or("Invalid request.");
         let mut response = json(
             self.status,
             &Body {

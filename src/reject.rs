@@ -45,6 +45,12 @@ pub enum Rejection {
         /// The token's id.
         token_id: Option<TokenId>,
     },
+    /// A valid token calling something nobody may call: a gRPC method outside a
+    /// [deny-unlisted](crate::layer::GrpcScopes::deny_unlisted) map. 403.
+    Forbidden {
+        /// The token's id.
+        token_id: Option<TokenId>,
+    },
     /// The token store could not answer a cache miss: 503.
     Unavailable,
 }
@@ -54,7 +60,9 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -74,7 +82,9 @@ impl Rejection {
                 ..
             } => Some("invalid_request"),
             Rejection::Unauthenticated { .. } => Some("invalid_token"),
-            Rejection::InsufficientScope { .. } => Some("insufficient_scope"),
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
+                Some("insufficient_scope")
+            }
         }
     }
 
@@ -120,7 +130,7 @@ impl Rejection {
     pub fn grpc_code(&self) -> u8 {
         match self {
             Rejection::Unauthenticated { .. } => 16,
-            Rejection::InsufficientScope { .. } => 7,
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => 7,
             Rejection::Unavailable => 14,
         }
     }
@@ -133,6 +143,7 @@ impl Rejection {
             Rejection::InsufficientScope { scope, .. } => {
                 format!("insufficient scope: requires {scope}").into()
             }
+            Rejection::Forbidden { .. } => "method not permitted".into(),
             Rejection::Unavailable => "authentication temporarily unavailable".into(),
         }
     }
@@ -169,6 +180,11 @@ impl Rejection {
                 %scope,
                 token_id = token_id.map(TokenId::get),
                 "request rejected: 403 insufficient scope"
+            ),
+            Rejection::Forbidden { token_id } => tracing::debug!(
+                target: "tower_bearer::reject",
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 403 method not in the allow-list"
             ),
             Rejection::Unavailable => tracing::warn!(
                 target: "tower_bearer::reject",
@@ -298,7 +314,7 @@ impl Renderer for Preset {
     fn render(&self, rejection: &Rejection) -> Response<Bytes> {
         let body = match rejection {
             Rejection::Unauthenticated { .. } => &self.unauthenticated,
-            Rejection::InsufficientScope { .. } => &self.forbidden,
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => &self.forbidden,
             Rejection::Unavailable => &self.unavailable,
         };
         let mut response = Response::new(body.clone());

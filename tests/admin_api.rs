@@ -480,3 +480,73 @@ async fn expired_tokens_stay_listed_until_deleted() {
         .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Regression (security review): rotation copied the old token's scopes without the
+/// "an admin grants only what it holds" rule that creation applies.
+#[tokio::test]
+async fn rotation_cannot_grant_scopes_the_caller_lacks() {
+    let api = Api::start().await;
+    let powerful = api
+        .registry
+        .issue(
+            IssueRequest::new("server-side", "acme")
+                .unwrap()
+                .scopes(["*", "billing:refund"])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = powerful.info.id;
+    let before = api.store.count().await.unwrap();
+    let answer = api
+        .call("POST", &format!("/tokens/{id}/rotate"), &api.admin, None)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text());
+    let error = json_of(&answer);
+    assert!(error["message"].is_string(), "{error}");
+    assert!(!answer.text().contains("sk_live_"), "no token was issued");
+    assert_eq!(api.store.count().await.unwrap(), before, "nothing issued");
+    api.registry
+        .verify(powerful.secret.expose_secret())
+        .await
+        .expect("the old token is untouched");
+}
+
+#[tokio::test]
+async fn rotating_an_expired_token_is_refused() {
+    let api = Api::start().await;
+    let short = api
+        .registry
+        .issue(
+            IssueRequest::new("short", "acme")
+                .unwrap()
+                .expires(Expiry::In(std::time::Duration::from_millis(5))),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let before = api.store.count().await.unwrap();
+    let answer = api
+        .call(
+            "POST",
+            &format!("/tokens/{}/rotate", short.info.id),
+            &api.admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text()
+    );
+    assert!(
+        json_of(&answer)["message"]
+            .as_str()
+            .unwrap()
+            .contains("Create a new token"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(api.store.count().await.unwrap(), before);
+}

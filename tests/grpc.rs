@@ -62,6 +62,14 @@ struct Grpc {
 
 impl Grpc {
     async fn start() -> Self {
+        Self::start_with(|layer, scopes| layer.grpc_scopes(scopes)).await
+    }
+
+    /// Starts the services behind the layer that `configure` makes of a plain layer and
+    /// the test's method map.
+    async fn start_with(
+        configure: impl FnOnce(BearerAuthLayer, GrpcScopes) -> BearerAuthLayer,
+    ) -> Self {
         let store = InstrumentedStore::new();
         let registry = Registry::builder(store.clone()).build();
         let scopes = GrpcScopes::new()
@@ -76,7 +84,7 @@ impl Grpc {
         let addr = listener.local_addr().unwrap();
         let server = tonic::transport::Server::builder()
             .accept_http1(true)
-            .layer(BearerAuthLayer::new(registry.clone()).grpc_scopes(scopes))
+            .layer(configure(BearerAuthLayer::new(registry.clone()), scopes))
             .add_service(health)
             .add_service(ItemsServer::new(EchoItems))
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
@@ -130,6 +138,46 @@ async fn create(grpc: &Grpc, token: Option<&str>) -> Result<Item, Status> {
         .create(with_token(CreateItemRequest::default(), token))
         .await
         .map(Response::into_inner)
+}
+
+/// A gRPC-framed `Create` sent over HTTP/2 with a `content-type` that is not gRPC's:
+/// tonic dispatches on the path alone, so the layer must too. Answers the HTTP status and
+/// the `grpc-status` (header or trailer), if any.
+async fn create_with_content_type(
+    addr: SocketAddr,
+    token: &str,
+    content_type: &str,
+) -> (http::StatusCode, Option<String>) {
+    use http_body_util::BodyExt as _;
+    use prost::Message as _;
+    let message = CreateItemRequest {
+        name: "smuggled".into(),
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = http::Request::post(format!("http://{addr}/items.v1.Items/Create"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(framed)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status();
+    let header = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let collected = response.into_body().collect().await.unwrap();
+    let trailer = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, header.or(trailer))
 }
 
 #[track_caller]
@@ -415,6 +463,24 @@ async fn the_grpc_example_serves_its_services_behind_the_layer() {
     let anonymous = items.list(with_token(ListItemsRequest {}, None)).await;
     assert_eq!(anonymous.unwrap_err().code(), Code::Unauthenticated);
 
+    // Regression (security review): a read-only token sending a gRPC-framed Create with a
+    // content type that is not gRPC's reached the handler (grpc-status 0). The map is
+    // enforced by path; the rejection of a request that is not gRPC is HTTP's.
+    for content_type in [
+        "application/octet-stream",
+        "application/grpcfoo",
+        "text/plain",
+    ] {
+        let (status, grpc_status) =
+            create_with_content_type(example.addrs[0], reader, content_type).await;
+        assert_eq!(status, http::StatusCode::FORBIDDEN, "{content_type}");
+        assert_eq!(grpc_status, None, "{content_type}: not answered as gRPC");
+    }
+    let (status, grpc_status) =
+        create_with_content_type(example.addrs[0], reader, "application/grpc+proto").await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(grpc_status.as_deref(), Some("7"));
+
     let mut health = HealthClient::new(channel);
     let check = |token: Option<&str>| {
         with_token(
@@ -431,4 +497,83 @@ async fn the_grpc_example_serves_its_services_behind_the_layer() {
     );
 
     assert_eq!(example.interrupt().await, "", "exactly one line on stdout");
+}
+
+#[tokio::test]
+async fn the_map_is_enforced_whatever_the_content_type() {
+    let grpc = Grpc::start().await;
+    let reader = grpc.token("reader", &["read"]).await;
+    let writer = grpc.token("writer", &["write"]).await;
+    let (status, grpc_status) =
+        create_with_content_type(grpc.addr, &reader, "application/octet-stream").await;
+    assert_eq!(status, http::StatusCode::FORBIDDEN);
+    assert_eq!(grpc_status, None);
+    let (status, grpc_status) =
+        create_with_content_type(grpc.addr, &reader, "application/grpcfoo").await;
+    assert_eq!((status, grpc_status), (http::StatusCode::FORBIDDEN, None));
+    // A real gRPC call with the scope goes through; with grpc+proto it is answered as gRPC.
+    let (status, grpc_status) =
+        create_with_content_type(grpc.addr, &writer, "application/grpc+proto").await;
+    assert_eq!(
+        (status, grpc_status.as_deref()),
+        (http::StatusCode::OK, Some("0"))
+    );
+    let (status, grpc_status) =
+        create_with_content_type(grpc.addr, &reader, "application/grpc").await;
+    assert_eq!(
+        (status, grpc_status.as_deref()),
+        (http::StatusCode::OK, Some("7"))
+    );
+}
+
+#[tokio::test]
+async fn optional_mode_still_requires_a_token_for_mapped_methods() {
+    let grpc = Grpc::start_with(|layer, scopes| layer.optional().grpc_scopes(scopes)).await;
+    assert_status(
+        list(&grpc, None).await,
+        Code::Unauthenticated,
+        "missing or invalid credentials",
+    );
+    assert_status(
+        create(&grpc, None).await,
+        Code::Unauthenticated,
+        "missing or invalid credentials",
+    );
+    // Watch is not in the map: anonymous callers may use it in optional mode.
+    let mut health = HealthClient::new(grpc.channel.clone());
+    let watch = health
+        .watch(with_token(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            None,
+        ))
+        .await;
+    assert!(watch.is_ok(), "{watch:?}");
+    let reader = grpc.token("reader", &["read"]).await;
+    list(&grpc, Some(&reader)).await.unwrap();
+}
+
+#[tokio::test]
+async fn deny_unlisted_refuses_methods_outside_the_map() {
+    let grpc = Grpc::start_with(|layer, scopes| layer.grpc_scopes(scopes.deny_unlisted())).await;
+    let admin = grpc.token("admin", &["admin"]).await;
+    let mut health = HealthClient::new(grpc.channel.clone());
+    let request = |token: Option<&str>| {
+        with_token(
+            HealthCheckRequest {
+                service: String::new(),
+            },
+            token,
+        )
+    };
+    // Watch is not listed: even an admin is refused; anonymous callers are unauthenticated.
+    let denied = health.watch(request(Some(&admin))).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(denied.message(), "method not permitted");
+    let anonymous = health.watch(request(None)).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    // Listed methods work as before.
+    health.check(request(Some(&admin))).await.unwrap();
+    create(&grpc, Some(&admin)).await.unwrap();
 }

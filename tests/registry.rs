@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use support::InstrumentedStore;
 use time::macros::datetime;
 use tower_bearer::clock::ManualClock;
-use tower_bearer::registry::{Expiry, IssueRequest, Issued, RegistryError};
+use tower_bearer::registry::{Expiry, IssueRequest, Issued, RegistryError, RotateRequest};
 use tower_bearer::token::{Env, Formats, IssueFormat, Malformed, PrefixedFormat};
 use tower_bearer::{MemoryStore, Registry, RejectCause, TokenKind, TokenStore as _, VerifyError};
 
@@ -395,7 +395,10 @@ async fn list_and_revoke_are_isolated_by_tenant() {
 
     for result in [
         registry.revoke("globex", acme.info.id).await,
-        registry.rotate("globex", acme.info.id).await.map(drop),
+        registry
+            .rotate(RotateRequest::new("globex", acme.info.id))
+            .await
+            .map(drop),
         registry.get("globex", acme.info.id).await.map(drop),
     ] {
         assert!(matches!(result, Err(RegistryError::NotFound)), "{result:?}");
@@ -414,7 +417,10 @@ async fn rotate_issues_a_twin_and_revokes_the_original() {
     let old_token = original.secret.expose_secret().to_owned();
     registry.verify(&old_token).await.unwrap();
 
-    let rotated = registry.rotate("acme", original.info.id).await.unwrap();
+    let rotated = registry
+        .rotate(RotateRequest::new("acme", original.info.id))
+        .await
+        .unwrap();
     assert_ne!(rotated.info.id, original.info.id);
     assert_eq!(rotated.info.name, "ci");
     assert_eq!(rotated.info.scopes, original.info.scopes);

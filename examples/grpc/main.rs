@@ -115,19 +115,24 @@ impl Items for ItemsService {
     }
 }
 
-/// The scope each method needs.
+/// The scope each method needs; methods not listed are refused, so that a method added
+/// later stays closed until someone decides who may call it.
 fn method_scopes() -> Result<GrpcScopes, tower_bearer::layer::InvalidGrpcScope> {
-    GrpcScopes::new()
+    Ok(GrpcScopes::new()
         .require("/grpc.health.v1.Health/*", "read")?
         .require("/items.v1.Items/List", "read")?
-        .require("/items.v1.Items/Create", "write")
+        .require("/items.v1.Items/Create", "write")?
+        .deny_unlisted())
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(&args.db).await?;
     let registry = Registry::builder(store.clone()).build();
     bootstrap::bootstrap_admin(&store, &registry).await?;
-    let auth = BearerAuthLayer::new(registry.clone()).grpc_scopes(method_scopes()?);
+    // The method map is enforced by path: it goes on the gRPC server's layer only; the
+    // HTTP management API gets a layer of its own.
+    let grpc_auth = BearerAuthLayer::new(registry.clone()).grpc_scopes(method_scopes()?);
+    let http_auth = BearerAuthLayer::new(registry.clone());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -143,15 +148,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let grpc = tonic::transport::Server::builder()
-        .layer(auth.clone())
+        .layer(grpc_auth)
         .add_service(health)
         .add_service(ItemsServer::new(ItemsService::default()))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener),
             bootstrap::shutdown_signal(),
         );
-    let http = axum::serve(http_listener, admin::router(registry.clone()).layer(auth))
-        .with_graceful_shutdown(bootstrap::shutdown_signal());
+    let http = axum::serve(
+        http_listener,
+        admin::router(registry.clone()).layer(http_auth),
+    )
+    .with_graceful_shutdown(bootstrap::shutdown_signal());
     let (grpc, http) = tokio::join!(grpc, http);
     grpc?;
     http?;

@@ -104,8 +104,12 @@ impl BearerAuthLayer {
         self
     }
 
-    /// The scopes gRPC methods require, enforced for gRPC requests (see [`GrpcScopes`]).
-    /// A method without an entry needs only a valid token.
+    /// The scopes gRPC methods require (see [`GrpcScopes`]), enforced by request path
+    /// whatever the content type. A method without an entry needs only a valid token,
+    /// unless the map [denies unlisted methods](GrpcScopes::deny_unlisted).
+    ///
+    /// Put this layer in front of gRPC services only: every path through it is read as a
+    /// gRPC method.
     pub fn grpc_scopes(mut self, scopes: GrpcScopes) -> Self {
         self.config().grpc_scopes = (!scopes.is_empty()).then_some(scopes);
         self

@@ -1,9 +1,14 @@
 //! gRPC awareness of the layer: recognising gRPC requests and the per-method scope map.
 //!
-//! For gRPC requests (`content-type: application/grpc…`) every rejection is a valid
-//! trailers-only gRPC response (see [`Rejection::grpc_code`](crate::reject::Rejection::grpc_code)),
-//! and [`GrpcScopes`] says which scope each method needs. Plain HTTP requests through the
-//! same layer keep the JSON contract.
+//! For gRPC requests (`content-type: application/grpc` or `application/grpc+<subtype>`)
+//! every rejection is a valid trailers-only gRPC response (see
+//! [`Rejection::grpc_code`](crate::reject::Rejection::grpc_code)); requests with any other
+//! content type get the HTTP (JSON) contract.
+//!
+//! [`GrpcScopes`] says which scope each method needs. It is enforced by **path**, whatever
+//! the content type: tonic dispatches on the path alone, so a gRPC-framed request sent with
+//! `content-type: application/octet-stream` reaches the method as surely as a real gRPC
+//! call, and must meet the same requirement.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,18 +18,57 @@ use http::header::CONTENT_TYPE;
 
 use crate::scope::{InvalidScope, Scope};
 
-/// Whether a request with these headers is a gRPC call (`application/grpc`,
-/// `application/grpc+proto`, `application/grpc-web…`).
+/// Whether a request with these headers is a gRPC call: `content-type` is exactly
+/// `application/grpc` or `application/grpc+<subtype>` (case-insensitive), as the gRPC
+/// over HTTP/2 specification defines it. `application/grpcfoo` and gRPC-Web are not.
 #[inline]
-pub fn is_grpc(headers: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+        .is_some_and(|value| is_grpc_content_type(value.as_bytes()))
+}
+
+fn is_grpc_content_type(value: &[u8]) -> bool {
+    const GRPC: &[u8] = b"application/grpc";
+    let Some((head, rest)) = value.split_at_checked(GRPC.len()) else {
+        return false;
+    };
+    if !head.eq_ignore_ascii_case(GRPC) {
+        return false;
+    }
+    match rest {
+        [] => true,
+        [b'+', subtype @ ..] => {
+            !subtype.is_empty()
+                && subtype
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        }
+        _ => false,
+    }
+}
+
+/// What a method needs, according to a [`GrpcScopes`] map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodRequirement<'a> {
+    /// A valid token with this scope.
+    Scope(&'a Scope),
+    /// Nobody may call it: the method is not in a [deny-unlisted](GrpcScopes::deny_unlisted) map.
+    Denied,
+    /// Only a valid token (or, in optional mode, nothing).
+    Token,
 }
 
 /// Which scope each gRPC method requires, by path: `/package.Service/Method`, or
 /// `/package.Service/*` for every method of a service. A method's own entry wins over its
-/// service's; methods in neither need only a valid token.
+/// service's; methods in neither need only a valid token, or, with
+/// [`deny_unlisted`](GrpcScopes::deny_unlisted) (the safer setting), are refused with
+/// `PERMISSION_DENIED`.
+///
+/// The map is enforced by request path whatever the `content-type`, so the layer that
+/// carries it belongs in front of gRPC services only (a plain HTTP API beside them gets a
+/// layer of its own).
 ///
 /// ```
 /// use tower_bearer::layer::GrpcScopes;
@@ -42,6 +86,7 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 pub struct GrpcScopes {
     methods: HashMap<Box<str>, Scope>,
     services: HashMap<Box<str>, Scope>,
+    deny_unlisted: bool,
 }
 
 /// A [`GrpcScopes`] entry that cannot be used.
@@ -75,6 +120,32 @@ impl GrpcScopes {
         Ok(self)
     }
 
+    /// Refuses every method that has no entry (`PERMISSION_DENIED` for a valid token,
+    /// `UNAUTHENTICATED` without one), so that a method added to a service later is closed
+    /// until someone decides which scope it needs. Recommended.
+    ///
+    /// ```
+    /// use tower_bearer::layer::{GrpcScopes, MethodRequirement};
+    ///
+    /// let scopes = GrpcScopes::new().require("/items.v1.Items/List", "read")?.deny_unlisted();
+    /// assert_eq!(scopes.requirement("/items.v1.Items/Delete"), MethodRequirement::Denied);
+    /// # Ok::<(), tower_bearer::layer::InvalidGrpcScope>(())
+    /// ```
+    #[must_use]
+    pub fn deny_unlisted(mut self) -> Self {
+        self.deny_unlisted = true;
+        self
+    }
+
+    /// What the method at `path` needs.
+    pub fn requirement(&self, path: &str) -> MethodRequirement<'_> {
+        match self.required(path) {
+            Some(scope) => MethodRequirement::Scope(scope),
+            None if self.deny_unlisted => MethodRequirement::Denied,
+            None => MethodRequirement::Token,
+        }
+    }
+
     /// The scope the method at `path` requires, if any.
     pub fn required(&self, path: &str) -> Option<&Scope> {
         if let Some(scope) = self.methods.get(path) {
@@ -84,9 +155,9 @@ impl GrpcScopes {
         self.services.get(service)
     }
 
-    /// Whether no method has a requirement.
+    /// Whether no method has a requirement (and unlisted methods are not denied).
     pub fn is_empty(&self) -> bool {
-        self.methods.is_empty() && self.services.is_empty()
+        self.methods.is_empty() && self.services.is_empty() && !self.deny_unlisted
     }
 }
 
@@ -109,6 +180,36 @@ impl fmt::Debug for GrpcScopes {
         f.debug_struct("GrpcScopes")
             .field("methods", &self.methods)
             .field("services", &self.services)
+            .field("deny_unlisted", &self.deny_unlisted)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_grpc_and_grpc_plus_subtype_are_grpc() {
+        for grpc in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc+json",
+            "Application/GRPC+proto",
+        ] {
+            assert!(is_grpc_content_type(grpc.as_bytes()), "{grpc}");
+        }
+        for not_grpc in [
+            "application/grpcfoo",
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/grpc+",
+            "application/grpc+pro to",
+            "application/grp",
+            "application/octet-stream",
+            "",
+        ] {
+            assert!(!is_grpc_content_type(not_grpc.as_bytes()), "{not_grpc}");
+        }
     }
 }

@@ -49,7 +49,8 @@ mod service;
 pub use auth_layer::BearerAuthLayer;
 pub use body::{RejectionBody, ResponseBody};
 pub use future::ResponseFuture;
-pub use grpc::{GrpcScopes, InvalidGrpcScope, is_grpc};
+pub(crate) use grpc::is_grpc;
+pub use grpc::{GrpcScopes, InvalidGrpcScope, MethodRequirement};
 #[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;
 pub use require_scope::{RequireScope, RequireScopeLayer};

@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::auth_layer::Config;
 use super::future::{ResponseFuture, finish};
-use super::{Anonymous, RejectionBody, is_grpc};
+use super::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
 use crate::registry::RejectCause;
 use crate::reject::Rejection;
 use crate::token::Presented;
@@ -48,27 +48,37 @@ enum Verdict {
 }
 
 impl Config {
-    /// The scope check of the per-method gRPC map, for requests that passed
-    /// authentication.
+    /// The per-method gRPC map, enforced by path whatever the content type (tonic routes
+    /// on the path alone). `principal` is `None` for an anonymous request in optional
+    /// mode, which may call only methods that need nothing.
     fn authorize<B>(
         &self,
-        principal: &crate::Principal,
+        principal: Option<&crate::Principal>,
         request: &Request<B>,
     ) -> Result<(), Rejection> {
         let Some(scopes) = &self.grpc_scopes else {
             return Ok(());
         };
-        if !is_grpc(request.headers()) {
-            return Ok(());
-        }
-        match scopes.required(request.uri().path()) {
-            Some(scope) if !principal.has_scope(scope.as_str()) => {
-                Err(Rejection::InsufficientScope {
-                    scope: scope.as_str().to_owned().into(),
-                    token_id: Some(principal.id()),
-                })
+        let requirement = scopes.requirement(request.uri().path());
+        match (requirement, principal) {
+            (MethodRequirement::Token, _) => Ok(()),
+            (_, None) => Err(Rejection::Unauthenticated {
+                cause: RejectCause::Missing,
+                token_id: None,
+            }),
+            (MethodRequirement::Scope(scope), Some(principal)) => {
+                if principal.has_scope(scope.as_str()) {
+                    Ok(())
+                } else {
+                    Err(Rejection::InsufficientScope {
+                        scope: scope.as_str().to_owned().into(),
+                        token_id: Some(principal.id()),
+                    })
+                }
             }
-            _ => Ok(()),
+            (_, Some(principal)) => Err(Rejection::Forbidden {
+                token_id: Some(principal.id()),
+            }),
         }
     }
 
@@ -89,7 +99,12 @@ impl<S> BearerAuth<S> {
         let config = &*self.config;
         let credential = match config.sources.extract(request.headers(), request.uri()) {
             Ok(Some(credential)) => credential,
-            Ok(None) if config.optional => return Verdict::Anonymous,
+            Ok(None) if config.optional => {
+                return match config.authorize(None, request) {
+                    Ok(()) => Verdict::Anonymous,
+                    Err(rejection) => Verdict::Rejected(rejection),
+                };
+            }
             Ok(None) => return unauthenticated(RejectCause::Missing),
             Err(invalid) => return unauthenticated(RejectCause::InvalidRequest(invalid)),
         };
@@ -98,7 +113,7 @@ impl<S> BearerAuth<S> {
             Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error)),
         };
         match config.registry.verify_cached(&presented) {
-            Some(Ok(principal)) => match config.authorize(&principal, request) {
+            Some(Ok(principal)) => match config.authorize(Some(&principal), request) {
                 Ok(()) => Verdict::Authenticated(principal),
                 Err(rejection) => Verdict::Rejected(rejection),
             },
@@ -158,7 +173,9 @@ where
                         .await
                         .map_err(|error| Rejection::from_verify_error(&error))
                         .and_then(|principal| {
-                            config.authorize(&principal, &request).map(|()| principal)
+                            config
+                                .authorize(Some(&principal), &request)
+                                .map(|()| principal)
                         });
                     match verified {
                         Ok(principal) => {

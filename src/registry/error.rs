@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use crate::header::InvalidCredentials;
 use crate::principal::TokenId;
+use crate::scope::ScopeSet;
 use crate::store::StoreError;
 use crate::token::Malformed;
 
@@ -103,6 +104,18 @@ pub enum RegistryError {
     /// The requested expiry is not in the future, or too far in it to be represented.
     #[error("expiry must be in the future")]
     InvalidExpiry,
+    /// The token has expired: it cannot be rotated; create a new one.
+    #[error("the token has expired")]
+    Expired,
+    /// The caller does not hold these scopes of the token it acts on.
+    #[error("the caller does not hold the token's scopes {0:?}")]
+    ScopesNotHeld(ScopeSet),
+    /// The token was changed or rotated concurrently; nothing was done.
+    #[error("the token was changed concurrently")]
+    Conflict,
+    /// A rotation grace period longer than [`MAX_GRACE`](super::MAX_GRACE).
+    #[error("grace period too long")]
+    InvalidGrace,
     /// The operating system's random number generator failed.
     #[error("random number generator failed: {0}")]
     Random(getrandom::Error),

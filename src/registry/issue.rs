@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::Principal;
 use crate::principal::{TokenId, TokenKind, is_valid_tenant};
 use crate::scope::{InvalidScope, ScopeSet};
 use crate::store::TokenRecord;
@@ -195,4 +196,62 @@ pub struct Issued {
     pub info: TokenInfo,
     /// The plaintext: show it to its owner once; it cannot be recovered.
     pub secret: Secret,
+}
+
+/// The longest grace period a rotation may keep the old token valid for (one day).
+pub const MAX_GRACE: Duration = Duration::from_secs(86_400);
+
+/// What to rotate: a token of a tenant, optionally on behalf of a caller, optionally
+/// keeping the old token valid for a grace period (Stripe's "roll key").
+///
+/// A rotation on behalf of a caller follows the rule issuance follows in the management
+/// API: the caller must hold every scope of the token it rotates (with implications), so
+/// that rotating can never hand out more than the caller could create.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer::registry::RotateRequest;
+/// use tower_bearer::TokenId;
+///
+/// let request = RotateRequest::new("acme", TokenId::new(7)).grace(Duration::from_secs(3600));
+/// # let _ = request;
+/// ```
+#[derive(Clone, Debug)]
+pub struct RotateRequest {
+    pub(crate) tenant: String,
+    pub(crate) id: TokenId,
+    pub(crate) caller: Option<Principal>,
+    pub(crate) grace: Duration,
+}
+
+impl RotateRequest {
+    /// Rotates token `id` of `tenant` with the server's authority (no scope rule).
+    pub fn new(tenant: &str, id: TokenId) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            id,
+            caller: None,
+            grace: Duration::ZERO,
+        }
+    }
+
+    /// Rotates token `id` of the caller's tenant for `caller`, who must hold every scope
+    /// of the token ([`RegistryError::ScopesNotHeld`](super::RegistryError::ScopesNotHeld)
+    /// otherwise). The new token records `caller` as its creator.
+    pub fn on_behalf_of(caller: &Principal, id: TokenId) -> Self {
+        Self {
+            tenant: caller.tenant().to_owned(),
+            id,
+            caller: Some(caller.clone()),
+            grace: Duration::ZERO,
+        }
+    }
+
+    /// Keeps the old token valid for `grace` more (at most [`MAX_GRACE`]); by default it
+    /// stops working when the rotation returns.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
 }

@@ -44,7 +44,9 @@ use tokio::task::AbortHandle;
 
 pub use builder::RegistryBuilder;
 pub use error::{RegistryError, RejectCause, VerifyError};
-pub use issue::{Expiry, InvalidRequest, IssueRequest, Issued, MAX_NAME_LEN, TokenInfo};
+pub use issue::{
+    Expiry, InvalidRequest, IssueRequest, Issued, MAX_GRACE, MAX_NAME_LEN, RotateRequest, TokenInfo,
+};
 
 use cache::{Cache, Install, Lookup};
 use intern::Interner;
@@ -52,6 +54,7 @@ use usage::UsageTracker;
 
 use crate::clock::Clock;
 use crate::principal::{Principal, TokenId};
+use crate::scope::ScopeSet;
 use crate::store::{Change, ChangeStream, NewToken, StoreError, TokenStore};
 use crate::token::{Digest, Env, Formats, IssueFormat, Presented};
 
@@ -409,11 +412,36 @@ impl Registry {
         Ok(())
     }
 
-    /// Replaces a token of `tenant` with a new one with the same name, scopes,
-    /// environment, kind and lifetime (a token that never expired still never expires),
-    /// and revokes the old one.
-    pub async fn rotate(&self, tenant: &str, id: TokenId) -> Result<Issued, RegistryError> {
-        let old = self.inner.store.find_by_id(tenant, id).await?;
+    /// Replaces a token with a new one with the same name, scopes, environment, kind and
+    /// lifetime length (a token that never expired still never expires), and revokes the
+    /// old one.
+    ///
+    /// Refused, with nothing issued and the old token untouched, when the token has
+    /// expired ([`RegistryError::Expired`]: create a new one) or when the rotation is on
+    /// behalf of a caller that does not hold every scope of the token
+    /// ([`RegistryError::ScopesNotHeld`]).
+    pub async fn rotate(&self, request: RotateRequest) -> Result<Issued, RegistryError> {
+        let RotateRequest {
+            tenant,
+            id,
+            caller,
+            grace: _,
+        } = request;
+        let old = self.inner.store.find_by_id(&tenant, id).await?;
+        if old.is_expired_at(self.inner.clock.now()) {
+            return Err(RegistryError::Expired);
+        }
+        if let Some(caller) = &caller {
+            let missing: ScopeSet = old
+                .scopes
+                .iter()
+                .filter(|scope| !caller.has_scope(scope.as_str()))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(RegistryError::ScopesNotHeld(missing));
+            }
+        }
         let expiry = match old.expires_at {
             None => Expiry::Never,
             Some(expires_at) => Expiry::In(
@@ -432,7 +460,7 @@ impl Registry {
         };
         // Issue first: if that fails, the old token keeps working.
         let issued = self.issue(request).await?;
-        self.revoke(tenant, id).await?;
+        self.revoke(&tenant, id).await?;
         Ok(issued)
     }
 
