@@ -5,8 +5,10 @@
 //! cargo run --example server --features sqlite,admin -- --addr 127.0.0.1:8080 --db /tmp/t.db --style drf
 //! ```
 //!
-//! On first start with an empty database it prints `admin token: <token>` (scope `admin`,
-//! tenant `default`, never expires) to stdout, once. Logs go to stderr (`RUST_LOG`).
+//! On first start with a new database it prints `admin token: <token>` (scope `admin`,
+//! tenant `default`, never expires) to stdout, once per database, ever; with
+//! `--admin-token-file PATH` it writes it to a new file readable by its owner only
+//! instead. Logs go to stderr (`RUST_LOG`).
 //!
 //! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /ping` (any token; the
 //! load test's authenticated twin of `/health`), `GET /items` (scope `read`),
@@ -20,6 +22,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,12 +38,15 @@ use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId, admin};
 const USAGE: &str = "\
 usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--format prefixed|sanctum] [--env live|test]
+              [--max-lifetime-days N] [--admin-token-file PATH]
 
-  --addr    where to listen (default 127.0.0.1:3000)
-  --db      the SQLite file (default tower-bearer.db, created if missing)
-  --style   the error bodies: laravel (default), drf or envelope
-  --format  the format of issued tokens: prefixed (sk_live_…, default) or sanctum (id|secret)
-  --env     the accepted token environment: live (default) or test";
+  --addr               where to listen (default 127.0.0.1:3000)
+  --db                 the SQLite file (default tower-bearer.db, created if missing, mode 0600)
+  --style              the error bodies: laravel (default), drf or envelope
+  --format             the format of issued tokens: prefixed (sk_live_…, default) or sanctum (id|secret)
+  --env                the accepted token environment: live (default) or test
+  --max-lifetime-days  the longest lifetime a token may be issued with (default: no limit)
+  --admin-token-file   write the bootstrap admin token to this new file (mode 0600), not stdout";
 
 struct Args {
     addr: SocketAddr,
@@ -48,6 +54,8 @@ struct Args {
     style: Preset,
     format: IssueFormat,
     env: Env,
+    max_lifetime: Option<Duration>,
+    admin_token_file: Option<PathBuf>,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -57,6 +65,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         style: Preset::laravel(),
         format: IssueFormat::Prefixed,
         env: Env::Live,
+        max_lifetime: None,
+        admin_token_file: None,
     };
     bootstrap::parse_flags(args, |flag, value| {
         match flag {
@@ -82,6 +92,15 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--env" => parsed.env = value.parse().map_err(|e| format!("--env {value}: {e}"))?,
+            "--max-lifetime-days" => {
+                let days: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|days| (1..=36_500).contains(days))
+                    .ok_or_else(|| format!("--max-lifetime-days {value}: expected 1 to 36500"))?;
+                parsed.max_lifetime = Some(Duration::from_secs(days * 86_400));
+            }
+            "--admin-token-file" => parsed.admin_token_file = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
         }
         Ok(())
@@ -146,17 +165,21 @@ fn app(registry: Registry, style: Preset) -> Router {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(&args.db).await?;
-    let registry = Registry::builder(store.clone())
+    let mut builder = Registry::builder(store)
         .formats(Formats::default().sanctum())
         .issue_format(args.format)
-        .env(args.env)
-        .build();
-    bootstrap::bootstrap_admin(&store, &registry).await?;
+        .env(args.env);
+    if let Some(max) = args.max_lifetime {
+        builder = builder.max_lifetime(max);
+    }
+    let registry = builder.build();
+    bootstrap::bootstrap_admin(&registry, args.admin_token_file.as_deref()).await?;
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let shutdown = bootstrap::shutdown_signal();
     eprintln!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(registry.clone(), args.style))
-        .with_graceful_shutdown(bootstrap::shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     let flushed = registry.flush().await?;
     tracing::info!(tokens = flushed, "usage flushed");

@@ -27,12 +27,20 @@ impl Clock {
     }
 
     /// The current time in nanoseconds since the Unix epoch.
+    ///
+    /// A clock that reads before 1970 is broken, and fails closed: this returns
+    /// `i64::MAX`, the end of time, at which every token has expired (an error is logged,
+    /// once per process). Issuance refuses to run on such a clock.
     #[inline]
     pub fn now_nanos(&self) -> i64 {
-        match &self.manual {
+        let nanos = match &self.manual {
             None => system_now_nanos(),
             Some(now) => now.load(Ordering::SeqCst),
+        };
+        if nanos < 0 {
+            return unreadable();
         }
+        nanos
     }
 
     /// The current time as an [`OffsetDateTime`] in UTC.
@@ -116,11 +124,29 @@ impl From<ManualClock> for Clock {
 }
 
 fn system_now_nanos() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
+    nanos_since_epoch(SystemTime::now())
+}
+
+/// Nanoseconds since the Unix epoch; negative (a broken clock) before it.
+fn nanos_since_epoch(at: SystemTime) -> i64 {
+    match at.duration_since(UNIX_EPOCH) {
         Ok(since) => i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-        // A clock set before 1970 is broken; treating it as the epoch keeps tokens expiring.
-        Err(_) => 0,
+        Err(_) => -1,
     }
+}
+
+/// The answer for a clock that cannot be read: the end of time, so that every token has
+/// expired (fail closed). Logged once.
+#[cold]
+fn unreadable() -> i64 {
+    static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            target: "tower_bearer::clock",
+            "the wall clock reads before 1970: treating every token as expired until it is fixed"
+        );
+    }
+    i64::MAX
 }
 
 /// Nanoseconds since the Unix epoch, saturating outside the `i64` range (years 1677–2262).
@@ -139,4 +165,19 @@ pub(crate) fn to_millis(at: OffsetDateTime) -> i64 {
 pub(crate) fn from_nanos(nanos: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .expect("every i64 nanosecond count is a valid OffsetDateTime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_before_1970_fails_closed() {
+        let broken = UNIX_EPOCH - Duration::from_secs(1);
+        assert!(nanos_since_epoch(broken) < 0);
+        let manual = ManualClock::new(time::macros::datetime!(1969-12-31 23:59 UTC));
+        assert_eq!(manual.clock().now_nanos(), i64::MAX);
+        manual.set(time::macros::datetime!(2030-01-01 0:00 UTC));
+        assert!(manual.clock().now_nanos() < i64::MAX);
+    }
 }

@@ -90,6 +90,59 @@ impl TokenSources {
     }
 }
 
+impl TokenSources {
+    /// Whether a request whose credentials were accepted had them in the query string:
+    /// the query source is on and the URI carries `access_token` (a request may carry its
+    /// credential in one place only, so it came from there).
+    pub(crate) fn came_from_query(&self, uri: &Uri) -> bool {
+        self.query
+            && uri
+                .query()
+                .is_some_and(|query| query_pairs_raw(query).any(|(name, _)| is_access_token(name)))
+    }
+}
+
+/// The raw `name=value` pairs of a query string, undecoded.
+fn query_pairs_raw(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+fn is_access_token(raw_name: &str) -> bool {
+    form_urlencoded::parse(raw_name.as_bytes())
+        .next()
+        .is_some_and(|(name, _)| name == "access_token")
+}
+
+/// `uri` without its `access_token` query parameters (RFC 6750 §2.3: the token must not
+/// reach access logs and traces); the other parameters keep their order and encoding.
+pub(crate) fn without_access_token(uri: &Uri) -> Uri {
+    let Some(query) = uri.query() else {
+        return uri.clone();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+            !pair.is_empty() && !is_access_token(name)
+        })
+        .collect();
+    let mut path_and_query = uri.path().to_owned();
+    if !kept.is_empty() {
+        path_and_query.push('?');
+        path_and_query.push_str(&kept.join("&"));
+    }
+    let mut parts = uri.clone().into_parts();
+    match path_and_query.parse() {
+        Ok(rebuilt) => parts.path_and_query = Some(rebuilt),
+        // Every piece came from a valid URI; fall back to the bare path.
+        Err(_) => parts.path_and_query = uri.path().parse().ok(),
+    }
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
 fn one_of<'a>(
     found: Option<Cow<'a, str>>,
     another: Cow<'a, str>,
@@ -239,6 +292,31 @@ mod tests {
         ) -> Result<Option<Cow<'a, str>>, InvalidCredentials> {
             self.extract(&parts.headers, &parts.uri)
         }
+    }
+
+    #[test]
+    fn access_token_is_removed_from_the_query_and_nothing_else() {
+        let cases = [
+            ("/me?access_token=abc", "/me"),
+            ("/me?a=1&access_token=abc&b=%20x", "/me?a=1&b=%20x"),
+            ("/me?access%5Ftoken=abc&b=2", "/me?b=2"),
+            ("/me?b=2&access_token=abc&access_token=def", "/me?b=2"),
+            (
+                "http://h:1/me?x=access_token",
+                "http://h:1/me?x=access_token",
+            ),
+            ("/me", "/me"),
+        ];
+        for (before, after) in cases {
+            let uri: Uri = before.parse().unwrap();
+            assert_eq!(without_access_token(&uri).to_string(), after, "{before}");
+        }
+        let sources = TokenSources::header_only().query_param();
+        assert!(sources.came_from_query(&"/me?x=1&access_token=abc".parse().unwrap()));
+        assert!(!sources.came_from_query(&"/me?x=access_token".parse().unwrap()));
+        assert!(
+            !TokenSources::header_only().came_from_query(&"/me?access_token=a".parse().unwrap())
+        );
     }
 
     #[test]

@@ -23,11 +23,19 @@ struct Api {
 
 impl Api {
     async fn start() -> Self {
+        Self::start_with(|builder| builder).await
+    }
+
+    async fn start_with(
+        configure: impl FnOnce(
+            tower_bearer::registry::RegistryBuilder,
+        ) -> tower_bearer::registry::RegistryBuilder,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("admin.db"))
             .await
             .unwrap();
-        let registry = Registry::builder(store.clone()).build();
+        let registry = configure(Registry::builder(store.clone())).build();
         let admin = Self::issue_for(&registry, "acme", &["admin"]).await;
         let app: Router =
             admin::router(registry.clone()).layer(BearerAuthLayer::new(registry.clone()));
@@ -45,7 +53,7 @@ impl Api {
             .unwrap()
             .scopes(scopes)
             .unwrap()
-            .expires(Expiry::Never);
+            .expires(registry.max_lifetime().map_or(Expiry::Never, Expiry::In));
         let issued = registry.issue(request).await.unwrap();
         issued.secret.expose_secret().to_owned()
     }
@@ -69,7 +77,9 @@ impl Api {
     async fn list(&self, token: &str) -> Vec<Value> {
         let answer = self.call("GET", "/tokens", token, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-        serde_json::from_slice(&answer.body).unwrap()
+        let mut page: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(page["has_more"], false);
+        serde_json::from_value(page["data"].take()).unwrap()
     }
 }
 
@@ -101,6 +111,7 @@ async fn create_answers_the_token_once_and_it_works() {
         keys(&created),
         [
             "created_at",
+            "created_by",
             "expires_at",
             "id",
             "name",
@@ -136,12 +147,14 @@ async fn create_answers_the_token_once_and_it_works() {
         keys(&listed[1]),
         [
             "created_at",
+            "created_by",
             "expired",
             "expires_at",
             "id",
             "last_used_at",
             "name",
             "prefix",
+            "rotated_to",
             "scopes",
             "tenant"
         ]
@@ -549,4 +562,373 @@ async fn rotating_an_expired_token_is_refused() {
         answer.text()
     );
     assert_eq!(api.store.count().await.unwrap(), before);
+}
+
+async fn raw(
+    api: &Api,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Answer {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {}", api.admin));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    api.client
+        .request(request.body(Full::new(body.into())).unwrap())
+        .await
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413_with_a_json_body() {
+    let api = Api::start().await;
+    let huge = format!(r#"{{"name":"{}"}}"#, "n".repeat(70 * 1024));
+    let json = [("content-type", "application/json")];
+    for path in ["/tokens", "/tokens/1/rotate"] {
+        let answer = raw(&api, "POST", path, &json, huge.clone()).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert!(json_of(&answer)["message"].is_string());
+    }
+    assert_eq!(api.store.count().await.unwrap(), 1);
+}
+
+/// A cross-site form post (or any body that is not JSON) can never create or rotate.
+#[tokio::test]
+async fn write_routes_with_a_body_require_json() {
+    let api = Api::start().await;
+    let target = json_of(&api.create(json!({"name": "target"})).await);
+    let id = target["id"].as_u64().unwrap();
+    let rotate = format!("/tokens/{id}/rotate");
+    let revoke = format!("/tokens/{id}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let text = [("content-type", "text/plain")];
+    for (method, path, headers, body) in [
+        ("POST", "/tokens", &form[..], "name=x"),
+        ("POST", "/tokens", &text[..], r#"{"name":"x"}"#),
+        ("POST", "/tokens", &[][..], r#"{"name":"x"}"#),
+        ("POST", rotate.as_str(), &form[..], ""),
+        ("POST", rotate.as_str(), &text[..], "{}"),
+        ("POST", rotate.as_str(), &[][..], "{}"),
+        ("DELETE", revoke.as_str(), &form[..], ""),
+        ("DELETE", revoke.as_str(), &[][..], "{}"),
+    ] {
+        let answer = raw(&api, method, path, headers, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{method} {path} {headers:?}"
+        );
+        assert!(json_of(&answer)["message"].is_string());
+    }
+    assert_eq!(
+        api.store.count().await.unwrap(),
+        2,
+        "nothing created or rotated"
+    );
+    // JSON with a charset parameter is JSON; a bodiless request needs no content type.
+    let utf8 = [("content-type", "application/json; charset=utf-8")];
+    let answer = raw(&api, "POST", "/tokens", &utf8, r#"{"name":"y"}"#).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let answer = raw(&api, "POST", &rotate, &[], "").await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+}
+
+#[tokio::test]
+async fn scopes_and_messages_are_bounded() {
+    let api = Api::start().await;
+    let many: Vec<String> = (0..65).map(|n| format!("res{n}:read")).collect();
+    let answer = api.create(json!({"name": "x", "scopes": many})).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = &json_of(&answer)["errors"]["scopes"];
+    assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+    assert!(errors[0].as_str().unwrap().contains("64"), "{errors}");
+
+    let bad: Vec<String> = (0..30).map(|n| format!("Bad{n}")).collect();
+    let answer = api.create(json!({"name": "x", "scopes": bad})).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let messages = json_of(&answer)["errors"]["scopes"].clone();
+    let messages = messages.as_array().unwrap();
+    assert_eq!(messages.len(), 11, "ten messages and a count");
+    assert_eq!(messages[10], "(and 20 more errors)");
+    assert_eq!(api.store.count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn unknown_fields_are_422_naming_the_field() {
+    let api = Api::start().await;
+    for body in [
+        json!({"name": "x", "scopes": ["read"], "expires_days": 1}),
+        json!({"name": "x", "tenant": "other"}),
+    ] {
+        let answer = api.create(body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let field = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| *k != "name" && *k != "scopes")
+            .unwrap()
+            .clone();
+        assert!(
+            json_of(&answer)["errors"][&field].is_array(),
+            "{}",
+            answer.text()
+        );
+    }
+    let answer = api
+        .call(
+            "POST",
+            "/tokens/1/rotate",
+            &api.admin,
+            Some(r#"{"grace":5}"#),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json_of(&answer)["errors"]["grace"].is_array());
+    assert_eq!(api.store.count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn lists_are_paginated_like_stripe() {
+    let api = Api::start().await;
+    for n in 0..5 {
+        api.create(json!({"name": format!("t{n}")})).await;
+    }
+    let page = |query: &'static str| {
+        let api = &api;
+        async move {
+            let answer = api
+                .call("GET", &format!("/tokens{query}"), &api.admin, None)
+                .await;
+            (answer.status, json_of(&answer))
+        }
+    };
+    let (status, first) = page("?limit=4").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["data"].as_array().unwrap().len(), 4);
+    assert_eq!(first["has_more"], true);
+    let last = first["data"][3]["id"].as_u64().unwrap();
+    let answer = api
+        .call(
+            "GET",
+            &format!("/tokens?limit=4&starting_after={last}"),
+            &api.admin,
+            None,
+        )
+        .await;
+    let second = json_of(&answer);
+    assert_eq!(second["data"].as_array().unwrap().len(), 2);
+    assert_eq!(second["has_more"], false);
+    assert!(second["data"][0]["id"].as_u64().unwrap() > last);
+    let (_, default) = page("").await;
+    assert_eq!(default["data"].as_array().unwrap().len(), 6);
+    for (query, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?limit=x", "limit"),
+        ("?starting_after=-1", "starting_after"),
+    ] {
+        let (status, error) = page(query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(error["errors"][field].is_array(), "{query}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn lineage_is_listed_and_cascade_revokes_what_a_token_minted() {
+    let api = Api::start().await;
+    // A stolen admin token mints a second admin, which mints a reader.
+    let stolen = json_of(
+        &api.create(json!({"name": "stolen", "scopes": ["admin"]}))
+            .await,
+    );
+    let stolen_token = stolen["token"].as_str().unwrap().to_owned();
+    let admin_id = api.registry.verify(&api.admin).await.unwrap().id().get();
+    assert_eq!(stolen["created_by"], admin_id);
+    let minted = api
+        .call(
+            "POST",
+            "/tokens",
+            &stolen_token,
+            Some(r#"{"name":"minted","scopes":["admin"]}"#),
+        )
+        .await;
+    let minted = json_of(&minted);
+    let minted_token = minted["token"].as_str().unwrap().to_owned();
+    let grand = api
+        .call(
+            "POST",
+            "/tokens",
+            &minted_token,
+            Some(r#"{"name":"grand","scopes":["read"]}"#),
+        )
+        .await;
+    let grand = json_of(&grand);
+    let bystander = json_of(&api.create(json!({"name": "bystander"})).await);
+    let listed = api.list(&api.admin).await;
+    let find = |name: &str| listed.iter().find(|t| t["name"] == name).unwrap().clone();
+    assert_eq!(find("minted")["created_by"], stolen["id"]);
+    assert_eq!(find("grand")["created_by"], minted["id"]);
+    assert_eq!(
+        find("seed")["created_by"],
+        Value::Null,
+        "issued server-side"
+    );
+
+    let stolen_id = stolen["id"].as_u64().unwrap();
+    let answer = api
+        .call(
+            "DELETE",
+            &format!("/tokens/{stolen_id}?cascade=true"),
+            &api.admin,
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let mut revoked: Vec<u64> = json_of(&answer)["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    revoked.sort();
+    assert_eq!(
+        revoked,
+        [
+            stolen_id,
+            minted["id"].as_u64().unwrap(),
+            grand["id"].as_u64().unwrap()
+        ]
+    );
+    for token in [
+        &stolen_token,
+        &minted_token,
+        grand["token"].as_str().unwrap(),
+    ] {
+        assert_eq!(
+            api.call("GET", "/tokens", token, None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    api.registry
+        .verify(bystander["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let answer = api
+        .call("DELETE", "/tokens/1?cascade=maybe", &api.admin, None)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn rotation_with_grace_keeps_the_old_token_for_a_while() {
+    let api = Api::start().await;
+    let created = json_of(
+        &api.create(json!({"name": "rolling", "scopes": ["read"]}))
+            .await,
+    );
+    let old = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_u64().unwrap();
+    api.registry.verify(&old).await.unwrap();
+    let answer = api
+        .call(
+            "POST",
+            &format!("/tokens/{id}/rotate"),
+            &api.admin,
+            Some(r#"{"grace_seconds":3600}"#),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    let rotated = json_of(&answer);
+    api.registry
+        .verify(&old)
+        .await
+        .expect("valid during the grace period");
+    let listed = api.list(&api.admin).await;
+    let old_listed = listed.iter().find(|t| t["id"] == id).unwrap();
+    assert_eq!(old_listed["rotated_to"], rotated["id"]);
+    let again = api
+        .call("POST", &format!("/tokens/{id}/rotate"), &api.admin, None)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+    for grace in ["86401", "-1", "\"60\"", "1.5"] {
+        let rotated_id = rotated["id"].as_u64().unwrap();
+        let answer = api
+            .call(
+                "POST",
+                &format!("/tokens/{rotated_id}/rotate"),
+                &api.admin,
+                Some(&format!(r#"{{"grace_seconds":{grace}}}"#)),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{grace}");
+        assert!(json_of(&answer)["errors"]["grace_seconds"].is_array());
+    }
+}
+
+#[tokio::test]
+async fn the_lifetime_policy_is_a_422_naming_the_field() {
+    let api = Api::start_with(|builder| {
+        builder.max_lifetime(std::time::Duration::from_secs(90 * 86_400))
+    })
+    .await;
+    let in_a_year = (time::OffsetDateTime::now_utc() + time::Duration::days(365))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for (body, field) in [
+        (
+            json!({"name": "x", "expires_in_days": 91}),
+            "expires_in_days",
+        ),
+        (json!({"name": "x", "never_expires": true}), "never_expires"),
+        (json!({"name": "x", "expires_at": in_a_year}), "expires_at"),
+        (
+            json!({"name": "x", "expires_at": "9999-12-31T23:59:59Z"}),
+            "expires_at",
+        ),
+    ] {
+        let answer = api.create(body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            json_of(&answer)["errors"][field].is_array(),
+            "{body}: {}",
+            answer.text()
+        );
+    }
+    let ok = api
+        .create(json!({"name": "x", "expires_in_days": 90}))
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED);
+    let default = json_of(&api.create(json!({"name": "default"})).await);
+    let parse = |s: &Value| {
+        time::OffsetDateTime::parse(
+            s.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        parse(&default["expires_at"]) - parse(&default["created_at"]),
+        time::Duration::days(90),
+        "the default lifetime is shortened to the policy"
+    );
+}
+
+#[tokio::test]
+async fn far_future_expiry_without_a_policy_is_a_422() {
+    let api = Api::start().await;
+    let answer = api
+        .create(json!({"name": "x", "expires_at": "9999-12-31T23:59:59Z"}))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text()
+    );
+    assert!(json_of(&answer)["errors"]["expires_at"].is_array());
 }

@@ -134,7 +134,7 @@ async fn the_example_server_survives_a_restart() {
     );
     let (status, tokens) = server.call("GET", "/tokens", admin, "").await;
     assert_eq!(status, StatusCode::OK);
-    let tokens = tokens.as_array().unwrap();
+    let tokens = tokens["data"].as_array().unwrap();
     assert_eq!(tokens.len(), 2);
     let reader_listed = tokens.iter().find(|t| t["name"] == "reader").unwrap();
     assert!(reader_listed["last_used_at"].is_string(), "{reader_listed}");
@@ -162,4 +162,70 @@ async fn the_example_server_issues_sanctum_tokens_for_the_test_env() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
     assert_eq!(server.interrupt().await, "");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_bootstrap_admin_is_minted_once_per_database_even_when_written_to_a_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("once.db");
+    let token_file = dir.path().join("admin-token");
+    let server = Server::start(
+        &db,
+        &[
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+            "--max-lifetime-days",
+            "30",
+        ],
+    )
+    .await;
+    let admin = std::fs::read_to_string(&token_file).unwrap();
+    let admin = admin.trim_end();
+    assert!(admin.starts_with("sk_live_"), "{admin}");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The lifetime policy applies to the bootstrap token and to the API.
+    let (status, me) = server.call("GET", "/me", admin, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(me["expires_at"].is_string(), "{me}");
+    let (status, body) = server
+        .call(
+            "POST",
+            "/tokens",
+            admin,
+            r#"{"name":"x","never_expires":true}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["errors"]["never_expires"].is_array(), "{body}");
+
+    // The admin revokes itself: the database holds no token at all…
+    let id = me["id"].as_u64().unwrap();
+    let (status, _) = server
+        .call("DELETE", &format!("/tokens/{id}"), admin, "")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.interrupt().await,
+        "",
+        "the token went to the file only"
+    );
+
+    // …and a restart still mints nothing.
+    let second_file = dir.path().join("second-token");
+    let server = Server::start(&db, &["--admin-token-file", second_file.to_str().unwrap()]).await;
+    assert!(!second_file.exists());
+    assert_eq!(server.interrupt().await, "");
+}
+
+#[tokio::test]
+async fn two_servers_starting_together_on_a_new_database_mint_one_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("race.db");
+    let (a, b) = tokio::join!(Server::start(&db, &[]), Server::start(&db, &[]));
+    let printed = format!("{}{}", a.interrupt().await, b.interrupt().await);
+    assert_eq!(printed.matches("admin token: ").count(), 1, "{printed}");
 }

@@ -425,6 +425,7 @@ async fn the_grpc_example_serves_its_services_behind_the_layer() {
     let http = HttpClient::new(example.addrs[1]);
     let request = http::Request::post("/tokens")
         .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "application/json")
         .body(http_body_util::Full::new(bytes::Bytes::from(
             r#"{"name":"reader","scopes":["read"]}"#,
         )))

@@ -56,6 +56,10 @@ fn app(layer: BearerAuthLayer) -> Router {
                 .route_layer(RequireScopeLayer::new("write")),
         )
         .route(
+            "/uri",
+            get(|_: Principal, uri: http::Uri| async move { uri.to_string() }),
+        )
+        .route(
             "/maybe",
             get(|principal: Option<Principal>| async move {
                 principal.map_or("anonymous".to_owned(), |p| p.name().to_owned())
@@ -692,4 +696,25 @@ async fn no_request_sent_after_revoke_returns_is_authenticated() {
         }
     }
     assert!(before > 0 && after > 0, "before: {before}, after: {after}");
+}
+
+#[tokio::test]
+async fn a_query_string_token_is_scrubbed_before_the_handler_and_the_answer_is_private() {
+    let f = fixture(|layer| layer.sources(TokenSources::header_only().query_param())).await;
+    // The first request is a cache miss (the store path), the second a cache hit.
+    for _path in ["miss", "hit"] {
+        let path = format!("/uri?page=2&access_token={}&sort=a%20b", f.read_token);
+        let answer = f
+            .client
+            .request(Request::get(&path).body(Full::default()).unwrap())
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), "/uri?page=2&sort=a%20b");
+        assert!(!answer.text().contains(&f.read_token));
+        assert_eq!(answer.header("cache-control"), Some("private"));
+    }
+    // A header token leaves the URI and the caching headers alone.
+    let answer = f.client.get("/uri?page=2", &f.read_token).await;
+    assert_eq!(answer.text(), "/uri?page=2");
+    assert_eq!(answer.header("cache-control"), None);
 }

@@ -42,7 +42,7 @@ async fn the_database_is_in_wal_mode_with_a_unique_digest_index() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1, "migrations are recorded");
+    assert_eq!(version, 2, "migrations are recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,5 +204,58 @@ async fn a_closed_database_is_unavailable_not_unknown() {
         .await
         .unwrap_err();
     assert!(error.is_unavailable(), "{error:?}");
-    assert!(store.list_by_tenant("acme").await.is_err());
+    assert!(
+        store
+            .list_by_tenant("acme", tower_bearer::store::ListQuery::all())
+            .await
+            .is_err()
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_and_its_wal_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let registry = Registry::builder(store.clone()).build();
+    registry
+        .issue(IssueRequest::new("x", "acme").unwrap())
+        .await
+        .unwrap();
+    for name in ["tokens.db", "tokens.db-wal", "tokens.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(include_str!("../migrations/sqlite/0001_create_tokens.sql"))
+            .unwrap();
+        db.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO tokens (name, tenant, scopes, env, kind, display_prefix, digest, created_at)
+             VALUES ('old', 'acme', 'read', 'live', 'api_key', 'sk_live_abcd', zeroblob(32), 0);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let old = store
+        .find_by_id("acme", tower_bearer::TokenId::new(1))
+        .await
+        .unwrap();
+    assert_eq!((old.created_by, old.rotated_to), (None, None));
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }

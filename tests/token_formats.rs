@@ -11,7 +11,7 @@ fn env() -> impl Strategy<Value = Env> {
 }
 
 fn prefixed_format() -> impl Strategy<Value = PrefixedFormat> {
-    ("[a-z0-9]{1,16}", 30usize..=128).prop_map(|(prefix, len)| {
+    ("[a-z][a-z0-9]{0,15}", 30usize..=128).prop_map(|(prefix, len)| {
         PrefixedFormat::new(&prefix)
             .unwrap()
             .random_len(len)
@@ -156,4 +156,17 @@ fn formats_accept_only_what_they_are_configured_with() {
     let only_sanctum = Formats::none().sanctum();
     assert!(only_sanctum.decode(sanctum).is_ok());
     assert!(only_sanctum.decode(prefixed).is_err());
+}
+
+/// Regression (found by `any_single_character_change_is_caught`): with an all-digit prefix,
+/// `1_live_…` changed to `1|live_…` was a well-formed Sanctum credential. Prefixes start
+/// with a letter, so the formats never overlap one character apart.
+#[test]
+fn prefixes_start_with_a_letter() {
+    for bad in ["1", "42", "9abc", "", "Sk", "s-k"] {
+        assert!(PrefixedFormat::new(bad).is_err(), "{bad:?}");
+    }
+    for good in ["sk", "a1", "pk9"] {
+        assert!(PrefixedFormat::new(good).is_ok(), "{good:?}");
+    }
 }

@@ -75,7 +75,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tower_bearer::principal::TokenId;
 use tower_bearer::store::{
-    ChangeStream, Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate,
+    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+    UsageUpdate,
 };
 use tower_bearer::token::Digest;
 
@@ -111,11 +112,37 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError> {
         self.inner.find_by_id(tenant, id).await
     }
-    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        self.inner.list_by_tenant(tenant).await
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_by_tenant(tenant, query).await
     }
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
         self.inner.delete(tenant, id).await
+    }
+    async fn delete_with_descendants(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        self.inner.delete_with_descendants(tenant, id).await
+    }
+    async fn rotate(
+        &self,
+        old: &TokenRecord,
+        replacement: NewToken,
+        grace_until: Option<OffsetDateTime>,
+    ) -> Result<TokenRecord, StoreError> {
+        self.inner.rotate(old, replacement, grace_until).await
+    }
+    async fn insert_once(
+        &self,
+        marker: &str,
+        token: NewToken,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.insert_once(marker, token).await
     }
     async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
         self.inner.record_usage(batch).await

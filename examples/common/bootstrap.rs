@@ -1,8 +1,10 @@
 //! What the example servers share: logging, the bootstrap admin token, and shutdown.
 
+use std::io::Write as _;
+use std::path::Path;
+
 use tower_bearer::Registry;
 use tower_bearer::registry::{Expiry, IssueRequest};
-use tower_bearer::store::SqliteStore;
 
 /// Logs to stderr (stdout is kept for the one `admin token:` line), filtered by `RUST_LOG`.
 pub(crate) fn init_tracing() {
@@ -15,45 +17,79 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// Issues the bootstrap admin token (scope `admin`, tenant `default`, never expires) if
-/// the database holds no token at all, and prints it: the one time it is shown.
+/// Issues the bootstrap admin token (scope `admin`, tenant `default`, never expires, or
+/// the longest lifetime allowed) once per database, and shows it: printed to stdout, or
+/// written to a new file readable by its owner only (`token_file`), for deployments
+/// whose stdout is collected. The marker is stored with the token in one transaction, so
+/// it is never minted again (not even after every token was revoked), and two processes
+/// starting together mint one.
 pub(crate) async fn bootstrap_admin(
-    store: &SqliteStore,
     registry: &Registry,
+    token_file: Option<&Path>,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    if store.count().await? > 0 {
-        return Ok(());
-    }
+    let expiry = match registry.max_lifetime() {
+        Some(max) => Expiry::In(max),
+        None => Expiry::Never,
+    };
     let request = IssueRequest::new("bootstrap admin", "default")?
         .scopes(["admin"])?
-        .expires(Expiry::Never)
+        .expires(expiry)
         .env(registry.default_env());
-    let issued = registry.issue(request).await?;
-    println!("admin token: {}", issued.secret.expose_secret());
+    let Some(issued) = registry.issue_once("bootstrap-admin", request).await? else {
+        return Ok(());
+    };
+    let token = issued.secret.expose_secret();
+    match token_file {
+        Some(path) => {
+            write_secret_file(path, token)?;
+            eprintln!("admin token written to {}", path.display());
+        }
+        None => println!("admin token: {token}"),
+    }
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Creates `path` (it must not exist) with mode 0600 and writes `secret` to it.
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: call it before announcing that the server listens,
+/// so that a signal sent right after the announcement shuts down gracefully.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let wait = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
             }
-            Err(_) => std::future::pending().await,
+            tracing::info!("shutting down");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
-    tracing::info!("shutting down");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }
 
 /// Reads `--flag value` pairs, calling `apply` for each; `Err("")` asks for the usage text.

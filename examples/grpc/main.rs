@@ -127,8 +127,8 @@ fn method_scopes() -> Result<GrpcScopes, tower_bearer::layer::InvalidGrpcScope> 
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(&args.db).await?;
-    let registry = Registry::builder(store.clone()).build();
-    bootstrap::bootstrap_admin(&store, &registry).await?;
+    let registry = Registry::builder(store).build();
+    bootstrap::bootstrap_admin(&registry, None).await?;
     // The method map is enforced by path: it goes on the gRPC server's layer only; the
     // HTTP management API gets a layer of its own.
     let grpc_auth = BearerAuthLayer::new(registry.clone()).grpc_scopes(method_scopes()?);
@@ -141,6 +141,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let grpc_listener = tokio::net::TcpListener::bind(args.addr).await?;
     let http_listener = tokio::net::TcpListener::bind(args.http_addr).await?;
+    let (grpc_shutdown, http_shutdown) =
+        (bootstrap::shutdown_signal(), bootstrap::shutdown_signal());
     eprintln!("gRPC listening on http://{}", grpc_listener.local_addr()?);
     eprintln!(
         "management API listening on http://{}",
@@ -153,13 +155,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .add_service(ItemsServer::new(ItemsService::default()))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener),
-            bootstrap::shutdown_signal(),
+            grpc_shutdown,
         );
     let http = axum::serve(
         http_listener,
         admin::router(registry.clone()).layer(http_auth),
     )
-    .with_graceful_shutdown(bootstrap::shutdown_signal());
+    .with_graceful_shutdown(http_shutdown);
     let (grpc, http) = tokio::join!(grpc, http);
     grpc?;
     http?;

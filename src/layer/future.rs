@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::Response;
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use super::RejectionBody;
@@ -31,6 +32,8 @@ pin_project! {
             #[pin]
             future: F,
             rendering: Option<Arc<Rendering>>,
+            // The token came in the query string: the response must not be shared.
+            private: bool,
         },
         // The cache missed: the store lookup, then the inner service.
         Lookup { future: LookupFuture<B, E> },
@@ -41,9 +44,14 @@ pin_project! {
 
 impl<F, B, E> ResponseFuture<F, B, E> {
     /// `rendering` re-renders rejections marked by extractors; `None` leaves them as they are.
-    pub(crate) fn authorized(future: F, rendering: Option<Arc<Rendering>>) -> Self {
+    /// `private` marks the response `Cache-Control: private` (a query-string token).
+    pub(crate) fn authorized(future: F, rendering: Option<Arc<Rendering>>, private: bool) -> Self {
         Self {
-            kind: Kind::Authorized { future, rendering },
+            kind: Kind::Authorized {
+                future,
+                rendering,
+                private,
+            },
         }
     }
 
@@ -71,9 +79,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Authorized { future, rendering } => {
+            KindProj::Authorized {
+                future,
+                rendering,
+                private,
+            } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(finish(response, rendering.as_deref())))
+                Poll::Ready(Ok(finish(response, rendering.as_deref(), *private)))
             }
             KindProj::Lookup { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => {
@@ -87,21 +99,49 @@ where
 }
 
 /// Passes the inner service's response on; a rejection marked by an extractor or a
-/// `RequireScope` further in is rendered again with this layer's renderer.
+/// `RequireScope` further in is rendered again with this layer's renderer. `private`
+/// responses (the token came in the query string) get `Cache-Control: private`
+/// (RFC 6750 §2.3).
 pub(crate) fn finish<B: RejectionBody>(
     mut response: Response<B>,
     rendering: Option<&Rendering>,
+    private: bool,
 ) -> Response<B> {
     if let Some(rendering) = rendering {
         if let Some(RenderLater(rejection, grpc)) =
             response.extensions_mut().remove::<RenderLater>()
         {
-            return rendering
+            response = rendering
                 .render_for(&rejection, grpc)
                 .map(B::from_rejection);
         }
     }
+    if private {
+        mark_private(response.headers_mut());
+    }
     response
+}
+
+/// Adds `private` to `Cache-Control` unless the response already forbids storing it.
+#[cold]
+fn mark_private(headers: &mut http::HeaderMap) {
+    let current = headers
+        .get(CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok());
+    let value = match current {
+        None => HeaderValue::from_static("private"),
+        Some(current)
+            if current.to_ascii_lowercase().contains("private")
+                || current.to_ascii_lowercase().contains("no-store") =>
+        {
+            return;
+        }
+        Some(current) => match HeaderValue::from_str(&format!("{current}, private")) {
+            Ok(value) => value,
+            Err(_) => HeaderValue::from_static("private"),
+        },
+    };
+    headers.insert(CACHE_CONTROL, value);
 }
 
 impl<F, B, E> std::fmt::Debug for ResponseFuture<F, B, E> {

@@ -93,7 +93,7 @@ where
         let extensions = request.extensions();
         let rejection = match extensions.get::<Principal>() {
             Some(principal) if principal.has_scope(&self.scope) => {
-                return ResponseFuture::authorized(self.inner.call(request), None);
+                return ResponseFuture::authorized(self.inner.call(request), None, false);
             }
             Some(principal) => Rejection::InsufficientScope {
                 scope: self.scope.clone(),

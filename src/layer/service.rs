@@ -82,6 +82,17 @@ impl Config {
         }
     }
 
+    /// Removes an `access_token` query parameter that authenticated `request` from its
+    /// URI, so that the inner service (its access log, its traces) never sees it. Returns
+    /// whether it did: the response must then be `Cache-Control: private`.
+    fn scrub_query_token<B>(&self, request: &mut Request<B>) -> bool {
+        if !self.sources.came_from_query(request.uri()) {
+            return false;
+        }
+        *request.uri_mut() = crate::header::without_access_token(request.uri());
+        true
+    }
+
     /// Renders a rejection of `request` (as a gRPC status for gRPC calls) and logs it.
     fn reject<B>(
         &self,
@@ -152,11 +163,16 @@ where
         match self.judge(&request) {
             Verdict::Authenticated(principal) => {
                 request.extensions_mut().insert(principal);
-                ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()))
+                let private = self.config.scrub_query_token(&mut request);
+                ResponseFuture::authorized(
+                    self.inner.call(request),
+                    Some(rendering.clone()),
+                    private,
+                )
             }
             Verdict::Anonymous => {
                 request.extensions_mut().insert(Anonymous);
-                ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()))
+                ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()), false)
             }
             Verdict::Rejected(rejection) => {
                 ResponseFuture::rejected(self.config.reject(&rejection, &request))
@@ -180,8 +196,9 @@ where
                     match verified {
                         Ok(principal) => {
                             request.extensions_mut().insert(principal);
+                            let private = config.scrub_query_token(&mut request);
                             let response = inner.call(request).await?;
-                            Ok(finish(response, Some(&config.rendering)))
+                            Ok(finish(response, Some(&config.rendering), private))
                         }
                         Err(rejection) => {
                             let response = config.reject(&rejection, &request);

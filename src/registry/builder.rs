@@ -42,6 +42,9 @@ pub struct RegistryBuilder {
     max_negative: usize,
     usage_flush_interval: Duration,
     default_lifetime: Duration,
+    max_lifetime: Option<Duration>,
+    store_timeout: Duration,
+    stale_if_error: Duration,
 }
 
 impl std::fmt::Debug for RegistryBuilder {
@@ -52,6 +55,9 @@ impl std::fmt::Debug for RegistryBuilder {
             .field("env", &self.env)
             .field("positive_ttl", &self.positive_ttl)
             .field("negative_ttl", &self.negative_ttl)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("store_timeout", &self.store_timeout)
+            .field("stale_if_error", &self.stale_if_error)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +77,9 @@ impl RegistryBuilder {
             max_negative: 100_000,
             usage_flush_interval: Duration::from_secs(1),
             default_lifetime: Duration::from_secs(180 * 86_400),
+            max_lifetime: None,
+            store_timeout: Duration::from_secs(1),
+            stale_if_error: Duration::from_secs(300),
         }
     }
 
@@ -153,6 +162,36 @@ impl RegistryBuilder {
         self
     }
 
+    /// The longest lifetime a token may be issued with (default: no policy beyond the
+    /// hard limit of 100 years). Issuing a token that never expires, or expires later
+    /// than this, fails with [`RegistryError::LifetimeTooLong`](super::RegistryError::LifetimeTooLong)
+    /// (the management API answers 422 naming the field); the
+    /// [default lifetime](Self::default_lifetime) is shortened to it.
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
+        self
+    }
+
+    /// How long a cache miss waits for the store (default 1 s). Past it the request is
+    /// answered "unavailable" (HTTP 503 with `Retry-After`, gRPC `UNAVAILABLE`), and so
+    /// are the requests waiting on the same lookup: a hung store never hangs requests.
+    ///
+    /// Stores that answer in place on the calling thread (the SQLite store) cannot be
+    /// interrupted mid-query; the limit applies when they return.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// How long after its freshness window (the [positive TTL](Self::positive_ttl)) a
+    /// cached token may still be accepted while the store fails or times out (default
+    /// 5 minutes; zero disables). Never for a token known to be revoked or expired;
+    /// tokens that are not cached get 503 during the outage.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
     /// Builds the registry and starts its background tasks (usage flushing, cache
     /// sweeping and, if the store has one, the change feed). The tasks stop when the last
     /// clone of the registry is dropped.
@@ -172,12 +211,23 @@ impl RegistryBuilder {
             cache: Cache::new(Limits {
                 positive_ttl: nanos(self.positive_ttl),
                 negative_ttl: nanos(self.negative_ttl),
+                stale_if_error: nanos(self.stale_if_error),
                 max_positive: self.max_positive,
                 max_negative: self.max_negative,
             }),
             flights: Default::default(),
             usage: UsageTracker::new(),
-            default_lifetime: self.default_lifetime,
+            default_lifetime: match self.max_lifetime {
+                Some(max) => self.default_lifetime.min(max),
+                None => self.default_lifetime,
+            },
+            max_lifetime: self
+                .max_lifetime
+                .unwrap_or(super::HARD_MAX_LIFETIME)
+                .min(super::HARD_MAX_LIFETIME),
+            lifetime_policy: self.max_lifetime.is_some(),
+            store_timeout: self.store_timeout,
+            health: Default::default(),
             store: self.store,
             tasks: Default::default(),
         });

@@ -5,12 +5,15 @@
 //! and store the second half, which a hit compares: the table costs 24 bytes a slot.
 //! Only digests found in the store enter it, so nobody can choose its keys.
 //!
-//! Correctness of revocation rests on the revocation `epoch`: [`Cache::invalidate`] bumps
-//! it before it removes the entry under the shard lock, and a fill, which records the
-//! epoch before asking the store, installs its record under that same lock only if the
-//! epoch did not move. So a fill that read a record before a revocation can never
-//! reinstall it after. Tombstones of revoked digests (in the negative map) are an
-//! optimisation: they report the cause and spare the store a query.
+//! Correctness of revocation rests on revocation epochs: [`Cache::invalidate`] bumps the
+//! epoch of the digest's stripe before it removes the entry under the shard lock, and a
+//! fill, which records that epoch before asking the store, installs its record under the
+//! same lock only if the epoch did not move. So a fill that read a record before a
+//! revocation can never reinstall it after. The epochs are striped by digest (4096
+//! stripes) so that a revocation makes only the fills of its own stripe retry: one tenant
+//! revoking in a loop cannot make another tenant's cache misses fail. Tombstones of
+//! revoked digests (in the negative map) are an optimisation: they report the cause and
+//! spare the store a query.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -52,14 +55,22 @@ struct Negative {
 pub(crate) struct Limits {
     pub(crate) positive_ttl: i64,
     pub(crate) negative_ttl: i64,
+    /// How long past its freshness an entry may still be served while the store fails.
+    pub(crate) stale_if_error: i64,
     pub(crate) max_positive: usize,
     pub(crate) max_negative: usize,
 }
 
+/// How many revocation epochs there are; a power of two.
+const STRIPES: usize = 4096;
+
 pub(crate) struct Cache {
     known: DashMap<Key, Principal, Hasher>,
     negative: DashMap<Digest, Negative, Hasher>,
-    epoch: AtomicU64,
+    /// Revocation epochs by digest stripe.
+    epochs: Box<[AtomicU64]>,
+    /// Bumped when every entry is dropped at once (the change feed lost events).
+    resets: AtomicU64,
     /// Insertion order of negative entries, for evicting the oldest over the bound.
     negative_order: Mutex<VecDeque<(Digest, i64)>>,
     /// When the last sweep of expired entries ran (Unix nanoseconds).
@@ -89,20 +100,47 @@ fn tail(digest: &Digest) -> &[u8] {
     &digest.as_bytes()[16..]
 }
 
+#[inline]
+fn stripe(digest: &Digest) -> usize {
+    let bytes = digest.as_bytes();
+    usize::from(u16::from_le_bytes([bytes[30], bytes[31]])) % STRIPES
+}
+
 impl Cache {
     pub(crate) fn new(limits: Limits) -> Self {
         Self {
             known: DashMap::default(),
             negative: DashMap::default(),
-            epoch: AtomicU64::new(0),
+            epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            resets: AtomicU64::new(0),
             negative_order: Mutex::new(VecDeque::new()),
             last_sweep: AtomicI64::new(0),
             limits,
         }
     }
 
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+    /// The revocation epoch that concerns `digest`: it moves whenever a revocation in
+    /// the digest's stripe, or a reset, happens. Both counters only grow, so their sum
+    /// moves whenever either does.
+    pub(crate) fn epoch(&self, digest: &Digest) -> u64 {
+        self.epochs[stripe(digest)]
+            .load(Ordering::SeqCst)
+            .wrapping_add(self.resets.load(Ordering::SeqCst))
+    }
+
+    /// A verified token whose freshness ran out less than the stale-if-error window ago
+    /// and that has not expired: what a request may be answered with while the store
+    /// fails. Revoked tokens are never here (revocation removes them).
+    pub(crate) fn stale(&self, digest: &Digest, now: i64) -> Option<Principal> {
+        let principal = self.known.get(&key(digest))?;
+        let cached = principal.cached();
+        let stale_until = i64::from(cached.fresh_until)
+            .saturating_mul(NANOS_PER_SEC)
+            .saturating_add(self.limits.stale_if_error);
+        (cached.digest_tail == tail(digest)
+            && now < stale_until
+            && now < principal.expires_at_nanos())
+        .then(|| principal.clone())
     }
 
     /// The hit path: one shard read lock, no allocation, no I/O.
@@ -127,8 +165,11 @@ impl Cache {
     }
 
     /// The Unix second until which an entry filled at `now` is served (`u32` seconds
-    /// last until 2106).
+    /// last until 2106). An unreadable clock (`i64::MAX`) makes entries never fresh.
     pub(crate) fn fresh_until(&self, now: i64) -> u32 {
+        if now == i64::MAX {
+            return 0;
+        }
         let secs = now.saturating_add(self.limits.positive_ttl) / NANOS_PER_SEC;
         u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
     }
@@ -159,7 +200,7 @@ impl Cache {
         let slot = self.known.entry(key(digest));
         // Under the shard lock: a revocation either bumped the epoch before this check
         // (and we ask again) or will remove this entry after we release the lock.
-        if self.epoch() != epoch {
+        if self.epoch(digest) != epoch {
             return Install::Stale;
         }
         match slot {
@@ -187,17 +228,24 @@ impl Cache {
     /// Evicts `digest` for good: bumps the epoch (so no fill in progress can reinstall
     /// it), removes the entry, and leaves a tombstone.
     pub(crate) fn invalidate(&self, digest: &Digest, now: i64) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.known.remove_if(&key(digest), |_, principal| {
-            principal.cached().digest_tail == tail(digest)
-        });
+        self.evict(digest);
         let until = now.saturating_add(self.limits.positive_ttl.max(self.limits.negative_ttl));
         self.remember_negative(*digest, until, true);
     }
 
+    /// Evicts `digest` so that the next request reads its record again (the record
+    /// changed): like [`Cache::invalidate`], no fill in progress can reinstall the old
+    /// version, but no tombstone is left.
+    pub(crate) fn evict(&self, digest: &Digest) {
+        self.epochs[stripe(digest)].fetch_add(1, Ordering::SeqCst);
+        self.known.remove_if(&key(digest), |_, principal| {
+            principal.cached().digest_tail == tail(digest)
+        });
+    }
+
     /// Forgets every verified token (the change feed lost events).
     pub(crate) fn reset(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.resets.fetch_add(1, Ordering::SeqCst);
         self.known.clear();
     }
 
@@ -215,9 +263,10 @@ impl Cache {
         {
             return false; // another sweep is running
         }
-        let now_secs = now / NANOS_PER_SEC;
+        // Entries stay while they may still be served stale.
+        let keep_after = now.saturating_sub(self.limits.stale_if_error) / NANOS_PER_SEC;
         self.known.retain(|_, principal| {
-            now_secs < i64::from(principal.cached().fresh_until)
+            keep_after < i64::from(principal.cached().fresh_until)
                 && now < principal.expires_at_nanos()
         });
         self.negative.retain(|_, negative| now < negative.until);

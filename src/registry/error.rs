@@ -104,6 +104,15 @@ pub enum RegistryError {
     /// The requested expiry is not in the future, or too far in it to be represented.
     #[error("expiry must be in the future")]
     InvalidExpiry,
+    /// The requested lifetime exceeds the registry's
+    /// [`max_lifetime`](super::RegistryBuilder::max_lifetime) (or never expires while a
+    /// limit is set).
+    #[error("lifetime exceeds the maximum allowed")]
+    LifetimeTooLong,
+    /// The wall clock cannot be read (it is before 1970): nothing is issued, and every
+    /// token is treated as expired until it can be.
+    #[error("the wall clock is unreadable")]
+    ClockUnreadable,
     /// The token has expired: it cannot be rotated; create a new one.
     #[error("the token has expired")]
     Expired,

@@ -72,6 +72,7 @@ pub struct IssueRequest {
     pub(crate) expiry: Expiry,
     pub(crate) env: Env,
     pub(crate) kind: TokenKind,
+    pub(crate) created_by: Option<TokenId>,
 }
 
 impl IssueRequest {
@@ -94,6 +95,7 @@ impl IssueRequest {
             expiry: Expiry::Default,
             env: Env::Live,
             kind: TokenKind::ApiKey,
+            created_by: None,
         })
     }
 
@@ -125,6 +127,15 @@ impl IssueRequest {
     #[must_use]
     pub fn env(mut self, env: Env) -> Self {
         self.env = env;
+        self
+    }
+
+    /// Records the token that issues this one (lineage for
+    /// [`Registry::revoke_cascade`](crate::Registry::revoke_cascade)); `None`, the
+    /// default, for a token issued server-side.
+    #[must_use]
+    pub fn created_by(mut self, creator: Option<TokenId>) -> Self {
+        self.created_by = creator;
         self
     }
 
@@ -164,6 +175,10 @@ pub struct TokenInfo {
     pub last_used_at: Option<OffsetDateTime>,
     /// Uses flushed to the store.
     pub use_count: u64,
+    /// The token that issued this one; `None` when issued server-side.
+    pub created_by: Option<TokenId>,
+    /// While a rotated token lives on for its grace period: its replacement.
+    pub rotated_to: Option<TokenId>,
     /// Whether the token had expired when listed. Expired tokens stay listed until
     /// deleted or pruned.
     pub expired: bool,
@@ -184,6 +199,8 @@ impl TokenInfo {
             expires_at: record.expires_at,
             last_used_at: record.last_used_at,
             use_count: record.use_count,
+            created_by: record.created_by,
+            rotated_to: record.rotated_to,
         }
     }
 }

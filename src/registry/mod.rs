@@ -32,6 +32,7 @@ mod intern;
 mod issue;
 mod usage;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -55,7 +56,10 @@ use usage::UsageTracker;
 use crate::clock::Clock;
 use crate::principal::{Principal, TokenId};
 use crate::scope::ScopeSet;
-use crate::store::{Change, ChangeStream, NewToken, StoreError, TokenStore};
+use crate::store::{
+    Change, ChangeStream, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+};
+use crate::token::PendingToken;
 use crate::token::{Digest, Env, Formats, IssueFormat, Presented};
 
 /// How often a verification retries when revocations keep racing its cache fill before
@@ -95,7 +99,25 @@ struct Inner {
     flights: DashMap<Digest, watch::Receiver<Option<FillResult>>>,
     usage: UsageTracker,
     default_lifetime: Duration,
+    /// The longest lifetime issuance accepts (the hard limit when no policy is set).
+    max_lifetime: Duration,
+    /// Whether `max_lifetime` is a configured policy (then "never expires" is refused).
+    lifetime_policy: bool,
+    store_timeout: Duration,
+    health: StoreHealth,
     tasks: Mutex<Vec<AbortHandle>>,
+}
+
+/// The lifetime no token may exceed, policy or not: 100 years.
+pub(crate) const HARD_MAX_LIFETIME: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// How the store has been answering cache misses: counters for [`CacheStats`] and the
+/// outage flag that keeps the warning to one per outage.
+#[derive(Default)]
+struct StoreHealth {
+    down: AtomicBool,
+    errors: AtomicU64,
+    stale_answers: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -119,7 +141,8 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// How many entries a registry's cache holds.
+/// How many entries a registry's cache holds, and how the store behind it has been
+/// answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
@@ -127,6 +150,21 @@ pub struct CacheStats {
     pub tokens: usize,
     /// Unknown and revoked digests.
     pub negative: usize,
+    /// Cache misses the store failed to answer (errors and timeouts).
+    pub store_errors: u64,
+    /// Requests accepted from a stale entry because the store failed
+    /// ([`RegistryBuilder::stale_if_error`]).
+    pub stale_answers: u64,
+}
+
+/// One page of [`Registry::list_page`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenPage {
+    /// The tokens, ordered by id.
+    pub tokens: Vec<TokenInfo>,
+    /// Whether more tokens follow the last one.
+    pub has_more: bool,
 }
 
 impl Registry {
@@ -164,7 +202,21 @@ impl Registry {
     /// How many entries the cache holds.
     pub fn cache_stats(&self) -> CacheStats {
         let (tokens, negative) = self.inner.cache.counts();
-        CacheStats { tokens, negative }
+        let health = &self.inner.health;
+        CacheStats {
+            tokens,
+            negative,
+            store_errors: health.errors.load(Ordering::Relaxed),
+            stale_answers: health.stale_answers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The longest lifetime a token may be issued with, when a policy is set
+    /// ([`RegistryBuilder::max_lifetime`]).
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.inner
+            .lifetime_policy
+            .then_some(self.inner.max_lifetime)
     }
 
     // ----- verification -------------------------------------------------------------
@@ -214,12 +266,13 @@ impl Registry {
     /// Verifies a decoded credential that [`Registry::verify_cached`] just missed: asks
     /// the store (once for all the requests waiting on the same digest).
     pub async fn verify_missed(&self, presented: &Presented) -> Result<Principal, VerifyError> {
+        let digest = presented.digest();
         for _ in 0..MAX_FILL_ATTEMPTS {
-            match self.fill(*presented.digest()).await {
+            match self.fill(*digest).await {
                 Ok(Filled::Known(principal, epoch)) => {
                     // A revocation since the record was read may concern this token: the
                     // cache, which revocations update atomically, has the last word.
-                    if epoch != self.inner.cache.epoch() {
+                    if epoch != self.inner.cache.epoch(digest) {
                         if let Some(answer) = self.verify_cached(presented) {
                             return answer;
                         }
@@ -230,10 +283,30 @@ impl Registry {
                 }
                 Ok(Filled::Unknown) => return Err(unknown(presented)),
                 Ok(Filled::Revoked) => return Err(revoked(presented)),
-                Err(error) => return Err(VerifyError::Unavailable(error)),
+                Err(error) => return self.answer_stale(presented, error),
             }
         }
         Err(VerifyError::Unavailable(racing_revocations()))
+    }
+
+    /// The store failed: a cached token still within its stale-if-error window is
+    /// accepted; anything else is "unavailable".
+    fn answer_stale(
+        &self,
+        presented: &Presented,
+        error: Arc<StoreError>,
+    ) -> Result<Principal, VerifyError> {
+        let now = self.inner.clock.now_nanos();
+        match self.inner.cache.stale(presented.digest(), now) {
+            Some(principal) => {
+                self.inner
+                    .health
+                    .stale_answers
+                    .fetch_add(1, Ordering::Relaxed);
+                self.admit(principal, presented, now)
+            }
+            None => Err(VerifyError::Unavailable(error)),
+        }
     }
 
     fn accepts_env(&self, env: Env) -> bool {
@@ -296,12 +369,21 @@ impl Registry {
                     return result;
                 }
                 Err(mut flight) => {
-                    if let Ok(result) = flight.wait_for(Option::is_some).await {
-                        if let Some(result) = result.clone() {
-                            return result;
+                    let waited = tokio::time::timeout(
+                        self.inner.store_timeout,
+                        flight.wait_for(Option::is_some),
+                    )
+                    .await;
+                    match waited {
+                        Ok(Ok(result)) => {
+                            if let Some(result) = result.clone() {
+                                return result;
+                            }
                         }
+                        Err(_elapsed) => return Err(self.store_failed(timed_out())),
+                        // The leader was cancelled or panicked: try again.
+                        Ok(Err(_closed)) => {}
                     }
-                    // The leader was cancelled or panicked: try again.
                 }
             }
         }
@@ -311,21 +393,27 @@ impl Registry {
     async fn query_and_install(&self, digest: Digest) -> FillResult {
         let inner = &self.inner;
         for _ in 0..MAX_FILL_ATTEMPTS {
-            let epoch = inner.cache.epoch();
-            let found = inner.store.find_by_digest(&digest).await;
+            let epoch = inner.cache.epoch(&digest);
+            let found =
+                tokio::time::timeout(inner.store_timeout, inner.store.find_by_digest(&digest))
+                    .await
+                    .unwrap_or_else(|_elapsed| {
+                        Err(StoreError::unavailable("token store timed out"))
+                    });
             let now = inner.clock.now_nanos();
             let installed = match found {
                 Ok(record) => {
+                    self.store_answered();
                     let shared = inner.interner.shared(&record.tenant, &record.scopes);
                     let fresh_until = inner.cache.fresh_until(now);
                     let principal = Principal::from_record(&record, shared, fresh_until);
                     inner.cache.install_known(&digest, principal, epoch, now)
                 }
-                Err(StoreError::NotFound) => inner.cache.install_unknown(&digest, now),
-                Err(error) => {
-                    tracing::warn!(target: "tower_bearer::registry", %error, "token store could not answer a cache miss");
-                    return Err(Arc::new(error));
+                Err(StoreError::NotFound) => {
+                    self.store_answered();
+                    inner.cache.install_unknown(&digest, now)
                 }
+                Err(error) => return Err(self.store_failed(Arc::new(error))),
             };
             match installed {
                 Install::Known(principal) => return Ok(Filled::Known(principal, epoch)),
@@ -337,61 +425,148 @@ impl Registry {
         Err(racing_revocations())
     }
 
+    /// Counts a failed cache miss; warns once per outage, not once per request.
+    fn store_failed(&self, error: Arc<StoreError>) -> Arc<StoreError> {
+        let health = &self.inner.health;
+        health.errors.fetch_add(1, Ordering::Relaxed);
+        if !health.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "tower_bearer::registry",
+                %error,
+                "token store cannot answer cache misses: answering 503 (cached tokens are served stale for a while)"
+            );
+        } else {
+            tracing::debug!(target: "tower_bearer::registry", %error, "token store still failing");
+        }
+        error
+    }
+
+    fn store_answered(&self) {
+        let health = &self.inner.health;
+        if health.down.load(Ordering::Relaxed) && health.down.swap(false, Ordering::Relaxed) {
+            tracing::info!(target: "tower_bearer::registry", "token store answers again");
+        }
+    }
+
     // ----- lifecycle ----------------------------------------------------------------
 
     /// Issues a token. The plaintext is in the returned [`Issued::secret`], and nowhere
     /// else, ever.
+    ///
+    /// Fails with [`RegistryError::LifetimeTooLong`] beyond the lifetime policy (or 100
+    /// years), [`RegistryError::InvalidExpiry`] for an expiry that is not in the future.
     pub async fn issue(&self, request: IssueRequest) -> Result<Issued, RegistryError> {
+        let (token, minted) = self.prepare(request)?;
+        let now = token.created_at;
+        let record = self.inner.store.insert(token).await?;
+        Ok(self.issued(record, minted, now))
+    }
+
+    /// Issues a token unless `marker` was used before on this store: `Ok(None)` then.
+    /// The marker is written in the same transaction as the token, so two processes
+    /// starting together on one database issue one token, and a bootstrap token is
+    /// minted once per database, never again (even after it was revoked).
+    pub async fn issue_once(
+        &self,
+        marker: &str,
+        request: IssueRequest,
+    ) -> Result<Option<Issued>, RegistryError> {
+        let (token, minted) = self.prepare(request)?;
+        let now = token.created_at;
+        let record = self.inner.store.insert_once(marker, token).await?;
+        Ok(record.map(|record| self.issued(record, minted, now)))
+    }
+
+    /// Checks the lifetime and mints the secret of a token to store.
+    fn prepare(&self, request: IssueRequest) -> Result<(NewToken, PendingToken), RegistryError> {
         let inner = &self.inner;
-        let now = truncate_to_millis(inner.clock.now());
+        let now = truncate_to_millis(self.now_checked()?);
+        let limit = add(now, inner.max_lifetime)?;
         let expires_at = match request.expiry {
             Expiry::Default => Some(add(now, inner.default_lifetime)?),
-            Expiry::In(lifetime) => Some(add(now, lifetime)?),
+            // Capped just past the limit, so that an absurd duration is "too long", not
+            // an overflow.
+            Expiry::In(lifetime) => Some(add(
+                now,
+                lifetime.min(inner.max_lifetime + Duration::from_secs(1)),
+            )?),
             Expiry::At(at) => Some(truncate_to_millis(at)),
+            Expiry::Never if inner.lifetime_policy => return Err(RegistryError::LifetimeTooLong),
             Expiry::Never => None,
         };
         if expires_at.is_some_and(|at| at <= now) {
             return Err(RegistryError::InvalidExpiry);
         }
+        if expires_at.is_some_and(|at| at > limit) {
+            return Err(RegistryError::LifetimeTooLong);
+        }
         let minted = inner
             .formats
             .mint(inner.issue_format, request.env)
             .map_err(RegistryError::Random)?;
-        let record = inner
-            .store
-            .insert(NewToken {
-                name: request.name,
-                tenant: request.tenant,
-                scopes: request.scopes,
-                env: request.env,
-                kind: request.kind,
-                display_prefix: minted.display_prefix.clone(),
-                digest: minted.digest,
-                created_at: now,
-                expires_at,
-            })
-            .await?;
+        let token = NewToken {
+            name: request.name,
+            tenant: request.tenant,
+            scopes: request.scopes,
+            env: request.env,
+            kind: request.kind,
+            display_prefix: minted.display_prefix.clone(),
+            digest: minted.digest,
+            created_at: now,
+            expires_at,
+            created_by: request.created_by,
+        };
+        Ok((token, minted))
+    }
+
+    fn issued(&self, record: TokenRecord, minted: PendingToken, now: OffsetDateTime) -> Issued {
         tracing::info!(
             target: "tower_bearer::registry",
             token_id = %record.id,
             tenant = %record.tenant,
+            created_by = record.created_by.map(TokenId::get),
             "token issued"
         );
-        Ok(Issued {
+        Issued {
             secret: minted.finish(record.id),
             info: TokenInfo::from_record(record, now),
-        })
+        }
+    }
+
+    /// The current time, or [`RegistryError::ClockUnreadable`].
+    fn now_checked(&self) -> Result<OffsetDateTime, RegistryError> {
+        match self.inner.clock.now_nanos() {
+            i64::MAX => Err(RegistryError::ClockUnreadable),
+            nanos => Ok(crate::clock::from_nanos(nanos)),
+        }
     }
 
     /// The tokens of `tenant`, without secrets, ordered by id. Expired tokens are listed
     /// (flagged `expired`) until deleted or pruned; revoked tokens are gone.
     pub async fn list(&self, tenant: &str) -> Result<Vec<TokenInfo>, RegistryError> {
+        Ok(self.list_page(tenant, ListQuery::all()).await?.tokens)
+    }
+
+    /// One page of the tokens of `tenant`: at most `query.limit` of them after
+    /// `query.after`, and whether more follow.
+    pub async fn list_page(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<TokenPage, RegistryError> {
         let now = self.inner.clock.now();
-        let records = self.inner.store.list_by_tenant(tenant).await?;
-        Ok(records
-            .into_iter()
-            .map(|record| TokenInfo::from_record(record, now))
-            .collect())
+        let mut probe = query;
+        probe.limit = query.limit.saturating_add(1);
+        let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
+        let has_more = records.len() > query.limit;
+        records.truncate(query.limit);
+        Ok(TokenPage {
+            tokens: records
+                .into_iter()
+                .map(|record| TokenInfo::from_record(record, now))
+                .collect(),
+            has_more,
+        })
     }
 
     /// One token of `tenant`, without its secret.
@@ -412,9 +587,33 @@ impl Registry {
         Ok(())
     }
 
+    /// Revokes a token of `tenant` and every token it created, recursively (the tokens
+    /// it issued through the management API, and theirs), in one store transaction: what
+    /// an incident responder runs on a stolen admin token. Returns the revoked ids, the
+    /// token's own first.
+    pub async fn revoke_cascade(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<TokenId>, RegistryError> {
+        let removed = self.inner.store.delete_with_descendants(tenant, id).await?;
+        let now = self.inner.clock.now_nanos();
+        for invalidation in &removed {
+            self.inner.cache.invalidate(&invalidation.digest, now);
+        }
+        let ids: Vec<TokenId> = removed.iter().map(|i| i.id).collect();
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, revoked = ids.len(), "token revoked with its descendants");
+        Ok(ids)
+    }
+
     /// Replaces a token with a new one with the same name, scopes, environment, kind and
-    /// lifetime length (a token that never expired still never expires), and revokes the
-    /// old one.
+    /// lifetime length (a token that never expired still never expires), in one store
+    /// transaction: two racing rotations, or a rotation racing a revocation, leave one
+    /// live token whose plaintext was returned ([`RegistryError::Conflict`] or
+    /// [`RegistryError::NotFound`] for the loser, with nothing issued).
+    ///
+    /// Without a grace period the old token stops working when this returns; with one it
+    /// works until the grace period ends (or its own expiry, if sooner).
     ///
     /// Refused, with nothing issued and the old token untouched, when the token has
     /// expired ([`RegistryError::Expired`]: create a new one) or when the rotation is on
@@ -425,11 +624,18 @@ impl Registry {
             tenant,
             id,
             caller,
-            grace: _,
+            grace,
         } = request;
+        if grace > MAX_GRACE {
+            return Err(RegistryError::InvalidGrace);
+        }
         let old = self.inner.store.find_by_id(&tenant, id).await?;
-        if old.is_expired_at(self.inner.clock.now()) {
+        let now = truncate_to_millis(self.now_checked()?);
+        if old.is_expired_at(now) {
             return Err(RegistryError::Expired);
+        }
+        if old.rotated_to.is_some() {
+            return Err(RegistryError::Conflict);
         }
         if let Some(caller) = &caller {
             let missing: ScopeSet = old
@@ -442,26 +648,38 @@ impl Registry {
                 return Err(RegistryError::ScopesNotHeld(missing));
             }
         }
-        let expiry = match old.expires_at {
-            None => Expiry::Never,
-            Some(expires_at) => Expiry::In(
-                (expires_at - old.created_at)
-                    .try_into()
-                    .unwrap_or(self.inner.default_lifetime),
-            ),
+        let lifetime = old.expires_at.map(|expires_at| {
+            (expires_at - old.created_at)
+                .try_into()
+                .unwrap_or(self.inner.default_lifetime)
+        });
+        // The new token's creator: the caller, unless it rotates itself (then its own
+        // creator), so that cascading revocation still reaches it.
+        let created_by = match &caller {
+            Some(caller) if caller.id() != old.id => Some(caller.id()),
+            _ => old.created_by,
         };
         let request = IssueRequest {
-            name: old.name,
-            tenant: old.tenant,
-            scopes: old.scopes,
-            expiry,
+            name: old.name.clone(),
+            tenant: old.tenant.clone(),
+            scopes: old.scopes.clone(),
+            expiry: lifetime.map_or(Expiry::Never, |lifetime: Duration| {
+                Expiry::In(lifetime.min(self.inner.max_lifetime))
+            }),
             env: old.env,
             kind: old.kind,
+            created_by,
         };
-        // Issue first: if that fails, the old token keeps working.
-        let issued = self.issue(request).await?;
-        self.revoke(&tenant, id).await?;
-        Ok(issued)
+        let (token, minted) = self.prepare(request)?;
+        let grace_until = (!grace.is_zero()).then(|| add(now, grace)).transpose()?;
+        let record = self.inner.store.rotate(&old, token, grace_until).await?;
+        let at = self.inner.clock.now_nanos();
+        match grace_until {
+            None => self.inner.cache.invalidate(&old.digest, at),
+            Some(_) => self.inner.cache.evict(&old.digest),
+        }
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, new_token_id = %record.id, %tenant, grace_secs = grace.as_secs(), "token rotated");
+        Ok(self.issued(record, minted, now))
     }
 
     /// Deletes tokens that expired more than `older_than` ago; returns how many.
@@ -523,6 +741,10 @@ impl Registry {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "evicting token announced by the change feed");
                         cache.invalidate(&invalidation.digest, registry.inner.clock.now_nanos());
                     }
+                    Change::Updated(invalidation) => {
+                        tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "re-reading token announced as changed by the change feed");
+                        cache.evict(&invalidation.digest);
+                    }
                     Change::Reset => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed lost events; evicting every cached token");
                         cache.reset();
@@ -564,6 +786,10 @@ fn unknown(presented: &Presented) -> VerifyError {
 
 fn revoked(presented: &Presented) -> VerifyError {
     VerifyError::rejected(RejectCause::Revoked, presented.expected_id())
+}
+
+fn timed_out() -> Arc<StoreError> {
+    Arc::new(StoreError::unavailable("token store timed out"))
 }
 
 fn fill_aborted() -> Arc<StoreError> {

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use super::{
-    Change, ChangeStream, Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate,
+    Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+    UsageUpdate,
 };
 use crate::principal::TokenId;
 use crate::token::Digest;
@@ -42,7 +43,7 @@ pub struct MemoryStore {
 
 struct Shared {
     state: RwLock<State>,
-    feed: broadcast::Sender<Invalidation>,
+    feed: broadcast::Sender<Change>,
 }
 
 #[derive(Default)]
@@ -50,6 +51,7 @@ struct State {
     next_id: u64,
     records: BTreeMap<TokenId, TokenRecord>,
     by_digest: HashMap<Digest, TokenId>,
+    markers: std::collections::HashSet<String>,
 }
 
 impl MemoryStore {
@@ -83,9 +85,9 @@ impl MemoryStore {
         self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, invalidation: Invalidation) {
+    fn publish(&self, change: Change) {
         // No subscribers is fine: nobody caches.
-        let _ = self.shared.feed.send(invalidation);
+        let _ = self.shared.feed.send(change);
     }
 }
 
@@ -104,6 +106,18 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl State {
+    fn insert(&mut self, token: NewToken) -> Result<TokenRecord, StoreError> {
+        if self.by_digest.contains_key(&token.digest) {
+            return Err(StoreError::Conflict);
+        }
+        self.next_id += 1;
+        let id = TokenId::new(self.next_id);
+        let record = TokenRecord::from_new(id, token);
+        self.by_digest.insert(record.digest, id);
+        self.records.insert(id, record.clone());
+        Ok(record)
+    }
+
     fn remove(&mut self, id: TokenId) -> Option<Invalidation> {
         let record = self.records.remove(&id)?;
         self.by_digest.remove(&record.digest);
@@ -117,16 +131,7 @@ impl State {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
-        let mut state = self.write();
-        if state.by_digest.contains_key(&token.digest) {
-            return Err(StoreError::Conflict);
-        }
-        state.next_id += 1;
-        let id = TokenId::new(state.next_id);
-        let record = TokenRecord::from_new(id, token);
-        state.by_digest.insert(record.digest, id);
-        state.records.insert(id, record.clone());
-        Ok(record)
+        self.write().insert(token)
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
@@ -148,12 +153,19 @@ impl TokenStore for MemoryStore {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let start = query.after.map_or(0, TokenId::get).saturating_add(1);
         Ok(self
             .read()
             .records
-            .values()
+            .range(TokenId::new(start)..)
+            .map(|(_, record)| record)
             .filter(|record| record.tenant == tenant)
+            .take(query.limit)
             .cloned()
             .collect())
     }
@@ -167,8 +179,95 @@ impl TokenStore for MemoryStore {
             }
         }
         .ok_or(StoreError::NotFound)?;
-        self.publish(invalidation);
+        self.publish(Change::Invalidated(invalidation));
         Ok(invalidation)
+    }
+
+    async fn delete_with_descendants(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        let removed: Vec<Invalidation> = {
+            let mut state = self.write();
+            if state.records.get(&id).is_none_or(|r| r.tenant != tenant) {
+                return Err(StoreError::NotFound);
+            }
+            // Breadth first from `id` through `created_by`.
+            let mut tree = vec![id];
+            let mut at = 0;
+            while at < tree.len() {
+                let parent = tree[at];
+                tree.extend(
+                    state
+                        .records
+                        .values()
+                        .filter(|r| r.created_by == Some(parent) && r.tenant == tenant)
+                        .map(|r| r.id),
+                );
+                at += 1;
+            }
+            tree.into_iter().filter_map(|id| state.remove(id)).collect()
+        };
+        for invalidation in &removed {
+            self.publish(Change::Invalidated(*invalidation));
+        }
+        Ok(removed)
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenRecord,
+        replacement: NewToken,
+        grace_until: Option<OffsetDateTime>,
+    ) -> Result<TokenRecord, StoreError> {
+        let (record, change) = {
+            let mut state = self.write();
+            match state.records.get(&old.id) {
+                Some(current) if current.tenant == old.tenant => {
+                    let changed = current.digest != old.digest || current.scopes != old.scopes;
+                    if changed || current.rotated_to.is_some() {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+                _ => return Err(StoreError::NotFound),
+            }
+            let record = state.insert(replacement)?;
+            for child in state.records.values_mut() {
+                if child.created_by == Some(old.id) {
+                    child.created_by = Some(record.id);
+                }
+            }
+            let change = match grace_until {
+                None => Change::Invalidated(state.remove(old.id).ok_or(StoreError::NotFound)?),
+                Some(until) => {
+                    let current = state.records.get_mut(&old.id).ok_or(StoreError::NotFound)?;
+                    current.rotated_to = Some(record.id);
+                    current.expires_at = Some(current.expires_at.map_or(until, |at| at.min(until)));
+                    Change::Updated(Invalidation {
+                        id: old.id,
+                        digest: old.digest,
+                    })
+                }
+            };
+            (record, change)
+        };
+        self.publish(change);
+        Ok(record)
+    }
+
+    async fn insert_once(
+        &self,
+        marker: &str,
+        token: NewToken,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let mut state = self.write();
+        if state.markers.contains(marker) {
+            return Ok(None);
+        }
+        let record = state.insert(token)?;
+        state.markers.insert(marker.to_owned());
+        Ok(Some(record))
     }
 
     async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
@@ -200,7 +299,7 @@ impl TokenStore for MemoryStore {
                 .collect()
         };
         for invalidation in &pruned {
-            self.publish(*invalidation);
+            self.publish(Change::Invalidated(*invalidation));
         }
         Ok(pruned)
     }
@@ -209,7 +308,7 @@ impl TokenStore for MemoryStore {
         let receiver = self.shared.feed.subscribe();
         let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
             let change = match receiver.recv().await {
-                Ok(invalidation) => Change::Invalidated(invalidation),
+                Ok(change) => change,
                 Err(broadcast::error::RecvError::Lagged(_)) => Change::Reset,
                 Err(broadcast::error::RecvError::Closed) => return None,
             };

@@ -79,6 +79,9 @@ pub struct NewToken {
     pub created_at: OffsetDateTime,
     /// Expiry; `None` for never.
     pub expires_at: Option<OffsetDateTime>,
+    /// The token that issued this one (through the management API), or `None` when it
+    /// was issued server-side. Cascading revocation follows this lineage.
+    pub created_by: Option<TokenId>,
 }
 
 /// A stored token.
@@ -108,6 +111,10 @@ pub struct TokenRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// Successful verifications flushed to the store.
     pub use_count: u64,
+    /// The token that issued this one, or `None` when issued server-side.
+    pub created_by: Option<TokenId>,
+    /// The token this one was rotated into, while it lives on for a grace period.
+    pub rotated_to: Option<TokenId>,
 }
 
 impl TokenRecord {
@@ -126,6 +133,8 @@ impl TokenRecord {
             expires_at: token.expires_at,
             last_used_at: None,
             use_count: 0,
+            created_by: token.created_by,
+            rotated_to: None,
         }
     }
 
@@ -156,12 +165,59 @@ pub struct UsageUpdate {
     pub uses: u64,
 }
 
+/// Which records of a tenant [`TokenStore::list_by_tenant`] returns: those with an id
+/// greater than `after`, in id order, at most `limit` of them.
+///
+/// ```
+/// use tower_bearer::store::ListQuery;
+/// use tower_bearer::TokenId;
+///
+/// let first = ListQuery::first(50);
+/// let next = ListQuery::first(50).after(TokenId::new(120));
+/// assert_eq!(next.after, Some(TokenId::new(120)));
+/// assert_eq!(ListQuery::all().limit, usize::MAX);
+/// # let _ = first;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListQuery {
+    /// Only ids greater than this one (the last id of the previous page).
+    pub after: Option<TokenId>,
+    /// At most this many records.
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// Every record.
+    pub fn all() -> Self {
+        Self {
+            after: None,
+            limit: usize::MAX,
+        }
+    }
+
+    /// The first `limit` records.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    /// Starts after the record with id `id`.
+    #[must_use]
+    pub fn after(mut self, id: TokenId) -> Self {
+        self.after = Some(id);
+        self
+    }
+}
+
 /// An event on a store's change feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Change {
     /// A record was deleted (revoked, rotated away or pruned): evict its digest.
     Invalidated(Invalidation),
+    /// A record still exists but changed (a rotation shortened its life to a grace
+    /// period): evict its digest so that the next request reads it again.
+    Updated(Invalidation),
     /// The feed lost events (a reconnect, a lagging subscriber): evict everything.
     Reset,
 }
@@ -187,12 +243,51 @@ pub trait TokenStore: Send + Sync + 'static {
     /// [`StoreError::NotFound`], exactly as if it did not exist.
     async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError>;
 
-    /// All records of `tenant`, expired ones included, ordered by id.
-    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Records of `tenant`, expired ones included, ordered by id, as `query` selects.
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Deletes the record with this id if it belongs to `tenant`, and says what caches
     /// must evict. Stores with a change feed publish the invalidation on it.
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError>;
+
+    /// Deletes the record with this id (if it belongs to `tenant`) and every record it
+    /// created, recursively through [`TokenRecord::created_by`], in one transaction. The
+    /// first invalidation is the record's own. Published on the change feed like
+    /// [`delete`](TokenStore::delete).
+    async fn delete_with_descendants(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<Invalidation>, StoreError>;
+
+    /// Replaces `old` with `replacement` in one transaction and returns the new record.
+    ///
+    /// Fails with [`StoreError::NotFound`] if `old` no longer exists, and with
+    /// [`StoreError::Conflict`] if it changed since it was read (other digest or scopes)
+    /// or was already rotated: two racing rotations leave one new token, never two.
+    /// Records that `old` created now name the new record as their creator. Without
+    /// `grace_until`, `old` is deleted (an invalidation on the change feed); with it, it
+    /// stays valid until then at the latest, marked [`rotated_to`](TokenRecord::rotated_to)
+    /// (an update on the change feed).
+    async fn rotate(
+        &self,
+        old: &TokenRecord,
+        replacement: NewToken,
+        grace_until: Option<OffsetDateTime>,
+    ) -> Result<TokenRecord, StoreError>;
+
+    /// Inserts `token` unless `marker` was used before, recording the marker in the same
+    /// transaction: `Ok(None)` when it was. Two processes racing on one database insert
+    /// one token. Used for one-time bootstrap tokens.
+    async fn insert_once(
+        &self,
+        marker: &str,
+        token: NewToken,
+    ) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Adds a batch of usage: `last_used_at` becomes the later of the stored and the new
     /// value, `use_count` grows by `uses`. Updates of deleted records are ignored. One
@@ -223,12 +318,41 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).find_by_id(tenant, id).await
     }
 
-    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        (**self).list_by_tenant(tenant).await
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        (**self).list_by_tenant(tenant, query).await
     }
 
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
         (**self).delete(tenant, id).await
+    }
+
+    async fn delete_with_descendants(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        (**self).delete_with_descendants(tenant, id).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenRecord,
+        replacement: NewToken,
+        grace_until: Option<OffsetDateTime>,
+    ) -> Result<TokenRecord, StoreError> {
+        (**self).rotate(old, replacement, grace_until).await
+    }
+
+    async fn insert_once(
+        &self,
+        marker: &str,
+        token: NewToken,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).insert_once(marker, token).await
     }
 
     async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row, params};
 use time::OffsetDateTime;
 
-use super::{Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate};
+use super::{Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate};
 use crate::clock::to_millis as millis;
 use crate::principal::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
@@ -26,20 +26,22 @@ use crate::token::{Digest, Env};
 
 /// The schema, one script per version, applied in order on open (`PRAGMA user_version`
 /// records how many have run).
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../migrations/sqlite/0001_create_tokens.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_create_tokens.sql"),
+    include_str!("../../migrations/sqlite/0002_lineage_and_markers.sql"),
+];
 
 /// Read connections beside the writer.
 const READERS: usize = 4;
 
 const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_prefix, digest, \
-                       created_at, expires_at, last_used_at, use_count";
+                       created_at, expires_at, last_used_at, use_count, created_by, rotated_to";
 
 /// A [`TokenStore`] in a SQLite database file: the embedded default.
 ///
-/// Opening a store creates the file if needed, switches it to WAL mode and applies the
-/// embedded migrations. Digests are unique; nothing in the database is a plaintext token.
+/// Opening a store creates the file if needed (mode 0600: readable by its owner only, and
+/// so are the `-wal` and `-shm` files), switches it to WAL mode and applies the embedded
+/// migrations. Digests are unique; nothing in the database is a plaintext token.
 ///
 /// A SQLite file is one node's store: it has no change feed. Several processes sharing a
 /// file see each other's revocations only when their cached entries expire (the
@@ -91,12 +93,15 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &Path) -> Result<Self, StoreError> {
+        create_private(path)?;
         let writer = Connection::open(path).map_err(unavailable)?;
         configure(&writer).map_err(unavailable)?;
-        // WAL mode is a property of the file: set once, by the writer.
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(unavailable)?;
+        // WAL mode is a property of the file: set once, by the writer. Switching takes an
+        // exclusive lock for which SQLite may not wait (a process opening the same new
+        // file at the same moment holds it): retry for a while.
+        let mode: String =
+            retry_busy(|| writer.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)))
+                .map_err(unavailable)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::unavailable(format!(
                 "SQLite refused WAL mode (journal_mode is {mode})"
@@ -190,6 +195,36 @@ impl Connections {
     }
 }
 
+/// Runs `step` again while SQLite answers "busy" without waiting (up to about 5 s).
+fn retry_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut attempts = 0;
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::DatabaseBusy && attempts < 250 =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Creates the database file readable and writable by its owner only (0600), unless it
+/// exists. SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::unavailable(error)),
+    }
+}
+
 /// A connection is left consistent by every query (SQLite rolls back what a panic
 /// interrupted), so a poisoned lock is still usable.
 fn lock(slot: &Mutex<Option<Connection>>) -> std::sync::MutexGuard<'_, Option<Connection>> {
@@ -202,16 +237,27 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Applies the migrations not yet recorded in `PRAGMA user_version`, each in its own
+/// write-locking transaction that reads the version again first: processes opening one
+/// new database together apply each migration once.
 fn migrate(connection: &Connection) -> Result<(), StoreError> {
-    let applied: i64 = connection
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(unavailable)?;
-    for (version, script) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
-        let batch = format!(
-            "BEGIN IMMEDIATE; {script}\nPRAGMA user_version = {}; COMMIT;",
-            version + 1
-        );
-        connection.execute_batch(&batch).map_err(unavailable)?;
+    let version = |db: &Connection| -> Result<usize, StoreError> {
+        let applied: i64 = db
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(unavailable)?;
+        Ok(usize::try_from(applied).unwrap_or(0))
+    };
+    if version(connection)? >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    for (index, script) in MIGRATIONS.iter().enumerate() {
+        in_transaction(connection, |db| {
+            if version(db)? > index {
+                return Ok(()); // another process got here first
+            }
+            db.execute_batch(&format!("{script}\nPRAGMA user_version = {};", index + 1))
+                .map_err(unavailable)
+        })?;
     }
     Ok(())
 }
@@ -249,6 +295,12 @@ fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
     Ok(Digest::from_bytes(bytes))
 }
 
+fn token_id(id: i64) -> Result<TokenId, StoreError> {
+    u64::try_from(id)
+        .map(TokenId::new)
+        .map_err(|_| corrupt("negative id"))
+}
+
 fn id_param(id: TokenId) -> i64 {
     // Ids come from SQLite's INTEGER PRIMARY KEY, so they fit; a larger one matches nothing.
     i64::try_from(id.get()).unwrap_or(-1)
@@ -268,6 +320,8 @@ struct RawRecord {
     expires_at: Option<i64>,
     last_used_at: Option<i64>,
     use_count: i64,
+    created_by: Option<i64>,
+    rotated_to: Option<i64>,
 }
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
@@ -284,13 +338,15 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         expires_at: row.get(9)?,
         last_used_at: row.get(10)?,
         use_count: row.get(11)?,
+        created_by: row.get(12)?,
+        rotated_to: row.get(13)?,
     })
 }
 
 impl RawRecord {
     fn check(self) -> Result<TokenRecord, StoreError> {
         Ok(TokenRecord {
-            id: TokenId::new(u64::try_from(self.id).map_err(|_| corrupt("negative id"))?),
+            id: token_id(self.id)?,
             name: self.name,
             tenant: self.tenant,
             scopes: ScopeSet::parse(self.scopes.split_whitespace())
@@ -303,6 +359,8 @@ impl RawRecord {
             expires_at: self.expires_at.map(from_millis).transpose()?,
             last_used_at: self.last_used_at.map(from_millis).transpose()?,
             use_count: self.use_count.max(0) as u64,
+            created_by: self.created_by.map(token_id).transpose()?,
+            rotated_to: self.rotated_to.map(token_id).transpose()?,
         })
     }
 }
@@ -319,32 +377,66 @@ fn one(
         .check()
 }
 
+fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> {
+    let sql = format!(
+        "INSERT INTO tokens (name, tenant, scopes, env, kind, display_prefix, digest, \
+         created_at, expires_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         RETURNING {COLUMNS}"
+    );
+    one(
+        db,
+        &sql,
+        params![
+            token.name,
+            token.tenant,
+            scopes_column(&token.scopes),
+            token.env.as_str(),
+            token.kind.as_str(),
+            token.display_prefix,
+            token.digest.as_bytes().as_slice(),
+            millis(token.created_at),
+            token.expires_at.map(millis),
+            token.created_by.map(id_param),
+        ],
+    )
+}
+
+/// Runs `work` in an immediate (write-locking) transaction, committed if it succeeds.
+fn in_transaction<T>(
+    db: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let transaction =
+        rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+    let result = work(&transaction)?;
+    transaction.commit().map_err(unavailable)?;
+    Ok(result)
+}
+
+fn invalidations(
+    rows: rusqlite::MappedRows<'_, impl FnMut(&Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)>>,
+) -> Result<Vec<Invalidation>, StoreError> {
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|(id, digest)| {
+            Ok(Invalidation {
+                id: token_id(id)?,
+                digest: digest_of(digest)?,
+            })
+        })
+        .collect()
+}
+
+fn id_and_digest(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
-        self.run(Role::Write, move |db| {
-            let sql = format!(
-                "INSERT INTO tokens (name, tenant, scopes, env, kind, display_prefix, digest, \
-                 created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 RETURNING {COLUMNS}"
-            );
-            one(
-                db,
-                &sql,
-                params![
-                    token.name,
-                    token.tenant,
-                    scopes_column(&token.scopes),
-                    token.env.as_str(),
-                    token.kind.as_str(),
-                    token.display_prefix,
-                    token.digest.as_bytes().as_slice(),
-                    millis(token.created_at),
-                    token.expires_at.map(millis),
-                ],
-            )
-        })
-        .await
+        self.run(Role::Write, move |db| insert(db, &token)).await
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
@@ -365,13 +457,21 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         let tenant = tenant.to_owned();
+        let after = query.after.map_or(0, id_param);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         self.run(Role::Read, move |db| {
-            let sql = format!("SELECT {COLUMNS} FROM tokens WHERE tenant = ?1 ORDER BY id");
+            let sql = format!(
+                "SELECT {COLUMNS} FROM tokens WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            );
             let mut statement = db.prepare_cached(&sql).map_err(unavailable)?;
             let rows = statement
-                .query_map([tenant], raw)
+                .query_map(params![tenant, after, limit], raw)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(unavailable)?;
@@ -394,6 +494,136 @@ impl TokenStore for SqliteStore {
             Ok(Invalidation {
                 id,
                 digest: digest_of(digest)?,
+            })
+        })
+        .await
+    }
+
+    async fn delete_with_descendants(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| {
+                // The token first, then its descendants (same tenant: lineage never
+                // crosses tenants, and a foreign id must not reach anything).
+                let mut own = db
+                    .prepare_cached(
+                        "DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING id, digest",
+                    )
+                    .map_err(unavailable)?;
+                let mut removed = invalidations(
+                    own.query_map(params![id_param(id), tenant], id_and_digest)
+                        .map_err(unavailable)?,
+                )?;
+                if removed.is_empty() {
+                    return Err(StoreError::NotFound);
+                }
+                let mut descendants = db
+                    .prepare_cached(
+                        "WITH RECURSIVE tree(id) AS ( \
+                             SELECT id FROM tokens WHERE created_by = ?1 AND tenant = ?2 \
+                             UNION SELECT t.id FROM tokens t JOIN tree ON t.created_by = tree.id \
+                                 WHERE t.tenant = ?2) \
+                         DELETE FROM tokens WHERE id IN (SELECT id FROM tree) RETURNING id, digest",
+                    )
+                    .map_err(unavailable)?;
+                removed.extend(invalidations(
+                    descendants
+                        .query_map(params![id_param(id), tenant], id_and_digest)
+                        .map_err(unavailable)?,
+                )?);
+                Ok(removed)
+            })
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenRecord,
+        replacement: NewToken,
+        grace_until: Option<OffsetDateTime>,
+    ) -> Result<TokenRecord, StoreError> {
+        let old = old.clone();
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| {
+                let current: Option<(Vec<u8>, String, Option<i64>)> = db
+                    .prepare_cached(
+                        "SELECT digest, scopes, rotated_to FROM tokens WHERE id = ?1 AND tenant = ?2",
+                    )
+                    .map_err(unavailable)?
+                    .query_row(params![id_param(old.id), old.tenant], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .optional()
+                    .map_err(unavailable)?;
+                let Some((digest, scopes, rotated_to)) = current else {
+                    return Err(StoreError::NotFound);
+                };
+                if digest != old.digest.as_bytes()
+                    || scopes != scopes_column(&old.scopes)
+                    || rotated_to.is_some()
+                {
+                    return Err(StoreError::Conflict);
+                }
+                let record = insert(db, &replacement)?;
+                db.prepare_cached("UPDATE tokens SET created_by = ?1 WHERE created_by = ?2")
+                    .map_err(unavailable)?
+                    .execute(params![id_param(record.id), id_param(old.id)])
+                    .map_err(unavailable)?;
+                match grace_until {
+                    None => db
+                        .prepare_cached("DELETE FROM tokens WHERE id = ?1")
+                        .map_err(unavailable)?
+                        .execute([id_param(old.id)])
+                        .map_err(unavailable)?,
+                    Some(until) => db
+                        .prepare_cached(
+                            "UPDATE tokens SET rotated_to = ?1, \
+                             expires_at = MIN(COALESCE(expires_at, ?2), ?2) WHERE id = ?3",
+                        )
+                        .map_err(unavailable)?
+                        .execute(params![id_param(record.id), millis(until), id_param(old.id)])
+                        .map_err(unavailable)?,
+                };
+                Ok(record)
+            })
+        })
+        .await
+    }
+
+    async fn insert_once(
+        &self,
+        marker: &str,
+        token: NewToken,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let marker = marker.to_owned();
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| {
+                let done: Option<i64> = db
+                    .prepare_cached("SELECT token_id FROM markers WHERE name = ?1")
+                    .map_err(unavailable)?
+                    .query_row([&marker], |row| row.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                if done.is_some() {
+                    return Ok(None);
+                }
+                let record = insert(db, &token)?;
+                db.prepare_cached(
+                    "INSERT INTO markers (name, token_id, created_at) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(unavailable)?
+                .execute(params![
+                    marker,
+                    id_param(record.id),
+                    millis(record.created_at)
+                ])
+                .map_err(unavailable)?;
+                Ok(Some(record))
             })
         })
         .await
@@ -433,21 +663,11 @@ impl TokenStore for SqliteStore {
                      RETURNING id, digest",
                 )
                 .map_err(unavailable)?;
-            let rows = statement
-                .query_map([millis(cutoff)], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(unavailable)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(unavailable)?;
-            rows.into_iter()
-                .map(|(id, digest)| {
-                    Ok(Invalidation {
-                        id: TokenId::new(id.max(0) as u64),
-                        digest: digest_of(digest)?,
-                    })
-                })
-                .collect()
+            invalidations(
+                statement
+                    .query_map([millis(cutoff)], id_and_digest)
+                    .map_err(unavailable)?,
+            )
         })
         .await
     }

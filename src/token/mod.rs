@@ -24,6 +24,7 @@ mod secret;
 
 pub use digest::Digest;
 pub use env::{Env, ParseEnvError};
+pub(crate) use formats::PendingToken;
 pub use formats::{Formats, IssueFormat, Malformed, Presented};
 pub use mint::Minted;
 pub use prefixed::{InvalidPrefixedFormat, PrefixedFormat};

@@ -12,7 +12,9 @@ const MAX_PREFIX_LEN: usize = 16;
 
 /// The default token format: `<prefix>_<env>_<random><checksum>`, e.g. `sk_live_…`.
 ///
-/// - `prefix` is configurable (default `sk`): 1–16 lowercase ASCII letters or digits;
+/// - `prefix` is configurable (default `sk`): 1–16 lowercase ASCII letters or digits,
+///   starting with a letter (so that no prefixed token is ever also a Sanctum-style
+///   `<id>|<secret>` one a single character away);
 /// - `env` is `live` or `test`;
 /// - `random` is base62 from the OS CSPRNG (32 characters by default, at least 30);
 /// - `checksum` is the CRC32 of everything before it, as 6 base62 characters, so a typo or
@@ -38,8 +40,11 @@ pub struct PrefixedFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidPrefixedFormat {
-    /// The prefix is empty, longer than 16 bytes, or not lowercase ASCII letters and digits.
-    #[error("token prefix must be 1 to 16 lowercase ASCII letters or digits")]
+    /// The prefix is empty, longer than 16 bytes, not lowercase ASCII letters and digits,
+    /// or does not start with a letter.
+    #[error(
+        "token prefix must be 1 to 16 lowercase ASCII letters or digits, starting with a letter"
+    )]
     Prefix,
     /// The random part is shorter than 30 or longer than 128 characters.
     #[error("random part must be between 30 and 128 characters")]
@@ -49,7 +54,10 @@ pub enum InvalidPrefixedFormat {
 impl PrefixedFormat {
     /// A format with the given prefix and 32 random characters.
     pub fn new(prefix: &str) -> Result<Self, InvalidPrefixedFormat> {
-        let valid = !prefix.is_empty()
+        let valid = prefix
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_lowercase)
             && prefix.len() <= MAX_PREFIX_LEN
             && prefix
                 .bytes()

@@ -49,10 +49,12 @@ impl ExampleProcess {
         let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         let addrs = tokio::time::timeout(Duration::from_secs(30), async {
             let mut addrs = Vec::new();
+            let mut said = Vec::new();
             while addrs.len() < listeners {
                 let Some(line) = stderr.next_line().await.unwrap() else {
-                    panic!("the example exited before listening");
+                    panic!("the example exited before listening: {}", said.join("\n"));
                 };
+                said.push(line.clone());
                 if let Some((_, addr)) = line.split_once("listening on http://") {
                     addrs.push(addr.parse::<SocketAddr>().unwrap());
                 }

@@ -17,7 +17,8 @@ use tokio::sync::{Notify, Semaphore};
 use tower_bearer::MemoryStore;
 use tower_bearer::principal::TokenId;
 use tower_bearer::store::{
-    ChangeStream, Invalidation, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate,
+    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+    UsageUpdate,
 };
 use tower_bearer::token::Digest;
 
@@ -31,6 +32,8 @@ struct Probes {
     lookups: AtomicUsize,
     usage_writes: AtomicUsize,
     down: AtomicBool,
+    hang: AtomicBool,
+    lookup_delay_micros: std::sync::atomic::AtomicU64,
     hold: AtomicBool,
     no_feed: AtomicBool,
     record_read: Notify,
@@ -43,6 +46,8 @@ impl Default for Probes {
             lookups: AtomicUsize::new(0),
             usage_writes: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            hang: AtomicBool::new(false),
+            lookup_delay_micros: std::sync::atomic::AtomicU64::new(0),
             hold: AtomicBool::new(false),
             no_feed: AtomicBool::new(false),
             record_read: Notify::new(),
@@ -79,6 +84,19 @@ impl InstrumentedStore {
         self.probes.down.store(down, Ordering::SeqCst);
     }
 
+    /// While hanging, digest lookups never answer (a store that accepted the connection
+    /// and went silent).
+    pub fn set_hanging(&self, hang: bool) {
+        self.probes.hang.store(hang, Ordering::SeqCst);
+    }
+
+    /// Every digest lookup takes this long (a store across a network).
+    pub fn set_lookup_delay(&self, delay: std::time::Duration) {
+        self.probes
+            .lookup_delay_micros
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
     /// While holding, a digest lookup reads its record, announces it, and waits for
     /// `release` before returning it.
     pub fn hold_lookups(&self, hold: bool) {
@@ -113,6 +131,13 @@ impl TokenStore for InstrumentedStore {
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
         self.probes.lookups.fetch_add(1, Ordering::SeqCst);
+        if self.probes.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let delay = self.probes.lookup_delay_micros.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+        }
         self.check_up()?;
         let found = self.inner.find_by_digest(digest).await;
         if self.probes.hold.load(Ordering::SeqCst) {
@@ -127,9 +152,41 @@ impl TokenStore for InstrumentedStore {
         self.inner.find_by_id(tenant, id).await
     }
 
-    async fn list_by_tenant(&self, tenant: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn list_by_tenant(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         self.check_up()?;
-        self.inner.list_by_tenant(tenant).await
+        self.inner.list_by_tenant(tenant, query).await
+    }
+
+    async fn delete_with_descendants(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        self.check_up()?;
+        self.inner.delete_with_descendants(tenant, id).await
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenRecord,
+        replacement: NewToken,
+        grace_until: Option<OffsetDateTime>,
+    ) -> Result<TokenRecord, StoreError> {
+        self.check_up()?;
+        self.inner.rotate(old, replacement, grace_until).await
+    }
+
+    async fn insert_once(
+        &self,
+        marker: &str,
+        token: NewToken,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.check_up()?;
+        self.inner.insert_once(marker, token).await
     }
 
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
