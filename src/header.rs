@@ -45,6 +45,8 @@ pub enum InvalidCredentials {
 pub struct TokenSources {
     query: bool,
     cookie: Option<Box<str>>,
+    /// Schemes accepted in `Authorization` besides `Bearer` (lowercase).
+    aliases: Vec<Box<str>>,
 }
 
 impl TokenSources {
@@ -68,6 +70,30 @@ impl TokenSources {
         self
     }
 
+    /// Also accept `Authorization: <scheme> <token>` (case-insensitive), e.g. `Token` for
+    /// clients of Django REST framework's `TokenAuthentication` during a migration.
+    /// Challenges keep naming `Bearer`.
+    ///
+    /// ```
+    /// use http::{HeaderMap, Uri};
+    /// use tower_bearer::header::TokenSources;
+    ///
+    /// let sources = TokenSources::header_only().scheme_alias("Token");
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("authorization", "Token abc123".parse().unwrap());
+    /// let uri = Uri::from_static("/");
+    /// let token = sources.extract(&headers, &uri).unwrap();
+    /// assert_eq!(token.as_deref(), Some("abc123"));
+    /// ```
+    #[must_use]
+    pub fn scheme_alias(mut self, scheme: &str) -> Self {
+        let scheme = scheme.trim().to_ascii_lowercase();
+        if !scheme.is_empty() && !self.aliases.iter().any(|a| **a == *scheme) {
+            self.aliases.push(scheme.into());
+        }
+        self
+    }
+
     /// The credential in a request with these headers and URI, if any. A request may
     /// carry it in one place only.
     pub fn extract<'a>(
@@ -75,7 +101,12 @@ impl TokenSources {
         headers: &'a HeaderMap,
         uri: &'a Uri,
     ) -> Result<Option<Cow<'a, str>>, InvalidCredentials> {
-        let mut found = bearer_header(headers)?.map(Cow::Borrowed);
+        let mut found = if self.aliases.is_empty() {
+            bearer_header(headers)?
+        } else {
+            authorization_token(headers, &self.aliases)?
+        }
+        .map(Cow::Borrowed);
         if self.query {
             if let Some(token) = query_token(uri.query())? {
                 found = one_of(found, token)?;
@@ -164,6 +195,34 @@ pub fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, InvalidCredent
         return Err(InvalidCredentials::Multiple);
     }
     parse_authorization(value.as_bytes())
+}
+
+/// The token of the request's `Authorization` header under `Bearer` or one of `aliases`
+/// (lowercase scheme names).
+fn authorization_token<'a>(
+    headers: &'a HeaderMap,
+    aliases: &[Box<str>],
+) -> Result<Option<&'a str>, InvalidCredentials> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(InvalidCredentials::Multiple);
+    }
+    let value = value.as_bytes().trim_ascii();
+    let scheme_end = value
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(value.len());
+    let scheme = &value[..scheme_end];
+    if aliases
+        .iter()
+        .any(|alias| scheme.eq_ignore_ascii_case(alias.as_bytes()))
+    {
+        return check_token(value[scheme_end..].trim_ascii_start()).map(Some);
+    }
+    parse_authorization(value)
 }
 
 /// Parses an `Authorization` header value: `Bearer` (any case), one or more spaces or

@@ -49,7 +49,7 @@ impl Scope {
 
     /// Validates a scope name.
     pub fn new(name: &str) -> Result<Self, InvalidScope> {
-        if is_valid(name) {
+        if is_valid_scope(name) {
             Ok(Self(name.into()))
         } else {
             Err(InvalidScope(name.chars().take(MAX_SCOPE_LEN).collect()))
@@ -62,17 +62,66 @@ impl Scope {
     }
 }
 
-fn is_valid(name: &str) -> bool {
-    if matches!(name, Scope::READ | Scope::WRITE | Scope::ADMIN | Scope::ALL) {
+/// Whether `name` is a valid scope name: `read`, `write`, `admin`, `*`, or
+/// `resource:action` (segments of lowercase ASCII letters, digits, `_`, `-` and `.`,
+/// separated by `:`, at most 64 bytes).
+///
+/// A `const fn`, so that scope names written in code are checked when it compiles (see
+/// [`RequiredScope`](crate::extract::RequiredScope)).
+///
+/// ```
+/// use tower_bearer::scope::is_valid_scope;
+///
+/// const _: () = assert!(is_valid_scope("billing:export"));
+/// assert!(!is_valid_scope("billing-export")); // no `:`
+/// assert!(!is_valid_scope("Billing:Export")); // uppercase
+/// ```
+pub const fn is_valid_scope(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if eq(bytes, b"read") || eq(bytes, b"write") || eq(bytes, b"admin") || eq(bytes, b"*") {
         return true;
     }
-    let segment_ok = |segment: &str| {
-        !segment.is_empty()
-            && segment.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
-            })
-    };
-    name.len() <= MAX_SCOPE_LEN && name.contains(':') && name.split(':').all(segment_ok)
+    if bytes.is_empty() || bytes.len() > MAX_SCOPE_LEN {
+        return false;
+    }
+    let mut colons = 0;
+    let mut segment_len = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let b = bytes[at];
+        if b == b':' {
+            if segment_len == 0 {
+                return false;
+            }
+            colons += 1;
+            segment_len = 0;
+        } else if b.is_ascii_lowercase()
+            || b.is_ascii_digit()
+            || b == b'_'
+            || b == b'-'
+            || b == b'.'
+        {
+            segment_len += 1;
+        } else {
+            return false;
+        }
+        at += 1;
+    }
+    colons > 0 && segment_len > 0
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut at = 0;
+    while at < a.len() {
+        if a[at] != b[at] {
+            return false;
+        }
+        at += 1;
+    }
+    true
 }
 
 impl fmt::Debug for Scope {

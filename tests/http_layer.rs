@@ -47,13 +47,13 @@ fn app(layer: BearerAuthLayer) -> Router {
         .route(
             "/items",
             get(|| async { "items" })
-                .route_layer(RequireScopeLayer::new("read"))
+                .route_layer(RequireScopeLayer::from_static("read"))
                 .post(|_: Scoped<Write>| async { (StatusCode::CREATED, "created") }),
         )
         .route(
             "/layered-write",
             axum::routing::post(|| async { "written" })
-                .route_layer(RequireScopeLayer::new("write")),
+                .route_layer(RequireScopeLayer::from_static("write")),
         )
         .route(
             "/uri",
@@ -587,7 +587,7 @@ async fn a_handler_without_the_layer_gets_a_500_naming_it() {
         )
         .route(
             "/scoped",
-            get(|| async { "x" }).route_layer(RequireScopeLayer::new("read")),
+            get(|| async { "x" }).route_layer(RequireScopeLayer::from_static("read")),
         );
     let client = HttpClient::new(serve(app).await);
     for path in ["/me", "/scoped"] {

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::{BearerAuth, GrpcScopes, RequireScopeLayer};
+use super::{BearerAuth, GrpcScopes};
 use crate::Registry;
 use crate::header::TokenSources;
 use crate::reject::{Renderer, Rendering};
@@ -46,6 +46,34 @@ pub(crate) struct Config {
     pub(crate) rendering: Arc<Rendering>,
     /// `None` when empty, so that the hit path does not even look at the content type.
     pub(crate) grpc_scopes: Option<GrpcScopes>,
+    /// `None` when empty, so that the hit path does not look at the path.
+    pub(crate) public: Option<PublicPaths>,
+}
+
+/// Paths that skip authentication: exact paths, and prefixes written `/docs/*`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PublicPaths {
+    exact: std::collections::HashSet<Box<str>>,
+    /// `/docs/` for `/docs/*` (which also matches `/docs`).
+    prefixes: Vec<Box<str>>,
+}
+
+impl PublicPaths {
+    fn add(&mut self, pattern: &str) {
+        match pattern.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('/') => {
+                self.exact.insert(prefix.trim_end_matches('/').into());
+                self.prefixes.push(prefix.into());
+            }
+            _ => {
+                self.exact.insert(pattern.into());
+            }
+        }
+    }
+
+    pub(crate) fn matches(&self, path: &str) -> bool {
+        self.exact.contains(path) || self.prefixes.iter().any(|p| path.starts_with(&**p))
+    }
 }
 
 impl BearerAuthLayer {
@@ -60,6 +88,7 @@ impl BearerAuthLayer {
                 optional: false,
                 rendering: Arc::new(Rendering::default()),
                 grpc_scopes: None,
+                public: None,
             }),
         }
     }
@@ -97,6 +126,53 @@ impl BearerAuthLayer {
         self
     }
 
+    /// Paths that skip authentication altogether (`/health`, or `/docs/*` for a whole
+    /// subtree): their handlers run without a principal (`Option<Principal>` is `None`,
+    /// `Principal` answers 401). Every other path is protected, including routes added to
+    /// the router later: this is the allow-list that makes wrapping the whole `Router`
+    /// the safe default.
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, routing::get};
+    /// use http::{Request, StatusCode};
+    /// use tower::ServiceExt as _;
+    /// use tower_bearer::{BearerAuthLayer, MemoryStore, Registry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::builder(MemoryStore::new()).build();
+    /// let router = Router::new()
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .route("/reports", get(|| async { "secret" })); // added last, still protected
+    /// let app = BearerAuthLayer::new(registry).public(["/health"]).protect(router);
+    ///
+    /// let health = app.clone().oneshot(Request::get("/health").body(Body::empty())?).await?;
+    /// assert_eq!(health.status(), StatusCode::OK);
+    /// let reports = app.oneshot(Request::get("/reports").body(Body::empty())?).await?;
+    /// assert_eq!(reports.status(), StatusCode::UNAUTHORIZED);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn public<'a>(mut self, paths: impl IntoIterator<Item = &'a str>) -> Self {
+        let public = self
+            .config()
+            .public
+            .get_or_insert_with(PublicPaths::default);
+        for path in paths {
+            public.add(path);
+        }
+        self
+    }
+
+    /// Also accepts `Authorization: <scheme> <token>`, e.g. DRF's `Token` scheme, for
+    /// services migrating from DRF clients (see [`TokenSources::scheme_alias`]); off by
+    /// default. Challenges keep naming `Bearer`.
+    pub fn accept_scheme(mut self, scheme: &str) -> Self {
+        let sources = std::mem::take(&mut self.config().sources);
+        self.config().sources = sources.scheme_alias(scheme);
+        self
+    }
+
     /// Lets requests without any credentials through, without a principal. Requests with
     /// credentials that do not verify are still rejected.
     pub fn optional(mut self) -> Self {
@@ -120,15 +196,33 @@ impl BearerAuthLayer {
         &self.config.registry
     }
 
-    /// A per-route layer requiring `scope`, e.g. `auth.require_scope("write")`; the
-    /// same as [`RequireScopeLayer::new`]. Its 403 is rendered by this layer's renderer
-    /// as long as this layer encloses it.
+    /// Wraps a whole service (an axum `Router`, say) so that every request to it is
+    /// authenticated, except on [public](Self::public) paths: the safe placement. The
+    /// result goes to `axum::serve` as it is.
     ///
-    /// # Panics
+    /// Unlike `Router::layer`, which applies only to the routes that exist when it is
+    /// called (a route added after `.layer(auth)` is **public**, silently), this covers
+    /// every route, whenever it was added. It is also faster: axum does not box each
+    /// route's service again.
     ///
-    /// If `scope` is not a valid scope name.
-    pub fn require_scope(&self, scope: &'static str) -> RequireScopeLayer {
-        RequireScopeLayer::new(scope)
+    /// ```no_run
+    /// use axum::{Router, routing::get};
+    /// use tower_bearer::{BearerAuthLayer, MemoryStore, Registry};
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::builder(MemoryStore::new()).build();
+    /// let router = Router::new()
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .route("/items", get(|| async { "[]" }));
+    /// let app = BearerAuthLayer::new(registry).public(["/health"]).protect(router);
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// axum::serve(listener, app).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn protect<S>(&self, service: S) -> BearerAuth<S> {
+        BearerAuth::new(service, self.config.clone())
     }
 }
 

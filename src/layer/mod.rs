@@ -8,23 +8,46 @@
 //! # Example
 //!
 //! ```
-//! use axum::{Router, routing::get};
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt as _;
 //! use tower_bearer::layer::{BearerAuthLayer, RequireScopeLayer};
+//! use tower_bearer::registry::IssueRequest;
 //! use tower_bearer::reject::Preset;
 //! use tower_bearer::{MemoryStore, Principal, Registry};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let registry = Registry::builder(MemoryStore::new()).build();
+//! let reader = registry.issue(IssueRequest::new("reader", "acme")?.scopes(["read"])?).await?;
 //! let auth = BearerAuthLayer::new(registry).renderer(Preset::drf()).realm("example");
 //!
-//! let app: Router = Router::new()
-//!     .route("/items", get(|| async { "items" }).route_layer(RequireScopeLayer::new("read")))
-//!     .route("/me", get(|principal: Principal| async move { principal.name().to_owned() }))
-//!     .layer(auth);
-//! # let _ = app;
+//! let router = Router::new()
+//!     .route("/items", get(|| async { "items" }).route_layer(RequireScopeLayer::from_static("read")))
+//!     .route("/admin", get(|| async { "admin" }).route_layer(RequireScopeLayer::from_static("admin")))
+//!     .route("/me", get(|principal: Principal| async move { principal.name().to_owned() }));
+//! let app = auth.protect(router);
+//! let get = |path: &str, token: Option<&str>| {
+//!     let mut request = Request::get(path);
+//!     if let Some(token) = token {
+//!         request = request.header("authorization", format!("Bearer {token}"));
+//!     }
+//!     app.clone().oneshot(request.body(Body::empty()).unwrap())
+//! };
+//!
+//! let missing = get("/items", None).await?;
+//! assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(missing.headers()["www-authenticate"], r#"Bearer realm="example""#);
+//! let token = reader.secret.expose_secret();
+//! assert_eq!(get("/items", Some(token)).await?.status(), StatusCode::OK);
+//! assert_eq!(get("/admin", Some(token)).await?.status(), StatusCode::FORBIDDEN);
+//! # Ok(())
 //! # }
 //! ```
+//!
+//! [`BearerAuthLayer::protect`] wraps the whole router: every route is authenticated,
+//! including routes added later. `Router::layer(auth)` works too, but covers only the
+//! routes that exist when it is called: a route added after it is public, silently.
 //!
 //! # Responses
 //!
@@ -44,6 +67,8 @@ mod body;
 mod future;
 mod grpc;
 mod require_scope;
+#[cfg(feature = "axum")]
+mod serve;
 mod service;
 
 pub use auth_layer::BearerAuthLayer;
@@ -54,6 +79,8 @@ pub use grpc::{GrpcScopes, InvalidGrpcScope, MethodRequirement};
 #[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;
 pub use require_scope::{RequireScope, RequireScopeLayer};
+#[cfg(feature = "axum")]
+pub use serve::MakeFuture;
 pub use service::BearerAuth;
 
 /// Inserted into request extensions by an optional-mode layer that let a request without

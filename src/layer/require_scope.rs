@@ -1,4 +1,5 @@
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -20,39 +21,114 @@ use crate::scope::Scope;
 /// gets a 500, as the misconfiguration it is.
 ///
 /// ```
-/// use axum::{Router, routing::post};
-/// use tower_bearer::layer::RequireScopeLayer;
+/// use axum::{Router, body::Body, routing::post};
+/// use http::{Request, StatusCode};
+/// use tower::ServiceExt as _;
+/// use tower_bearer::layer::{BearerAuthLayer, RequireScopeLayer};
+/// use tower_bearer::registry::IssueRequest;
+/// use tower_bearer::{MemoryStore, Registry};
 ///
-/// let app: Router = Router::new()
-///     .route("/items", post(|| async { "created" }))
-///     .route_layer(RequireScopeLayer::new("write"));
-/// # let _ = app;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = Registry::builder(MemoryStore::new()).build();
+/// let reader = registry.issue(IssueRequest::new("reader", "acme")?.scopes(["read"])?).await?;
+/// let app = BearerAuthLayer::new(registry).protect(
+///     Router::new().route(
+///         "/items",
+///         post(|| async { "created" }).route_layer(RequireScopeLayer::from_static("write")),
+///     ),
+/// );
+///
+/// let request = Request::post("/items")
+///     .header("authorization", format!("Bearer {}", reader.secret.expose_secret()))
+///     .body(Body::empty())?;
+/// let response = app.oneshot(request).await?;
+/// assert_eq!(response.status(), StatusCode::FORBIDDEN);
+/// assert_eq!(
+///     response.headers()["www-authenticate"],
+///     r#"Bearer realm="api", error="insufficient_scope", scope="write""#
+/// );
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct RequireScopeLayer {
-    scope: Cow<'static, str>,
+    requirement: Requirement,
+}
+
+/// What a [`RequireScope`] checks.
+#[derive(Clone, Debug)]
+enum Requirement {
+    One(Cow<'static, str>),
+    AnyOf(Arc<[Scope]>),
+    AllOf(Arc<[Scope]>),
+}
+
+impl Requirement {
+    /// `None` when `principal` meets it; otherwise the scopes to name in the 403
+    /// (space-separated, as RFC 6750's `scope` attribute lists them).
+    fn unmet(&self, principal: &Principal) -> Option<Cow<'static, str>> {
+        let names = |scopes: &mut dyn Iterator<Item = &Scope>| -> Cow<'static, str> {
+            scopes
+                .map(Scope::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .into()
+        };
+        match self {
+            Requirement::One(scope) => (!principal.has_scope(scope)).then(|| scope.clone()),
+            Requirement::AnyOf(scopes) => (!scopes.iter().any(|s| principal.has_scope(s.as_str())))
+                .then(|| names(&mut scopes.iter())),
+            Requirement::AllOf(scopes) => {
+                let mut missing = scopes
+                    .iter()
+                    .filter(|s| !principal.has_scope(s.as_str()))
+                    .peekable();
+                missing.peek().is_some().then(|| names(&mut missing))
+            }
+        }
+    }
 }
 
 impl RequireScopeLayer {
     /// Requires `scope` (with implications: `admin` satisfies `write`).
+    pub fn new(scope: Scope) -> Self {
+        Self {
+            requirement: Requirement::One(Cow::Owned(scope.as_str().to_owned())),
+        }
+    }
+
+    /// Requires the scope named by a string literal, like `HeaderValue::from_static`.
     ///
     /// # Panics
     ///
     /// If `scope` is not a valid scope name: a programming error, like a bad route path.
-    pub fn new(scope: &'static str) -> Self {
-        if let Err(invalid) = Scope::new(scope) {
-            panic!("RequireScopeLayer::new: {invalid}");
+    /// The panic points at the caller's line.
+    #[track_caller]
+    pub fn from_static(scope: &'static str) -> Self {
+        if !crate::scope::is_valid_scope(scope) {
+            panic!(
+                "RequireScopeLayer::from_static({scope:?}): invalid scope name; expected read, write, admin, * or resource:action"
+            );
         }
         Self {
-            scope: Cow::Borrowed(scope),
+            requirement: Requirement::One(Cow::Borrowed(scope)),
         }
     }
 
-    /// Requires a scope known only at run time (from configuration, say).
-    pub fn scope(scope: &Scope) -> Self {
+    /// Requires at least one of `scopes` (e.g. `reports:read` or `admin`). An empty list
+    /// is met by nobody.
+    pub fn any_of(scopes: impl IntoIterator<Item = Scope>) -> Self {
         Self {
-            scope: Cow::Owned(scope.as_str().to_owned()),
+            requirement: Requirement::AnyOf(scopes.into_iter().collect()),
+        }
+    }
+
+    /// Requires every one of `scopes`.
+    pub fn all_of(scopes: impl IntoIterator<Item = Scope>) -> Self {
+        Self {
+            requirement: Requirement::AllOf(scopes.into_iter().collect()),
         }
     }
 }
@@ -63,7 +139,7 @@ impl<S> Layer<S> for RequireScopeLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequireScope {
             inner,
-            scope: self.scope.clone(),
+            requirement: self.requirement.clone(),
         }
     }
 }
@@ -72,7 +148,24 @@ impl<S> Layer<S> for RequireScopeLayer {
 #[derive(Clone, Debug)]
 pub struct RequireScope<S> {
     inner: S,
-    scope: Cow<'static, str>,
+    requirement: Requirement,
+}
+
+impl<S> RequireScope<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
@@ -92,12 +185,12 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions();
         let rejection = match extensions.get::<Principal>() {
-            Some(principal) if principal.has_scope(&self.scope) => {
-                return ResponseFuture::authorized(self.inner.call(request), None, false);
-            }
-            Some(principal) => Rejection::InsufficientScope {
-                scope: self.scope.clone(),
-                token_id: Some(principal.id()),
+            Some(principal) => match self.requirement.unmet(principal) {
+                None => return ResponseFuture::authorized(self.inner.call(request), None, false),
+                Some(scope) => Rejection::InsufficientScope {
+                    scope,
+                    token_id: Some(principal.id()),
+                },
             },
             None if extensions.get::<Anonymous>().is_some() => Rejection::Unauthenticated {
                 cause: RejectCause::Missing,
@@ -106,7 +199,7 @@ where
             None => {
                 tracing::error!(
                     target: "tower_bearer::layer",
-                    scope = %self.scope,
+                    requirement = ?self.requirement,
                     "RequireScope found no principal: add a BearerAuthLayer around it"
                 );
                 return ResponseFuture::rejected(missing_layer_response("RequireScopeLayer"));

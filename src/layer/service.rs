@@ -14,8 +14,8 @@ use crate::token::Presented;
 /// The middleware built by [`BearerAuthLayer`](super::BearerAuthLayer).
 #[derive(Debug)]
 pub struct BearerAuth<S> {
-    inner: S,
-    config: Arc<Config>,
+    pub(super) inner: S,
+    pub(super) config: Arc<Config>,
 }
 
 impl<S: Clone> Clone for BearerAuth<S> {
@@ -35,6 +35,23 @@ impl<S> BearerAuth<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// A layer verifying tokens with `registry`: the same as
+    /// [`BearerAuthLayer::new`](super::BearerAuthLayer::new), like tower-http's
+    /// `Service::layer()` constructors.
+    pub fn layer(registry: crate::Registry) -> super::BearerAuthLayer {
+        super::BearerAuthLayer::new(registry)
     }
 }
 
@@ -108,6 +125,13 @@ impl Config {
 impl<S> BearerAuth<S> {
     fn judge<B>(&self, request: &Request<B>) -> Verdict {
         let config = &*self.config;
+        if config
+            .public
+            .as_ref()
+            .is_some_and(|public| public.matches(request.uri().path()))
+        {
+            return Verdict::Anonymous;
+        }
         let credential = match config.sources.extract(request.headers(), request.uri()) {
             Ok(Some(credential)) => credential,
             Ok(None) if config.optional => {
