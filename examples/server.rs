@@ -13,6 +13,9 @@
 //! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /ping` (any token; the
 //! load test's authenticated twin of `/health`), `GET /items` (scope `read`),
 //! `POST /items` (scope `write`), and the management API under `/tokens` (scope `admin`).
+//!
+//! Locked out (the last admin token revoked)? `--issue-admin-token [TENANT]` mints a new
+//! admin token against the database, prints it once and exits.
 
 #[path = "common/bootstrap.rs"]
 mod bootstrap;
@@ -29,33 +32,45 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tower_bearer::admin::{ErrorStyle, ManagementApi};
 use tower_bearer::extract::{Read, Scoped, Write};
+use tower_bearer::layer::BearerAuth;
+use tower_bearer::registry::DEFAULT_TENANT;
 use tower_bearer::reject::Preset;
 use tower_bearer::store::SqliteStore;
 use tower_bearer::token::{Env, Formats, IssueFormat};
-use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId, admin};
+use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId};
 
 const USAGE: &str = "\
 usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--format prefixed|sanctum] [--env live|test]
-              [--max-lifetime-days N] [--admin-token-file PATH]
+              [--max-lifetime-days N] [--admin-token-file PATH] [--accept-scheme Token]
+       server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
   --db                 the SQLite file (default tower-bearer.db, created if missing, mode 0600)
-  --style              the error bodies: laravel (default), drf or envelope
+  --style              the error bodies (of the layer and the management API):
+                       laravel (default), drf or envelope
   --format             the format of issued tokens: prefixed (sk_live_…, default) or sanctum (id|secret)
   --env                the accepted token environment: live (default) or test
   --max-lifetime-days  the longest lifetime a token may be issued with (default: no limit)
-  --admin-token-file   write the bootstrap admin token to this new file (mode 0600), not stdout";
+  --admin-token-file   write the bootstrap admin token to this new file (mode 0600), not stdout
+  --accept-scheme      also accept `Authorization: <scheme> <token>` (e.g. Token, for DRF clients)
+  --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
+                       print it once, and exit: the way back in after the last admin is gone";
 
 struct Args {
     addr: SocketAddr,
     db: PathBuf,
     style: Preset,
+    error_style: ErrorStyle,
     format: IssueFormat,
     env: Env,
     max_lifetime: Option<Duration>,
     admin_token_file: Option<PathBuf>,
+    accept_scheme: Option<String>,
+    /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
+    recovery_tenant: Option<String>,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -63,20 +78,23 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         db: PathBuf::from("tower-bearer.db"),
         style: Preset::laravel(),
+        error_style: ErrorStyle::Laravel,
         format: IssueFormat::Prefixed,
         env: Env::Live,
         max_lifetime: None,
         admin_token_file: None,
+        accept_scheme: None,
+        recovery_tenant: None,
     };
-    bootstrap::parse_flags(args, |flag, value| {
+    bootstrap::parse_flags(args, &["--issue-admin-token"], |flag, value| {
         match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
             "--db" => parsed.db = PathBuf::from(value),
             "--style" => {
-                parsed.style = match value.as_str() {
-                    "laravel" => Preset::laravel(),
-                    "drf" => Preset::drf(),
-                    "envelope" => Preset::envelope(),
+                (parsed.style, parsed.error_style) = match value.as_str() {
+                    "laravel" => (Preset::laravel(), ErrorStyle::Laravel),
+                    "drf" => (Preset::drf(), ErrorStyle::Drf),
+                    "envelope" => (Preset::envelope(), ErrorStyle::Envelope),
                     other => {
                         return Err(format!(
                             "--style {other}: expected laravel, drf or envelope"
@@ -101,6 +119,14 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.max_lifetime = Some(Duration::from_secs(days * 86_400));
             }
             "--admin-token-file" => parsed.admin_token_file = Some(PathBuf::from(value)),
+            "--accept-scheme" => parsed.accept_scheme = Some(value),
+            "--issue-admin-token" => {
+                parsed.recovery_tenant = Some(if value.is_empty() {
+                    DEFAULT_TENANT.to_owned()
+                } else {
+                    value
+                })
+            }
             other => return Err(format!("unknown flag {other}")),
         }
         Ok(())
@@ -148,19 +174,27 @@ async fn create_item(
     (StatusCode::CREATED, Json(item))
 }
 
-fn app(registry: Registry, style: Preset) -> Router {
-    let auth = BearerAuthLayer::new(registry.clone()).renderer(style);
-    let protected = Router::new()
+fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
+    let mut auth = BearerAuthLayer::new(registry.clone())
+        .renderer(args.style.clone())
+        .public(["/health"]);
+    if let Some(scheme) = &args.accept_scheme {
+        auth = auth.accept_scheme(scheme);
+    }
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
         .route("/me", get(me))
         // The cheapest authenticated route: the load test compares it with `/health`.
         .route("/ping", get(|| async { "pong" }))
         .route("/items", get(list_items).post(create_item))
-        .with_state(Items::default())
-        .merge(admin::router(registry))
-        .layer(auth);
-    Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .merge(protected)
+        .merge(
+            ManagementApi::new(registry)
+                .error_style(args.error_style)
+                .router(),
+        )
+        .with_state(Items::default());
+    // Every route is authenticated except `/health`, whenever it was added.
+    auth.protect(router)
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -173,12 +207,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.max_lifetime(max);
     }
     let registry = builder.build();
+    if let Some(tenant) = &args.recovery_tenant {
+        let issued = registry.issue_recovery_admin(tenant).await?;
+        println!("admin token: {}", issued.secret.expose_secret());
+        return Ok(());
+    }
     bootstrap::bootstrap_admin(&registry, args.admin_token_file.as_deref()).await?;
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let shutdown = bootstrap::shutdown_signal();
     eprintln!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(registry.clone(), args.style))
+    axum::serve(listener, app(registry.clone(), &args))
         .with_graceful_shutdown(shutdown)
         .await?;
     let flushed = registry.flush().await?;

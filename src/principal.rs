@@ -118,7 +118,15 @@ struct Inner {
     expires_at: i64,
     env: Env,
     kind: TokenKind,
+    /// The rarely set parts, boxed so that tokens without them pay one word.
+    extra: Option<Box<Extra>>,
     cached: Cached,
+}
+
+/// What only some tokens have.
+#[derive(Debug)]
+struct Extra {
+    owner: Option<Box<str>>,
 }
 
 /// Granted scopes and their expansion by the implications; shared by every cached token
@@ -176,6 +184,11 @@ impl Principal {
             expires_at: record.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
             env: record.env,
             kind: record.kind,
+            extra: record.owner.as_deref().map(|owner| {
+                Box::new(Extra {
+                    owner: Some(owner.into()),
+                })
+            }),
             cached: Cached {
                 digest_tail,
                 fresh_until,
@@ -235,6 +248,11 @@ impl Principal {
         self.0.kind
     }
 
+    /// The application user the token belongs to, if it was issued with one.
+    pub fn owner(&self) -> Option<&str> {
+        self.0.extra.as_ref()?.owner.as_deref()
+    }
+
     /// When the token was issued (millisecond precision, as stored).
     pub fn created_at(&self) -> OffsetDateTime {
         crate::clock::from_nanos(self.0.created_at.saturating_mul(1_000_000))
@@ -255,6 +273,7 @@ impl fmt::Debug for Principal {
             .field("scopes", self.scopes())
             .field("env", &self.0.env)
             .field("kind", &self.0.kind)
+            .field("owner", &self.owner())
             .field("expires_at", &self.expires_at())
             .finish()
     }
@@ -272,6 +291,8 @@ impl Serialize for Principal {
             scopes: &'a ScopeSet,
             env: Env,
             kind: TokenKind,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            owner: Option<&'a str>,
             #[serde(with = "time::serde::rfc3339")]
             created_at: OffsetDateTime,
             #[serde(with = "time::serde::rfc3339::option")]
@@ -284,6 +305,7 @@ impl Serialize for Principal {
             scopes: self.scopes(),
             env: self.0.env,
             kind: self.0.kind,
+            owner: self.owner(),
             created_at: self.created_at(),
             expires_at: self.expires_at(),
         }
@@ -299,6 +321,6 @@ mod tests {
     /// small (see `benches/cache_memory.rs`).
     #[test]
     fn a_cached_principal_is_one_small_allocation() {
-        assert_eq!(std::mem::size_of::<Inner>(), 96);
+        assert_eq!(std::mem::size_of::<Inner>(), 104);
     }
 }

@@ -287,6 +287,20 @@ impl Implications {
         Ok(self)
     }
 
+    /// Every scope the rules name, on either side.
+    pub fn named(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.includes
+            .iter()
+            .flat_map(|(scope, included)| std::iter::once(scope).chain(included))
+            .cloned()
+    }
+
+    /// Whether `granted` includes `scope`, directly, through `*`, or by implication.
+    pub fn grants(&self, granted: &ScopeSet, scope: &str) -> bool {
+        let effective = self.expand(granted);
+        effective.contains(Scope::ALL) || effective.contains(scope)
+    }
+
     /// The granted scopes plus everything they include, transitively.
     pub fn expand(&self, granted: &ScopeSet) -> ScopeSet {
         let mut effective: BTreeSet<Scope> = BTreeSet::new();

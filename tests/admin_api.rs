@@ -31,14 +31,25 @@ impl Api {
             tower_bearer::registry::RegistryBuilder,
         ) -> tower_bearer::registry::RegistryBuilder,
     ) -> Self {
+        Self::start_styled(configure, admin::ErrorStyle::Laravel).await
+    }
+
+    async fn start_styled(
+        configure: impl FnOnce(
+            tower_bearer::registry::RegistryBuilder,
+        ) -> tower_bearer::registry::RegistryBuilder,
+        style: admin::ErrorStyle,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("admin.db"))
             .await
             .unwrap();
         let registry = configure(Registry::builder(store.clone())).build();
         let admin = Self::issue_for(&registry, "acme", &["admin"]).await;
-        let app: Router =
-            admin::router(registry.clone()).layer(BearerAuthLayer::new(registry.clone()));
+        let app: Router = admin::ManagementApi::new(registry.clone())
+            .error_style(style)
+            .router()
+            .layer(BearerAuthLayer::new(registry.clone()));
         Self {
             client: HttpClient::new(serve(app).await),
             registry,
@@ -114,7 +125,9 @@ async fn create_answers_the_token_once_and_it_works() {
             "created_by",
             "expires_at",
             "id",
+            "metadata",
             "name",
+            "owner",
             "scopes",
             "tenant",
             "token"
@@ -152,7 +165,9 @@ async fn create_answers_the_token_once_and_it_works() {
             "expires_at",
             "id",
             "last_used_at",
+            "metadata",
             "name",
+            "owner",
             "prefix",
             "rotated_to",
             "scopes",
@@ -931,4 +946,299 @@ async fn far_future_expiry_without_a_policy_is_a_422() {
         answer.text()
     );
     assert!(json_of(&answer)["errors"]["expires_at"].is_array());
+}
+
+/// Regression: the tenant's last admin could revoke itself, and nothing brought one back.
+#[tokio::test]
+async fn the_last_admin_cannot_be_revoked_or_demoted_by_accident() {
+    let api = Api::start().await;
+    let admin_id = api.registry.verify(&api.admin).await.unwrap().id().get();
+    let answer = api
+        .call("DELETE", &format!("/tokens/{admin_id}"), &api.admin, None)
+        .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());
+    assert!(
+        json_of(&answer)["message"]
+            .as_str()
+            .unwrap()
+            .contains("force=true")
+    );
+    let answer = api
+        .call(
+            "PATCH",
+            &format!("/tokens/{admin_id}"),
+            &api.admin,
+            Some(r#"{"scopes":["read"]}"#),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());
+    api.registry.verify(&api.admin).await.unwrap();
+
+    // With a second admin, the first may go; a cascade that would take every admin is a
+    // 409 too.
+    let second = json_of(
+        &api.create(json!({"name": "second", "scopes": ["admin"]}))
+            .await,
+    );
+    let second_token = second["token"].as_str().unwrap().to_owned();
+    let answer = api
+        .call(
+            "DELETE",
+            &format!("/tokens/{admin_id}?cascade=true"),
+            &second_token,
+            None,
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::CONFLICT,
+        "the second admin descends from the first"
+    );
+    let answer = api
+        .call(
+            "DELETE",
+            &format!("/tokens/{admin_id}"),
+            &second_token,
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    let second_id = second["id"].as_u64().unwrap();
+    let answer = api
+        .call(
+            "DELETE",
+            &format!("/tokens/{second_id}?force=true"),
+            &second_token,
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+
+    // Locked out: the recovery call mints a way back in.
+    let recovery = api.registry.issue_recovery_admin("acme").await.unwrap();
+    let listed = api.list(recovery.secret.expose_secret()).await;
+    assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+async fn one_token_can_be_read_and_changed() {
+    let api = Api::start().await;
+    let created = json_of(
+        &api.create(json!({"name": "ci", "scopes": ["write"], "expires_in_days": 30}))
+            .await,
+    );
+    let id = created["id"].as_u64().unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let principal = api.registry.verify(&token).await.unwrap();
+    assert!(principal.has_scope("write"));
+
+    let one = api
+        .call("GET", &format!("/tokens/{id}"), &api.admin, None)
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    let one = json_of(&one);
+    assert_eq!(one["name"], "ci");
+    assert!(!one.to_string().contains(&token), "never the secret");
+
+    // Narrow the scopes: effective at once, without waiting for the cache.
+    let patched = api
+        .call(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            &api.admin,
+            Some(r#"{"name":"ci-ro","scopes":["read"]}"#),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    assert_eq!(json_of(&patched)["scopes"], json!(["read"]));
+    let principal = api.registry.verify(&token).await.unwrap();
+    assert!(!principal.has_scope("write"));
+    assert_eq!(principal.name(), "ci-ro");
+
+    // Shorten the expiry; lengthening, escalating, and unknown fields are refused.
+    let ok = api
+        .call(
+            "PATCH",
+            &format!("/tokens/{id}"),
+            &api.admin,
+            Some(r#"{"expires_in_days":7}"#),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    for (body, field) in [
+        (r#"{"expires_in_days":60}"#, "expires_at"),
+        (r#"{"scopes":["billing:refund"]}"#, "scopes"),
+        (r#"{"owner":"someone"}"#, "owner"),
+        (r#"{"name":""}"#, "name"),
+        ("{}", "body"),
+    ] {
+        let answer = api
+            .call("PATCH", &format!("/tokens/{id}"), &api.admin, Some(body))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            answer.text()
+        );
+        assert!(
+            json_of(&answer)["errors"][field].is_array(),
+            "{body}: {}",
+            answer.text()
+        );
+    }
+    let missing = api.call("GET", "/tokens/999", &api.admin, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tokens_can_belong_to_an_owner_and_carry_metadata() {
+    let api = Api::start().await;
+    let alice = json_of(
+        &api.create(json!({"name": "a", "owner": "user-42", "metadata": {"team": "ops", "n": 1}}))
+            .await,
+    );
+    assert_eq!(alice["owner"], "user-42");
+    assert_eq!(alice["metadata"], json!({"team": "ops", "n": 1}));
+    api.create(json!({"name": "b", "owner": "user-7"})).await;
+    api.create(json!({"name": "c"})).await;
+    let page = api
+        .call("GET", "/tokens?owner=user-42", &api.admin, None)
+        .await;
+    let page = json_of(&page);
+    let names: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(page["data"][0]["metadata"]["team"], "ops");
+    let principal = api
+        .registry
+        .verify(alice["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(principal.owner(), Some("user-42"));
+
+    let big = "x".repeat(5000);
+    for (body, field) in [
+        (json!({"name": "x", "owner": ""}), "owner"),
+        (json!({"name": "x", "owner": "o".repeat(256)}), "owner"),
+        (json!({"name": "x", "owner": 5}), "owner"),
+        (json!({"name": "x", "metadata": [1]}), "metadata"),
+        (json!({"name": "x", "metadata": {"big": big}}), "metadata"),
+    ] {
+        let answer = api.create(body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(json_of(&answer)["errors"][field].is_array(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn undeclared_scopes_cannot_be_granted() {
+    let api = Api::start_with(|builder| {
+        builder
+            .declare_scopes(["billing:export"])
+            .unwrap()
+            .implications(
+                tower_bearer::scope::Implications::default()
+                    .imply("admin", "billing:export")
+                    .unwrap(),
+            )
+    })
+    .await;
+    let ok = api
+        .create(json!({"name": "x", "scopes": ["billing:export"]}))
+        .await;
+    assert_eq!(
+        ok.status,
+        StatusCode::CREATED,
+        "admin implies it, and it is declared"
+    );
+    let typo = api
+        .create(json!({"name": "x", "scopes": ["billing:exprot"]}))
+        .await;
+    assert_eq!(typo.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json_of(&typo)["errors"]["scopes"][0]
+            .as_str()
+            .unwrap()
+            .contains("not declared"),
+        "{}",
+        typo.text()
+    );
+}
+
+#[tokio::test]
+async fn errors_follow_the_configured_style() {
+    let cases = [
+        (
+            admin::ErrorStyle::Drf,
+            json!({"name": ["The name field is required."]}),
+            json!({"detail": "Token not found."}),
+        ),
+        (
+            admin::ErrorStyle::Envelope,
+            json!({"type": "response", "success": false, "description": "Unprocessable Entity", "data": {},
+                   "error": {"module": "Tokens", "code": "VALIDATION_ERROR", "message": "The name field is required.",
+                             "fields": {"name": ["The name field is required."]}}}),
+            json!({"type": "response", "success": false, "description": "Not Found", "data": {},
+                   "error": {"module": "Tokens", "code": "NOT_FOUND", "message": "Token not found."}}),
+        ),
+        (
+            admin::ErrorStyle::Laravel,
+            json!({"message": "The name field is required.", "errors": {"name": ["The name field is required."]}}),
+            json!({"message": "Token not found."}),
+        ),
+    ];
+    for (style, validation, not_found) in cases {
+        let api = Api::start_styled(|builder| builder, style).await;
+        let answer = api.create(json!({})).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json_of(&answer), validation, "{style:?}");
+        let answer = api.call("DELETE", "/tokens/999", &api.admin, None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert_eq!(json_of(&answer), not_found, "{style:?}");
+    }
+}
+
+/// The routers nest before `.with_state(…)` of an application with its own state.
+#[tokio::test]
+async fn the_router_nests_in_an_app_with_state() {
+    #[derive(Clone)]
+    struct AppState {
+        greeting: &'static str,
+    }
+    let registry = Registry::builder(tower_bearer::MemoryStore::new()).build();
+    let admin_token = registry
+        .issue(
+            IssueRequest::named("root")
+                .unwrap()
+                .scopes(["admin"])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/hello",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    state.greeting
+                },
+            ),
+        )
+        .nest("/admin", admin::router(registry.clone()))
+        .with_state(AppState { greeting: "hi" });
+    let app = BearerAuthLayer::new(registry).protect(app);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = HttpClient::new(addr);
+    let token = admin_token.secret.expose_secret();
+    assert_eq!(client.get("/hello", token).await.text(), "hi");
+    let listed = client.get("/admin/tokens", token).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(json_of(&listed)["data"][0]["tenant"], "default");
 }

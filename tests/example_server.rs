@@ -202,10 +202,15 @@ async fn the_bootstrap_admin_is_minted_once_per_database_even_when_written_to_a_
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["errors"]["never_expires"].is_array(), "{body}");
 
-    // The admin revokes itself: the database holds no token at all…
+    // The last admin cannot revoke itself by accident…
     let id = me["id"].as_u64().unwrap();
-    let (status, _) = server
+    let (status, body) = server
         .call("DELETE", &format!("/tokens/{id}"), admin, "")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // …only on purpose: then the database holds no token at all…
+    let (status, _) = server
+        .call("DELETE", &format!("/tokens/{id}?force=true"), admin, "")
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
@@ -228,4 +233,71 @@ async fn two_servers_starting_together_on_a_new_database_mint_one_admin() {
     let (a, b) = tokio::join!(Server::start(&db, &[]), Server::start(&db, &[]));
     let printed = format!("{}{}", a.interrupt().await, b.interrupt().await);
     assert_eq!(printed.matches("admin token: ").count(), 1, "{printed}");
+}
+
+/// The README's recovery path: after the last admin was revoked (on purpose), the example
+/// mints a new admin token against the database and exits.
+#[tokio::test]
+async fn issue_admin_token_brings_a_locked_out_tenant_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("locked.db");
+    let mut server = Server::start(&db, &["--style", "drf", "--accept-scheme", "Token"]).await;
+    let line = server.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+
+    // DRF clients' scheme works, and the management API answers in DRF's shape.
+    let answer = server
+        .client
+        .send("GET", "/me", &[format!("Token {admin}").as_bytes()])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let (status, body) = server.call("POST", "/tokens", &admin, "{}").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        serde_json::json!({"name": ["The name field is required."]})
+    );
+
+    let (_, me) = server.call("GET", "/me", &admin, "").await;
+    let id = me["id"].as_u64().unwrap();
+    let (status, body) = server
+        .call("DELETE", &format!("/tokens/{id}"), &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["detail"].as_str().unwrap().contains("last"), "{body}");
+    let (status, _) = server
+        .call("DELETE", &format!("/tokens/{id}?force=true"), &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(server.interrupt().await, "");
+
+    let output =
+        tokio::process::Command::new(support::example::example_binary("server", "sqlite,admin"))
+            .args(["--db", db.to_str().unwrap(), "--issue-admin-token"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let recovered = stdout
+        .trim_end()
+        .strip_prefix("admin token: ")
+        .expect("one line with the token")
+        .to_owned();
+
+    let server = Server::start(&db, &[]).await;
+    let (status, me) = server.call("GET", "/me", &recovered, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["tenant"], "default");
+    assert_eq!(me["scopes"], serde_json::json!(["admin"]));
+    assert_eq!(
+        server.interrupt().await,
+        "",
+        "the bootstrap token is not minted again"
+    );
 }

@@ -76,7 +76,7 @@ use time::OffsetDateTime;
 use tower_bearer::principal::TokenId;
 use tower_bearer::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    UsageUpdate,
+    TokenUpdate, UsageUpdate,
 };
 use tower_bearer::token::Digest;
 
@@ -122,6 +122,15 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
         self.inner.delete(tenant, id).await
     }
+    async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenRecord, StoreError> {
+        self.inner.update(tenant, id, update).await
+    }
+
     async fn delete_with_descendants(
         &self,
         tenant: &str,

@@ -93,16 +93,24 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// Reads `--flag value` pairs, calling `apply` for each; `Err("")` asks for the usage text.
+/// The flags in `optional_value` may stand alone (their value is then empty).
 pub(crate) fn parse_flags(
     args: impl Iterator<Item = String>,
+    optional_value: &[&str],
     mut apply: impl FnMut(&str, String) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut args = args;
+    let mut args = args.peekable();
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
             return Err(String::new());
         }
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let standalone = optional_value.contains(&flag.as_str())
+            && args.peek().is_none_or(|next| next.starts_with("--"));
+        let value = if standalone {
+            String::new()
+        } else {
+            args.next().ok_or_else(|| format!("{flag} needs a value"))?
+        };
         apply(&flag, value)?;
     }
     Ok(())

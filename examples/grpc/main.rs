@@ -60,7 +60,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 3001)),
         db: PathBuf::from("tower-bearer-grpc.db"),
     };
-    bootstrap::parse_flags(args, |flag, value| {
+    bootstrap::parse_flags(args, &[], |flag, value| {
         match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
             "--http-addr" => {

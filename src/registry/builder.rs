@@ -6,7 +6,7 @@ use super::intern::Interner;
 use super::usage::UsageTracker;
 use super::{Inner, Registry};
 use crate::clock::Clock;
-use crate::scope::Implications;
+use crate::scope::{Implications, InvalidScope, Scope};
 use crate::store::TokenStore;
 use crate::token::{Env, Formats, IssueFormat};
 
@@ -43,6 +43,7 @@ pub struct RegistryBuilder {
     usage_flush_interval: Duration,
     default_lifetime: Duration,
     max_lifetime: Option<Duration>,
+    declared: Option<Vec<Scope>>,
     store_timeout: Duration,
     stale_if_error: Duration,
 }
@@ -78,6 +79,7 @@ impl RegistryBuilder {
             usage_flush_interval: Duration::from_secs(1),
             default_lifetime: Duration::from_secs(180 * 86_400),
             max_lifetime: None,
+            declared: None,
             store_timeout: Duration::from_secs(1),
             stale_if_error: Duration::from_secs(300),
         }
@@ -112,6 +114,40 @@ impl RegistryBuilder {
     pub fn implications(mut self, implications: Implications) -> Self {
         self.implications = implications;
         self
+    }
+
+    /// Declares the application's scopes: issuing (or granting through the management
+    /// API) a scope that is not declared fails with
+    /// [`RegistryError::UndeclaredScope`](super::RegistryError::UndeclaredScope), a 422
+    /// naming it, so that a typo (`billing:exprot`) never becomes a token nobody can
+    /// use. `read`, `write`, `admin`, `*` and the scopes named in the
+    /// [implications](Self::implications) are always declared. Without a declaration any
+    /// valid scope name may be issued.
+    ///
+    /// ```
+    /// use tower_bearer::{MemoryStore, Registry};
+    /// use tower_bearer::registry::{IssueRequest, RegistryError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::builder(MemoryStore::new())
+    ///     .declare_scopes(["billing:export", "reports:read"])?
+    ///     .build();
+    /// let typo = IssueRequest::new("t", "acme")?.scopes(["billing:exprot"])?;
+    /// assert!(matches!(registry.issue(typo).await, Err(RegistryError::UndeclaredScope(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn declare_scopes<I, S>(mut self, scopes: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let declared = self.declared.get_or_insert_with(Vec::new);
+        for scope in scopes {
+            declared.push(Scope::new(scope.as_ref())?);
+        }
+        Ok(self)
     }
 
     /// The clock expiry is measured against (default: the system clock).
@@ -202,6 +238,14 @@ impl RegistryBuilder {
     pub fn build(self) -> Registry {
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         let changes = self.store.changes();
+        let declared = self.declared.map(|declared| {
+            let mut all: std::collections::BTreeSet<Scope> = declared.into_iter().collect();
+            for builtin in [Scope::READ, Scope::WRITE, Scope::ADMIN, Scope::ALL] {
+                all.insert(Scope::new(builtin).expect("built-in scopes are valid"));
+            }
+            all.extend(self.implications.named());
+            all
+        });
         let inner = Arc::new(Inner {
             formats: self.formats.accepting(self.issue_format),
             issue_format: self.issue_format,
@@ -227,6 +271,7 @@ impl RegistryBuilder {
                 .min(super::HARD_MAX_LIFETIME),
             lifetime_policy: self.max_lifetime.is_some(),
             store_timeout: self.store_timeout,
+            declared,
             health: Default::default(),
             store: self.store,
             tasks: Default::default(),

@@ -113,6 +113,18 @@ pub enum RegistryError {
     /// token is treated as expired until it can be.
     #[error("the wall clock is unreadable")]
     ClockUnreadable,
+    /// The scope is not among the [declared](super::RegistryBuilder::declare_scopes) ones.
+    #[error("scope `{0}` is not declared")]
+    UndeclaredScope(crate::scope::Scope),
+    /// A token name that is empty, blank, too long or has control characters.
+    #[error("invalid token name")]
+    InvalidName,
+    /// A tenant id that is not 1–128 ASCII letters, digits, `_`, `-` or `.`.
+    #[error("invalid tenant")]
+    InvalidTenant,
+    /// A change that may only shorten a token's life would lengthen it.
+    #[error("a token's expiry can only be brought forward")]
+    ExpiryExtended,
     /// The token has expired: it cannot be rotated; create a new one.
     #[error("the token has expired")]
     Expired,

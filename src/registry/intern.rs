@@ -26,6 +26,11 @@ impl Interner {
         }
     }
 
+    /// Which scopes imply which.
+    pub(crate) fn implications(&self) -> &Implications {
+        &self.implications
+    }
+
     /// The shared tenant name and grants for a token of `tenant` granted `scopes`.
     pub(crate) fn shared(&self, tenant: &str, scopes: &ScopeSet) -> Shared {
         let tenant = match self.tenants.get(tenant) {

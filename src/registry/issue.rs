@@ -8,11 +8,17 @@ use time::OffsetDateTime;
 use crate::Principal;
 use crate::principal::{TokenId, TokenKind, is_valid_tenant};
 use crate::scope::{InvalidScope, ScopeSet};
-use crate::store::TokenRecord;
+use crate::store::{Metadata, TokenRecord};
 use crate::token::{Env, Secret};
 
 /// The longest token name accepted, in characters.
 pub const MAX_NAME_LEN: usize = 255;
+/// The longest owner id accepted, in bytes.
+pub const MAX_OWNER_LEN: usize = 255;
+/// The largest metadata object accepted, in bytes of JSON.
+pub const MAX_METADATA_LEN: usize = 4096;
+/// The tenant of single-tenant applications ([`IssueRequest::named`]).
+pub const DEFAULT_TENANT: &str = "default";
 
 /// How long a token lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -49,6 +55,29 @@ pub enum InvalidRequest {
     /// A scope name is invalid.
     #[error(transparent)]
     Scope(#[from] InvalidScope),
+    /// The owner is empty, longer than 255 bytes, or contains control characters.
+    #[error("owner must be 1 to 255 bytes without control characters")]
+    Owner,
+    /// The metadata is larger than 4 KiB of JSON.
+    #[error("metadata must be at most 4096 bytes of JSON")]
+    Metadata,
+}
+
+/// Whether `owner` is an acceptable owner id: 1 to 255 bytes, no control characters.
+pub(crate) fn is_valid_owner(owner: &str) -> bool {
+    !owner.is_empty() && owner.len() <= MAX_OWNER_LEN && !owner.chars().any(char::is_control)
+}
+
+/// Whether `metadata` fits in 4 KiB of JSON.
+pub(crate) fn is_valid_metadata(metadata: &Metadata) -> bool {
+    serde_json::to_vec(metadata).is_ok_and(|json| json.len() <= MAX_METADATA_LEN)
+}
+
+/// Whether `name` is an acceptable token name.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= MAX_NAME_LEN
+        && !name.chars().any(char::is_control)
 }
 
 /// What to issue: a name, a tenant, scopes, an expiry, an environment.
@@ -73,16 +102,15 @@ pub struct IssueRequest {
     pub(crate) env: Env,
     pub(crate) kind: TokenKind,
     pub(crate) created_by: Option<TokenId>,
+    pub(crate) owner: Option<String>,
+    pub(crate) metadata: Option<Metadata>,
 }
 
 impl IssueRequest {
     /// A request for a token named `name` in `tenant`, with no scopes, the default
     /// expiry, for the `live` environment.
     pub fn new(name: &str, tenant: &str) -> Result<Self, InvalidRequest> {
-        let name_ok = !name.trim().is_empty()
-            && name.chars().count() <= MAX_NAME_LEN
-            && !name.chars().any(char::is_control);
-        if !name_ok {
+        if !is_valid_name(name) {
             return Err(InvalidRequest::Name);
         }
         if !is_valid_tenant(tenant) {
@@ -96,7 +124,36 @@ impl IssueRequest {
             env: Env::Live,
             kind: TokenKind::ApiKey,
             created_by: None,
+            owner: None,
+            metadata: None,
         })
+    }
+
+    /// A request for a token named `name` in the [default tenant](DEFAULT_TENANT), for
+    /// single-tenant applications.
+    pub fn named(name: &str) -> Result<Self, InvalidRequest> {
+        Self::new(name, DEFAULT_TENANT)
+    }
+
+    /// The application user the token belongs to (an opaque id, 1 to 255 bytes), as
+    /// Sanctum's `tokenable` or Unkey's `ownerId`: listed, filterable, and on the
+    /// [`Principal`](crate::Principal).
+    pub fn owner(mut self, owner: &str) -> Result<Self, InvalidRequest> {
+        if !is_valid_owner(owner) {
+            return Err(InvalidRequest::Owner);
+        }
+        self.owner = Some(owner.to_owned());
+        Ok(self)
+    }
+
+    /// The application's notes about the token: a JSON object of at most 4 KiB,
+    /// returned by listings and [`Registry::get`](crate::Registry::get).
+    pub fn metadata(mut self, metadata: Metadata) -> Result<Self, InvalidRequest> {
+        if !is_valid_metadata(&metadata) {
+            return Err(InvalidRequest::Metadata);
+        }
+        self.metadata = Some(metadata);
+        Ok(self)
     }
 
     /// Grants these scopes (validated).
@@ -179,6 +236,10 @@ pub struct TokenInfo {
     pub created_by: Option<TokenId>,
     /// While a rotated token lives on for its grace period: its replacement.
     pub rotated_to: Option<TokenId>,
+    /// The application user the token belongs to.
+    pub owner: Option<String>,
+    /// The application's notes about the token.
+    pub metadata: Option<Metadata>,
     /// Whether the token had expired when listed. Expired tokens stay listed until
     /// deleted or pruned.
     pub expired: bool,
@@ -201,6 +262,8 @@ impl TokenInfo {
             use_count: record.use_count,
             created_by: record.created_by,
             rotated_to: record.rotated_to,
+            owner: record.owner,
+            metadata: record.metadata,
         }
     }
 }

@@ -46,7 +46,8 @@ use tokio::task::AbortHandle;
 pub use builder::RegistryBuilder;
 pub use error::{RegistryError, RejectCause, VerifyError};
 pub use issue::{
-    Expiry, InvalidRequest, IssueRequest, Issued, MAX_GRACE, MAX_NAME_LEN, RotateRequest, TokenInfo,
+    DEFAULT_TENANT, Expiry, InvalidRequest, IssueRequest, Issued, MAX_GRACE, MAX_METADATA_LEN,
+    MAX_NAME_LEN, MAX_OWNER_LEN, RotateRequest, TokenInfo,
 };
 
 use cache::{Cache, Install, Lookup};
@@ -55,9 +56,9 @@ use usage::UsageTracker;
 
 use crate::clock::Clock;
 use crate::principal::{Principal, TokenId};
-use crate::scope::ScopeSet;
+use crate::scope::{Scope, ScopeSet};
 use crate::store::{
-    Change, ChangeStream, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+    Change, ChangeStream, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, TokenUpdate,
 };
 use crate::token::PendingToken;
 use crate::token::{Digest, Env, Formats, IssueFormat, Presented};
@@ -104,6 +105,8 @@ struct Inner {
     /// Whether `max_lifetime` is a configured policy (then "never expires" is refused).
     lifetime_policy: bool,
     store_timeout: Duration,
+    /// The declared scopes (built-ins included); `None` accepts any valid scope.
+    declared: Option<std::collections::BTreeSet<crate::scope::Scope>>,
     health: StoreHealth,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -208,6 +211,31 @@ impl Registry {
             negative,
             store_errors: health.errors.load(Ordering::Relaxed),
             stale_answers: health.stale_answers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether `scope` may be issued: declared, or no declaration is configured
+    /// ([`RegistryBuilder::declare_scopes`]).
+    pub fn is_declared(&self, scope: &str) -> bool {
+        self.inner
+            .declared
+            .as_ref()
+            .is_none_or(|declared| declared.iter().any(|d| d.as_str() == scope))
+    }
+
+    /// Whether `granted` includes `scope` under this registry's implications (or `*`):
+    /// what a token granted those scopes would answer to `has_scope`.
+    pub fn grants(&self, granted: &ScopeSet, scope: &str) -> bool {
+        self.inner.interner.implications().grants(granted, scope)
+    }
+
+    fn check_declared(&self, scopes: &ScopeSet) -> Result<(), RegistryError> {
+        match scopes
+            .iter()
+            .find(|scope| !self.is_declared(scope.as_str()))
+        {
+            Some(undeclared) => Err(RegistryError::UndeclaredScope(undeclared.clone())),
+            None => Ok(()),
         }
     }
 
@@ -480,6 +508,7 @@ impl Registry {
     /// Checks the lifetime and mints the secret of a token to store.
     fn prepare(&self, request: IssueRequest) -> Result<(NewToken, PendingToken), RegistryError> {
         let inner = &self.inner;
+        self.check_declared(&request.scopes)?;
         let now = truncate_to_millis(self.now_checked()?);
         let limit = add(now, inner.max_lifetime)?;
         let expires_at = match request.expiry {
@@ -515,6 +544,8 @@ impl Registry {
             created_at: now,
             expires_at,
             created_by: request.created_by,
+            owner: request.owner,
+            metadata: request.metadata,
         };
         Ok((token, minted))
     }
@@ -555,11 +586,12 @@ impl Registry {
         query: ListQuery,
     ) -> Result<TokenPage, RegistryError> {
         let now = self.inner.clock.now();
+        let limit = query.limit;
         let mut probe = query;
-        probe.limit = query.limit.saturating_add(1);
+        probe.limit = limit.saturating_add(1);
         let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
-        let has_more = records.len() > query.limit;
-        records.truncate(query.limit);
+        let has_more = records.len() > limit;
+        records.truncate(limit);
         Ok(TokenPage {
             tokens: records
                 .into_iter()
@@ -585,6 +617,93 @@ impl Registry {
             .invalidate(&invalidation.digest, self.inner.clock.now_nanos());
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
         Ok(())
+    }
+
+    /// Changes a token of `tenant`: renames it, replaces its scopes (declared ones), or
+    /// brings its expiry forward (never later: [`RegistryError::ExpiryExtended`]; not into
+    /// the past: [`RegistryError::InvalidExpiry`]). When this returns, the change holds
+    /// on this registry; other nodes read the token again when the change feed delivers,
+    /// as for a revocation.
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenInfo, RegistryError> {
+        if let Some(scopes) = &update.scopes {
+            self.check_declared(scopes)?;
+        }
+        if let Some(name) = &update.name {
+            if !issue::is_valid_name(name) {
+                return Err(RegistryError::InvalidName);
+            }
+        }
+        let mut update = update;
+        if let Some(at) = update.expires_at {
+            let at = truncate_to_millis(at);
+            let now = self.now_checked()?;
+            if at <= now {
+                return Err(RegistryError::InvalidExpiry);
+            }
+            let current = self.inner.store.find_by_id(tenant, id).await?;
+            if current.expires_at.is_some_and(|current| at > current) {
+                return Err(RegistryError::ExpiryExtended);
+            }
+            update.expires_at = Some(at);
+        }
+        let record = self.inner.store.update(tenant, id, update).await?;
+        self.inner.cache.evict(&record.digest);
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token updated");
+        Ok(TokenInfo::from_record(record, self.inner.clock.now()))
+    }
+
+    /// Whether removing the tokens `removing` from `tenant` (revoking them, or taking
+    /// `admin` from them) would leave the tenant without any live token that holds
+    /// `admin`, when one of them holds it: the check that keeps the last admin from
+    /// locking everyone out.
+    pub async fn would_remove_last_admin(
+        &self,
+        tenant: &str,
+        removing: &[TokenId],
+    ) -> Result<bool, RegistryError> {
+        let now = self.inner.clock.now();
+        let mut removes_an_admin = false;
+        let mut query = ListQuery::first(1000);
+        loop {
+            let page = self
+                .inner
+                .store
+                .list_by_tenant(tenant, query.clone())
+                .await?;
+            for record in &page {
+                if record.is_expired_at(now) || !self.grants(&record.scopes, Scope::ADMIN) {
+                    continue;
+                }
+                if removing.contains(&record.id) {
+                    removes_an_admin = true;
+                } else {
+                    return Ok(false);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == query.limit => query = query.after(last.id),
+                _ => return Ok(removes_an_admin),
+            }
+        }
+    }
+
+    /// Issues a new token with scope `admin` in `tenant` (the registry's default
+    /// lifetime): the way back in when a tenant's last admin token is gone, like
+    /// Django's `createsuperuser`. Call it from a command line, never from a request.
+    pub async fn issue_recovery_admin(&self, tenant: &str) -> Result<Issued, RegistryError> {
+        let request = IssueRequest::new("recovery admin", tenant)
+            .map_err(|_| RegistryError::InvalidTenant)?
+            .scopes([Scope::ADMIN])
+            .map_err(|_| RegistryError::InvalidTenant)?
+            .env(self.default_env());
+        let issued = self.issue(request).await?;
+        tracing::warn!(target: "tower_bearer::registry", token_id = %issued.info.id, %tenant, "recovery admin token issued");
+        Ok(issued)
     }
 
     /// Revokes a token of `tenant` and every token it created, recursively (the tokens
@@ -669,6 +788,8 @@ impl Registry {
             env: old.env,
             kind: old.kind,
             created_by,
+            owner: old.owner.clone(),
+            metadata: old.metadata.clone(),
         };
         let (token, minted) = self.prepare(request)?;
         let grace_until = (!grace.is_zero()).then(|| add(now, grace)).transpose()?;

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use super::{
     Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    UsageUpdate,
+    TokenUpdate, UsageUpdate,
 };
 use crate::principal::TokenId;
 use crate::token::Digest;
@@ -164,7 +164,7 @@ impl TokenStore for MemoryStore {
             .records
             .range(TokenId::new(start)..)
             .map(|(_, record)| record)
-            .filter(|record| record.tenant == tenant)
+            .filter(|record| record.tenant == tenant && query.selects(record))
             .take(query.limit)
             .cloned()
             .collect())
@@ -181,6 +181,29 @@ impl TokenStore for MemoryStore {
         .ok_or(StoreError::NotFound)?;
         self.publish(Change::Invalidated(invalidation));
         Ok(invalidation)
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenRecord, StoreError> {
+        let record = {
+            let mut state = self.write();
+            let record = state
+                .records
+                .get_mut(&id)
+                .filter(|record| record.tenant == tenant)
+                .ok_or(StoreError::NotFound)?;
+            update.apply(record);
+            record.clone()
+        };
+        self.publish(Change::Updated(Invalidation {
+            id,
+            digest: record.digest,
+        }));
+        Ok(record)
     }
 
     async fn delete_with_descendants(

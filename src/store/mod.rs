@@ -82,7 +82,14 @@ pub struct NewToken {
     /// The token that issued this one (through the management API), or `None` when it
     /// was issued server-side. Cascading revocation follows this lineage.
     pub created_by: Option<TokenId>,
+    /// The application user the token belongs to (opaque, at most 255 bytes).
+    pub owner: Option<String>,
+    /// The application's notes about the token (a JSON object of at most 4 KiB).
+    pub metadata: Option<Metadata>,
 }
+
+/// A token's metadata: a JSON object the application attaches to it.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
 /// A stored token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +122,10 @@ pub struct TokenRecord {
     pub created_by: Option<TokenId>,
     /// The token this one was rotated into, while it lives on for a grace period.
     pub rotated_to: Option<TokenId>,
+    /// The application user the token belongs to.
+    pub owner: Option<String>,
+    /// The application's notes about the token.
+    pub metadata: Option<Metadata>,
 }
 
 impl TokenRecord {
@@ -135,6 +146,8 @@ impl TokenRecord {
             use_count: 0,
             created_by: token.created_by,
             rotated_to: None,
+            owner: token.owner,
+            metadata: token.metadata,
         }
     }
 
@@ -178,27 +191,42 @@ pub struct UsageUpdate {
 /// assert_eq!(ListQuery::all().limit, usize::MAX);
 /// # let _ = first;
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListQuery {
     /// Only ids greater than this one (the last id of the previous page).
     pub after: Option<TokenId>,
     /// At most this many records.
     pub limit: usize,
+    /// Only the tokens of this owner.
+    pub owner: Option<String>,
 }
 
 impl ListQuery {
     /// Every record.
     pub fn all() -> Self {
-        Self {
-            after: None,
-            limit: usize::MAX,
-        }
+        Self::first(usize::MAX)
     }
 
     /// The first `limit` records.
     pub fn first(limit: usize) -> Self {
-        Self { after: None, limit }
+        Self {
+            after: None,
+            limit,
+            owner: None,
+        }
+    }
+
+    /// Only the tokens of `owner`.
+    #[must_use]
+    pub fn owner(mut self, owner: &str) -> Self {
+        self.owner = Some(owner.to_owned());
+        self
+    }
+
+    /// Whether `record` is selected (apart from `after` and `limit`).
+    pub fn selects(&self, record: &TokenRecord) -> bool {
+        self.owner.is_none() || record.owner == self.owner
     }
 
     /// Starts after the record with id `id`.
@@ -209,14 +237,72 @@ impl ListQuery {
     }
 }
 
+/// Changes to a stored token ([`TokenStore::update`]); `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// New scopes.
+    pub scopes: Option<ScopeSet>,
+    /// A new expiry (the registry only ever shortens it).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl TokenUpdate {
+    /// No change.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renames the token.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Replaces the token's scopes.
+    #[must_use]
+    pub fn scopes(mut self, scopes: ScopeSet) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Sets the token's expiry.
+    #[must_use]
+    pub fn expires_at(mut self, at: OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.scopes.is_none() && self.expires_at.is_none()
+    }
+
+    /// Applies the changes to `record`.
+    pub fn apply(&self, record: &mut TokenRecord) {
+        if let Some(name) = &self.name {
+            record.name.clone_from(name);
+        }
+        if let Some(scopes) = &self.scopes {
+            record.scopes = scopes.clone();
+        }
+        if let Some(at) = self.expires_at {
+            record.expires_at = Some(at);
+        }
+    }
+}
+
 /// An event on a store's change feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Change {
     /// A record was deleted (revoked, rotated away or pruned): evict its digest.
     Invalidated(Invalidation),
-    /// A record still exists but changed (a rotation shortened its life to a grace
-    /// period): evict its digest so that the next request reads it again.
+    /// A record still exists but changed (new scopes or name, a shorter life, a grace
+    /// period after rotation): evict its digest so that the next request reads it again.
     Updated(Invalidation),
     /// The feed lost events (a reconnect, a lagging subscriber): evict everything.
     Reset,
@@ -253,6 +339,16 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Deletes the record with this id if it belongs to `tenant`, and says what caches
     /// must evict. Stores with a change feed publish the invalidation on it.
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError>;
+
+    /// Changes the record with this id if it belongs to `tenant` and returns it as it is
+    /// now. Stores with a change feed publish [`Change::Updated`], so that every node
+    /// reads the token again (a scope change takes effect everywhere, like a revocation).
+    async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenRecord, StoreError>;
 
     /// Deletes the record with this id (if it belongs to `tenant`) and every record it
     /// created, recursively through [`TokenRecord::created_by`], in one transaction. The
@@ -336,6 +432,15 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         id: TokenId,
     ) -> Result<Vec<Invalidation>, StoreError> {
         (**self).delete_with_descendants(tenant, id).await
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenRecord, StoreError> {
+        (**self).update(tenant, id, update).await
     }
 
     async fn rotate(

@@ -18,7 +18,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row, params};
 use time::OffsetDateTime;
 
-use super::{Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, UsageUpdate};
+use super::{
+    Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, TokenUpdate,
+    UsageUpdate,
+};
 use crate::clock::to_millis as millis;
 use crate::principal::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
@@ -29,13 +32,15 @@ use crate::token::{Digest, Env};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_create_tokens.sql"),
     include_str!("../../migrations/sqlite/0002_lineage_and_markers.sql"),
+    include_str!("../../migrations/sqlite/0003_owner_and_metadata.sql"),
 ];
 
 /// Read connections beside the writer.
 const READERS: usize = 4;
 
 const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_prefix, digest, \
-                       created_at, expires_at, last_used_at, use_count, created_by, rotated_to";
+                       created_at, expires_at, last_used_at, use_count, created_by, rotated_to, \
+                       owner, metadata";
 
 /// A [`TokenStore`] in a SQLite database file: the embedded default.
 ///
@@ -295,6 +300,10 @@ fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
     Ok(Digest::from_bytes(bytes))
 }
 
+fn metadata_column(metadata: &super::Metadata) -> String {
+    serde_json::Value::Object(metadata.clone()).to_string()
+}
+
 fn token_id(id: i64) -> Result<TokenId, StoreError> {
     u64::try_from(id)
         .map(TokenId::new)
@@ -322,6 +331,8 @@ struct RawRecord {
     use_count: i64,
     created_by: Option<i64>,
     rotated_to: Option<i64>,
+    owner: Option<String>,
+    metadata: Option<String>,
 }
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
@@ -340,6 +351,8 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         use_count: row.get(11)?,
         created_by: row.get(12)?,
         rotated_to: row.get(13)?,
+        owner: row.get(14)?,
+        metadata: row.get(15)?,
     })
 }
 
@@ -361,6 +374,12 @@ impl RawRecord {
             use_count: self.use_count.max(0) as u64,
             created_by: self.created_by.map(token_id).transpose()?,
             rotated_to: self.rotated_to.map(token_id).transpose()?,
+            owner: self.owner,
+            metadata: self
+                .metadata
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| corrupt(format!("metadata: {e}")))?,
         })
     }
 }
@@ -380,8 +399,8 @@ fn one(
 fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> {
     let sql = format!(
         "INSERT INTO tokens (name, tenant, scopes, env, kind, display_prefix, digest, \
-         created_at, expires_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         RETURNING {COLUMNS}"
+         created_at, expires_at, created_by, owner, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING {COLUMNS}"
     );
     one(
         db,
@@ -397,6 +416,8 @@ fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> 
             millis(token.created_at),
             token.expires_at.map(millis),
             token.created_by.map(id_param),
+            token.owner,
+            token.metadata.as_ref().map(metadata_column),
         ],
     )
 }
@@ -465,13 +486,15 @@ impl TokenStore for SqliteStore {
         let tenant = tenant.to_owned();
         let after = query.after.map_or(0, id_param);
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let owner = query.owner;
         self.run(Role::Read, move |db| {
             let sql = format!(
-                "SELECT {COLUMNS} FROM tokens WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+                "SELECT {COLUMNS} FROM tokens WHERE tenant = ?1 AND id > ?2 \
+                 AND (?4 IS NULL OR owner = ?4) ORDER BY id LIMIT ?3"
             );
             let mut statement = db.prepare_cached(&sql).map_err(unavailable)?;
             let rows = statement
-                .query_map(params![tenant, after, limit], raw)
+                .query_map(params![tenant, after, limit, owner], raw)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(unavailable)?;
@@ -495,6 +518,34 @@ impl TokenStore for SqliteStore {
                 id,
                 digest: digest_of(digest)?,
             })
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenRecord, StoreError> {
+        let tenant = tenant.to_owned();
+        self.run(Role::Write, move |db| {
+            let sql = format!(
+                "UPDATE tokens SET name = COALESCE(?3, name), scopes = COALESCE(?4, scopes), \
+                 expires_at = COALESCE(?5, expires_at) WHERE id = ?1 AND tenant = ?2 \
+                 RETURNING {COLUMNS}"
+            );
+            one(
+                db,
+                &sql,
+                params![
+                    id_param(id),
+                    tenant,
+                    update.name,
+                    update.scopes.as_ref().map(scopes_column),
+                    update.expires_at.map(millis),
+                ],
+            )
         })
         .await
     }

@@ -38,7 +38,7 @@ pub const MAX_TOKEN_LEN: usize = 512;
 /// (`ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, trailing `=`) plus `|` for
 /// Sanctum-style tokens.
 #[inline]
-pub fn is_token_byte(byte: u8) -> bool {
+pub(crate) fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=' | b'|')
 }

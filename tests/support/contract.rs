@@ -19,6 +19,8 @@ fn new_token(tenant: &str, secret: &str, expires_at: Option<OffsetDateTime>) -> 
         created_at: datetime!(2030-01-01 0:00 UTC),
         expires_at,
         created_by: None,
+        owner: None,
+        metadata: None,
     }
 }
 

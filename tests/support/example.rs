@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The example binary next to this test's, built by `cargo test` (or built here).
-fn example_binary(name: &str, features: &str) -> PathBuf {
+pub fn example_binary(name: &str, features: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap();
     dir.pop(); // the test binary
     if dir.ends_with("deps") {

@@ -18,7 +18,7 @@ use tower_bearer::MemoryStore;
 use tower_bearer::principal::TokenId;
 use tower_bearer::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    UsageUpdate,
+    TokenUpdate, UsageUpdate,
 };
 use tower_bearer::token::Digest;
 
@@ -159,6 +159,16 @@ impl TokenStore for InstrumentedStore {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.check_up()?;
         self.inner.list_by_tenant(tenant, query).await
+    }
+
+    async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenRecord, StoreError> {
+        self.check_up()?;
+        self.inner.update(tenant, id, update).await
     }
 
     async fn delete_with_descendants(

@@ -1,0 +1,189 @@
+//! Reading management requests: bounded JSON bodies, path ids and query parameters.
+
+use std::borrow::Cow;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, FieldErrors};
+use crate::TokenId;
+use crate::store::ListQuery;
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+/// Page sizes of `GET /tokens`.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 100;
+
+/// A JSON object body.
+pub(super) type Fields = Map<String, Value>;
+
+/// Reads a JSON object body: `None` when the request has no body. A body (or a
+/// `Content-Type`) that is not `application/json` is a 415; more than 64 KiB a 413.
+pub(super) async fn read_json(request: Request) -> Result<Option<Fields>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let declares_json = json_content_type(&parts.headers)?;
+    let declared_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > MAX_BODY as u64) {
+        return Err(ApiError::too_large());
+    }
+    let body = read_limited(body).await?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    if !declares_json {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let value: Value = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "The request body is not valid JSON.",
+        )
+    })?;
+    match value {
+        Value::Object(fields) => Ok(Some(fields)),
+        _ => Err(ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+/// A body that must be there.
+pub(super) fn required(fields: Option<Fields>) -> Result<Fields, ApiError> {
+    fields.ok_or_else(|| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "The request body is not valid JSON.",
+        )
+    })
+}
+
+/// `true` for a JSON content type, `false` for none; 415 for any other.
+fn json_content_type(headers: &HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(false);
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(true),
+        _ => Err(ApiError::unsupported_media_type()),
+    }
+}
+
+async fn read_limited(body: Body) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::too_large())
+        }
+        Err(_) => Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "The request body could not be read.",
+        )),
+    }
+}
+
+pub(super) fn parse_id(id: &str) -> Result<TokenId, ApiError> {
+    let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    match id.parse::<u64>() {
+        Ok(id) if digits && id > 0 => Ok(TokenId::new(id)),
+        _ => Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "id",
+            "The id must be a positive integer.",
+        )),
+    }
+}
+
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+}
+
+/// `?limit=&starting_after=&owner=` of `GET /tokens`.
+pub(super) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
+    let mut list = ListQuery::first(DEFAULT_LIMIT);
+    for (name, value) in query_pairs(query) {
+        match &*name {
+            "limit" => match value.parse::<usize>() {
+                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => list.limit = limit,
+                _ => {
+                    return Err(ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "limit",
+                        format!("The limit must be an integer between 1 and {MAX_LIMIT}."),
+                    ));
+                }
+            },
+            "starting_after" => {
+                let id = parse_id(&value).map_err(|_| {
+                    ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "starting_after",
+                        "The starting_after parameter must be a token id.",
+                    )
+                })?;
+                list = list.after(id);
+            }
+            "owner" => list = list.owner(&value),
+            _ => {}
+        }
+    }
+    Ok(list)
+}
+
+/// A `true`/`false` query flag such as `?cascade=true`; absent is `false`.
+pub(super) fn flag(query: Option<&str>, flag: &'static str) -> Result<bool, ApiError> {
+    let mut set = false;
+    for (name, value) in query_pairs(query) {
+        if name == flag {
+            set = match &*value {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        flag,
+                        format!("The {flag} parameter must be true or false."),
+                    ));
+                }
+            };
+        }
+    }
+    Ok(set)
+}
+
+/// Unknown fields are errors: a typo (`expires_days`) must not silently give a default.
+pub(super) fn reject_unknown(fields: &Fields, known: &[&str]) -> Result<(), ApiError> {
+    let mut errors = FieldErrors::default();
+    for name in fields.keys().filter(|name| !known.contains(&name.as_str())) {
+        let name = truncate(name);
+        let message = format!("The {name} field is not allowed.");
+        errors.add_owned(name, message);
+    }
+    errors.check()
+}
+
+/// At most 40 characters of `text`, for echoing input in messages.
+pub(super) fn truncate(text: &str) -> String {
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text.to_owned()
+    }
+}

@@ -1,0 +1,172 @@
+//! The token management API: an axum [`Router`] to mount behind
+//! [`BearerAuthLayer`](crate::BearerAuthLayer).
+//!
+//! Every route needs scope `admin`, and an admin token manages only its own tenant's
+//! tokens (another tenant's token is a 404, exactly like a token that does not exist).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /tokens` `{"name","scopes","expires_in_days" \| "expires_at" \| "never_expires","owner","metadata"}` | 201 `{"id","name","token","scopes","tenant","created_at","expires_at","created_by","owner","metadata"}` — the only time `token` is shown |
+//! | `GET /tokens?limit=50&starting_after=<id>&owner=<owner>` | 200 `{"data":[{"id","name","prefix","scopes","tenant","created_at","expires_at","last_used_at","expired","created_by","rotated_to","owner","metadata"}],"has_more":false}` |
+//! | `GET /tokens/{id}` | 200 one token as listed (never its secret) |
+//! | `PATCH /tokens/{id}` `{"name","scopes","expires_at" \| "expires_in_days"}` | 200 the token as listed: renamed, new scopes (within the caller's), or an earlier expiry; effective on every node at once |
+//! | `DELETE /tokens/{id}` | 204; the token stops working at once |
+//! | `DELETE /tokens/{id}?cascade=true` | 200 `{"revoked":[ids]}`: the token and every token it created, recursively, in one transaction |
+//! | `POST /tokens/{id}/rotate` `{"grace_seconds"}` (body optional) | 201 like `POST /tokens`, with a new token; the old one stops working at once, or after `grace_seconds` (at most 86400) |
+//!
+//! **Expiry.** Without an expiry field a token expires in 180 days (the registry's
+//! default). With a lifetime policy ([`RegistryBuilder::max_lifetime`](crate::registry::RegistryBuilder::max_lifetime))
+//! an expiry beyond it, or `never_expires`, is a 422 naming the field; without one, 100
+//! years is the limit.
+//!
+//! **Scopes.** An admin can only grant scopes it holds itself (with implications: `admin`
+//! grants `write` and `read`), and only rotate tokens whose scopes it holds, so that no
+//! token can create a more powerful one. Expired tokens cannot be rotated (create a new
+//! one).
+//!
+//! **Scopes an application declares.** Custom scopes are `resource:action` names. An
+//! application declares them on the registry
+//! ([`RegistryBuilder::declare_scopes`](crate::registry::RegistryBuilder::declare_scopes)),
+//! so that granting an undeclared one (`billing:exprot`) is a 422, and says which of them
+//! `admin` implies ([`RegistryBuilder::implications`](crate::registry::RegistryBuilder::implications)):
+//!
+//! ```
+//! use tower_bearer::scope::Implications;
+//! use tower_bearer::{MemoryStore, Registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::builder(MemoryStore::new())
+//!     .declare_scopes(["billing:export", "billing:refund"])?
+//!     // Admin tokens hold billing:export (and may grant it); billing:refund must be
+//!     // granted by name, by a token that holds it (or `*`).
+//!     .implications(Implications::default().imply("admin", "billing:export")?)
+//!     .build();
+//! # let _ = registry;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **The last admin.** Revoking (or taking `admin` from) the tenant's last live token
+//! that holds `admin` answers 409, unless `?force=true`: otherwise nobody could manage the
+//! tenant's tokens any more. The way back in is
+//! [`Registry::issue_recovery_admin`](crate::Registry::issue_recovery_admin), from a
+//! command line (the example server's `--issue-admin-token`).
+//!
+//! **Owners and metadata.** A token may belong to an application user (`owner`, an opaque
+//! id of at most 255 bytes, filterable with `?owner=`) and carry the application's notes
+//! (`metadata`, a JSON object of at most 4 KiB), like Sanctum's `tokenable` and Unkey's
+//! `ownerId` / `meta`. The owner is also on the [`Principal`](crate::Principal).
+//!
+//! **Error bodies** follow [`ErrorStyle`]: Laravel's (the default), DRF's or the
+//! envelope, like the layer's presets ([`ManagementApi::error_style`]).
+//!
+//! **Lineage.** Every token records `created_by`: the id of the token that issued it
+//! through this API (`null` for tokens issued server-side). A rotated token's replacement
+//! is created by the rotating token, and inherits what the old one had created.
+//!
+//! **Lists** are paginated the way Stripe's are: `limit` (1 to 100, default 50) and
+//! `starting_after` (the last id of the previous page), answering `{"data","has_more"}`.
+//!
+//! **Input.** Bodies are JSON objects of at most 64 KiB (413 beyond); a request that
+//! carries a body or a `Content-Type` must say `application/json` (415 otherwise), so that
+//! a cross-site form post can never create or rotate tokens when the cookie source is
+//! enabled. Unknown fields, more than 64 scopes, and invalid values answer 422 with a
+//! Laravel-style validation error naming the field (at most 10 messages per field), and
+//! nothing is stored:
+//! `422 {"message":"The name field is required.","errors":{"name":["The name field is required."]}}`.
+//!
+//! ```
+//! use axum::body::Body;
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt as _;
+//! use tower_bearer::registry::{Expiry, IssueRequest};
+//! use tower_bearer::{admin, BearerAuthLayer, MemoryStore, Registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::builder(MemoryStore::new()).build();
+//! let root = registry
+//!     .issue(IssueRequest::new("root", "acme")?.scopes(["admin"])?.expires(Expiry::Never))
+//!     .await?;
+//! let app = BearerAuthLayer::new(registry.clone()).protect(admin::router::<()>(registry));
+//!
+//! let response = app
+//!     .oneshot(
+//!         Request::post("/tokens")
+//!             .header("authorization", format!("Bearer {}", root.secret.expose_secret()))
+//!             .header("content-type", "application/json")
+//!             .body(Body::from(r#"{"name":"CI","scopes":["read"],"expires_in_days":30}"#))?,
+//!     )
+//!     .await?;
+//! assert_eq!(response.status(), StatusCode::CREATED);
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod handlers;
+mod input;
+mod validate;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use error::ErrorStyle;
+use handlers::Context;
+
+use crate::Registry;
+
+/// The management routes over `registry`, with Laravel-style errors. Generic over the
+/// application's state, so that it nests or merges before `.with_state(…)`.
+pub fn router<S>(registry: Registry) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    ManagementApi::new(registry).router()
+}
+
+/// The management API, configured: `ManagementApi::new(registry).error_style(ErrorStyle::Drf).router()`.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ManagementApi {
+    registry: Registry,
+    style: ErrorStyle,
+}
+
+impl ManagementApi {
+    /// The management API over `registry`.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            style: ErrorStyle::default(),
+        }
+    }
+
+    /// The shape of error bodies (default [`ErrorStyle::Laravel`]); pick the one that
+    /// matches the layer's [`Preset`](crate::reject::Preset).
+    pub fn error_style(mut self, style: ErrorStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// The routes.
+    pub fn router<S>(self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new()
+            .route("/tokens", post(handlers::create).get(handlers::list))
+            .route(
+                "/tokens/{id}",
+                get(handlers::get_one)
+                    .patch(handlers::update)
+                    .delete(handlers::revoke),
+            )
+            .route("/tokens/{id}/rotate", post(handlers::rotate))
+            .with_state(Context {
+                registry: self.registry,
+                style: self.style,
+            })
+    }
+}
