@@ -234,7 +234,9 @@ impl RegistryBuilder {
     ///
     /// # Panics
     ///
-    /// Outside a Tokio runtime, like `tokio::spawn`.
+    /// Outside a Tokio runtime, like `tokio::spawn` (the panic points at the caller's
+    /// line).
+    #[track_caller]
     pub fn build(self) -> Registry {
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         let changes = self.store.changes();

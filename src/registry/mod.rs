@@ -826,6 +826,7 @@ impl Registry {
 
     // ----- background tasks -----------------------------------------------------------
 
+    #[track_caller]
     fn spawn_housekeeping(&self, interval: Duration) {
         let weak = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {
@@ -849,6 +850,7 @@ impl Registry {
         self.track(task.abort_handle());
     }
 
+    #[track_caller]
     fn spawn_change_feed(&self, mut changes: ChangeStream) {
         let weak = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {
