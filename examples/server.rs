@@ -33,7 +33,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
-use tower_bearer::extract::{Read, Scoped, Write};
+use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
 use tower_bearer::layer::BearerAuth;
 use tower_bearer::registry::DEFAULT_TENANT;
 use tower_bearer::reject::Preset;
@@ -153,14 +153,14 @@ async fn me(principal: Principal) -> Json<Principal> {
     Json(principal)
 }
 
-async fn list_items(State(items): State<Items>, principal: Scoped<Read>) -> Json<Vec<Item>> {
+async fn list_items(State(items): State<Items>, principal: Scoped<ReadScope>) -> Json<Vec<Item>> {
     let items = items.lock().unwrap_or_else(|e| e.into_inner());
     Json(items.get(principal.tenant()).cloned().unwrap_or_default())
 }
 
 async fn create_item(
     State(items): State<Items>,
-    principal: Scoped<Write>,
+    principal: Scoped<WriteScope>,
     Json(new): Json<NewItem>,
 ) -> (StatusCode, Json<Item>) {
     let mut items = items.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,36 +1,63 @@
 //! axum extractors: [`Principal`], `Option<Principal>` and [`Scoped`].
 //!
 //! ```
-//! use axum::{Router, routing::{get, post}};
-//! use tower_bearer::extract::{Scoped, Write};
-//! use tower_bearer::Principal;
+//! use axum::{Router, body::Body, routing::{get, post}};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt as _;
+//! use tower_bearer::extract::{Scoped, WriteScope};
+//! use tower_bearer::registry::IssueRequest;
+//! use tower_bearer::{BearerAuthLayer, MemoryStore, Principal, Registry};
 //!
 //! async fn me(principal: Principal) -> String {
 //!     format!("{} ({})", principal.name(), principal.tenant())
 //! }
 //!
-//! async fn create(principal: Scoped<Write>) -> &'static str {
+//! async fn create(principal: Scoped<WriteScope>) -> &'static str {
 //!     // `principal` derefs to `Principal`; it has scope `write` (or `admin`, or `*`).
 //!     let _ = principal.tenant();
 //!     "created"
 //! }
 //!
-//! async fn maybe(principal: Option<Principal>) -> &'static str {
-//!     if principal.is_some() { "hello, you" } else { "hello, stranger" }
-//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Registry::builder(MemoryStore::new()).build();
+//! let reader = registry.issue(IssueRequest::new("reader", "acme")?.scopes(["read"])?).await?;
+//! let router = Router::new().route("/me", get(me)).route("/items", post(create));
+//! let app = BearerAuthLayer::new(registry).protect(router);
+//! let send = |method: &str, path: &str, token: Option<&str>| {
+//!     let mut request = Request::builder().method(method).uri(path);
+//!     if let Some(token) = token {
+//!         request = request.header("authorization", format!("Bearer {token}"));
+//!     }
+//!     app.clone().oneshot(request.body(Body::empty()).unwrap())
+//! };
+//! let token = reader.secret.expose_secret();
 //!
-//! let app: Router = Router::new()
-//!     .route("/me", get(me))
-//!     .route("/items", post(create))
-//!     .route("/greeting", get(maybe));
-//! // …then `BearerAuthLayer::new(registry).protect(app)`.
-//! # let _ = app;
+//! let me = send("GET", "/me", Some(token)).await?;
+//! assert_eq!(me.status(), StatusCode::OK);
+//! let anonymous = send("GET", "/me", None).await?;
+//! assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(anonymous.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//! let denied = send("POST", "/items", Some(token)).await?;
+//! assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(
+//!     denied.headers()["www-authenticate"],
+//!     r#"Bearer realm="api", error="insufficient_scope", scope="write""#
+//! );
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Rejections are rendered by the enclosing [`BearerAuthLayer`](crate::BearerAuthLayer)'s
-//! renderer, so a 403 from `Scoped<Write>` looks exactly like one from the layer. A
+//! renderer, so a 403 from `Scoped<WriteScope>` looks exactly like one from the layer. A
 //! handler that extracts a principal on a route without the layer answers 500 and logs
 //! the missing layer: that is a programming error, not a client's.
+//!
+//! `Option<Principal>` fails closed too: without the layer it is a 500, not `None`
+//! (unlike axum's `Option<Extension<T>>`, which cannot tell "no layer" from "anonymous"),
+//! so that forgetting the layer never makes a route silently anonymous. With the layer
+//! in [optional mode](crate::BearerAuthLayer::optional), a request without credentials
+//! gives `None`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -45,7 +72,7 @@ use http::request::Parts;
 use crate::Principal;
 use crate::layer::Anonymous;
 use crate::layer::missing_layer_response;
-use crate::registry::RejectCause;
+use crate::reject::RejectCause;
 use crate::reject::{Rejection, render_later};
 
 /// Why a [`Principal`] or [`Scoped`] extractor failed.
@@ -61,6 +88,23 @@ pub enum PrincipalRejection {
         /// The scope that was required (space-separated when several were).
         scope: Cow<'static, str>,
     },
+}
+
+impl PrincipalRejection {
+    /// The status the rejection answers with: 500, 401 or 403.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            PrincipalRejection::MissingLayer => http::StatusCode::INTERNAL_SERVER_ERROR,
+            PrincipalRejection::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+            PrincipalRejection::InsufficientScope { .. } => http::StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// A description for logs. The body the client receives is the enclosing layer's
+    /// renderer's (the same as for the layer's own rejections).
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
 }
 
 impl fmt::Display for PrincipalRejection {
@@ -210,23 +254,23 @@ scope_list!(A, B);
 scope_list!(A, B, C);
 scope_list!(A, B, C, D);
 
-/// The built-in `read` scope.
+/// The built-in `read` scope (implied by `write` and `admin`): `Scoped<ReadScope>`.
 #[derive(Debug, Clone, Copy)]
-pub struct Read;
-/// The built-in `write` scope (implied by `admin`).
+pub struct ReadScope;
+/// The built-in `write` scope (implied by `admin`): `Scoped<WriteScope>`.
 #[derive(Debug, Clone, Copy)]
-pub struct Write;
-/// The built-in `admin` scope.
+pub struct WriteScope;
+/// The built-in `admin` scope: `Scoped<AdminScope>`.
 #[derive(Debug, Clone, Copy)]
-pub struct Admin;
+pub struct AdminScope;
 
-impl RequiredScope for Read {
+impl RequiredScope for ReadScope {
     const SCOPE: &'static str = "read";
 }
-impl RequiredScope for Write {
+impl RequiredScope for WriteScope {
     const SCOPE: &'static str = "write";
 }
-impl RequiredScope for Admin {
+impl RequiredScope for AdminScope {
     const SCOPE: &'static str = "admin";
 }
 
@@ -241,14 +285,14 @@ pub struct Scoped<R> {
 /// [`RequiredScope`]s), e.g. "`reports:read` or `admin`"; otherwise a 403 naming them all.
 ///
 /// ```
-/// use tower_bearer::extract::{Admin, RequiredScope, ScopedAny};
+/// use tower_bearer::extract::{AdminScope, RequiredScope, ScopedAny};
 ///
 /// pub struct ReadReports;
 /// impl RequiredScope for ReadReports {
 ///     const SCOPE: &'static str = "reports:read";
 /// }
 ///
-/// async fn reports(_: ScopedAny<(ReadReports, Admin)>) -> &'static str { "…" }
+/// async fn reports(_: ScopedAny<(ReadReports, AdminScope)>) -> &'static str { "…" }
 /// ```
 pub struct ScopedAny<L> {
     principal: Principal,
@@ -259,14 +303,14 @@ pub struct ScopedAny<L> {
 /// otherwise a 403 naming the ones it lacks.
 ///
 /// ```
-/// use tower_bearer::extract::{Read, RequiredScope, ScopedAll};
+/// use tower_bearer::extract::{ReadScope, RequiredScope, ScopedAll};
 ///
 /// pub struct Export;
 /// impl RequiredScope for Export {
 ///     const SCOPE: &'static str = "reports:export";
 /// }
 ///
-/// async fn export(_: ScopedAll<(Read, Export)>) -> &'static str { "…" }
+/// async fn export(_: ScopedAll<(ReadScope, Export)>) -> &'static str { "…" }
 /// ```
 pub struct ScopedAll<L> {
     principal: Principal,
@@ -372,13 +416,5 @@ impl<S: Send + Sync, L: ScopeList> FromRequestParts<S> for ScopedAll<L> {
             principal,
             scopes: PhantomData,
         })
-    }
-}
-
-/// Handlers can answer with a [`Rejection`] of their own (e.g. after a custom check); the
-/// enclosing layer renders it like its own rejections.
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        render_later(self, false).map(Body::from)
     }
 }

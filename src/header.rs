@@ -38,7 +38,7 @@ pub enum InvalidCredentials {
 /// use tower_bearer::header::TokenSources;
 ///
 /// // Browsers and WebSocket clients cannot always set headers:
-/// let sources = TokenSources::header_only().query_param().cookie("api_token");
+/// let sources = TokenSources::new().query_param().cookie("api_token");
 /// # let _ = sources;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,8 +50,9 @@ pub struct TokenSources {
 }
 
 impl TokenSources {
-    /// Only the `Authorization` header (the default).
-    pub fn header_only() -> Self {
+    /// The `Authorization` header (always read); add other sources with
+    /// [`query_param`](Self::query_param) and [`cookie`](Self::cookie).
+    pub fn new() -> Self {
         Self::default()
     }
 
@@ -78,7 +79,7 @@ impl TokenSources {
     /// use http::{HeaderMap, Uri};
     /// use tower_bearer::header::TokenSources;
     ///
-    /// let sources = TokenSources::header_only().scheme_alias("Token");
+    /// let sources = TokenSources::new().scheme_alias("Token");
     /// let mut headers = HeaderMap::new();
     /// headers.insert("authorization", "Token abc123".parse().unwrap());
     /// let uri = Uri::from_static("/");
@@ -370,12 +371,10 @@ mod tests {
             let uri: Uri = before.parse().unwrap();
             assert_eq!(without_access_token(&uri).to_string(), after, "{before}");
         }
-        let sources = TokenSources::header_only().query_param();
+        let sources = TokenSources::new().query_param();
         assert!(sources.came_from_query(&"/me?x=1&access_token=abc".parse().unwrap()));
         assert!(!sources.came_from_query(&"/me?x=access_token".parse().unwrap()));
-        assert!(
-            !TokenSources::header_only().came_from_query(&"/me?access_token=a".parse().unwrap())
-        );
+        assert!(!TokenSources::new().came_from_query(&"/me?access_token=a".parse().unwrap()));
     }
 
     #[test]

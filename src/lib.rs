@@ -63,6 +63,7 @@ pub mod extract;
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 pub mod header;
+pub mod identity;
 pub mod layer;
 pub mod principal;
 pub mod registry;
@@ -72,9 +73,11 @@ pub mod store;
 pub mod token;
 
 pub use clock::Clock;
+pub use identity::{TokenId, TokenKind};
 pub use layer::{BearerAuthLayer, RequireScopeLayer};
-pub use principal::{Principal, TokenId, TokenKind};
-pub use registry::{Registry, RejectCause, VerifyError};
+pub use principal::{Principal, PrincipalBuilder};
+pub use registry::{Registry, VerifyError};
+pub use reject::RejectCause;
 pub use scope::{Scope, ScopeSet};
 pub use store::{MemoryStore, TokenStore};
 

@@ -37,7 +37,7 @@ proptest! {
         }
         let uri = format!("/path?{}", query.replace([' ', '#'], ""));
         if let Ok(request) = request.uri(uri.as_str()).body(()) {
-            let sources = TokenSources::header_only().query_param().cookie("token");
+            let sources = TokenSources::new().query_param().cookie("token");
             let _ = sources.extract(request.headers(), request.uri());
         }
     }

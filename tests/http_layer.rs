@@ -16,7 +16,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use support::InstrumentedStore;
 use support::http::{Answer, HttpClient, serve};
-use tower_bearer::extract::{Scoped, Write};
+use tower_bearer::extract::{Scoped, WriteScope};
 use tower_bearer::header::TokenSources;
 use tower_bearer::layer::{BearerAuthLayer, RequireScopeLayer};
 use tower_bearer::registry::IssueRequest;
@@ -48,7 +48,7 @@ fn app(layer: BearerAuthLayer) -> Router {
             "/items",
             get(|| async { "items" })
                 .route_layer(RequireScopeLayer::from_static("read"))
-                .post(|_: Scoped<Write>| async { (StatusCode::CREATED, "created") }),
+                .post(|_: Scoped<WriteScope>| async { (StatusCode::CREATED, "created") }),
         )
         .route(
             "/layered-write",
@@ -603,14 +603,8 @@ async fn a_handler_without_the_layer_gets_a_500_naming_it() {
 
 #[tokio::test]
 async fn query_and_cookie_sources_are_opt_in() {
-    let f = fixture(|layer| {
-        layer.sources(
-            TokenSources::header_only()
-                .query_param()
-                .cookie("api_token"),
-        )
-    })
-    .await;
+    let f =
+        fixture(|layer| layer.sources(TokenSources::new().query_param().cookie("api_token"))).await;
     let plain = fixture(|layer| layer).await;
     let query = format!("/me?access_token={}", f.read_token);
     let by_query = Request::get(&query).body(Full::default()).unwrap();
@@ -700,7 +694,7 @@ async fn no_request_sent_after_revoke_returns_is_authenticated() {
 
 #[tokio::test]
 async fn a_query_string_token_is_scrubbed_before_the_handler_and_the_answer_is_private() {
-    let f = fixture(|layer| layer.sources(TokenSources::header_only().query_param())).await;
+    let f = fixture(|layer| layer.sources(TokenSources::new().query_param())).await;
     // The first request is a cache miss (the store path), the second a cache hit.
     for _path in ["miss", "hit"] {
         let path = format!("/uri?page=2&access_token={}&sort=a%20b", f.read_token);

@@ -10,7 +10,7 @@ use axum::Router;
 use axum::routing::get;
 use http::StatusCode;
 use support::http::HttpClient;
-use tower_bearer::extract::{Admin, Read, RequiredScope, ScopedAll, ScopedAny};
+use tower_bearer::extract::{AdminScope, ReadScope, RequiredScope, ScopedAll, ScopedAny};
 use tower_bearer::layer::{BearerAuth, BearerAuthLayer, RequireScopeLayer};
 use tower_bearer::registry::IssueRequest;
 use tower_bearer::{MemoryStore, Principal, Registry, Scope};
@@ -151,11 +151,11 @@ async fn any_of_and_all_of_scope_checks() {
     let router = Router::new()
         .route(
             "/any",
-            get(|_: ScopedAny<(ReportsRead, Admin)>| async { "any" }),
+            get(|_: ScopedAny<(ReportsRead, AdminScope)>| async { "any" }),
         )
         .route(
             "/all",
-            get(|_: ScopedAll<(Read, ReportsExport)>| async { "all" }),
+            get(|_: ScopedAll<(ReadScope, ReportsExport)>| async { "all" }),
         )
         .route(
             "/layer-any",

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::error::{ApiError, ErrorStyle};
 use super::input::{flag, list_query, parse_id, read_json, reject_unknown, required};
 use super::validate;
-use crate::extract::{Admin, Scoped};
+use crate::extract::{AdminScope, Scoped};
 use crate::registry::{Issued, RotateRequest, TokenInfo};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{ListQuery, Metadata};
@@ -117,7 +117,7 @@ struct Page {
 
 pub(super) async fn create(
     State(ctx): State<Context>,
-    admin: Scoped<Admin>,
+    admin: Scoped<AdminScope>,
     request: Request,
 ) -> Response {
     let result = async {
@@ -135,7 +135,7 @@ pub(super) async fn create(
 
 pub(super) async fn list(
     State(ctx): State<Context>,
-    admin: Scoped<Admin>,
+    admin: Scoped<AdminScope>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
@@ -156,7 +156,7 @@ pub(super) async fn list(
 
 pub(super) async fn get_one(
     State(ctx): State<Context>,
-    admin: Scoped<Admin>,
+    admin: Scoped<AdminScope>,
     Path(id): Path<String>,
 ) -> Response {
     let result = async {
@@ -173,7 +173,7 @@ pub(super) async fn get_one(
 
 pub(super) async fn update(
     State(ctx): State<Context>,
-    admin: Scoped<Admin>,
+    admin: Scoped<AdminScope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     request: Request,
@@ -201,7 +201,7 @@ pub(super) async fn update(
 
 pub(super) async fn revoke(
     State(ctx): State<Context>,
-    admin: Scoped<Admin>,
+    admin: Scoped<AdminScope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
     request: Request,
@@ -245,7 +245,7 @@ pub(super) async fn revoke(
 
 pub(super) async fn rotate(
     State(ctx): State<Context>,
-    admin: Scoped<Admin>,
+    admin: Scoped<AdminScope>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {

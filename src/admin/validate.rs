@@ -80,7 +80,7 @@ pub(super) fn create(
             if errors.is_empty() =>
         {
             let invalid = |field: &'static str| {
-                move |e: crate::registry::InvalidRequest| {
+                move |e: crate::registry::InvalidIssueRequest| {
                     ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
                 }
             };

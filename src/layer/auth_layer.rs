@@ -27,7 +27,7 @@ use crate::reject::{Renderer, Rendering};
 /// let layer = BearerAuthLayer::new(registry)
 ///     .renderer(Preset::envelope())
 ///     .realm("billing")
-///     .sources(TokenSources::header_only().cookie("token"))
+///     .sources(TokenSources::new().cookie("token"))
 ///     .retry_after(Duration::from_secs(2));
 /// # let _ = layer;
 /// # }

@@ -8,7 +8,7 @@ use tower_service::Service;
 
 use super::{Anonymous, ResponseFuture};
 use crate::Principal;
-use crate::registry::RejectCause;
+use crate::reject::RejectCause;
 use crate::reject::{Rejection, render_later};
 use crate::scope::Scope;
 

@@ -7,7 +7,7 @@ use tower_service::Service;
 use super::auth_layer::Config;
 use super::future::{ResponseFuture, finish};
 use super::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
-use crate::registry::RejectCause;
+use crate::reject::RejectCause;
 use crate::reject::Rejection;
 use crate::token::Presented;
 

@@ -22,14 +22,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
-use crate::Principal;
+use super::entry::Entry;
 use crate::token::Digest;
 
 type Hasher = foldhash::fast::RandomState;
 
 /// What the cache knows about a digest.
 pub(crate) enum Lookup {
-    Hit(Principal),
+    Hit(Entry),
     Unknown,
     Revoked,
     /// Nothing usable: ask the store.
@@ -38,7 +38,7 @@ pub(crate) enum Lookup {
 
 /// The outcome of installing a fill.
 pub(crate) enum Install {
-    Known(Principal),
+    Known(Entry),
     Unknown,
     Revoked,
     /// A revocation happened while the store was asked: ask again.
@@ -65,7 +65,7 @@ pub(crate) struct Limits {
 const STRIPES: usize = 4096;
 
 pub(crate) struct Cache {
-    known: DashMap<Key, Principal, Hasher>,
+    known: DashMap<Key, Entry, Hasher>,
     negative: DashMap<Digest, Negative, Hasher>,
     /// Revocation epochs by digest stripe.
     epochs: Box<[AtomicU64]>,
@@ -131,28 +131,26 @@ impl Cache {
     /// A verified token whose freshness ran out less than the stale-if-error window ago
     /// and that has not expired: what a request may be answered with while the store
     /// fails. Revoked tokens are never here (revocation removes them).
-    pub(crate) fn stale(&self, digest: &Digest, now: i64) -> Option<Principal> {
-        let principal = self.known.get(&key(digest))?;
-        let cached = principal.cached();
-        let stale_until = i64::from(cached.fresh_until)
+    pub(crate) fn stale(&self, digest: &Digest, now: i64) -> Option<Entry> {
+        let entry = self.known.get(&key(digest))?;
+        let slot = &entry.extra;
+        let stale_until = i64::from(slot.fresh_until)
             .saturating_mul(NANOS_PER_SEC)
             .saturating_add(self.limits.stale_if_error);
-        (cached.digest_tail == tail(digest)
-            && now < stale_until
-            && now < principal.expires_at_nanos())
-        .then(|| principal.clone())
+        (slot.digest_tail == tail(digest) && now < stale_until && now < entry.expires_at_nanos())
+            .then(|| entry.clone())
     }
 
     /// The hit path: one shard read lock, no allocation, no I/O.
     #[inline]
     pub(crate) fn lookup(&self, digest: &Digest, now: i64) -> Lookup {
-        if let Some(principal) = self.known.get(&key(digest)) {
-            let cached = principal.cached();
-            if cached.digest_tail == tail(digest) {
-                let fresh = now / NANOS_PER_SEC < i64::from(cached.fresh_until);
+        if let Some(entry) = self.known.get(&key(digest)) {
+            let slot = &entry.extra;
+            if slot.digest_tail == tail(digest) {
+                let fresh = now / NANOS_PER_SEC < i64::from(slot.fresh_until);
                 // An expired token stays expired: no need to refresh it.
-                if fresh || now >= principal.expires_at_nanos() {
-                    return Lookup::Hit(principal.clone());
+                if fresh || now >= entry.expires_at_nanos() {
+                    return Lookup::Hit(entry.clone());
                 }
                 return Lookup::Miss;
             }
@@ -184,7 +182,7 @@ impl Cache {
     pub(crate) fn install_known(
         &self,
         digest: &Digest,
-        principal: Principal,
+        entry: Entry,
         epoch: u64,
         now: i64,
     ) -> Install {
@@ -205,15 +203,15 @@ impl Cache {
         }
         match slot {
             MapEntry::Occupied(mut occupied) => {
-                occupied.insert(principal.clone());
+                occupied.insert(entry.clone());
             }
             // Full even after a sweep: answer without caching rather than grow.
             MapEntry::Vacant(_) if full => {}
             MapEntry::Vacant(vacant) => {
-                vacant.insert(principal.clone());
+                vacant.insert(entry.clone());
             }
         }
-        Install::Known(principal)
+        Install::Known(entry)
     }
 
     /// Remembers that the store does not know `digest`.
@@ -238,8 +236,8 @@ impl Cache {
     /// version, but no tombstone is left.
     pub(crate) fn evict(&self, digest: &Digest) {
         self.epochs[stripe(digest)].fetch_add(1, Ordering::SeqCst);
-        self.known.remove_if(&key(digest), |_, principal| {
-            principal.cached().digest_tail == tail(digest)
+        self.known.remove_if(&key(digest), |_, entry| {
+            entry.extra.digest_tail == tail(digest)
         });
     }
 
@@ -265,9 +263,8 @@ impl Cache {
         }
         // Entries stay while they may still be served stale.
         let keep_after = now.saturating_sub(self.limits.stale_if_error) / NANOS_PER_SEC;
-        self.known.retain(|_, principal| {
-            keep_after < i64::from(principal.cached().fresh_until)
-                && now < principal.expires_at_nanos()
+        self.known.retain(|_, entry| {
+            keep_after < i64::from(entry.extra.fresh_until) && now < entry.expires_at_nanos()
         });
         self.negative.retain(|_, negative| now < negative.until);
         true

@@ -8,8 +8,14 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::principal::{Grants, Shared};
+use crate::principal::Grants;
 use crate::scope::{Implications, ScopeSet};
+
+/// The parts of a cached token shared between tokens.
+pub(crate) struct Shared {
+    pub(crate) tenant: Arc<Box<str>>,
+    pub(crate) grants: Arc<Grants>,
+}
 
 pub(crate) struct Interner {
     implications: Implications,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::Principal;
-use crate::principal::{TokenId, TokenKind, is_valid_tenant};
+use crate::identity::{TokenId, TokenKind, is_valid_tenant};
 use crate::scope::{InvalidScope, ScopeSet};
 use crate::store::{Metadata, TokenRecord};
 use crate::token::{Env, Secret};
@@ -45,7 +45,7 @@ impl Expiry {
 /// A name or tenant that cannot be issued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum InvalidRequest {
+pub enum InvalidIssueRequest {
     /// The name is empty, blank, longer than 255 characters, or contains control characters.
     #[error("name must be 1 to 255 characters without control characters")]
     Name,
@@ -91,7 +91,7 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
 ///     .expires(Expiry::days(30))
 ///     .env(Env::Test);
 /// # let _ = request;
-/// # Ok::<(), tower_bearer::registry::InvalidRequest>(())
+/// # Ok::<(), tower_bearer::registry::InvalidIssueRequest>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct IssueRequest {
@@ -109,12 +109,12 @@ pub struct IssueRequest {
 impl IssueRequest {
     /// A request for a token named `name` in `tenant`, with no scopes, the default
     /// expiry, for the `live` environment.
-    pub fn new(name: &str, tenant: &str) -> Result<Self, InvalidRequest> {
+    pub fn new(name: &str, tenant: &str) -> Result<Self, InvalidIssueRequest> {
         if !is_valid_name(name) {
-            return Err(InvalidRequest::Name);
+            return Err(InvalidIssueRequest::Name);
         }
         if !is_valid_tenant(tenant) {
-            return Err(InvalidRequest::Tenant);
+            return Err(InvalidIssueRequest::Tenant);
         }
         Ok(Self {
             name: name.to_owned(),
@@ -131,16 +131,16 @@ impl IssueRequest {
 
     /// A request for a token named `name` in the [default tenant](DEFAULT_TENANT), for
     /// single-tenant applications.
-    pub fn named(name: &str) -> Result<Self, InvalidRequest> {
+    pub fn named(name: &str) -> Result<Self, InvalidIssueRequest> {
         Self::new(name, DEFAULT_TENANT)
     }
 
     /// The application user the token belongs to (an opaque id, 1 to 255 bytes), as
     /// Sanctum's `tokenable` or Unkey's `ownerId`: listed, filterable, and on the
     /// [`Principal`](crate::Principal).
-    pub fn owner(mut self, owner: &str) -> Result<Self, InvalidRequest> {
+    pub fn owner(mut self, owner: &str) -> Result<Self, InvalidIssueRequest> {
         if !is_valid_owner(owner) {
-            return Err(InvalidRequest::Owner);
+            return Err(InvalidIssueRequest::Owner);
         }
         self.owner = Some(owner.to_owned());
         Ok(self)
@@ -148,16 +148,16 @@ impl IssueRequest {
 
     /// The application's notes about the token: a JSON object of at most 4 KiB,
     /// returned by listings and [`Registry::get`](crate::Registry::get).
-    pub fn metadata(mut self, metadata: Metadata) -> Result<Self, InvalidRequest> {
+    pub fn metadata(mut self, metadata: Metadata) -> Result<Self, InvalidIssueRequest> {
         if !is_valid_metadata(&metadata) {
-            return Err(InvalidRequest::Metadata);
+            return Err(InvalidIssueRequest::Metadata);
         }
         self.metadata = Some(metadata);
         Ok(self)
     }
 
     /// Grants these scopes (validated).
-    pub fn scopes<I, S>(mut self, scopes: I) -> Result<Self, InvalidRequest>
+    pub fn scopes<I, S>(mut self, scopes: I) -> Result<Self, InvalidIssueRequest>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,

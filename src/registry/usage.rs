@@ -11,17 +11,17 @@ use std::sync::atomic::Ordering;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 
-use crate::Principal;
-use crate::principal::TokenId;
+use super::entry::Entry;
+use crate::identity::TokenId;
 use crate::store::{StoreError, TokenStore, UsageUpdate};
 
 pub(crate) struct UsageTracker {
-    queue: mpsc::UnboundedSender<Principal>,
+    queue: mpsc::UnboundedSender<Entry>,
     drain: Mutex<Drain>,
 }
 
 struct Drain {
-    queued: mpsc::UnboundedReceiver<Principal>,
+    queued: mpsc::UnboundedReceiver<Entry>,
     /// A batch the store failed to take, retried with the next flush.
     retry: HashMap<TokenId, UsageUpdate>,
 }
@@ -41,8 +41,8 @@ impl UsageTracker {
     /// Counts one successful verification at `now` (Unix nanoseconds). Lock-free; at
     /// most one queue push per token per flush.
     #[inline]
-    pub(crate) fn record(&self, principal: &Principal, now: i64) {
-        let usage = &principal.cached().usage;
+    pub(crate) fn record(&self, entry: &Entry, now: i64) {
+        let usage = &entry.extra.usage;
         usage.uses.fetch_add(1, Ordering::SeqCst);
         // Seconds are precise enough for "last used"; racing hits may store out of order
         // within a second, and the store keeps the maximum anyway.
@@ -52,7 +52,7 @@ impl UsageTracker {
         }
         if !usage.queued.load(Ordering::SeqCst) && !usage.queued.swap(true, Ordering::SeqCst) {
             // The receiver lives as long as `self`.
-            let _ = self.queue.send(principal.clone());
+            let _ = self.queue.send(entry.clone());
         }
     }
 
@@ -61,8 +61,8 @@ impl UsageTracker {
     pub(crate) async fn flush(&self, store: &dyn TokenStore) -> Result<usize, StoreError> {
         let mut drain = self.drain.lock().await;
         let mut batch = std::mem::take(&mut drain.retry);
-        while let Ok(principal) = drain.queued.try_recv() {
-            let usage = &principal.cached().usage;
+        while let Ok(entry) = drain.queued.try_recv() {
+            let usage = &entry.extra.usage;
             // Clear the flag before taking the count: a hit after this re-queues the token.
             usage.queued.store(false, Ordering::SeqCst);
             let uses = u64::from(usage.uses.swap(0, Ordering::SeqCst));
@@ -72,7 +72,7 @@ impl UsageTracker {
             let last_used = i64::from(usage.last_used.load(Ordering::Relaxed));
             let last_used_at = OffsetDateTime::from_unix_timestamp(last_used)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            let id = principal.id();
+            let id = entry.identity.id;
             batch
                 .entry(id)
                 .and_modify(|update| {

@@ -11,7 +11,7 @@ use super::{
     Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,
 };
-use crate::principal::TokenId;
+use crate::identity::TokenId;
 use crate::token::Digest;
 
 /// How many invalidations a slow subscriber may fall behind before it gets a

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use time::OffsetDateTime;
 
-use crate::principal::{TokenId, TokenKind};
+use crate::identity::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 

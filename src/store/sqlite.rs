@@ -23,7 +23,7 @@ use super::{
     UsageUpdate,
 };
 use crate::clock::to_millis as millis;
-use crate::principal::{TokenId, TokenKind};
+use crate::identity::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 

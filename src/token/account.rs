@@ -44,7 +44,7 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, Malformed> {
         .position(|&b| b == b':')
         .ok_or(Malformed::Account)?;
     let account = std::str::from_utf8(&bytes[..colon]).map_err(|_| Malformed::Account)?;
-    if !crate::principal::is_valid_tenant(account) {
+    if !crate::identity::is_valid_tenant(account) {
         return Err(Malformed::Account);
     }
     if std::str::from_utf8(&bytes[colon + 1..]).is_err() {

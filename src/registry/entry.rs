@@ -1,0 +1,74 @@
+//! A cached token: the principal's identity and, in the same allocation, the cache's
+//! bookkeeping (the rest of the digest, freshness, usage counters). One allocation per
+//! cached token; a hit hands out the entry itself as the [`Principal`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+
+use super::intern::Shared;
+use crate::Principal;
+use crate::principal::{Identity, Inner, Rare};
+use crate::store::TokenRecord;
+
+/// A cached token.
+pub(crate) type Entry = Arc<Inner<Slot>>;
+
+/// What the cache keeps beside a token's identity.
+pub(crate) struct Slot {
+    /// The second half of the token's digest (the cache is keyed by the first half).
+    pub(crate) digest_tail: [u8; 16],
+    /// Unix seconds after which the entry is re-read from the store.
+    pub(crate) fresh_until: u32,
+    pub(crate) usage: Usage,
+}
+
+/// Verifications since the last usage flush; see `registry::usage`.
+#[derive(Default)]
+pub(crate) struct Usage {
+    pub(crate) uses: AtomicU32,
+    /// Unix seconds (u32 lasts until 2106).
+    pub(crate) last_used: AtomicU32,
+    pub(crate) queued: AtomicBool,
+}
+
+/// The entry for a record read from the store, with the interned tenant and grants.
+pub(crate) fn from_record(record: &TokenRecord, shared: Shared, fresh_until: u32) -> Entry {
+    let mut digest_tail = [0; 16];
+    digest_tail.copy_from_slice(&record.digest.as_bytes()[16..]);
+    Arc::new(Inner {
+        identity: Identity {
+            id: record.id,
+            name: record.name.as_str().into(),
+            tenant: shared.tenant,
+            grants: shared.grants,
+            created_at: crate::clock::to_millis(record.created_at),
+            expires_at: record.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
+            env: record.env,
+            kind: record.kind,
+            rare: Rare::boxed(record.owner.as_deref(), None),
+        },
+        extra: Slot {
+            digest_tail,
+            fresh_until,
+            usage: Usage::default(),
+        },
+    })
+}
+
+/// The principal a cached token stands for: the same allocation.
+#[inline]
+pub(crate) fn principal(entry: &Entry) -> Principal {
+    Principal::from_inner(entry.clone())
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// A cached token costs this allocation, its name, and a 24-byte table slot: keep it
+    /// small (see `benches/cache_memory.rs`).
+    #[test]
+    fn a_cached_token_is_one_small_allocation() {
+        assert_eq!(std::mem::size_of::<Inner<Slot>>(), 104);
+    }
+}

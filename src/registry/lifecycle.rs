@@ -1,0 +1,375 @@
+//! The token lifecycle: issuing, listing, changing, revoking, rotating, pruning, and
+//! writing usage.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::error::RandomError;
+use super::issue;
+use super::{
+    Expiry, IssueRequest, Issued, ListQuery, MAX_GRACE, Registry, RegistryError, RotateRequest,
+    TokenInfo, TokenPage, truncate_to_millis,
+};
+use crate::identity::TokenId;
+use crate::scope::{Scope, ScopeSet};
+use crate::store::{NewToken, TokenRecord, TokenUpdate};
+use crate::token::PendingToken;
+
+impl Registry {
+    // ----- lifecycle ----------------------------------------------------------------
+
+    /// Issues a token. The plaintext is in the returned [`Issued::secret`], and nowhere
+    /// else, ever.
+    ///
+    /// Fails with [`RegistryError::LifetimeTooLong`] beyond the lifetime policy (or 100
+    /// years), [`RegistryError::InvalidExpiry`] for an expiry that is not in the future.
+    pub async fn issue(&self, request: IssueRequest) -> Result<Issued, RegistryError> {
+        let (token, minted) = self.prepare(request)?;
+        let now = token.created_at;
+        let record = self.inner.store.insert(token).await?;
+        Ok(self.issued(record, minted, now))
+    }
+
+    /// Issues a token unless `marker` was used before on this store: `Ok(None)` then.
+    /// The marker is written in the same transaction as the token, so two processes
+    /// starting together on one database issue one token, and a bootstrap token is
+    /// minted once per database, never again (even after it was revoked).
+    pub async fn issue_once(
+        &self,
+        marker: &str,
+        request: IssueRequest,
+    ) -> Result<Option<Issued>, RegistryError> {
+        let (token, minted) = self.prepare(request)?;
+        let now = token.created_at;
+        let record = self.inner.store.insert_once(marker, token).await?;
+        Ok(record.map(|record| self.issued(record, minted, now)))
+    }
+
+    /// Checks the lifetime and mints the secret of a token to store.
+    fn prepare(&self, request: IssueRequest) -> Result<(NewToken, PendingToken), RegistryError> {
+        let inner = &self.inner;
+        self.check_declared(&request.scopes)?;
+        let now = truncate_to_millis(self.now_checked()?);
+        let limit = add(now, inner.max_lifetime)?;
+        let expires_at = match request.expiry {
+            Expiry::Default => Some(add(now, inner.default_lifetime)?),
+            // Capped just past the limit, so that an absurd duration is "too long", not
+            // an overflow.
+            Expiry::In(lifetime) => Some(add(
+                now,
+                lifetime.min(inner.max_lifetime + Duration::from_secs(1)),
+            )?),
+            Expiry::At(at) => Some(truncate_to_millis(at)),
+            Expiry::Never if inner.lifetime_policy => return Err(RegistryError::LifetimeTooLong),
+            Expiry::Never => None,
+        };
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(RegistryError::InvalidExpiry);
+        }
+        if expires_at.is_some_and(|at| at > limit) {
+            return Err(RegistryError::LifetimeTooLong);
+        }
+        let minted = inner
+            .formats
+            .mint(inner.issue_format, request.env)
+            .map_err(|e| RegistryError::Random(RandomError::new(e)))?;
+        let token = NewToken {
+            name: request.name,
+            tenant: request.tenant,
+            scopes: request.scopes,
+            env: request.env,
+            kind: request.kind,
+            display_prefix: minted.display_prefix.clone(),
+            digest: minted.digest,
+            created_at: now,
+            expires_at,
+            created_by: request.created_by,
+            owner: request.owner,
+            metadata: request.metadata,
+        };
+        Ok((token, minted))
+    }
+
+    fn issued(&self, record: TokenRecord, minted: PendingToken, now: OffsetDateTime) -> Issued {
+        tracing::info!(
+            target: "tower_bearer::registry",
+            token_id = %record.id,
+            tenant = %record.tenant,
+            created_by = record.created_by.map(TokenId::get),
+            "token issued"
+        );
+        Issued {
+            secret: minted.finish(record.id),
+            info: TokenInfo::from_record(record, now),
+        }
+    }
+
+    /// The current time, or [`RegistryError::ClockUnreadable`].
+    fn now_checked(&self) -> Result<OffsetDateTime, RegistryError> {
+        match self.inner.clock.now_nanos() {
+            i64::MAX => Err(RegistryError::ClockUnreadable),
+            nanos => Ok(crate::clock::from_nanos(nanos)),
+        }
+    }
+
+    /// The tokens of `tenant`, without secrets, ordered by id. Expired tokens are listed
+    /// (flagged `expired`) until deleted or pruned; revoked tokens are gone.
+    pub async fn list(&self, tenant: &str) -> Result<Vec<TokenInfo>, RegistryError> {
+        Ok(self.list_page(tenant, ListQuery::all()).await?.tokens)
+    }
+
+    /// One page of the tokens of `tenant`: at most `query.limit` of them after
+    /// `query.after`, and whether more follow.
+    pub async fn list_page(
+        &self,
+        tenant: &str,
+        query: ListQuery,
+    ) -> Result<TokenPage, RegistryError> {
+        let now = self.inner.clock.now();
+        let limit = query.limit;
+        let mut probe = query;
+        probe.limit = limit.saturating_add(1);
+        let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
+        let has_more = records.len() > limit;
+        records.truncate(limit);
+        Ok(TokenPage {
+            tokens: records
+                .into_iter()
+                .map(|record| TokenInfo::from_record(record, now))
+                .collect(),
+            has_more,
+        })
+    }
+
+    /// One token of `tenant`, without its secret.
+    pub async fn get(&self, tenant: &str, id: TokenId) -> Result<TokenInfo, RegistryError> {
+        let record = self.inner.store.find_by_id(tenant, id).await?;
+        Ok(TokenInfo::from_record(record, self.inner.clock.now()))
+    }
+
+    /// Revokes (deletes) a token of `tenant`. When this returns, the token no longer
+    /// verifies on this registry. A token of another tenant is
+    /// [`RegistryError::NotFound`], exactly like a token that does not exist.
+    pub async fn revoke(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
+        let invalidation = self.inner.store.delete(tenant, id).await?;
+        self.inner
+            .cache
+            .invalidate(&invalidation.digest, self.inner.clock.now_nanos());
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
+        Ok(())
+    }
+
+    /// Changes a token of `tenant`: renames it, replaces its scopes (declared ones), or
+    /// brings its expiry forward (never later: [`RegistryError::ExpiryExtended`]; not into
+    /// the past: [`RegistryError::InvalidExpiry`]). When this returns, the change holds
+    /// on this registry; other nodes read the token again when the change feed delivers,
+    /// as for a revocation.
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        update: TokenUpdate,
+    ) -> Result<TokenInfo, RegistryError> {
+        if let Some(scopes) = &update.scopes {
+            self.check_declared(scopes)?;
+        }
+        if let Some(name) = &update.name {
+            if !issue::is_valid_name(name) {
+                return Err(RegistryError::InvalidName);
+            }
+        }
+        let mut update = update;
+        if let Some(at) = update.expires_at {
+            let at = truncate_to_millis(at);
+            let now = self.now_checked()?;
+            if at <= now {
+                return Err(RegistryError::InvalidExpiry);
+            }
+            let current = self.inner.store.find_by_id(tenant, id).await?;
+            if current.expires_at.is_some_and(|current| at > current) {
+                return Err(RegistryError::ExpiryExtended);
+            }
+            update.expires_at = Some(at);
+        }
+        let record = self.inner.store.update(tenant, id, update).await?;
+        self.inner.cache.evict(&record.digest);
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token updated");
+        Ok(TokenInfo::from_record(record, self.inner.clock.now()))
+    }
+
+    /// Whether removing the tokens `removing` from `tenant` (revoking them, or taking
+    /// `admin` from them) would leave the tenant without any live token that holds
+    /// `admin`, when one of them holds it: the check that keeps the last admin from
+    /// locking everyone out.
+    pub async fn would_remove_last_admin(
+        &self,
+        tenant: &str,
+        removing: &[TokenId],
+    ) -> Result<bool, RegistryError> {
+        let now = self.inner.clock.now();
+        let mut removes_an_admin = false;
+        let mut query = ListQuery::first(1000);
+        loop {
+            let page = self
+                .inner
+                .store
+                .list_by_tenant(tenant, query.clone())
+                .await?;
+            for record in &page {
+                if record.is_expired_at(now) || !self.grants(&record.scopes, Scope::ADMIN) {
+                    continue;
+                }
+                if removing.contains(&record.id) {
+                    removes_an_admin = true;
+                } else {
+                    return Ok(false);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == query.limit => query = query.after(last.id),
+                _ => return Ok(removes_an_admin),
+            }
+        }
+    }
+
+    /// Issues a new token with scope `admin` in `tenant` (the registry's default
+    /// lifetime): the way back in when a tenant's last admin token is gone, like
+    /// Django's `createsuperuser`. Call it from a command line, never from a request.
+    pub async fn issue_recovery_admin(&self, tenant: &str) -> Result<Issued, RegistryError> {
+        let request = IssueRequest::new("recovery admin", tenant)
+            .map_err(|_| RegistryError::InvalidTenant)?
+            .scopes([Scope::ADMIN])
+            .map_err(|_| RegistryError::InvalidTenant)?
+            .env(self.default_env());
+        let issued = self.issue(request).await?;
+        tracing::warn!(target: "tower_bearer::registry", token_id = %issued.info.id, %tenant, "recovery admin token issued");
+        Ok(issued)
+    }
+
+    /// Revokes a token of `tenant` and every token it created, recursively (the tokens
+    /// it issued through the management API, and theirs), in one store transaction: what
+    /// an incident responder runs on a stolen admin token. Returns the revoked ids, the
+    /// token's own first.
+    pub async fn revoke_cascade(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<TokenId>, RegistryError> {
+        let removed = self.inner.store.delete_with_descendants(tenant, id).await?;
+        let now = self.inner.clock.now_nanos();
+        for invalidation in &removed {
+            self.inner.cache.invalidate(&invalidation.digest, now);
+        }
+        let ids: Vec<TokenId> = removed.iter().map(|i| i.id).collect();
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, revoked = ids.len(), "token revoked with its descendants");
+        Ok(ids)
+    }
+
+    /// Replaces a token with a new one with the same name, scopes, environment, kind and
+    /// lifetime length (a token that never expired still never expires), in one store
+    /// transaction: two racing rotations, or a rotation racing a revocation, leave one
+    /// live token whose plaintext was returned ([`RegistryError::Conflict`] or
+    /// [`RegistryError::NotFound`] for the loser, with nothing issued).
+    ///
+    /// Without a grace period the old token stops working when this returns; with one it
+    /// works until the grace period ends (or its own expiry, if sooner).
+    ///
+    /// Refused, with nothing issued and the old token untouched, when the token has
+    /// expired ([`RegistryError::Expired`]: create a new one) or when the rotation is on
+    /// behalf of a caller that does not hold every scope of the token
+    /// ([`RegistryError::ScopesNotHeld`]).
+    pub async fn rotate(&self, request: RotateRequest) -> Result<Issued, RegistryError> {
+        let RotateRequest {
+            tenant,
+            id,
+            caller,
+            grace,
+        } = request;
+        if grace > MAX_GRACE {
+            return Err(RegistryError::InvalidGrace);
+        }
+        let old = self.inner.store.find_by_id(&tenant, id).await?;
+        let now = truncate_to_millis(self.now_checked()?);
+        if old.is_expired_at(now) {
+            return Err(RegistryError::Expired);
+        }
+        if old.rotated_to.is_some() {
+            return Err(RegistryError::Conflict);
+        }
+        if let Some(caller) = &caller {
+            let missing: ScopeSet = old
+                .scopes
+                .iter()
+                .filter(|scope| !caller.has_scope(scope.as_str()))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(RegistryError::ScopesNotHeld(missing));
+            }
+        }
+        let lifetime = old.expires_at.map(|expires_at| {
+            (expires_at - old.created_at)
+                .try_into()
+                .unwrap_or(self.inner.default_lifetime)
+        });
+        // The new token's creator: the caller, unless it rotates itself (then its own
+        // creator), so that cascading revocation still reaches it.
+        let created_by = match &caller {
+            Some(caller) if caller.id() != old.id => Some(caller.id()),
+            _ => old.created_by,
+        };
+        let request = IssueRequest {
+            name: old.name.clone(),
+            tenant: old.tenant.clone(),
+            scopes: old.scopes.clone(),
+            expiry: lifetime.map_or(Expiry::Never, |lifetime: Duration| {
+                Expiry::In(lifetime.min(self.inner.max_lifetime))
+            }),
+            env: old.env,
+            kind: old.kind,
+            created_by,
+            owner: old.owner.clone(),
+            metadata: old.metadata.clone(),
+        };
+        let (token, minted) = self.prepare(request)?;
+        let grace_until = (!grace.is_zero()).then(|| add(now, grace)).transpose()?;
+        let record = self.inner.store.rotate(&old, token, grace_until).await?;
+        let at = self.inner.clock.now_nanos();
+        match grace_until {
+            None => self.inner.cache.invalidate(&old.digest, at),
+            Some(_) => self.inner.cache.evict(&old.digest),
+        }
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, new_token_id = %record.id, %tenant, grace_secs = grace.as_secs(), "token rotated");
+        Ok(self.issued(record, minted, now))
+    }
+
+    /// Deletes tokens that expired more than `older_than` ago; returns how many.
+    pub async fn prune_expired(&self, older_than: Duration) -> Result<usize, RegistryError> {
+        let now = self.inner.clock.now();
+        let cutoff = time::Duration::try_from(older_than)
+            .ok()
+            .and_then(|age| now.checked_sub(age))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let pruned = self.inner.store.prune_expired(cutoff).await?;
+        let now = self.inner.clock.now_nanos();
+        for invalidation in &pruned {
+            self.inner.cache.invalidate(&invalidation.digest, now);
+        }
+        Ok(pruned.len())
+    }
+
+    /// Writes the usage counted so far to the store. The background task does this every
+    /// interval; call it once more at shutdown. Returns how many tokens were updated.
+    pub async fn flush(&self) -> Result<usize, RegistryError> {
+        Ok(self.inner.usage.flush(&*self.inner.store).await?)
+    }
+}
+
+fn add(now: OffsetDateTime, lifetime: Duration) -> Result<OffsetDateTime, RegistryError> {
+    time::Duration::try_from(lifetime)
+        .ok()
+        .and_then(|lifetime| now.checked_add(lifetime))
+        .map(truncate_to_millis)
+        .ok_or(RegistryError::InvalidExpiry)
+}

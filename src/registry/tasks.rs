@@ -1,0 +1,79 @@
+//! The registry's background tasks: usage flushing and cache sweeping, and the store's
+//! change feed.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::task::AbortHandle;
+
+use super::{Inner, Registry};
+use crate::store::{Change, ChangeStream};
+
+impl Registry {
+    // ----- background tasks -----------------------------------------------------------
+
+    #[track_caller]
+    pub(super) fn spawn_housekeeping(&self, interval: Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await; // the first tick is immediate
+            loop {
+                ticker.tick().await;
+                let Some(registry) = upgrade(&weak) else {
+                    break;
+                };
+                if let Err(error) = registry.flush().await {
+                    tracing::warn!(target: "tower_bearer::registry", %error, "usage flush failed; will retry");
+                }
+                let now = registry.inner.clock.now_nanos();
+                if registry.inner.cache.sweep(now, false) {
+                    registry.inner.interner.sweep();
+                }
+            }
+        });
+        self.track(task.abort_handle());
+    }
+
+    #[track_caller]
+    pub(super) fn spawn_change_feed(&self, mut changes: ChangeStream) {
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            while let Some(change) = changes.next().await {
+                let Some(registry) = upgrade(&weak) else {
+                    break;
+                };
+                let cache = &registry.inner.cache;
+                match change {
+                    Change::Invalidated(invalidation) => {
+                        tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "evicting token announced by the change feed");
+                        cache.invalidate(&invalidation.digest, registry.inner.clock.now_nanos());
+                    }
+                    Change::Updated(invalidation) => {
+                        tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "re-reading token announced as changed by the change feed");
+                        cache.evict(&invalidation.digest);
+                    }
+                    Change::Reset => {
+                        tracing::warn!(target: "tower_bearer::registry", "change feed lost events; evicting every cached token");
+                        cache.reset();
+                    }
+                }
+            }
+        });
+        self.track(task.abort_handle());
+    }
+
+    fn track(&self, task: AbortHandle) {
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+}
+
+fn upgrade(weak: &Weak<Inner>) -> Option<Registry> {
+    weak.upgrade().map(|inner| Registry { inner })
+}

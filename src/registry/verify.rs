@@ -1,0 +1,287 @@
+//! Verification: the cache first, the store on a miss (single-flight, bounded by the
+//! store timeout), stale answers while the store fails.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+use tokio::sync::watch;
+
+use super::cache::{Install, Lookup};
+use super::entry::{self, Entry};
+use super::{FillResult, Filled, MAX_FILL_ATTEMPTS, Registry, VerifyError, racing_revocations};
+use crate::Principal;
+use crate::reject::RejectCause;
+use crate::store::StoreError;
+use crate::token::{Digest, Env, Presented};
+
+impl Registry {
+    // ----- verification -------------------------------------------------------------
+
+    /// Verifies a plaintext credential and returns the principal it stands for.
+    ///
+    /// A cache hit completes without I/O. Errors say why (for logs): a
+    /// [`VerifyError::Rejected`] must be answered like any other invalid token; a
+    /// [`VerifyError::Unavailable`] means the store could not answer a cache miss.
+    pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let presented = self.decode(token)?;
+        self.verify_presented(&presented).await
+    }
+
+    /// Checks a credential's shape (and checksum) without any lookup. A step of
+    /// [`verify`](Self::verify), public for the crate's benchmarks only.
+    #[doc(hidden)]
+    pub fn decode(&self, token: &str) -> Result<Presented, VerifyError> {
+        self.inner
+            .formats
+            .decode(token)
+            .map_err(|why| VerifyError::rejected(RejectCause::Malformed(why), None))
+    }
+
+    /// Answers from the cache alone: `None` means the store must be asked. Never blocks,
+    /// never allocates on a hit. A step of [`verify`](Self::verify), public for the
+    /// crate's benchmarks only.
+    #[doc(hidden)]
+    #[inline]
+    pub fn verify_cached(&self, presented: &Presented) -> Option<Result<Principal, VerifyError>> {
+        let now = self.inner.clock.now_nanos();
+        if presented.env().is_some_and(|env| !self.accepts_env(env)) {
+            return Some(Err(VerifyError::rejected(RejectCause::WrongEnv, None)));
+        }
+        match self.inner.cache.lookup(presented.digest(), now) {
+            Lookup::Hit(entry) => Some(self.admit(&entry, presented, now)),
+            Lookup::Unknown => Some(Err(unknown(presented))),
+            Lookup::Revoked => Some(Err(revoked(presented))),
+            Lookup::Miss => None,
+        }
+    }
+
+    /// Verifies a decoded credential: from the cache, or from the store on a miss.
+    pub(crate) async fn verify_presented(
+        &self,
+        presented: &Presented,
+    ) -> Result<Principal, VerifyError> {
+        match self.verify_cached(presented) {
+            Some(answer) => answer,
+            None => self.verify_missed(presented).await,
+        }
+    }
+
+    /// Verifies a decoded credential that [`Registry::verify_cached`] just missed: asks
+    /// the store (once for all the requests waiting on the same digest).
+    pub(crate) async fn verify_missed(
+        &self,
+        presented: &Presented,
+    ) -> Result<Principal, VerifyError> {
+        let digest = presented.digest();
+        for _ in 0..MAX_FILL_ATTEMPTS {
+            match self.fill(*digest).await {
+                Ok(Filled::Known(entry, epoch)) => {
+                    // A revocation since the record was read may concern this token: the
+                    // cache, which revocations update atomically, has the last word.
+                    if epoch != self.inner.cache.epoch(digest) {
+                        if let Some(answer) = self.verify_cached(presented) {
+                            return answer;
+                        }
+                        continue;
+                    }
+                    let now = self.inner.clock.now_nanos();
+                    return self.admit(&entry, presented, now);
+                }
+                Ok(Filled::Unknown) => return Err(unknown(presented)),
+                Ok(Filled::Revoked) => return Err(revoked(presented)),
+                Err(error) => return self.answer_stale(presented, error),
+            }
+        }
+        Err(VerifyError::Unavailable(racing_revocations()))
+    }
+
+    /// The store failed: a cached token still within its stale-if-error window is
+    /// accepted; anything else is "unavailable".
+    fn answer_stale(
+        &self,
+        presented: &Presented,
+        error: Arc<StoreError>,
+    ) -> Result<Principal, VerifyError> {
+        let now = self.inner.clock.now_nanos();
+        match self.inner.cache.stale(presented.digest(), now) {
+            Some(entry) => {
+                self.inner
+                    .health
+                    .stale_answers
+                    .fetch_add(1, Ordering::Relaxed);
+                self.admit(&entry, presented, now)
+            }
+            None => Err(VerifyError::Unavailable(error)),
+        }
+    }
+
+    fn accepts_env(&self, env: Env) -> bool {
+        self.inner.env.is_none_or(|accepted| accepted == env)
+    }
+
+    /// The checks after the digest was found, in order: id (Sanctum), expiry,
+    /// environment, tenant (account credentials). Counts the use on success.
+    fn admit(
+        &self,
+        entry: &Entry,
+        presented: &Presented,
+        now: i64,
+    ) -> Result<Principal, VerifyError> {
+        let identity = &entry.identity;
+        let id = Some(identity.id);
+        if presented
+            .expected_id()
+            .is_some_and(|expected| expected != identity.id)
+        {
+            return Err(unknown(presented));
+        }
+        if now >= identity.expires_at {
+            return Err(VerifyError::rejected(RejectCause::Expired, id));
+        }
+        if !self.accepts_env(identity.env) {
+            return Err(VerifyError::rejected(RejectCause::WrongEnv, id));
+        }
+        if presented
+            .account()
+            .is_some_and(|account| *account != **identity.tenant)
+        {
+            return Err(VerifyError::rejected(RejectCause::TenantMismatch, id));
+        }
+        self.inner.usage.record(entry, now);
+        Ok(entry::principal(entry))
+    }
+
+    /// Joins the store lookup in flight for `digest`, or makes it.
+    async fn fill(&self, digest: Digest) -> FillResult {
+        for _ in 0..MAX_FILL_ATTEMPTS {
+            let leader = match self.inner.flights.entry(digest) {
+                MapEntry::Occupied(occupied) => Err(occupied.get().clone()),
+                MapEntry::Vacant(vacant) => {
+                    let (done, flight) = watch::channel(None);
+                    vacant.insert(flight);
+                    Ok(done)
+                }
+            };
+            match leader {
+                // This request asks the store, in its own task (no hop to another thread);
+                // the others wait for its answer. If it is cancelled half-way (a client
+                // hanging up), the landing clears the flight and a waiter takes over.
+                Ok(done) => {
+                    let _landing = FlightLanding {
+                        flights: &self.inner.flights,
+                        digest,
+                    };
+                    let result = self.query_and_install(digest).await;
+                    let _ = done.send(Some(result.clone()));
+                    return result;
+                }
+                Err(mut flight) => {
+                    let waited = tokio::time::timeout(
+                        self.inner.store_timeout,
+                        flight.wait_for(Option::is_some),
+                    )
+                    .await;
+                    match waited {
+                        Ok(Ok(result)) => {
+                            if let Some(result) = result.clone() {
+                                return result;
+                            }
+                        }
+                        Err(_elapsed) => return Err(self.store_failed(timed_out())),
+                        // The leader was cancelled or panicked: try again.
+                        Ok(Err(_closed)) => {}
+                    }
+                }
+            }
+        }
+        Err(fill_aborted())
+    }
+
+    async fn query_and_install(&self, digest: Digest) -> FillResult {
+        let inner = &self.inner;
+        for _ in 0..MAX_FILL_ATTEMPTS {
+            let epoch = inner.cache.epoch(&digest);
+            let found =
+                tokio::time::timeout(inner.store_timeout, inner.store.find_by_digest(&digest))
+                    .await
+                    .unwrap_or_else(|_elapsed| {
+                        Err(StoreError::unavailable("token store timed out"))
+                    });
+            let now = inner.clock.now_nanos();
+            let installed = match found {
+                Ok(record) => {
+                    self.store_answered();
+                    let shared = inner.interner.shared(&record.tenant, &record.scopes);
+                    let fresh_until = inner.cache.fresh_until(now);
+                    let entry = entry::from_record(&record, shared, fresh_until);
+                    inner.cache.install_known(&digest, entry, epoch, now)
+                }
+                Err(StoreError::NotFound) => {
+                    self.store_answered();
+                    inner.cache.install_unknown(&digest, now)
+                }
+                Err(error) => return Err(self.store_failed(Arc::new(error))),
+            };
+            match installed {
+                Install::Known(entry) => return Ok(Filled::Known(entry, epoch)),
+                Install::Unknown => return Ok(Filled::Unknown),
+                Install::Revoked => return Ok(Filled::Revoked),
+                Install::Stale => continue,
+            }
+        }
+        Err(racing_revocations())
+    }
+
+    /// Counts a failed cache miss; warns once per outage, not once per request.
+    fn store_failed(&self, error: Arc<StoreError>) -> Arc<StoreError> {
+        let health = &self.inner.health;
+        health.errors.fetch_add(1, Ordering::Relaxed);
+        if !health.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "tower_bearer::registry",
+                %error,
+                "token store cannot answer cache misses: answering 503 (cached tokens are served stale for a while)"
+            );
+        } else {
+            tracing::debug!(target: "tower_bearer::registry", %error, "token store still failing");
+        }
+        error
+    }
+
+    fn store_answered(&self) {
+        let health = &self.inner.health;
+        if health.down.load(Ordering::Relaxed) && health.down.swap(false, Ordering::Relaxed) {
+            tracing::info!(target: "tower_bearer::registry", "token store answers again");
+        }
+    }
+}
+
+/// Removes a finished, cancelled or panicked lookup from the in-flight map.
+struct FlightLanding<'a> {
+    flights: &'a DashMap<Digest, watch::Receiver<Option<FillResult>>>,
+    digest: Digest,
+}
+
+impl Drop for FlightLanding<'_> {
+    fn drop(&mut self) {
+        self.flights.remove(&self.digest);
+    }
+}
+
+fn unknown(presented: &Presented) -> VerifyError {
+    VerifyError::rejected(RejectCause::Unknown, presented.expected_id())
+}
+
+fn revoked(presented: &Presented) -> VerifyError {
+    VerifyError::rejected(RejectCause::Revoked, presented.expected_id())
+}
+
+fn timed_out() -> Arc<StoreError> {
+    Arc::new(StoreError::unavailable("token store timed out"))
+}
+
+fn fill_aborted() -> Arc<StoreError> {
+    Arc::new(StoreError::unavailable("token store lookup aborted"))
+}

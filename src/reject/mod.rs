@@ -1,0 +1,254 @@
+//! Rejections and how they are rendered.
+//!
+//! Every failure of authentication or authorization becomes a [`Rejection`]; a
+//! [`Renderer`] turns it into a response. The layer then adds what RFC 6750 and good
+//! manners require, unless the renderer set it already: `WWW-Authenticate` (401 and 403),
+//! `Retry-After` (503), `Content-Type: application/json` and `Cache-Control: no-store`.
+//!
+//! The [`Preset`]s reproduce the error contracts of well-known APIs byte for byte:
+//!
+//! | preset | 401 | 403 |
+//! |---|---|---|
+//! | [`Preset::laravel`] (default) | `{"message":"Unauthenticated."}` | `{"message":"This action is unauthorized."}` |
+//! | [`Preset::drf`] | `{"detail":"Authentication credentials were not provided."}` | `{"detail":"You do not have permission to perform this action."}` |
+//! | [`Preset::envelope`] | `{"type":"response","success":false,"description":"Unauthorized",…}` | the same shape, `Forbidden` |
+//!
+//! Every 401 has the same body whatever the cause (missing, malformed, unknown, expired,
+//! revoked…): the cause goes to `tracing`, never to the client.
+
+mod grpc;
+mod preset;
+mod render;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::{HeaderValue, StatusCode};
+
+use crate::header::InvalidCredentials;
+use crate::identity::TokenId;
+use crate::token::Malformed;
+
+pub use preset::Preset;
+pub use render::Renderer;
+pub(crate) use render::{RenderLater, Rendering, render_later};
+
+/// Why a credential was rejected. Every cause answers the client the same way (no
+/// oracle); the cause is for server-side tracing only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectCause {
+    /// No credential was presented.
+    Missing,
+    /// The credential could not be read from the request (duplicate headers, bad
+    /// characters, `Bearer` without a token…).
+    InvalidRequest(InvalidCredentials),
+    /// The credential failed its format's shape or checksum check.
+    Malformed(Malformed),
+    /// Well-formed, but no such token (or, for Sanctum-style tokens, not with that id).
+    Unknown,
+    /// The token's `expires_at` has passed.
+    Expired,
+    /// The token was revoked (on this node, or announced by the store's change feed).
+    Revoked,
+    /// A token of the other environment (`test` on a `live` deployment, or vice versa).
+    WrongEnv,
+    /// An account-style credential whose account is not the token's tenant.
+    TenantMismatch,
+}
+
+impl RejectCause {
+    /// A short, stable name for logs and metrics, e.g. `"expired"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectCause::Missing => "missing",
+            RejectCause::InvalidRequest(_) => "invalid_request",
+            RejectCause::Malformed(_) => "malformed",
+            RejectCause::Unknown => "unknown",
+            RejectCause::Expired => "expired",
+            RejectCause::Revoked => "revoked",
+            RejectCause::WrongEnv => "wrong_env",
+            RejectCause::TenantMismatch => "tenant_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for RejectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectCause::Malformed(why) => write!(f, "malformed ({why})"),
+            RejectCause::InvalidRequest(why) => write!(f, "invalid request ({why})"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No valid credentials: 401.
+    Unauthenticated {
+        /// Why (for logs only).
+        cause: RejectCause,
+        /// The token's id, when known.
+        token_id: Option<TokenId>,
+    },
+    /// A valid token without the scope the route requires: 403.
+    InsufficientScope {
+        /// The scope that was required.
+        scope: Cow<'static, str>,
+        /// The token's id.
+        token_id: Option<TokenId>,
+    },
+    /// A valid token calling something nobody may call: a gRPC method outside a
+    /// [deny-unlisted](crate::layer::GrpcScopes::deny_unlisted) map. 403.
+    Forbidden {
+        /// The token's id.
+        token_id: Option<TokenId>,
+    },
+    /// The token store could not answer a cache miss: 503.
+    Unavailable,
+}
+
+impl Rejection {
+    /// The HTTP status: 401, 403 or 503.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
+                StatusCode::FORBIDDEN
+            }
+            Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 `error` code: none when no credentials were sent, `invalid_request`
+    /// when they could not be read, `invalid_token` for every token that does not
+    /// authenticate, `insufficient_scope` for a missing scope.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Rejection::Unauthenticated {
+                cause: RejectCause::Missing,
+                ..
+            }
+            | Rejection::Unavailable => None,
+            Rejection::Unauthenticated {
+                cause: RejectCause::InvalidRequest(_),
+                ..
+            } => Some("invalid_request"),
+            Rejection::Unauthenticated { .. } => Some("invalid_token"),
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
+                Some("insufficient_scope")
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge for `realm`, e.g.
+    /// `Bearer realm="api", error="insufficient_scope", scope="write"`; `None` for 503.
+    ///
+    /// ```
+    /// use tower_bearer::reject::Rejection;
+    /// use tower_bearer::RejectCause;
+    ///
+    /// let missing = Rejection::Unauthenticated { cause: RejectCause::Missing, token_id: None };
+    /// assert_eq!(missing.www_authenticate("api").unwrap(), "Bearer realm=\"api\"");
+    /// let expired = Rejection::Unauthenticated { cause: RejectCause::Expired, token_id: None };
+    /// assert_eq!(
+    ///     expired.www_authenticate("api").unwrap(),
+    ///     "Bearer realm=\"api\", error=\"invalid_token\""
+    /// );
+    /// ```
+    pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
+        if matches!(self, Rejection::Unavailable) {
+            return None;
+        }
+        let mut challenge = String::with_capacity(64);
+        challenge.push_str("Bearer realm=\"");
+        push_quoted(&mut challenge, realm);
+        challenge.push('"');
+        if let Some(code) = self.error_code() {
+            challenge.push_str(", error=\"");
+            challenge.push_str(code);
+            challenge.push('"');
+        }
+        if let Rejection::InsufficientScope { scope, .. } = self {
+            challenge.push_str(", scope=\"");
+            push_quoted(&mut challenge, scope);
+            challenge.push('"');
+        }
+        HeaderValue::from_str(&challenge).ok()
+    }
+
+    /// The gRPC status code of this rejection: 16 `UNAUTHENTICATED` for every 401 case,
+    /// 7 `PERMISSION_DENIED` for a missing scope, 14 `UNAVAILABLE` when the store cannot
+    /// answer.
+    pub fn grpc_code(&self) -> u8 {
+        match self {
+            Rejection::Unauthenticated { .. } => 16,
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => 7,
+            Rejection::Unavailable => 14,
+        }
+    }
+
+    /// The `grpc-message` of this rejection, before percent-encoding. Like the HTTP
+    /// bodies, it is the same for every 401 cause and never contains a token.
+    pub fn grpc_message(&self) -> Cow<'static, str> {
+        match self {
+            Rejection::Unauthenticated { .. } => "missing or invalid credentials".into(),
+            Rejection::InsufficientScope { scope, .. } => {
+                format!("insufficient scope: requires {scope}").into()
+            }
+            Rejection::Forbidden { .. } => "method not permitted".into(),
+            Rejection::Unavailable => "authentication temporarily unavailable".into(),
+        }
+    }
+
+    /// Logs the rejection once, with its cause and token id, never the token. Turn it on
+    /// with the `tower_bearer::reject` target (`debug` for 401/403, `warn` for 503).
+    pub fn trace(&self) {
+        match self {
+            Rejection::Unauthenticated { cause, token_id } => tracing::debug!(
+                target: "tower_bearer::reject",
+                %cause,
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 401"
+            ),
+            Rejection::InsufficientScope { scope, token_id } => tracing::debug!(
+                target: "tower_bearer::reject",
+                %scope,
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 403 insufficient scope"
+            ),
+            Rejection::Forbidden { token_id } => tracing::debug!(
+                target: "tower_bearer::reject",
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 403 method not in the allow-list"
+            ),
+            Rejection::Unavailable => tracing::warn!(
+                target: "tower_bearer::reject",
+                "request rejected: 503, token store unavailable"
+            ),
+        }
+    }
+}
+
+/// Writes `text` as the inside of an RFC 7230 quoted-string (escaping `"` and `\`,
+/// dropping control characters).
+fn push_quoted(out: &mut String, text: &str) {
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Handlers can answer with a [`Rejection`] of their own (e.g. after a custom check); the
+/// enclosing layer renders it like its own rejections.
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for Rejection {
+    fn into_response(self) -> axum_core::response::Response {
+        render_later(self, false).map(axum_core::body::Body::from)
+    }
+}
