@@ -32,7 +32,7 @@ use super::{Preset, Rejection};
 /// ```
 pub trait Renderer: Send + Sync + 'static {
     /// The response for `rejection`. Headers the renderer leaves out are added by the
-    /// layer (see the [module documentation](self)).
+    /// layer (see the [module documentation](crate::reject)).
     fn render(&self, rejection: &Rejection) -> Response<Bytes>;
 }
 
