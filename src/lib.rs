@@ -70,6 +70,9 @@ pub mod registry;
 pub mod reject;
 pub mod scope;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod token;
 
 pub use clock::Clock;

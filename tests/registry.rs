@@ -48,11 +48,6 @@ fn unknown_token() -> String {
 }
 
 #[tokio::test]
-async fn memory_store_keeps_the_store_contract() {
-    support::contract::store_contract(MemoryStore::new()).await;
-}
-
-#[tokio::test]
 async fn issued_token_verifies_with_its_principal() {
     let registry = Registry::builder(MemoryStore::new()).build();
     let (issued, token) = issue(&registry, "acme", &["write", "billing:read"]).await;

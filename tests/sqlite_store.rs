@@ -16,10 +16,18 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
         .unwrap()
 }
 
+/// The contract runs on multi-threaded runtimes (`tests/store_contract.rs`); here, a few
+/// properties on a current-thread runtime, where the store runs its queries on the
+/// blocking pool instead of in place.
 #[tokio::test]
-async fn sqlite_store_keeps_the_store_contract() {
+async fn sqlite_store_keeps_the_contract_on_a_current_thread_runtime() {
+    use tower_bearer::testing;
     let dir = tempfile::tempdir().unwrap();
-    support::contract::store_contract(open(&dir).await).await;
+    let store = open(&dir).await;
+    testing::insert_assigns_increasing_ids_and_keeps_every_field(&store).await;
+    testing::rotation_replaces_a_token_in_one_transaction(&store).await;
+    testing::cascade_deletes_a_token_and_its_descendants_only(&store).await;
+    testing::update_changes_only_what_it_names(&store).await;
 }
 
 #[tokio::test]
@@ -43,13 +51,6 @@ async fn the_database_is_in_wal_mode_with_a_unique_digest_index() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
     assert_eq!(version, 3, "migrations are recorded");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_store_keeps_the_store_contract_on_a_multi_threaded_runtime() {
-    // There, queries run in place (`block_in_place`) rather than on the blocking pool.
-    let dir = tempfile::tempdir().unwrap();
-    support::contract::store_contract(open(&dir).await).await;
 }
 
 #[tokio::test]

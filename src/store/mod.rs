@@ -9,6 +9,93 @@
 //!
 //! Available stores: [`MemoryStore`] (in-process, for tests and single-process apps) and,
 //! with the `sqlite` feature, `SqliteStore` (embedded, persistent).
+//!
+//! # Implementing a store
+//!
+//! A store is one async trait, [`TokenStore`]. Every method either answers or fails with
+//! [`StoreError::Unavailable`] (never "not found" for an outage: that would turn a
+//! database hiccup into 401s). Here is a complete one that wraps another store and counts
+//! the cache misses that reach it:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use async_trait::async_trait;
+//! use time::OffsetDateTime;
+//! use tower_bearer::store::{
+//!     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+//!     TokenUpdate, UsageUpdate,
+//! };
+//! use tower_bearer::token::Digest;
+//! use tower_bearer::TokenId;
+//!
+//! struct CountingStore<S> {
+//!     inner: S,
+//!     misses: Arc<AtomicU64>,
+//! }
+//!
+//! #[async_trait]
+//! impl<S: TokenStore> TokenStore for CountingStore<S> {
+//!     async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
+//!         self.inner.insert(token).await
+//!     }
+//!     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
+//!         // Only cache misses reach the store: this counts them.
+//!         self.misses.fetch_add(1, Ordering::Relaxed);
+//!         self.inner.find_by_digest(digest).await
+//!     }
+//!     async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError> {
+//!         self.inner.find_by_id(tenant, id).await
+//!     }
+//!     async fn list_by_tenant(&self, tenant: &str, query: ListQuery) -> Result<Vec<TokenRecord>, StoreError> {
+//!         self.inner.list_by_tenant(tenant, query).await
+//!     }
+//!     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+//!         self.inner.delete(tenant, id).await
+//!     }
+//!     async fn update(&self, tenant: &str, id: TokenId, update: TokenUpdate) -> Result<TokenRecord, StoreError> {
+//!         self.inner.update(tenant, id, update).await
+//!     }
+//!     async fn delete_with_descendants(&self, tenant: &str, id: TokenId) -> Result<Vec<Invalidation>, StoreError> {
+//!         self.inner.delete_with_descendants(tenant, id).await
+//!     }
+//!     async fn rotate(&self, old: &TokenRecord, new: NewToken, grace_until: Option<OffsetDateTime>) -> Result<TokenRecord, StoreError> {
+//!         self.inner.rotate(old, new, grace_until).await
+//!     }
+//!     async fn insert_once(&self, marker: &str, token: NewToken) -> Result<Option<TokenRecord>, StoreError> {
+//!         self.inner.insert_once(marker, token).await
+//!     }
+//!     async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
+//!         self.inner.record_usage(batch).await
+//!     }
+//!     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
+//!         self.inner.prune_expired(cutoff).await
+//!     }
+//!     fn changes(&self) -> Option<ChangeStream> {
+//!         self.inner.changes()
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let misses = Arc::new(AtomicU64::new(0));
+//! let store = CountingStore { inner: tower_bearer::MemoryStore::new(), misses: misses.clone() };
+//! let registry = tower_bearer::Registry::builder(store).build();
+//! let issued = registry
+//!     .issue(tower_bearer::registry::IssueRequest::new("t", "acme")?)
+//!     .await?;
+//! for _ in 0..3 {
+//!     registry.verify(issued.secret.expose_secret()).await?;
+//! }
+//! assert_eq!(misses.load(Ordering::Relaxed), 1); // then the cache answered
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Then prove it keeps the contract every store keeps, one test per property, with the
+//! `testing` feature: `tower_bearer::store_contract_tests!(async { CountingStore { … } });`
+//! (see [`testing`](crate::testing) when the feature is on).
 
 use std::fmt;
 use std::sync::Arc;

@@ -4,7 +4,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod contract;
 pub mod example;
 pub mod http;
 
