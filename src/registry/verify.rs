@@ -24,6 +24,7 @@ impl Registry {
     /// A cache hit completes without I/O. Errors say why (for logs): a
     /// [`VerifyError::Rejected`] must be answered like any other invalid token; a
     /// [`VerifyError::Unavailable`] means the store could not answer a cache miss.
+    #[inline]
     pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
         let presented = self.decode(token)?;
         self.verify_presented(&presented).await
@@ -58,6 +59,7 @@ impl Registry {
     }
 
     /// Verifies a decoded credential: from the cache, or from the store on a miss.
+    #[inline]
     pub(crate) async fn verify_presented(
         &self,
         presented: &Presented,
