@@ -108,6 +108,8 @@ use crate::identity::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns;
 mod memory;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

@@ -9,7 +9,6 @@
 //! reads, which WAL mode lets run beside the writer.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,10 +21,12 @@ use super::{
     Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, TokenUpdate,
     UsageUpdate,
 };
+use super::columns::{
+    COLUMNS, RawRecord, digest_of, id_param, metadata_column, scopes_column, token_id,
+};
 use crate::clock::to_millis as millis;
-use crate::identity::{TokenId, TokenKind};
-use crate::scope::ScopeSet;
-use crate::token::{Digest, Env};
+use crate::identity::TokenId;
+use crate::token::Digest;
 
 /// The schema, one script per version, applied in order on open (`PRAGMA user_version`
 /// records how many have run).
@@ -38,9 +39,7 @@ const MIGRATIONS: &[&str] = &[
 /// Read connections beside the writer.
 const READERS: usize = 4;
 
-const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_prefix, digest, \
-                       created_at, expires_at, last_used_at, use_count, created_by, rotated_to, \
-                       owner, metadata";
+
 
 /// A [`TokenStore`] in a SQLite database file: the embedded default.
 ///
@@ -279,62 +278,6 @@ fn unavailable(error: rusqlite::Error) -> StoreError {
     }
 }
 
-fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .map_err(|e| corrupt(format!("timestamp out of range: {e}")))
-}
-
-fn corrupt(why: impl Into<String>) -> StoreError {
-    StoreError::unavailable(format!("corrupt token row: {}", why.into()))
-}
-
-fn scopes_column(scopes: &ScopeSet) -> String {
-    let names: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
-    names.join(" ")
-}
-
-fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
-    let bytes: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| corrupt("digest is not 32 bytes"))?;
-    Ok(Digest::from_bytes(bytes))
-}
-
-fn metadata_column(metadata: &super::Metadata) -> String {
-    serde_json::Value::Object(metadata.clone()).to_string()
-}
-
-fn token_id(id: i64) -> Result<TokenId, StoreError> {
-    u64::try_from(id)
-        .map(TokenId::new)
-        .map_err(|_| corrupt("negative id"))
-}
-
-fn id_param(id: TokenId) -> i64 {
-    // Ids come from SQLite's INTEGER PRIMARY KEY, so they fit; a larger one matches nothing.
-    i64::try_from(id.get()).unwrap_or(-1)
-}
-
-/// The raw columns of a row, read inside rusqlite's callback; checked afterwards.
-struct RawRecord {
-    id: i64,
-    name: String,
-    tenant: String,
-    scopes: String,
-    env: String,
-    kind: String,
-    display_prefix: String,
-    digest: Vec<u8>,
-    created_at: i64,
-    expires_at: Option<i64>,
-    last_used_at: Option<i64>,
-    use_count: i64,
-    created_by: Option<i64>,
-    rotated_to: Option<i64>,
-    owner: Option<String>,
-    metadata: Option<String>,
-}
-
 fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok(RawRecord {
         id: row.get(0)?,
@@ -354,34 +297,6 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         owner: row.get(14)?,
         metadata: row.get(15)?,
     })
-}
-
-impl RawRecord {
-    fn check(self) -> Result<TokenRecord, StoreError> {
-        Ok(TokenRecord {
-            id: token_id(self.id)?,
-            name: self.name,
-            tenant: self.tenant,
-            scopes: ScopeSet::parse(self.scopes.split_whitespace())
-                .map_err(|e| corrupt(e.to_string()))?,
-            env: Env::from_str(&self.env).map_err(|e| corrupt(e.to_string()))?,
-            kind: TokenKind::from_str(&self.kind).map_err(|e| corrupt(e.to_string()))?,
-            display_prefix: self.display_prefix,
-            digest: digest_of(self.digest)?,
-            created_at: from_millis(self.created_at)?,
-            expires_at: self.expires_at.map(from_millis).transpose()?,
-            last_used_at: self.last_used_at.map(from_millis).transpose()?,
-            use_count: self.use_count.max(0) as u64,
-            created_by: self.created_by.map(token_id).transpose()?,
-            rotated_to: self.rotated_to.map(token_id).transpose()?,
-            owner: self.owner,
-            metadata: self
-                .metadata
-                .map(|json| serde_json::from_str(&json))
-                .transpose()
-                .map_err(|e| corrupt(format!("metadata: {e}")))?,
-        })
-    }
 }
 
 fn one(

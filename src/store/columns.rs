@@ -1,0 +1,102 @@
+//! What the SQL stores share: the columns of a token row and how they become a
+//! [`TokenRecord`], checked (a row that does not decode is "corrupt", reported as
+//! unavailable rather than as an unknown token).
+
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use super::{Metadata, StoreError, TokenRecord};
+use crate::identity::{TokenId, TokenKind};
+use crate::scope::ScopeSet;
+use crate::token::{Digest, Env};
+
+/// The columns, in the order [`RawRecord`] reads them.
+pub(super) const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_prefix, digest, \
+                                  created_at, expires_at, last_used_at, use_count, created_by, \
+                                  rotated_to, owner, metadata";
+
+pub(super) fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|e| corrupt(format!("timestamp out of range: {e}")))
+}
+
+pub(super) fn corrupt(why: impl Into<String>) -> StoreError {
+    StoreError::unavailable(format!("corrupt token row: {}", why.into()))
+}
+
+pub(super) fn scopes_column(scopes: &ScopeSet) -> String {
+    let names: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
+    names.join(" ")
+}
+
+pub(super) fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt("digest is not 32 bytes"))?;
+    Ok(Digest::from_bytes(bytes))
+}
+
+pub(super) fn metadata_column(metadata: &Metadata) -> String {
+    serde_json::Value::Object(metadata.clone()).to_string()
+}
+
+pub(super) fn token_id(id: i64) -> Result<TokenId, StoreError> {
+    u64::try_from(id)
+        .map(TokenId::new)
+        .map_err(|_| corrupt("negative id"))
+}
+
+pub(super) fn id_param(id: TokenId) -> i64 {
+    // Ids come from the database's 64-bit keys, so they fit; a larger one matches nothing.
+    i64::try_from(id.get()).unwrap_or(-1)
+}
+
+/// The raw columns of a row, as the driver reads them; checked by [`RawRecord::check`].
+pub(super) struct RawRecord {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) tenant: String,
+    pub(super) scopes: String,
+    pub(super) env: String,
+    pub(super) kind: String,
+    pub(super) display_prefix: String,
+    pub(super) digest: Vec<u8>,
+    pub(super) created_at: i64,
+    pub(super) expires_at: Option<i64>,
+    pub(super) last_used_at: Option<i64>,
+    pub(super) use_count: i64,
+    pub(super) created_by: Option<i64>,
+    pub(super) rotated_to: Option<i64>,
+    pub(super) owner: Option<String>,
+    pub(super) metadata: Option<String>,
+}
+
+impl RawRecord {
+    pub(super) fn check(self) -> Result<TokenRecord, StoreError> {
+        Ok(TokenRecord {
+            id: token_id(self.id)?,
+            name: self.name,
+            tenant: self.tenant,
+            scopes: ScopeSet::parse(self.scopes.split_whitespace())
+                .map_err(|e| corrupt(e.to_string()))?,
+            env: Env::from_str(&self.env).map_err(|e| corrupt(e.to_string()))?,
+            kind: TokenKind::from_str(&self.kind).map_err(|e| corrupt(e.to_string()))?,
+            display_prefix: self.display_prefix,
+            digest: digest_of(self.digest)?,
+            created_at: from_millis(self.created_at)?,
+            expires_at: self.expires_at.map(from_millis).transpose()?,
+            last_used_at: self.last_used_at.map(from_millis).transpose()?,
+            use_count: self.use_count.max(0) as u64,
+            created_by: self.created_by.map(token_id).transpose()?,
+            rotated_to: self.rotated_to.map(token_id).transpose()?,
+            owner: self.owner,
+            metadata: self
+                .metadata
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| corrupt(format!("metadata: {e}")))?,
+        })
+    }
+}
+
