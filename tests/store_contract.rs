@@ -16,3 +16,22 @@ mod sqlite {
 
     tower_bearer::store_contract_tests!(store());
 }
+
+#[path = "support/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pg_server;
+
+mod postgres {
+    /// A fresh database on the test server, or `None` where there is no server.
+    async fn store() -> Option<tower_bearer::store::PostgresStore> {
+        let server = crate::pg_server::server()?;
+        let url = server.database().await;
+        Some(
+            tower_bearer::store::PostgresStore::connect(&url)
+                .await
+                .unwrap(),
+        )
+    }
+
+    tower_bearer::store_contract_tests!(maybe store());
+}

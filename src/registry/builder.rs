@@ -46,6 +46,7 @@ pub struct RegistryBuilder {
     declared: Option<Vec<Scope>>,
     store_timeout: Duration,
     stale_if_error: Duration,
+    feed_down_ttl: Duration,
 }
 
 impl std::fmt::Debug for RegistryBuilder {
@@ -82,6 +83,7 @@ impl RegistryBuilder {
             declared: None,
             store_timeout: Duration::from_secs(1),
             stale_if_error: Duration::from_secs(300),
+            feed_down_ttl: Duration::from_secs(1),
         }
     }
 
@@ -228,6 +230,14 @@ impl RegistryBuilder {
         self
     }
 
+    /// While the store's change feed is down (a PostgreSQL listener reconnecting), cached
+    /// tokens are read again from the store after at most this long (default 1 s), so
+    /// that a revocation made on another node still takes effect within that bound.
+    pub fn feed_down_ttl(mut self, ttl: Duration) -> Self {
+        self.feed_down_ttl = ttl;
+        self
+    }
+
     /// Builds the registry and starts its background tasks (usage flushing, cache
     /// sweeping and, if the store has one, the change feed). The tasks stop when the last
     /// clone of the registry is dropped.
@@ -258,6 +268,7 @@ impl RegistryBuilder {
                 positive_ttl: nanos(self.positive_ttl),
                 negative_ttl: nanos(self.negative_ttl),
                 stale_if_error: nanos(self.stale_if_error),
+                feed_down_ttl: nanos(self.feed_down_ttl),
                 max_positive: self.max_positive,
                 max_negative: self.max_negative,
             }),

@@ -57,6 +57,8 @@ pub(crate) struct Limits {
     pub(crate) negative_ttl: i64,
     /// How long past its freshness an entry may still be served while the store fails.
     pub(crate) stale_if_error: i64,
+    /// The positive TTL while the store's change feed is down.
+    pub(crate) feed_down_ttl: i64,
     pub(crate) max_positive: usize,
     pub(crate) max_negative: usize,
 }
@@ -71,6 +73,8 @@ pub(crate) struct Cache {
     epochs: Box<[AtomicU64]>,
     /// Bumped when every entry is dropped at once (the change feed lost events).
     resets: AtomicU64,
+    /// Whether the store's change feed is down: entries are filled for the short TTL.
+    feed_down: std::sync::atomic::AtomicBool,
     /// Insertion order of negative entries, for evicting the oldest over the bound.
     negative_order: Mutex<VecDeque<(Digest, i64)>>,
     /// When the last sweep of expired entries ran (Unix nanoseconds).
@@ -113,6 +117,7 @@ impl Cache {
             negative: DashMap::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             resets: AtomicU64::new(0),
+            feed_down: std::sync::atomic::AtomicBool::new(false),
             negative_order: Mutex::new(VecDeque::new()),
             last_sweep: AtomicI64::new(0),
             limits,
@@ -168,7 +173,12 @@ impl Cache {
         if now == i64::MAX {
             return 0;
         }
-        let secs = now.saturating_add(self.limits.positive_ttl) / NANOS_PER_SEC;
+        let ttl = if self.feed_down.load(Ordering::Relaxed) {
+            self.limits.feed_down_ttl.min(self.limits.positive_ttl)
+        } else {
+            self.limits.positive_ttl
+        };
+        let secs = now.saturating_add(ttl) / NANOS_PER_SEC;
         u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
     }
 
@@ -239,6 +249,15 @@ impl Cache {
         self.known.remove_if(&key(digest), |_, entry| {
             entry.extra.digest_tail == tail(digest)
         });
+    }
+
+    /// The change feed went down (`true`: every entry is dropped and later fills are
+    /// fresh for the short TTL only) or came back (`false`).
+    pub(crate) fn set_feed_down(&self, down: bool) {
+        self.feed_down.store(down, Ordering::SeqCst);
+        if down {
+            self.reset();
+        }
     }
 
     /// Forgets every verified token (the change feed lost events).

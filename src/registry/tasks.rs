@@ -55,6 +55,11 @@ impl Registry {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "re-reading token announced as changed by the change feed");
                         cache.evict(&invalidation.digest);
                     }
+                    Change::FeedDown => {
+                        tracing::warn!(target: "tower_bearer::registry", "change feed down; re-checking cached tokens against the store until it is back");
+                        cache.set_feed_down(true);
+                    }
+                    Change::FeedUp => cache.set_feed_down(false),
                     Change::Reset => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed lost events; evicting every cached token");
                         cache.reset();

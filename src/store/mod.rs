@@ -7,8 +7,9 @@
 //! Stores shared by several nodes can offer a [change feed](TokenStore::changes) of
 //! invalidations, so that a revocation on one node evicts the cached token on the others.
 //!
-//! Available stores: [`MemoryStore`] (in-process, for tests and single-process apps) and,
-//! with the `sqlite` feature, `SqliteStore` (embedded, persistent).
+//! Available stores: [`MemoryStore`] (in-process, for tests and single-process apps),
+//! with the `sqlite` feature `SqliteStore` (embedded, persistent, one node), and with the
+//! `postgres` feature `PostgresStore` (shared by many nodes, with a change feed).
 //!
 //! # Implementing a store
 //!
@@ -111,11 +112,17 @@ use crate::token::{Digest, Env};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
 mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+mod postgres;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
@@ -393,8 +400,14 @@ pub enum Change {
     /// A record still exists but changed (new scopes or name, a shorter life, a grace
     /// period after rotation): evict its digest so that the next request reads it again.
     Updated(Invalidation),
-    /// The feed lost events (a reconnect, a lagging subscriber): evict everything.
+    /// The feed lost events (a lagging subscriber, changes pruned before they were
+    /// read): evict everything.
     Reset,
+    /// The feed stopped (its connection is down): changes made elsewhere may go unseen
+    /// until it is back, so caches re-check what they hold after a short TTL.
+    FeedDown,
+    /// The feed is back, caught up with every change made while it was down.
+    FeedUp,
 }
 
 /// A store's change feed. It ends when the store goes away.

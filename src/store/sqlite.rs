@@ -17,12 +17,12 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row, params};
 use time::OffsetDateTime;
 
+use super::columns::{
+    COLUMNS, RawRecord, digest_of, id_param, metadata_column, scopes_column, token_id,
+};
 use super::{
     Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, TokenUpdate,
     UsageUpdate,
-};
-use super::columns::{
-    COLUMNS, RawRecord, digest_of, id_param, metadata_column, scopes_column, token_id,
 };
 use crate::clock::to_millis as millis;
 use crate::identity::TokenId;
@@ -38,8 +38,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// Read connections beside the writer.
 const READERS: usize = 4;
-
-
 
 /// A [`TokenStore`] in a SQLite database file: the embedded default.
 ///

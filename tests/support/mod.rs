@@ -6,6 +6,7 @@
 
 pub mod example;
 pub mod http;
+pub mod postgres;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
