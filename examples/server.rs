@@ -32,12 +32,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tower_bearer::TokenStore;
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
 use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
 use tower_bearer::layer::BearerAuth;
 use tower_bearer::registry::DEFAULT_TENANT;
 use tower_bearer::reject::Preset;
-use tower_bearer::store::SqliteStore;
+use tower_bearer::store::{PostgresStore, SqliteStore};
 use tower_bearer::token::{Env, Formats, IssueFormat};
 use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId};
 
@@ -48,7 +49,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
        server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
-  --db                 the SQLite file (default tower-bearer.db, created if missing, mode 0600)
+  --db                 the SQLite file (default tower-bearer.db, created if missing, mode 0600),
+                       or postgres://user:password@host:port/dbname: one database for many nodes
   --style              the error bodies (of the layer and the management API):
                        laravel (default), drf or envelope
   --format             the format of issued tokens: prefixed (sk_live_…, default) or sanctum (id|secret)
@@ -61,7 +63,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
 
 struct Args {
     addr: SocketAddr,
-    db: PathBuf,
+    db: String,
     style: Preset,
     error_style: ErrorStyle,
     format: IssueFormat,
@@ -76,7 +78,7 @@ struct Args {
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
-        db: PathBuf::from("tower-bearer.db"),
+        db: "tower-bearer.db".to_owned(),
         style: Preset::laravel(),
         error_style: ErrorStyle::Laravel,
         format: IssueFormat::Prefixed,
@@ -89,7 +91,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
     bootstrap::parse_flags(args, &["--issue-admin-token"], |flag, value| {
         match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
-            "--db" => parsed.db = PathBuf::from(value),
+            "--db" => parsed.db = value,
             "--style" => {
                 (parsed.style, parsed.error_style) = match value.as_str() {
                     "laravel" => (Preset::laravel(), ErrorStyle::Laravel),
@@ -197,8 +199,57 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
     auth.protect(router)
 }
 
+/// The store `--db` names: PostgreSQL for a `postgres://` URL (shared by every node on
+/// that database), otherwise a SQLite file.
+async fn open_store(db: &str) -> Result<Arc<dyn TokenStore>, String> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        let store = PostgresStore::connect(db).await.map_err(|error| {
+            format!("cannot use PostgreSQL at {}: {}", redact(db), chain(&error))
+        })?;
+        return Ok(Arc::new(store));
+    }
+    let store = SqliteStore::open(db)
+        .await
+        .map_err(|error| format!("cannot open SQLite database {db}: {error}"))?;
+    Ok(Arc::new(store))
+}
+
+/// An error and its causes, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let store = SqliteStore::open(&args.db).await?;
+    let store = match open_store(&args.db).await {
+        Ok(store) => store,
+        Err(message) => {
+            // A configuration error, reported on one line like a bad flag.
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
     let mut builder = Registry::builder(store)
         .formats(Formats::default().sanctum())
         .issue_format(args.format)

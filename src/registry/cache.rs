@@ -73,8 +73,10 @@ pub(crate) struct Cache {
     epochs: Box<[AtomicU64]>,
     /// Bumped when every entry is dropped at once (the change feed lost events).
     resets: AtomicU64,
-    /// Whether the store's change feed is down: entries are filled for the short TTL.
-    feed_down: std::sync::atomic::AtomicBool,
+    /// Since when (Unix seconds) the store's change feed is down; 0 while it is up.
+    /// Meanwhile entries are filled for the short TTL, and the ones filled before are
+    /// fresh for at most that long after the feed went down.
+    feed_down_since: AtomicI64,
     /// Insertion order of negative entries, for evicting the oldest over the bound.
     negative_order: Mutex<VecDeque<(Digest, i64)>>,
     /// When the last sweep of expired entries ran (Unix nanoseconds).
@@ -117,7 +119,7 @@ impl Cache {
             negative: DashMap::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             resets: AtomicU64::new(0),
-            feed_down: std::sync::atomic::AtomicBool::new(false),
+            feed_down_since: AtomicI64::new(0),
             negative_order: Mutex::new(VecDeque::new()),
             last_sweep: AtomicI64::new(0),
             limits,
@@ -152,7 +154,7 @@ impl Cache {
         if let Some(entry) = self.known.get(&key(digest)) {
             let slot = &entry.extra;
             if slot.digest_tail == tail(digest) {
-                let fresh = now / NANOS_PER_SEC < i64::from(slot.fresh_until);
+                let fresh = self.is_fresh(slot.fresh_until, now / NANOS_PER_SEC);
                 // An expired token stays expired: no need to refresh it.
                 if fresh || now >= entry.expires_at_nanos() {
                     return Lookup::Hit(entry.clone());
@@ -169,12 +171,33 @@ impl Cache {
 
     /// The Unix second until which an entry filled at `now` is served (`u32` seconds
     /// last until 2106). An unreadable clock (`i64::MAX`) makes entries never fresh.
+    fn short_ttl(&self) -> i64 {
+        self.limits.feed_down_ttl.min(self.limits.positive_ttl)
+    }
+
+    /// Whether an entry fresh until `fresh_until` (Unix seconds) is fresh at `now_secs`:
+    /// before it, and, while the change feed is down, filled after the feed went down
+    /// (its freshness is short) or not yet the feed-down TTL past that.
+    #[inline]
+    fn is_fresh(&self, fresh_until: u32, now_secs: i64) -> bool {
+        if now_secs >= i64::from(fresh_until) {
+            return false;
+        }
+        let down_since = self.feed_down_since.load(Ordering::Relaxed);
+        if down_since == 0 {
+            return true;
+        }
+        // Whole seconds, rounded up.
+        let short = self.short_ttl().saturating_add(NANOS_PER_SEC - 1) / NANOS_PER_SEC;
+        now_secs < down_since + short || i64::from(fresh_until) <= now_secs + short
+    }
+
     pub(crate) fn fresh_until(&self, now: i64) -> u32 {
         if now == i64::MAX {
             return 0;
         }
-        let ttl = if self.feed_down.load(Ordering::Relaxed) {
-            self.limits.feed_down_ttl.min(self.limits.positive_ttl)
+        let ttl = if self.feed_down_since.load(Ordering::Relaxed) != 0 {
+            self.short_ttl()
         } else {
             self.limits.positive_ttl
         };
@@ -251,13 +274,15 @@ impl Cache {
         });
     }
 
-    /// The change feed went down (`true`: every entry is dropped and later fills are
-    /// fresh for the short TTL only) or came back (`false`).
-    pub(crate) fn set_feed_down(&self, down: bool) {
-        self.feed_down.store(down, Ordering::SeqCst);
-        if down {
-            self.reset();
-        }
+    /// The change feed went down (`true`: entries are re-checked against the store after
+    /// at most the feed-down TTL, and kept for stale-if-error meanwhile) or came back.
+    pub(crate) fn set_feed_down(&self, down: bool, now: i64) {
+        let since = if down {
+            (now / NANOS_PER_SEC).max(1)
+        } else {
+            0
+        };
+        self.feed_down_since.store(since, Ordering::SeqCst);
     }
 
     /// Forgets every verified token (the change feed lost events).

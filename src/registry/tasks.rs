@@ -57,9 +57,9 @@ impl Registry {
                     }
                     Change::FeedDown => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed down; re-checking cached tokens against the store until it is back");
-                        cache.set_feed_down(true);
+                        cache.set_feed_down(true, registry.inner.clock.now_nanos());
                     }
-                    Change::FeedUp => cache.set_feed_down(false),
+                    Change::FeedUp => cache.set_feed_down(false, 0),
                     Change::Reset => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed lost events; evicting every cached token");
                         cache.reset();

@@ -1,23 +1,5 @@
 //! [`PostgresStore`]: token records in PostgreSQL, shared by many nodes, with a change
 //! feed that loses nothing.
-//!
-//! - Queries go through a pool (deadpool-postgres) with cached prepared statements: a
-//!   cache miss is one round trip.
-//! - Every deletion and update writes a row to a change log and sends `NOTIFY` in the same
-//!   transaction. Writers take an advisory transaction lock first, so the log's sequence
-//!   order is commit order and a reader can never skip a change that commits late.
-//! - Each store keeps one dedicated connection (not from the pool: a pooled connection
-//!   drops notifications) that `LISTEN`s, applies notifications at once, and on every
-//!   (re)connect first catches up from the last sequence number it applied. A heartbeat
-//!   (every second by default) reads the log, which also detects a silently dead
-//!   connection. While the listener is down the feed says so
-//!   ([`Change::FeedDown`]), and the registry re-checks cached tokens after its
-//!   [feed-down TTL](crate::registry::RegistryBuilder::feed_down_ttl).
-//! - Change-log rows older than the retention (24 h) are pruned; a node that was away
-//!   longer drops its whole positive cache when it comes back.
-//!
-//! Poolers in transaction mode (PgBouncer's default) and read replicas cannot `LISTEN`:
-//! point the store at the primary, or at a pooler in session mode.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -66,6 +48,7 @@ pub struct PostgresOptions {
     timeout: Duration,
     heartbeat: Duration,
     retention: Duration,
+    application_name: String,
 }
 
 impl Default for PostgresOptions {
@@ -75,6 +58,7 @@ impl Default for PostgresOptions {
             timeout: Duration::from_secs(2),
             heartbeat: Duration::from_secs(1),
             retention: Duration::from_secs(24 * 3600),
+            application_name: "tower-bearer".to_owned(),
         }
     }
 }
@@ -99,6 +83,13 @@ impl PostgresOptions {
         self
     }
 
+    /// The `application_name` of the store's connections (default `tower-bearer`; the
+    /// listener's is this plus ` listener`), to tell nodes apart in `pg_stat_activity`.
+    pub fn application_name(mut self, name: &str) -> Self {
+        self.application_name = name.to_owned();
+        self
+    }
+
     /// How long change-log rows are kept (default 24 h).
     pub fn change_retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
@@ -107,7 +98,25 @@ impl PostgresOptions {
 }
 
 /// A [`TokenStore`] in PostgreSQL: the shared store of many nodes, with a change feed
-/// that reaches every node within milliseconds (see the [module documentation](self)).
+/// that reaches every node within milliseconds.
+///
+/// - Queries go through a pool (deadpool-postgres) with cached prepared statements: a
+///   cache miss is one round trip.
+/// - Every deletion and update writes a row to a change log and sends `NOTIFY` in the same
+///   transaction. Writers take an advisory transaction lock first, so the log's sequence
+///   order is commit order and a reader can never skip a change that commits late.
+/// - Each store keeps one dedicated connection (not from the pool: a pooled connection
+///   drops notifications) that `LISTEN`s, applies notifications at once, and on every
+///   (re)connect first catches up from the last sequence number it applied. A heartbeat
+///   (every second by default) reads the log, which also detects a silently dead
+///   connection. While the listener is down the feed says so
+///   ([`Change::FeedDown`]), and the registry re-checks cached tokens after its
+///   [feed-down TTL](crate::registry::RegistryBuilder::feed_down_ttl).
+/// - Change-log rows older than the retention (24 h) are pruned; a node that was away
+///   longer drops its whole positive cache when it comes back.
+///
+/// Poolers in transaction mode (PgBouncer's default) and read replicas cannot `LISTEN`:
+/// point the store at the primary, or at a pooler in session mode.
 ///
 /// ```no_run
 /// use tower_bearer::store::PostgresStore;
@@ -161,7 +170,7 @@ impl PostgresStore {
             .connect_timeout(options.timeout)
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
-            .application_name("tower-bearer");
+            .application_name(&options.application_name);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -180,8 +189,10 @@ impl PostgresStore {
         migrate(&pool).await?;
         let start = latest_seq(&**pool.get().await.map_err(StoreError::unavailable)?).await?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let mut listen_config = config;
+        listen_config.application_name(format!("{} listener", options.application_name));
         let listener = Listener {
-            config,
+            config: listen_config,
             pool: pool.clone(),
             feed: feed.clone(),
             options,

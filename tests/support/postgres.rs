@@ -177,7 +177,7 @@ impl Cluster {
 
     fn start_server(&self) -> Result<(), String> {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
              -c full_page_writes=off -c max_connections=400",
             self.port,
             self.data.parent().unwrap().display()

@@ -1,0 +1,300 @@
+//! Many nodes on one PostgreSQL database: revocations reach every node within moments,
+//! a killed listener catches up by itself, the nodes ride out a database restart, and a
+//! revocation storm under load never lets a revoked token through. Real servers: a
+//! throwaway PostgreSQL cluster (or `DATABASE_URL`), and example-server processes.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::postgres::{Server, own_server, server};
+use tower_bearer::registry::IssueRequest;
+use tower_bearer::store::{PostgresOptions, PostgresStore};
+use tower_bearer::{Registry, VerifyError};
+
+async fn node(url: &str, name: &str) -> Registry {
+    let options = PostgresOptions::default().application_name(name);
+    let store = PostgresStore::connect_with(url, options).await.unwrap();
+    Registry::builder(store)
+        .store_timeout(Duration::from_secs(1))
+        .build()
+}
+
+async fn issue(registry: &Registry) -> (tower_bearer::TokenId, String) {
+    let issued = registry
+        .issue(
+            IssueRequest::new("t", "acme")
+                .unwrap()
+                .scopes(["read"])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    (issued.info.id, issued.secret.expose_secret().to_owned())
+}
+
+/// Polls `node` until it rejects `token`; how long that took, or `None` past `bound`.
+async fn rejected_within(node: &Registry, token: &str, bound: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        match node.verify(token).await {
+            Err(VerifyError::Rejected { .. }) => return Some(start.elapsed()),
+            _ => tokio::time::sleep(Duration::from_micros(200)).await,
+        }
+    }
+    None
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_node_holds_on_the_other_within_moments() {
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+    let mut latencies = Vec::new();
+    for _ in 0..100 {
+        let (id, token) = issue(&a).await;
+        b.verify(&token).await.expect("issued on A, valid on B");
+        a.revoke("acme", id).await.unwrap();
+        let took = rejected_within(&b, &token, Duration::from_secs(2))
+            .await
+            .expect("B rejects a token revoked on A");
+        latencies.push(took);
+    }
+    latencies.sort();
+    eprintln!(
+        "cross-node revocation, in-process: p50 {:?}, p99 {:?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listener_catches_up_without_a_restart() {
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+    let (id, token) = issue(&a).await;
+    b.verify(&token).await.unwrap();
+    let admin = Server::client(&url).await;
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'node-b listener' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "node B has one listener");
+    a.revoke("acme", id).await.unwrap();
+    rejected_within(&b, &token, Duration::from_secs(2))
+        .await
+        .expect("B rejects the token within 2 s without a restart");
+    // The listener is back: the next revocation arrives through it.
+    let (id, token) = issue(&a).await;
+    b.verify(&token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.revoke("acme", id).await.unwrap();
+    rejected_within(&b, &token, Duration::from_secs(2))
+        .await
+        .expect("the feed works again");
+    let listeners = admin
+        .query(
+            "SELECT 1 FROM pg_stat_activity \
+             WHERE application_name = 'node-b listener' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(listeners.len(), 1, "node B reconnected its listener");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_ride_out_a_database_restart() {
+    let Some(server) = own_server() else { return };
+    let url = server.database().await;
+    let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+    let (cached_id, cached) = issue(&a).await;
+    let (_, uncached) = issue(&a).await;
+    b.verify(&cached).await.unwrap();
+
+    server.stop();
+    // Cached tokens keep working (fresh, then stale-if-error); misses are "unavailable",
+    // never "unknown".
+    b.verify(&cached)
+        .await
+        .expect("a cached token during the outage");
+    let miss = b.verify(&uncached).await.unwrap_err();
+    assert!(miss.is_unavailable(), "{miss:?}");
+    assert!(
+        a.issue(IssueRequest::new("x", "acme").unwrap())
+            .await
+            .is_err()
+    );
+
+    server.start();
+    let start = Instant::now();
+    loop {
+        match b.verify(&uncached).await {
+            Ok(_) => break,
+            Err(error) => {
+                assert!(
+                    error.is_unavailable(),
+                    "never 401 for a valid token: {error:?}"
+                );
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "no recovery: {:?}",
+                    std::error::Error::source(&error)
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // The listeners are back too: a revocation on A reaches B.
+    let revoked = loop {
+        match a.revoke("acme", cached_id).await {
+            Ok(()) => break true,
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("A never recovered: {error}"),
+        }
+    };
+    assert!(revoked);
+    rejected_within(&b, &cached, Duration::from_secs(3))
+        .await
+        .expect("B rejects the token revoked after the restart");
+}
+
+/// Two nodes: one serves a steady load of verifications while the other revokes the
+/// tokens one by one. No answer but "ok" and "rejected", and no token accepted by a
+/// verification that started after its revocation was seen on that node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_storm_under_load_lets_no_revoked_token_through() {
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        tokens.push(issue(&a).await);
+    }
+    // When each revocation was applied on B (first rejection seen), for the checks.
+    let applied: Arc<Vec<std::sync::Mutex<Option<Instant>>>> =
+        Arc::new(tokens.iter().map(|_| std::sync::Mutex::new(None)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let (b, tokens, applied, stop) = (b.clone(), tokens.clone(), applied.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut accepted_late = Vec::new();
+            let mut n = worker;
+            while !stop.load(Ordering::SeqCst) {
+                let at = n % tokens.len();
+                n += 1;
+                let started = Instant::now();
+                let seen_revoked = *applied[at].lock().unwrap();
+                match b.verify(&tokens[at].1).await {
+                    Ok(_) if seen_revoked.is_some_and(|t| t < started) => accepted_late.push(at),
+                    Ok(_) => {}
+                    Err(VerifyError::Rejected { .. }) => {
+                        let mut slot = applied[at].lock().unwrap();
+                        slot.get_or_insert(Instant::now());
+                    }
+                    Err(other) => panic!("unexpected answer under load: {other:?}"),
+                }
+                tokio::task::yield_now().await;
+            }
+            accepted_late
+        }));
+    }
+    for (id, _) in &tokens {
+        a.revoke("acme", *id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (at, (_, token)) in tokens.iter().enumerate() {
+        rejected_within(&b, token, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|| panic!("token {at} still accepted on B"));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for worker in load {
+        let late = worker.await.unwrap();
+        assert!(
+            late.is_empty(),
+            "accepted after the revocation was seen: {late:?}"
+        );
+    }
+}
+
+/// Three example-server processes on one database, as behind a load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_example_servers_share_tokens_and_revocations() {
+    use support::example::ExampleProcess;
+    use support::http::HttpClient;
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let args = ["--addr", "127.0.0.1:0", "--db", url.as_str()];
+    let mut a = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+    let line = a.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+    let b = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+    let c = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+    let (on_a, on_b, on_c) = (
+        HttpClient::new(a.addrs[0]),
+        HttpClient::new(b.addrs[0]),
+        HttpClient::new(c.addrs[0]),
+    );
+    for round in 0..100 {
+        let request = http::Request::post("/tokens")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                r#"{"name":"roaming","scopes":["read"]}"#,
+            )))
+            .unwrap();
+        let created = on_a.request(request).await;
+        assert_eq!(
+            created.status,
+            http::StatusCode::CREATED,
+            "{}",
+            created.text()
+        );
+        let created: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+        let token = created["token"].as_str().unwrap();
+        for node in [&on_b, &on_c] {
+            assert_eq!(
+                node.get("/me", token).await.status,
+                http::StatusCode::OK,
+                "round {round}"
+            );
+        }
+        let id = created["id"].as_u64().unwrap();
+        let deleted = on_a
+            .send(
+                "DELETE",
+                &format!("/tokens/{id}"),
+                &[format!("Bearer {admin}").as_bytes()],
+            )
+            .await;
+        assert_eq!(deleted.status, http::StatusCode::NO_CONTENT);
+        for node in [&on_b, &on_c] {
+            let start = Instant::now();
+            while node.get("/me", token).await.status != http::StatusCode::UNAUTHORIZED {
+                assert!(
+                    start.elapsed() < Duration::from_secs(2),
+                    "round {round}: still accepted"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    for node in [a, b, c] {
+        assert_eq!(node.interrupt().await, "");
+    }
+}
