@@ -408,3 +408,55 @@ async fn issue_once_mints_one_token_per_marker_ever() {
             .is_none()
     );
 }
+
+/// Counts WARN events of one target.
+struct WarnCounter {
+    target: &'static str,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let meta = event.metadata();
+        if *meta.level() == tracing::Level::WARN && meta.target() == self.target {
+            self.count.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_outage_is_warned_about_once_not_per_request() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(WarnCounter {
+        target: "tower_bearer::registry",
+        count: count.clone(),
+    });
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = InstrumentedStore::new();
+    let registry = Registry::builder(store.clone()).build();
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        tokens.push(issue(&registry, "acme").await);
+    }
+    let cold = Registry::builder(store.clone()).build();
+    store.set_down(true);
+    for token in &tokens {
+        assert!(cold.verify(token).await.unwrap_err().is_unavailable());
+    }
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "one warning for the outage"
+    );
+    assert_eq!(cold.cache_stats().store_errors, 20);
+    store.set_down(false);
+    cold.verify(&tokens[0]).await.unwrap();
+    store.set_down(true);
+    assert!(cold.verify(&tokens[1]).await.unwrap_err().is_unavailable());
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "a new outage, a new warning"
+    );
+}

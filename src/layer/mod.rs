@@ -62,16 +62,15 @@
 //! The bodies come from the configured [`Renderer`](crate::reject::Renderer) (Laravel
 //! preset by default); every 401 has the same body.
 
-mod auth_layer;
+mod bearer;
 mod body;
 mod future;
 mod grpc;
 mod require_scope;
-#[cfg(feature = "axum")]
-mod serve;
-mod service;
 
-pub use auth_layer::BearerAuthLayer;
+#[cfg(feature = "axum")]
+pub use bearer::MakeFuture;
+pub use bearer::{BearerAuth, BearerAuthLayer};
 pub use body::{RejectionBody, ResponseBody};
 pub use future::ResponseFuture;
 pub(crate) use grpc::is_grpc;
@@ -79,9 +78,6 @@ pub use grpc::{GrpcScopes, InvalidGrpcScope, MethodRequirement};
 #[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;
 pub use require_scope::{RequireScope, RequireScopeLayer};
-#[cfg(feature = "axum")]
-pub use serve::MakeFuture;
-pub use service::BearerAuth;
 
 /// Inserted into request extensions by an optional-mode layer that let a request without
 /// credentials through, so that extractors can tell "not authenticated" (401) from "no

@@ -3,16 +3,17 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::{BearerAuth, GrpcScopes};
+use super::BearerAuth;
 use crate::Registry;
 use crate::header::TokenSources;
+use crate::layer::GrpcScopes;
 use crate::reject::{Renderer, Rendering};
 
 /// Authenticates requests with Bearer tokens verified by a [`Registry`].
 ///
 /// On success the request reaches the inner service with the
 /// [`Principal`](crate::Principal) in its extensions; otherwise the configured renderer
-/// answers (see the [module documentation](super) for the exact responses).
+/// answers (see the [module documentation](crate::layer) for the exact responses).
 ///
 /// ```
 /// use std::time::Duration;

@@ -4,14 +4,14 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::auth_layer::Config;
-use super::future::{ResponseFuture, finish};
-use super::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
+use super::Config;
+use crate::layer::future::{ResponseFuture, finish};
+use crate::layer::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
 use crate::reject::RejectCause;
 use crate::reject::Rejection;
 use crate::token::Presented;
 
-/// The middleware built by [`BearerAuthLayer`](super::BearerAuthLayer).
+/// The middleware built by [`BearerAuthLayer`](crate::layer::BearerAuthLayer).
 #[derive(Debug)]
 pub struct BearerAuth<S> {
     pub(super) inner: S,
@@ -48,7 +48,7 @@ impl<S> BearerAuth<S> {
     }
 
     /// A layer verifying tokens with `registry`: the same as
-    /// [`BearerAuthLayer::new`](super::BearerAuthLayer::new), like tower-http's
+    /// [`BearerAuthLayer::new`](crate::layer::BearerAuthLayer::new), like tower-http's
     /// `Service::layer()` constructors.
     pub fn layer(registry: crate::Registry) -> super::BearerAuthLayer {
         super::BearerAuthLayer::new(registry)

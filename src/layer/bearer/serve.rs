@@ -14,8 +14,7 @@ use axum::serve::{IncomingStream, Listener};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::BearerAuth;
-use super::auth_layer::Config;
+use super::{BearerAuth, Config};
 
 impl<'a, L, S> Service<IncomingStream<'a, L>> for BearerAuth<S>
 where
