@@ -62,6 +62,27 @@
 //! The bodies come from the configured [`Renderer`](crate::reject::Renderer) (Laravel
 //! preset by default); every 401 has the same body.
 
+/// `get_ref`, `get_mut` and `into_inner` for a middleware service wrapping `inner`, as
+/// tower-http's `define_inner_service_accessors!` gives its services.
+macro_rules! inner_service_accessors {
+    () => {
+        /// The wrapped service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The wrapped service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// Unwraps the service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
 mod bearer;
 mod body;
 mod future;

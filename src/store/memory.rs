@@ -3,7 +3,6 @@ use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use futures_util::StreamExt as _;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
@@ -328,15 +327,6 @@ impl TokenStore for MemoryStore {
     }
 
     fn changes(&self) -> Option<ChangeStream> {
-        let receiver = self.shared.feed.subscribe();
-        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            let change = match receiver.recv().await {
-                Ok(change) => change,
-                Err(broadcast::error::RecvError::Lagged(_)) => Change::Reset,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((change, receiver))
-        });
-        Some(stream.boxed())
+        Some(super::broadcast_feed(self.shared.feed.subscribe()))
     }
 }

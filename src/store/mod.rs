@@ -413,6 +413,22 @@ pub enum Change {
 /// A store's change feed. It ends when the store goes away.
 pub type ChangeStream = BoxStream<'static, Change>;
 
+/// The change feed of a store that broadcasts its changes in process: a subscriber that
+/// falls too far behind gets [`Change::Reset`] in place of what it missed.
+pub(crate) fn broadcast_feed(receiver: tokio::sync::broadcast::Receiver<Change>) -> ChangeStream {
+    use futures_util::StreamExt as _;
+    use tokio::sync::broadcast::error::RecvError;
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let change = match receiver.recv().await {
+            Ok(change) => change,
+            Err(RecvError::Lagged(_)) => Change::Reset,
+            Err(RecvError::Closed) => return None,
+        };
+        Some((change, receiver))
+    })
+    .boxed()
+}
+
 /// Persistent storage of token records.
 ///
 /// Implementations never see plaintext tokens: only digests. Every method either answers

@@ -717,16 +717,7 @@ impl TokenStore for PostgresStore {
     }
 
     fn changes(&self) -> Option<ChangeStream> {
-        let receiver = self.shared.feed.subscribe();
-        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            let change = match receiver.recv().await {
-                Ok(change) => change,
-                Err(broadcast::error::RecvError::Lagged(_)) => Change::Reset,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((change, receiver))
-        });
-        Some(stream.boxed())
+        Some(super::broadcast_feed(self.shared.feed.subscribe()))
     }
 }
 

@@ -31,26 +31,15 @@ pub fn server() -> Option<&'static Server> {
     SHARED
         .get_or_init(|| {
             if let Ok(url) = std::env::var("DATABASE_URL") {
-                let base = url.rsplit_once('/').map_or(url.clone(), |(base, _)| base.to_owned());
+                let base = url
+                    .rsplit_once('/')
+                    .map_or(url.clone(), |(base, _)| base.to_owned());
                 return Some(Server {
                     base,
                     cluster: None,
                 });
             }
-            match Cluster::start() {
-                Ok(cluster) => Some(Server {
-                    base: format!("postgres://postgres@127.0.0.1:{}", cluster.port),
-                    cluster: Some(cluster),
-                }),
-                Err(why) => {
-                    assert!(
-                        std::env::var("CI").is_err(),
-                        "no PostgreSQL for the tests under CI: {why}"
-                    );
-                    eprintln!("SKIPPED: PostgreSQL tests need DATABASE_URL or the postgresql package ({why})");
-                    None
-                }
-            }
+            started()
         })
         .as_ref()
 }
@@ -62,6 +51,11 @@ pub fn own_server() -> Option<Server> {
         eprintln!("SKIPPED: this test stops its server, which it cannot do to DATABASE_URL");
         return None;
     }
+    started()
+}
+
+/// A cluster started here, or `None` with a visible message (a failure under `CI`).
+fn started() -> Option<Server> {
     match Cluster::start() {
         Ok(cluster) => Some(Server {
             base: format!("postgres://postgres@127.0.0.1:{}", cluster.port),
@@ -70,9 +64,11 @@ pub fn own_server() -> Option<Server> {
         Err(why) => {
             assert!(
                 std::env::var("CI").is_err(),
-                "no PostgreSQL under CI: {why}"
+                "no PostgreSQL for the tests under CI: {why}"
             );
-            eprintln!("SKIPPED: no PostgreSQL ({why})");
+            eprintln!(
+                "SKIPPED: PostgreSQL tests need DATABASE_URL or the postgresql package ({why})"
+            );
             None
         }
     }

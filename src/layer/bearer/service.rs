@@ -32,20 +32,7 @@ impl<S> BearerAuth<S> {
         Self { inner, config }
     }
 
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 
     /// A layer verifying tokens with `registry`: the same as
     /// [`BearerAuthLayer::new`](crate::layer::BearerAuthLayer::new), like tower-http's
