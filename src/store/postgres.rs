@@ -337,6 +337,23 @@ impl Kind {
     }
 }
 
+/// Deletes the token `id` of `tenant` in `transaction`; `NotFound` when there is none.
+async fn delete_one(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    id: TokenId,
+) -> Result<Invalidation, StoreError> {
+    let row = transaction
+        .query_opt(
+            "DELETE FROM tower_bearer_tokens WHERE id = $1 AND tenant = $2 RETURNING id, digest",
+            &[&id_param(id), &tenant],
+        )
+        .await
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound)?;
+    invalidation(&row)
+}
+
 /// Starts a transaction that writes the change log: the advisory lock first, so that
 /// sequence order is commit order.
 async fn write_transaction(
@@ -486,15 +503,7 @@ impl TokenStore for PostgresStore {
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
         let mut client = self.client().await?;
         let transaction = write_transaction(&mut client).await?;
-        let row = transaction
-            .query_opt(
-                "DELETE FROM tower_bearer_tokens WHERE id = $1 AND tenant = $2 RETURNING id, digest",
-                &[&id_param(id), &tenant],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound)?;
-        let gone = invalidation(&row)?;
+        let gone = delete_one(&transaction, tenant, id).await?;
         log_change(&transaction, Kind::Invalidated, &gone).await?;
         transaction.commit().await.map_err(unavailable)?;
         Ok(gone)
@@ -539,15 +548,7 @@ impl TokenStore for PostgresStore {
     ) -> Result<Vec<Invalidation>, StoreError> {
         let mut client = self.client().await?;
         let transaction = write_transaction(&mut client).await?;
-        let own = transaction
-            .query_opt(
-                "DELETE FROM tower_bearer_tokens WHERE id = $1 AND tenant = $2 RETURNING id, digest",
-                &[&id_param(id), &tenant],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound)?;
-        let mut removed = vec![invalidation(&own)?];
+        let mut removed = vec![delete_one(&transaction, tenant, id).await?];
         let rows = transaction
             .query(
                 "WITH RECURSIVE tree(id) AS ( \
