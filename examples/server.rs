@@ -10,7 +10,7 @@
 //! `--admin-token-file PATH` it writes it to a new file readable by its owner only
 //! instead. Logs go to stderr (`RUST_LOG`).
 //!
-//! Routes: `GET /health` (no auth), `GET /me` (any token), `GET /ping` (any token; the
+//! Routes: `GET /health` and `GET /openapi.json` (no auth), `GET /me` (any token), `GET /ping` (any token; the
 //! load test's authenticated twin of `/health`), `GET /items` (scope `read`),
 //! `POST /items` (scope `write`), and the management API under `/tokens` (scope `admin`).
 //!
@@ -179,12 +179,17 @@ async fn create_item(
 fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
     let mut auth = BearerAuthLayer::new(registry.clone())
         .renderer(args.style.clone())
-        .public(["/health"]);
+        .public(["/health", "/openapi.json"]);
     if let Some(scheme) = &args.accept_scheme {
         auth = auth.accept_scheme(scheme);
     }
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
+        // The management API's OpenAPI document (public, like the docs that describe it).
+        .route(
+            "/openapi.json",
+            get(|| async { Json(tower_bearer::admin::openapi()) }),
+        )
         .route("/me", get(me))
         // The cheapest authenticated route: the load test compares it with `/health`.
         .route("/ping", get(|| async { "pong" }))
@@ -195,7 +200,8 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
                 .router(),
         )
         .with_state(Items::default());
-    // Every route is authenticated except `/health`, whenever it was added.
+    // Every route is authenticated except `/health` and `/openapi.json`, whenever it was
+    // added.
     auth.protect(router)
 }
 

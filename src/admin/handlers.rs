@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorStyle};
 use super::input::{flag, list_query, parse_id, read_json, reject_unknown, required};
@@ -33,20 +34,29 @@ impl Context {
     }
 }
 
-/// The answer to `POST /tokens` and `POST /tokens/{id}/rotate`.
-#[derive(Serialize)]
-struct Created<'a> {
+/// The answer to `POST /tokens` and `POST /tokens/{id}/rotate`: the only time `token`
+/// is shown.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IssuedToken)]
+pub(super) struct Created<'a> {
+    #[schema(value_type = u64, minimum = 1)]
     id: TokenId,
     name: &'a str,
+    /// The plaintext token.
     token: &'a str,
+    #[schema(value_type = Vec<String>)]
     scopes: &'a ScopeSet,
     tenant: &'a str,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<OffsetDateTime>,
+    #[schema(value_type = Option<u64>)]
     created_by: Option<TokenId>,
     owner: Option<&'a str>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<&'a Metadata>,
 }
 
@@ -68,23 +78,34 @@ impl<'a> From<&'a Issued> for Created<'a> {
 }
 
 /// A token as `GET /tokens` and `GET /tokens/{id}` show it: everything but the secret.
-#[derive(Serialize)]
-struct Listed {
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
+pub(super) struct Listed {
+    #[schema(value_type = u64, minimum = 1)]
     id: TokenId,
     name: String,
+    /// The first characters of the token, to tell tokens apart.
     prefix: String,
+    #[schema(value_type = Vec<String>)]
     scopes: ScopeSet,
     tenant: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     last_used_at: Option<OffsetDateTime>,
+    /// Expired tokens stay listed until deleted.
     expired: bool,
+    #[schema(value_type = Option<u64>)]
     created_by: Option<TokenId>,
+    #[schema(value_type = Option<u64>)]
     rotated_to: Option<TokenId>,
     owner: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Metadata>,
 }
 
@@ -109,12 +130,43 @@ impl From<TokenInfo> for Listed {
 }
 
 /// `GET /tokens`: a Stripe-style page.
-#[derive(Serialize)]
-struct Page {
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokenPage)]
+pub(super) struct Page {
     data: Vec<Listed>,
+    /// Whether more tokens follow the last one (ask with `starting_after`).
     has_more: bool,
 }
 
+/// `DELETE /tokens/{id}?cascade=true`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RevokedTokens)]
+pub(super) struct Revoked {
+    /// The revoked tokens' ids, the token's own first.
+    #[schema(value_type = Vec<u64>)]
+    revoked: Vec<TokenId>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    operation_id = "issueToken",
+    tag = "tokens",
+    summary = "Issue a token",
+    request_body(content = super::openapi::CreateTokenBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Issued; the token is shown this once", body = Created,
+         headers(("cache-control" = String, description = "no-store"))),
+        (status = 400, description = "Not JSON", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
@@ -133,6 +185,26 @@ pub(super) async fn create(
     ctx.answer(result.await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    summary = "List the tenant's tokens, a page at a time",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
+        ("starting_after" = Option<u64>, Query, minimum = 1, description = "The last id of the previous page"),
+        ("owner" = Option<String>, Query, description = "Only this owner's tokens"),
+    ),
+    responses(
+        (status = 200, description = "A page of tokens", body = Page),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
@@ -154,6 +226,23 @@ pub(super) async fn list(
     ctx.answer(result.await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}",
+    operation_id = "getToken",
+    tag = "tokens",
+    summary = "One token, without its secret",
+    params(("id" = u64, Path, minimum = 1, description = "The token's id")),
+    responses(
+        (status = 200, description = "The token", body = Listed),
+        (status = 400, description = "The id is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_one(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
@@ -171,6 +260,30 @@ pub(super) async fn get_one(
     ctx.answer(result.await)
 }
 
+#[utoipa::path(
+    patch,
+    path = "/tokens/{id}",
+    operation_id = "updateToken",
+    tag = "tokens",
+    summary = "Rename a token, change its scopes, or bring its expiry forward",
+    params(("id" = u64, Path, minimum = 1, description = "The token's id"),
+        ("force" = Option<bool>, Query, description = "Take admin from the tenant's last admin token anyway"),
+    ),
+    request_body(content = super::openapi::UpdateTokenBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The token as it is now", body = Listed),
+        (status = 400, description = "Not JSON, or a parameter is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
+        (status = 409, description = "It would take admin from the tenant's last admin token", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn update(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
@@ -199,6 +312,31 @@ pub(super) async fn update(
     ctx.answer(result.await)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    operation_id = "revokeToken",
+    tag = "tokens",
+    summary = "Revoke a token (and, with cascade, every token it created)",
+    params(("id" = u64, Path, minimum = 1, description = "The token's id"),
+        ("cascade" = Option<bool>, Query, description = "Also revoke every token it created, recursively"),
+        ("force" = Option<bool>, Query, description = "Revoke the tenant's last admin token anyway"),
+    ),
+    responses(
+        (status = 200, description = "Revoked with its descendants (cascade)", body = Revoked),
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
+        (status = 409, description = "It is the tenant's last admin token", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = super::openapi::ErrorBody),
+        (status = 422, description = "A body with fields", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
@@ -224,10 +362,6 @@ pub(super) async fn revoke(
             guard_last_admin(registry, &admin, &removing).await?;
         }
         if cascade {
-            #[derive(Serialize)]
-            struct Revoked {
-                revoked: Vec<TokenId>,
-            }
             let revoked = registry
                 .revoke_cascade(tenant, id)
                 .await
@@ -243,6 +377,29 @@ pub(super) async fn revoke(
     ctx.answer(result.await)
 }
 
+#[utoipa::path(
+    post,
+    path = "/tokens/{id}/rotate",
+    operation_id = "rotateToken",
+    tag = "tokens",
+    summary = "Replace a token with a new one",
+    params(("id" = u64, Path, minimum = 1, description = "The token's id")),
+    request_body(content = Option<super::openapi::RotateBody>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The replacement; the token is shown this once", body = Created,
+         headers(("cache-control" = String, description = "no-store"))),
+        (status = 400, description = "Not JSON, or the id is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin, or a scope of the rotated token", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
+        (status = 409, description = "Already rotated or changed meanwhile", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or the token expired", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn rotate(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,

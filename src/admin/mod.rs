@@ -107,10 +107,15 @@
 mod error;
 mod handlers;
 mod input;
+mod openapi;
 mod validate;
 
 use axum::Router;
-use axum::routing::{get, post};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use openapi::BearerScheme;
 
 pub use error::ErrorStyle;
 use handlers::Context;
@@ -155,18 +160,59 @@ impl ManagementApi {
     where
         S: Clone + Send + Sync + 'static,
     {
-        Router::new()
-            .route("/tokens", post(handlers::create).get(handlers::list))
-            .route(
-                "/tokens/{id}",
-                get(handlers::get_one)
-                    .patch(handlers::update)
-                    .delete(handlers::revoke),
-            )
-            .route("/tokens/{id}/rotate", post(handlers::rotate))
-            .with_state(Context {
-                registry: self.registry,
-                style: self.style,
-            })
+        self.split().0
+    }
+
+    /// The routes and their OpenAPI document, built together (so that no route can be
+    /// missing from the document).
+    pub fn split<S>(self) -> (Router<S>, utoipa::openapi::OpenApi)
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let context = Context {
+            registry: self.registry,
+            style: self.style,
+        };
+        let (router, api) = documented_routes().split_for_parts();
+        (router.with_state(context), api)
     }
 }
+
+/// Every route, each with its OpenAPI operation.
+fn documented_routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::with_openapi(Document::openapi())
+        .routes(routes!(handlers::create, handlers::list))
+        .routes(routes!(
+            handlers::get_one,
+            handlers::update,
+            handlers::revoke
+        ))
+        .routes(routes!(handlers::rotate))
+}
+
+/// The OpenAPI 3.1 document of the management routes, to serve (the example server does,
+/// at `GET /openapi.json`) or to merge into an application's own.
+///
+/// ```
+/// let api = tower_bearer::admin::openapi();
+/// assert!(api.paths.paths.contains_key("/tokens/{id}/rotate"));
+/// let json = api.to_json().unwrap();
+/// assert!(json.contains(r#""openapi":"3.1.0""#));
+/// ```
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().into_openapi()
+}
+
+/// The document's frame: title, tags, the Bearer scheme.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tower-bearer token management",
+        description = "Issue, list, change, rotate and revoke API tokens. Every route needs a \
+                       Bearer token with scope `admin`, and manages its tenant's tokens only."
+    ),
+    tags((name = "tokens", description = "API tokens")),
+    modifiers(&BearerScheme),
+    security(("bearer" = []))
+)]
+struct Document;

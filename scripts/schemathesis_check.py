@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Runs schemathesis against the example server's management API.
+
+Starts `target/debug/examples/server` on 127.0.0.1 with a fresh SQLite database, reads
+its bootstrap admin token, and gives schemathesis an admin token of its own that the
+fuzzer is unlikely to revoke or demote (the fuzzer tries small ids first, so this one
+comes after a few hundred filler tokens). Checks: no server errors, no status code the
+document does not list, no response body that does not match its schema. Exits with
+schemathesis' status.
+
+usage: schemathesis_check.py SERVER_BINARY SCHEMATHESIS [MAX_EXAMPLES]
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def call(addr, method, path, token, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def main():
+    server_binary, schemathesis = sys.argv[1], sys.argv[2]
+    max_examples = sys.argv[3] if len(sys.argv) > 3 else "100"
+    with tempfile.TemporaryDirectory() as directory:
+        # The server's log goes to a file: a pipe nobody drains would stall it.
+        log = open(f"{directory}/server.log", "w+")
+        server = subprocess.Popen(
+            [server_binary, "--addr", "127.0.0.1:0", "--db", f"{directory}/schemathesis.db"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            admin = server.stdout.readline().strip().removeprefix("admin token: ")
+            addr = None
+            deadline = time.time() + 30
+            while addr is None and time.time() < deadline:
+                with open(f"{directory}/server.log") as lines:
+                    for line in lines:
+                        if "listening on http://" in line:
+                            addr = line.split("listening on http://")[1].strip()
+                time.sleep(0.05)
+            if addr is None:
+                sys.exit("the example server did not start")
+            for n in range(300):
+                call(addr, "POST", "/tokens", admin, {"name": f"filler {n}"})
+            fuzz_admin = call(
+                addr, "POST", "/tokens", admin, {"name": "schemathesis", "scopes": ["admin"]}
+            )["token"]
+            result = subprocess.run(
+                [
+                    schemathesis,
+                    "run",
+                    f"http://{addr}/openapi.json",
+                    "--header",
+                    f"Authorization: Bearer {fuzz_admin}",
+                    "--checks",
+                    "not_a_server_error,status_code_conformance,response_schema_conformance",
+                    "--max-examples",
+                    max_examples,
+                    "--request-timeout",
+                    "10",
+                    "--seed",
+                    "1",
+                ],
+                check=False,
+            )
+            sys.exit(result.returncode)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            log.seek(0)
+            errors = [line for line in log if " ERROR " in line or "panicked" in line]
+            if errors:
+                print("server errors:\n" + "".join(errors), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
