@@ -460,3 +460,34 @@ async fn an_outage_is_warned_about_once_not_per_request() {
         "a new outage, a new warning"
     );
 }
+
+#[tokio::test]
+async fn a_policy_set_later_applies_to_rotations_and_changes() {
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let store = MemoryStore::new();
+    let open = Registry::builder(store.clone())
+        .clock(clock.clone())
+        .build();
+    let forever = open
+        .issue(request("forever", "acme").expires(Expiry::Never))
+        .await
+        .unwrap();
+    let strict = Registry::builder(store)
+        .clock(clock.clone())
+        .max_lifetime(Duration::from_secs(30 * 86_400))
+        .build();
+    let rotated = strict
+        .rotate(RotateRequest::new("acme", forever.info.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated.info.expires_at,
+        Some(datetime!(2030-01-31 0:00 UTC))
+    );
+    let too_far =
+        tower_bearer::store::TokenUpdate::new().expires_at(datetime!(2030-06-01 0:00 UTC));
+    assert!(matches!(
+        strict.update("acme", rotated.info.id, too_far).await,
+        Err(RegistryError::LifetimeTooLong)
+    ));
+}

@@ -186,6 +186,9 @@ impl Registry {
             if at <= now {
                 return Err(RegistryError::InvalidExpiry);
             }
+            if at > add(now, self.inner.max_lifetime)? {
+                return Err(RegistryError::LifetimeTooLong);
+            }
             let current = self.inner.store.find_by_id(tenant, id).await?;
             if current.expires_at.is_some_and(|current| at > current) {
                 return Err(RegistryError::ExpiryExtended);
@@ -323,9 +326,13 @@ impl Registry {
             name: old.name.clone(),
             tenant: old.tenant.clone(),
             scopes: old.scopes.clone(),
-            expiry: lifetime.map_or(Expiry::Never, |lifetime: Duration| {
-                Expiry::In(lifetime.min(self.inner.max_lifetime))
-            }),
+            // The same lifetime, within the policy in force now (a token that never
+            // expired gets the longest lifetime allowed when a policy was set since).
+            expiry: match lifetime {
+                Some(lifetime) => Expiry::In(lifetime.min(self.inner.max_lifetime)),
+                None if self.inner.lifetime_policy => Expiry::In(self.inner.max_lifetime),
+                None => Expiry::Never,
+            },
             env: old.env,
             kind: old.kind,
             created_by,
