@@ -174,7 +174,8 @@ def soak(server, directory, duration):
     start = time.time()
     for thread in threads:
         thread.start()
-    time.sleep(min(10.0, duration / 6))
+    # Warm-up: caches fill and the allocator settles (a quarter of the run, 10 s to 2 min).
+    time.sleep(min(120.0, max(10.0, duration / 4)))
     rss_warm = rss_kib(server.pid)
     warm_count = len(stats.latencies)
     warm_time = time.time()
