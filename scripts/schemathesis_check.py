@@ -15,8 +15,9 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+
+from example_server import example_server
 
 
 def call(addr, method, path, token, body=None):
@@ -33,27 +34,7 @@ def main():
     server_binary, schemathesis = sys.argv[1], sys.argv[2]
     max_examples = sys.argv[3] if len(sys.argv) > 3 else "100"
     with tempfile.TemporaryDirectory() as directory:
-        # The server's log goes to a file: a pipe nobody drains would stall it.
-        log = open(f"{directory}/server.log", "w+")
-        server = subprocess.Popen(
-            [server_binary, "--addr", "127.0.0.1:0", "--db", f"{directory}/schemathesis.db"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"},
-        )
-        try:
-            admin = server.stdout.readline().strip().removeprefix("admin token: ")
-            addr = None
-            deadline = time.time() + 30
-            while addr is None and time.time() < deadline:
-                with open(f"{directory}/server.log") as lines:
-                    for line in lines:
-                        if "listening on http://" in line:
-                            addr = line.split("listening on http://")[1].strip()
-                time.sleep(0.05)
-            if addr is None:
-                sys.exit("the example server did not start")
+        with example_server(server_binary, directory) as (addr, admin, _):
             for n in range(300):
                 call(addr, "POST", "/tokens", admin, {"name": f"filler {n}"})
             fuzz_admin = call(
@@ -77,14 +58,7 @@ def main():
                 ],
                 check=False,
             )
-            sys.exit(result.returncode)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.seek(0)
-            errors = [line for line in log if " ERROR " in line or "panicked" in line]
-            if errors:
-                print("server errors:\n" + "".join(errors), file=sys.stderr)
+        sys.exit(result.returncode)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ usage: soak.py SERVER_BINARY [SECONDS]
 import http.client
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+
+from example_server import example_server
 
 
 class Client:
@@ -79,34 +80,12 @@ def main():
     binary = sys.argv[1]
     duration = float(sys.argv[2]) if len(sys.argv) > 2 else 600.0
     with tempfile.TemporaryDirectory() as directory:
-        log = open(f"{directory}/server.log", "w+")
-        server = subprocess.Popen(
-            [binary, "--addr", "127.0.0.1:0", "--db", f"{directory}/soak.db"],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"},
-        )
-        try:
-            sys.exit(soak(server, directory, duration))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        with example_server(binary, directory) as (addr, admin, server):
+            status = soak(addr, admin, server.pid, duration)
+    sys.exit(status)
 
 
-def soak(server, directory, duration):
-    admin = server.stdout.readline().strip().removeprefix("admin token: ")
-    addr = None
-    deadline = time.time() + 30
-    while addr is None and time.time() < deadline:
-        with open(f"{directory}/server.log") as lines:
-            for line in lines:
-                if "listening on http://" in line:
-                    addr = line.split("listening on http://")[1].strip()
-        time.sleep(0.05)
-    if addr is None:
-        print("the example server did not start", file=sys.stderr)
-        return 2
+def soak(addr, admin, pid, duration):
     setup = Client(addr)
     valid = [setup.call("POST", "/tokens", admin, {"name": f"valid {n}", "scopes": ["read"]})[1]["token"] for n in range(50)]
     soon = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
@@ -176,14 +155,14 @@ def soak(server, directory, duration):
         thread.start()
     # Warm-up: caches fill and the allocator settles (a quarter of the run, 10 s to 2 min).
     time.sleep(min(120.0, max(10.0, duration / 4)))
-    rss_warm = rss_kib(server.pid)
+    rss_warm = rss_kib(pid)
     warm_count = len(stats.latencies)
     warm_time = time.time()
     time.sleep(max(0.0, duration - (time.time() - start)))
     stop.set()
     for thread in threads:
         thread.join()
-    rss_end = rss_kib(server.pid)
+    rss_end = rss_kib(pid)
     elapsed = time.time() - warm_time
     latencies = sorted(stats.latencies[warm_count:]) or [0.0]
     p99 = latencies[int(len(latencies) * 0.99) - 1 if len(latencies) > 1 else 0]

@@ -1,7 +1,5 @@
 //! The management routes' handlers and the shapes of their answers.
 
-use std::collections::HashSet;
-
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +13,7 @@ use super::validate;
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{Issued, RotateRequest, TokenInfo};
 use crate::scope::{Scope, ScopeSet};
-use crate::store::{ListQuery, Metadata};
+use crate::store::Metadata;
 use crate::{Principal, Registry, TokenId};
 
 /// What every handler needs: the registry, and how to shape errors.
@@ -300,7 +298,7 @@ pub(super) async fn update(
         if let Some(scopes) = &update.scopes {
             let takes_admin_away = !registry.grants(scopes, Scope::ADMIN);
             if takes_admin_away && !force {
-                guard_last_admin(registry, &admin, &[id]).await?;
+                guard_last_admin(registry, &admin, id, false).await?;
             }
         }
         let info = registry
@@ -354,12 +352,7 @@ pub(super) async fn revoke(
         let registry = &ctx.registry;
         let tenant = admin.tenant();
         if !force {
-            let removing = if cascade {
-                lineage(registry, tenant, id).await?
-            } else {
-                vec![id]
-            };
-            guard_last_admin(registry, &admin, &removing).await?;
+            guard_last_admin(registry, &admin, id, cascade).await?;
         }
         if cascade {
             let revoked = registry
@@ -423,42 +416,22 @@ pub(super) async fn rotate(
     ctx.answer(result.await)
 }
 
-/// 409 when removing `ids` would leave the tenant without an admin token.
+/// 409 when removing `id` (with its descendants when `cascade`) would leave the tenant
+/// without an admin token.
 async fn guard_last_admin(
     registry: &Registry,
     admin: &Principal,
-    ids: &[TokenId],
+    id: TokenId,
+    cascade: bool,
 ) -> Result<(), ApiError> {
     let last = registry
-        .would_remove_last_admin(admin.tenant(), ids)
+        .would_remove_last_admin(admin.tenant(), &[id], cascade)
         .await
         .map_err(ApiError::from_lifecycle)?;
     if last {
         return Err(ApiError::last_admin());
     }
     Ok(())
-}
-
-/// `id` and every token of `tenant` descending from it through `created_by`.
-async fn lineage(registry: &Registry, tenant: &str, id: TokenId) -> Result<Vec<TokenId>, ApiError> {
-    let tokens = registry
-        .list_page(tenant, ListQuery::all())
-        .await
-        .map_err(ApiError::from_lifecycle)?
-        .tokens;
-    let mut tree = vec![id];
-    let mut seen: HashSet<TokenId> = HashSet::from([id]);
-    let mut at = 0;
-    while at < tree.len() {
-        let parent = tree[at];
-        for child in tokens.iter().filter(|t| t.created_by == Some(parent)) {
-            if seen.insert(child.id) {
-                tree.push(child.id);
-            }
-        }
-        at += 1;
-    }
-    Ok(tree)
 }
 
 fn created(issued: &Issued) -> Response {

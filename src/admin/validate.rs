@@ -10,7 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::error::{ApiError, FieldErrors};
 use super::input::{Fields, reject_unknown, truncate};
-use crate::registry::{Expiry, IssueRequest, MAX_GRACE, MAX_NAME_LEN, MAX_OWNER_LEN};
+use crate::registry::{
+    Expiry, IssueRequest, MAX_GRACE, MAX_NAME_LEN, MAX_OWNER_LEN, is_valid_metadata, is_valid_owner,
+};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::TokenUpdate;
 use crate::{Principal, Registry};
@@ -50,13 +52,7 @@ pub(super) fn create(
     let expiry = expiry(fields, registry, &mut errors, true);
     let owner = match fields.get("owner") {
         None | Some(Value::Null) => Some(None),
-        Some(Value::String(owner))
-            if !owner.is_empty()
-                && owner.len() <= MAX_OWNER_LEN
-                && !owner.chars().any(char::is_control) =>
-        {
-            Some(Some(owner.as_str()))
-        }
+        Some(Value::String(owner)) if is_valid_owner(owner) => Some(Some(owner.as_str())),
         Some(_) => errors.add(
             "owner",
             format!(
@@ -66,7 +62,7 @@ pub(super) fn create(
     };
     let metadata = match fields.get("metadata") {
         None | Some(Value::Null) => Some(None),
-        Some(Value::Object(metadata)) if value_len(&fields["metadata"]) <= MAX_METADATA => {
+        Some(Value::Object(metadata)) if is_valid_metadata(metadata) => {
             Some(Some(metadata.clone()))
         }
         Some(Value::Object(_)) => errors.add(
@@ -305,8 +301,4 @@ fn expiry(
         };
     }
     Some(None)
-}
-
-fn value_len(value: &Value) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |json| json.len())
 }

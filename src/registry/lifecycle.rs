@@ -1,6 +1,7 @@
 //! The token lifecycle: issuing, listing, changing, revoking, rotating, pruning, and
 //! writing usage.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -202,38 +203,46 @@ impl Registry {
     }
 
     /// Whether removing the tokens `removing` from `tenant` (revoking them, or taking
-    /// `admin` from them) would leave the tenant without any live token that holds
+    /// `admin` from them), with every token they created when `with_descendants` (a
+    /// cascading revocation), would leave the tenant without any live token that holds
     /// `admin`, when one of them holds it: the check that keeps the last admin from
-    /// locking everyone out.
+    /// locking everyone out. One pass over the tenant's tokens.
     pub async fn would_remove_last_admin(
         &self,
         tenant: &str,
         removing: &[TokenId],
+        with_descendants: bool,
     ) -> Result<bool, RegistryError> {
-        let now = self.inner.clock.now();
-        let mut removes_an_admin = false;
-        let mut query = ListQuery::first(1000);
-        loop {
-            let page = self
-                .inner
-                .store
-                .list_by_tenant(tenant, query.clone())
-                .await?;
-            for record in &page {
-                if record.is_expired_at(now) || !self.grants(&record.scopes, Scope::ADMIN) {
-                    continue;
+        let records = self
+            .inner
+            .store
+            .list_by_tenant(tenant, ListQuery::all())
+            .await?;
+        let mut removed: HashSet<TokenId> = removing.iter().copied().collect();
+        if with_descendants {
+            // The same lineage the store's cascading delete walks.
+            let mut frontier: Vec<TokenId> = removing.to_vec();
+            while let Some(parent) = frontier.pop() {
+                for child in records.iter().filter(|r| r.created_by == Some(parent)) {
+                    if removed.insert(child.id) {
+                        frontier.push(child.id);
+                    }
                 }
-                if removing.contains(&record.id) {
-                    removes_an_admin = true;
-                } else {
-                    return Ok(false);
-                }
-            }
-            match page.last() {
-                Some(last) if page.len() == query.limit => query = query.after(last.id),
-                _ => return Ok(removes_an_admin),
             }
         }
+        let now = self.inner.clock.now();
+        let admins = records
+            .iter()
+            .filter(|r| !r.is_expired_at(now) && self.grants(&r.scopes, Scope::ADMIN));
+        let (mut removes_an_admin, mut keeps_an_admin) = (false, false);
+        for admin in admins {
+            if removed.contains(&admin.id) {
+                removes_an_admin = true;
+            } else {
+                keeps_an_admin = true;
+            }
+        }
+        Ok(removes_an_admin && !keeps_an_admin)
     }
 
     /// Issues a new token with scope `admin` in `tenant` (the registry's default

@@ -51,6 +51,8 @@ pub use issue::{
     DEFAULT_TENANT, Expiry, InvalidIssueRequest, IssueRequest, Issued, MAX_GRACE, MAX_METADATA_LEN,
     MAX_NAME_LEN, MAX_OWNER_LEN, RotateRequest, TokenInfo,
 };
+#[cfg(feature = "admin")]
+pub(crate) use issue::{is_valid_metadata, is_valid_owner};
 
 use cache::Cache;
 use entry::Entry;
