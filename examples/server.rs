@@ -10,15 +10,23 @@
 //! `--admin-token-file PATH` it writes it to a new file readable by its owner only
 //! instead. Logs go to stderr (`RUST_LOG`).
 //!
-//! Routes: `GET /health` and `GET /openapi.json` (no auth), `GET /me` (any token), `GET /ping` (any token; the
-//! load test's authenticated twin of `/health`), `GET /items` (scope `read`),
-//! `POST /items` (scope `write`), and the management API under `/tokens` (scope `admin`).
+//! Routes: `GET /health` and `GET /openapi.json` (no auth), `POST /auth/login` (an API
+//! key in the body, no header: answers a short-lived access token), `GET /me` (any
+//! token), `GET /ping` (any token; the load test's authenticated twin of `/health`),
+//! `GET /items` (scope `read`), `POST /items` (scope `write`), and the management API
+//! under `/tokens` and `/sessions` (scope `admin`).
+//!
+//! Access tokens are signed with the key in `--session-key-file` (default: next to the
+//! database, `<db>.session-key`, created with a random key on first start); nodes given
+//! the same file accept each other's access tokens.
 //!
 //! Locked out (the last admin token revoked)? `--issue-admin-token [TENANT]` mints a new
 //! admin token against the database, prints it once and exits.
 
 #[path = "common/bootstrap.rs"]
 mod bootstrap;
+#[path = "common/session_key.rs"]
+mod session_key;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,10 +42,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_bearer::TokenStore;
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
+use tower_bearer::exchange::LoginApi;
 use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
 use tower_bearer::layer::BearerAuth;
 use tower_bearer::registry::DEFAULT_TENANT;
 use tower_bearer::reject::Preset;
+use tower_bearer::session::SessionConfig;
 use tower_bearer::store::{PostgresStore, SqliteStore};
 use tower_bearer::token::{Env, Formats, IssueFormat};
 use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId};
@@ -46,6 +56,7 @@ const USAGE: &str = "\
 usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--format prefixed|sanctum] [--env live|test]
               [--max-lifetime-days N] [--admin-token-file PATH] [--accept-scheme Token]
+              [--session-lifetime SECONDS] [--session-key-file PATH]
        server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
@@ -58,6 +69,10 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
   --max-lifetime-days  the longest lifetime a token may be issued with (default: no limit)
   --admin-token-file   write the bootstrap admin token to this new file (mode 0600), not stdout
   --accept-scheme      also accept `Authorization: <scheme> <token>` (e.g. Token, for DRF clients)
+  --session-lifetime   seconds an access token from POST /auth/login is valid (default 7200)
+  --session-key-file   the key access tokens are signed with, in hex (default: <db>.session-key,
+                       or tower-bearer.session-key for PostgreSQL; created with a random key
+                       and mode 0600 when missing)
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
                        print it once, and exit: the way back in after the last admin is gone";
 
@@ -71,6 +86,8 @@ struct Args {
     max_lifetime: Option<Duration>,
     admin_token_file: Option<PathBuf>,
     accept_scheme: Option<String>,
+    session_lifetime: Duration,
+    session_key_file: Option<PathBuf>,
     /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
     recovery_tenant: Option<String>,
 }
@@ -86,6 +103,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         max_lifetime: None,
         admin_token_file: None,
         accept_scheme: None,
+        session_lifetime: tower_bearer::session::DEFAULT_LIFETIME,
+        session_key_file: None,
         recovery_tenant: None,
     };
     bootstrap::parse_flags(args, &["--issue-admin-token"], |flag, value| {
@@ -122,6 +141,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--admin-token-file" => parsed.admin_token_file = Some(PathBuf::from(value)),
             "--accept-scheme" => parsed.accept_scheme = Some(value),
+            "--session-lifetime" => {
+                let seconds: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|seconds| (1..=365 * 86_400).contains(seconds))
+                    .ok_or_else(|| {
+                        format!("--session-lifetime {value}: expected 1 to 31536000 seconds")
+                    })?;
+                parsed.session_lifetime = Duration::from_secs(seconds);
+            }
+            "--session-key-file" => parsed.session_key_file = Some(PathBuf::from(value)),
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
                     DEFAULT_TENANT.to_owned()
@@ -179,30 +209,51 @@ async fn create_item(
 fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
     let mut auth = BearerAuthLayer::new(registry.clone())
         .renderer(args.style.clone())
-        .public(["/health", "/openapi.json"]);
+        .public(["/health", "/openapi.json", "/auth/login"]);
     if let Some(scheme) = &args.accept_scheme {
         auth = auth.accept_scheme(scheme);
     }
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
-        // The management API's OpenAPI document (public, like the docs that describe it).
-        .route(
-            "/openapi.json",
-            get(|| async { Json(tower_bearer::admin::openapi()) }),
-        )
+        // The OpenAPI document of the management API and the login (public, like the
+        // docs that describe them).
+        .route("/openapi.json", get(|| async { Json(openapi()) }))
         .route("/me", get(me))
         // The cheapest authenticated route: the load test compares it with `/health`.
         .route("/ping", get(|| async { "pong" }))
         .route("/items", get(list_items).post(create_item))
+        .merge(
+            LoginApi::new(registry.clone())
+                .error_style(args.error_style)
+                .router(),
+        )
         .merge(
             ManagementApi::new(registry)
                 .error_style(args.error_style)
                 .router(),
         )
         .with_state(Items::default());
-    // Every route is authenticated except `/health` and `/openapi.json`, whenever it was
-    // added.
+    // Every route is authenticated except `/health`, `/openapi.json` and `/auth/login`,
+    // whenever it was added.
     auth.protect(router)
+}
+
+/// The served OpenAPI document: the management API and the login route.
+fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = tower_bearer::admin::openapi();
+    document.merge(tower_bearer::exchange::openapi());
+    document
+}
+
+/// The session key file: `--session-key-file`, else next to a SQLite database.
+fn session_key_path(args: &Args) -> PathBuf {
+    match &args.session_key_file {
+        Some(path) => path.clone(),
+        None if args.db.starts_with("postgres://") || args.db.starts_with("postgresql://") => {
+            PathBuf::from("tower-bearer.session-key")
+        }
+        None => PathBuf::from(format!("{}.session-key", args.db)),
+    }
 }
 
 /// The store `--db` names: PostgreSQL for a `postgres://` URL (shared by every node on
@@ -256,10 +307,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
+    let keys = match session_key::load_or_create(&session_key_path(&args)) {
+        Ok(keys) => keys,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(2);
+        }
+    };
+    let sessions = SessionConfig::new(keys).lifetime(args.session_lifetime)?;
     let mut builder = Registry::builder(store)
         .formats(Formats::default().sanctum())
         .issue_format(args.format)
-        .env(args.env);
+        .env(args.env)
+        .sessions(sessions);
     if let Some(max) = args.max_lifetime {
         builder = builder.max_lifetime(max);
     }

@@ -72,6 +72,9 @@ pub mod principal;
 pub mod registry;
 pub mod reject;
 pub mod scope;
+#[cfg(feature = "exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
+pub mod session;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

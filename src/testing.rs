@@ -59,6 +59,7 @@ macro_rules! store_contract_tests {
             digests_are_unique,
             finds_by_digest_and_by_id_within_the_tenant,
             lists_are_per_tenant_in_id_order_and_paginated,
+            lists_filter_by_kind_and_creator,
             usage_adds_up_and_keeps_the_latest_use,
             delete_is_tenant_scoped_and_says_what_to_evict,
             prune_deletes_only_what_expired_before_the_cutoff,
@@ -231,6 +232,59 @@ pub async fn lists_are_per_tenant_in_id_order_and_paginated(store: &impl TokenSt
         )
         .await,
         [all[2]]
+    );
+}
+
+/// Lists select by kind and by creator (an API key's sessions), with the other filters
+/// and pagination.
+pub async fn lists_filter_by_kind_and_creator(store: &impl TokenStore) {
+    let key = insert(store, token("kinds", "key", None)).await;
+    let other_key = insert(store, token("kinds", "other-key", None)).await;
+    let session = |parent: TokenId, secret: &str| NewToken {
+        kind: TokenKind::Session,
+        ..child(parent, "kinds", secret)
+    };
+    let first = insert(store, session(key.id, "session-1")).await;
+    let issued = insert(store, child(key.id, "kinds", "issued-by-key")).await;
+    let second = insert(store, session(key.id, "session-2")).await;
+    let elsewhere = insert(store, session(other_key.id, "session-3")).await;
+    assert_eq!(
+        ids(store, "kinds", ListQuery::all().kind(TokenKind::ApiKey)).await,
+        [key.id, other_key.id, issued.id]
+    );
+    assert_eq!(
+        ids(store, "kinds", ListQuery::all().kind(TokenKind::Session)).await,
+        [first.id, second.id, elsewhere.id]
+    );
+    assert_eq!(
+        ids(
+            store,
+            "kinds",
+            ListQuery::all().kind(TokenKind::Session).created_by(key.id)
+        )
+        .await,
+        [first.id, second.id]
+    );
+    assert_eq!(
+        ids(store, "kinds", ListQuery::all().created_by(key.id)).await,
+        [first.id, issued.id, second.id]
+    );
+    assert_eq!(
+        ids(
+            store,
+            "kinds",
+            ListQuery::first(1)
+                .after(first.id)
+                .kind(TokenKind::Session)
+                .created_by(key.id)
+        )
+        .await,
+        [second.id]
+    );
+    assert!(
+        ids(store, "other", ListQuery::all().created_by(key.id))
+            .await
+            .is_empty()
     );
 }
 

@@ -1279,9 +1279,11 @@ async fn the_openapi_document_describes_every_route() {
     assert_eq!(
         operations,
         [
+            "DELETE /sessions/{id}",
             "DELETE /tokens/{id}",
             "GET /tokens",
             "GET /tokens/{id}",
+            "GET /tokens/{id}/sessions",
             "PATCH /tokens/{id}",
             "POST /tokens",
             "POST /tokens/{id}/rotate",

@@ -82,14 +82,23 @@ async fn a_killed_listener_catches_up_without_a_restart() {
     let (id, token) = issue(&a).await;
     b.verify(&token).await.unwrap();
     let admin = Server::client(&url).await;
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'node-b listener' AND datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap();
+    // The listener connects in the background: under a loaded test run it may not be
+    // there yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let killed = loop {
+        let killed = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'node-b listener' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        if !killed.is_empty() || std::time::Instant::now() > deadline {
+            break killed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(killed.len(), 1, "node B has one listener");
     a.revoke("acme", id).await.unwrap();
     rejected_within(&b, &token, Duration::from_secs(2))
@@ -239,7 +248,18 @@ async fn three_example_servers_share_tokens_and_revocations() {
     use support::http::HttpClient;
     let Some(server) = server() else { return };
     let url = server.database().await;
-    let args = ["--addr", "127.0.0.1:0", "--db", url.as_str()];
+    // One session key file for every node: each accepts the others' access tokens.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("session-key");
+    let key_file = key_file.to_str().unwrap();
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--db",
+        url.as_str(),
+        "--session-key-file",
+        key_file,
+    ];
     let mut a = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
     let line = a.stdout_line().await;
     let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
@@ -292,6 +312,41 @@ async fn three_example_servers_share_tokens_and_revocations() {
                 );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
+        }
+    }
+    // A session opened on A works on B and C; revoked on A, it stops there too.
+    let login = http::Request::post("/auth/login")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+            r#"{{"api_key":"{admin}","session_id":"roaming"}}"#
+        ))))
+        .unwrap();
+    let login = on_a.request(login).await;
+    assert_eq!(login.status, http::StatusCode::OK, "{}", login.text());
+    let login: serde_json::Value = serde_json::from_slice(&login.body).unwrap();
+    let access = login["access_token"].as_str().unwrap();
+    for node in [&on_b, &on_c] {
+        assert_eq!(node.get("/me", access).await.status, http::StatusCode::OK);
+    }
+    let me: serde_json::Value =
+        serde_json::from_slice(&on_b.get("/me", access).await.body).unwrap();
+    let session = me["session_id"].as_str().unwrap();
+    let revoked = on_a
+        .send(
+            "DELETE",
+            &format!("/sessions/{session}"),
+            &[format!("Bearer {admin}").as_bytes()],
+        )
+        .await;
+    assert_eq!(revoked.status, http::StatusCode::NO_CONTENT);
+    for node in [&on_b, &on_c] {
+        let start = Instant::now();
+        while node.get("/me", access).await.status != http::StatusCode::UNAUTHORIZED {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "a revoked session still accepted"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
     for node in [a, b, c] {

@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
-use tower_bearer::exchange::{
+use tower_bearer::session::{
     InvalidSessionKey, JwtRejected, SessionClaims, SessionKeys, looks_like_jwt,
 };
 
@@ -138,7 +138,20 @@ fn expiry_and_issuer_are_checked_with_30_seconds_of_leeway() {
     let within_leeway = keys.sign(&claims(-10));
     assert!(keys.verify(&within_leeway, ISSUER).is_ok());
     let expired = keys.sign(&claims(-31));
-    assert_eq!(keys.verify(&expired, ISSUER), Err(JwtRejected::Claims));
+    assert_eq!(keys.verify(&expired, ISSUER), Err(JwtRejected::Expired));
+    // Against a given clock (the registry's), not the system's.
+    let token = keys.sign(&claims(60));
+    assert!(keys.verify_at(&token, ISSUER, now() + 80).is_ok());
+    assert_eq!(
+        keys.verify_at(&token, ISSUER, now() + 95),
+        Err(JwtRejected::Expired)
+    );
+    // `nbf`, when a token carries one, with the same leeway.
+    let mut early = claims(3600);
+    early.nbf = Some(now() + 60);
+    let early = keys.sign(&early);
+    assert_eq!(keys.verify(&early, ISSUER), Err(JwtRejected::Claims));
+    assert!(keys.verify_at(&early, ISSUER, now() + 31).is_ok());
     let token = keys.sign(&claims(60));
     assert_eq!(
         keys.verify(&token, "someone-else"),

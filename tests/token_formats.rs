@@ -114,7 +114,7 @@ fn malformed_reasons_name_the_broken_part() {
     let formats = every_format(PrefixedFormat::default());
     let valid = PrefixedFormat::default().mint(Env::Live).unwrap();
     let valid = valid.secret.expose_secret();
-    let long = "a".repeat(513);
+    let long = "a".repeat(tower_bearer::token::MAX_TOKEN_LEN + 1);
     let cases: &[(&str, Malformed)] = &[
         ("", Malformed::Empty),
         (&long, Malformed::TooLong),

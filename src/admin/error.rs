@@ -35,7 +35,7 @@ pub enum ErrorStyle {
 
 /// Field errors gathered while validating a request.
 #[derive(Default)]
-pub(super) struct FieldErrors {
+pub(crate) struct FieldErrors {
     fields: BTreeMap<Cow<'static, str>, Vec<String>>,
     /// Messages past [`MAX_MESSAGES`], per field.
     dropped: BTreeMap<Cow<'static, str>, usize>,
@@ -43,12 +43,12 @@ pub(super) struct FieldErrors {
 
 impl FieldErrors {
     /// Records a problem; returns `None` so that validation arms read as values.
-    pub(super) fn add<T>(&mut self, field: &'static str, message: impl Into<String>) -> Option<T> {
+    pub(crate) fn add<T>(&mut self, field: &'static str, message: impl Into<String>) -> Option<T> {
         self.push(Cow::Borrowed(field), message.into());
         None
     }
 
-    pub(super) fn add_owned(&mut self, field: String, message: String) {
+    pub(crate) fn add_owned(&mut self, field: String, message: String) {
         self.push(Cow::Owned(field), message);
     }
 
@@ -61,12 +61,12 @@ impl FieldErrors {
         }
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
 
     /// `Ok(())` when nothing was recorded, else the 422.
-    pub(super) fn check(self) -> Result<(), ApiError> {
+    pub(crate) fn check(self) -> Result<(), ApiError> {
         if self.is_empty() {
             Ok(())
         } else {
@@ -74,7 +74,7 @@ impl FieldErrors {
         }
     }
 
-    pub(super) fn into_error(mut self) -> ApiError {
+    pub(crate) fn into_error(mut self) -> ApiError {
         for (field, dropped) in self.dropped {
             if let Some(messages) = self.fields.get_mut(&field) {
                 messages.push(format!("(and {dropped} more errors)"));
@@ -91,7 +91,7 @@ impl FieldErrors {
 
 /// A management API error, rendered in its [`ErrorStyle`].
 #[derive(Debug)]
-pub(super) struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     errors: BTreeMap<Cow<'static, str>, Vec<String>>,
     message: Option<Cow<'static, str>>,
@@ -99,7 +99,7 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    pub(super) fn field(
+    pub(crate) fn field(
         status: StatusCode,
         field: &'static str,
         message: impl Into<String>,
@@ -112,7 +112,7 @@ impl ApiError {
         }
     }
 
-    pub(super) fn plain(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn plain(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             status,
             errors: BTreeMap::new(),
@@ -122,26 +122,26 @@ impl ApiError {
     }
 
     /// Renders in `style`.
-    pub(super) fn styled(mut self, style: ErrorStyle) -> Self {
+    pub(crate) fn styled(mut self, style: ErrorStyle) -> Self {
         self.style = style;
         self
     }
 
-    pub(super) fn too_large() -> Self {
+    pub(crate) fn too_large() -> Self {
         Self::plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The request body must not be larger than 64 KiB.",
         )
     }
 
-    pub(super) fn unsupported_media_type() -> Self {
+    pub(crate) fn unsupported_media_type() -> Self {
         Self::plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "The request body must be JSON, sent with Content-Type: application/json.",
         )
     }
 
-    pub(super) fn last_admin() -> Self {
+    pub(crate) fn last_admin() -> Self {
         Self::plain(
             StatusCode::CONFLICT,
             "This is the last token of the tenant that holds admin: without it nobody could \
@@ -149,7 +149,7 @@ impl ApiError {
         )
     }
 
-    pub(super) fn from_issue(error: RegistryError) -> Self {
+    pub(crate) fn from_issue(error: RegistryError) -> Self {
         match error {
             RegistryError::InvalidExpiry => Self::field(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -180,7 +180,7 @@ impl ApiError {
         }
     }
 
-    pub(super) fn from_rotate(error: RegistryError) -> Self {
+    pub(crate) fn from_rotate(error: RegistryError) -> Self {
         match error {
             RegistryError::Expired => Self::plain(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -204,7 +204,7 @@ impl ApiError {
         }
     }
 
-    pub(super) fn from_lifecycle(error: RegistryError) -> Self {
+    pub(crate) fn from_lifecycle(error: RegistryError) -> Self {
         match error {
             RegistryError::NotFound => Self::plain(StatusCode::NOT_FOUND, "Token not found."),
             other => {

@@ -24,7 +24,7 @@ pub(super) struct Context {
 }
 
 impl Context {
-    fn answer(&self, result: Result<Response, ApiError>) -> Response {
+    pub(super) fn answer(&self, result: Result<Response, ApiError>) -> Response {
         match result {
             Ok(response) => response,
             Err(error) => error.styled(self.style).into_response(),
@@ -443,7 +443,7 @@ fn created(issued: &Issued) -> Response {
     response
 }
 
-pub(super) fn json(status: StatusCode, value: &impl Serialize) -> Response {
+pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => (
             status,

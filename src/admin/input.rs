@@ -19,11 +19,11 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
 /// A JSON object body.
-pub(super) type Fields = Map<String, Value>;
+pub(crate) type Fields = Map<String, Value>;
 
 /// Reads a JSON object body: `None` when the request has no body. A body (or a
 /// `Content-Type`) that is not `application/json` is a 415; more than 64 KiB a 413.
-pub(super) async fn read_json(request: Request) -> Result<Option<Fields>, ApiError> {
+pub(crate) async fn read_json(request: Request) -> Result<Option<Fields>, ApiError> {
     let (parts, body) = request.into_parts();
     let declares_json = json_content_type(&parts.headers)?;
     let declared_length = parts
@@ -59,7 +59,7 @@ pub(super) async fn read_json(request: Request) -> Result<Option<Fields>, ApiErr
 }
 
 /// A body that must be there.
-pub(super) fn required(fields: Option<Fields>) -> Result<Fields, ApiError> {
+pub(crate) fn required(fields: Option<Fields>) -> Result<Fields, ApiError> {
     fields.ok_or_else(|| {
         ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -99,7 +99,7 @@ async fn read_limited(body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-pub(super) fn parse_id(id: &str) -> Result<TokenId, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<TokenId, ApiError> {
     let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
     match id.parse::<u64>() {
         Ok(id) if digits && id > 0 => Ok(TokenId::new(id)),
@@ -169,7 +169,7 @@ pub(super) fn flag(query: Option<&str>, flag: &'static str) -> Result<bool, ApiE
 }
 
 /// Unknown fields are errors: a typo (`expires_days`) must not silently give a default.
-pub(super) fn reject_unknown(fields: &Fields, known: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn reject_unknown(fields: &Fields, known: &[&str]) -> Result<(), ApiError> {
     let mut errors = FieldErrors::default();
     for name in fields.keys().filter(|name| !known.contains(&name.as_str())) {
         let name = truncate(name);
@@ -180,7 +180,7 @@ pub(super) fn reject_unknown(fields: &Fields, known: &[&str]) -> Result<(), ApiE
 }
 
 /// At most 40 characters of `text`, for echoing input in messages.
-pub(super) fn truncate(text: &str) -> String {
+pub(crate) fn truncate(text: &str) -> String {
     if text.chars().count() > 40 {
         format!("{}…", text.chars().take(40).collect::<String>())
     } else {

@@ -13,6 +13,11 @@
 //! | `DELETE /tokens/{id}` | 204; the token stops working at once |
 //! | `DELETE /tokens/{id}?cascade=true` | 200 `{"revoked":[ids]}`: the token and every token it created, recursively, in one transaction |
 //! | `POST /tokens/{id}/rotate` `{"grace_seconds"}` (body optional) | 201 like `POST /tokens`, with a new token; the old one stops working at once, or after `grace_seconds` (at most 86400) |
+//! | `GET /tokens/{id}/sessions` (feature `exchange`) | 200 `{"data":[{"id","api_key_id","session_id","issued_at","expires_at","kid"}]}`: the key's live sessions, never their tokens |
+//! | `DELETE /sessions/{id}` (feature `exchange`) | 204; the session's access token stops working at once |
+//!
+//! **Sessions.** Revoking or rotating a key, or changing its scopes or expiry, revokes
+//! its sessions (see [`exchange`](crate::exchange) for `POST /auth/login`).
 //!
 //! **Expiry.** Without an expiry field a token expires in 180 days (the registry's
 //! default). With a lifetime policy ([`RegistryBuilder::max_lifetime`](crate::registry::RegistryBuilder::max_lifetime))
@@ -104,10 +109,12 @@
 //! # }
 //! ```
 
-mod error;
-mod handlers;
-mod input;
-mod openapi;
+pub(crate) mod error;
+pub(crate) mod handlers;
+pub(crate) mod input;
+pub(crate) mod openapi;
+#[cfg(feature = "exchange")]
+mod sessions;
 mod validate;
 
 use axum::Router;
@@ -180,14 +187,19 @@ impl ManagementApi {
 
 /// Every route, each with its OpenAPI operation.
 fn documented_routes() -> OpenApiRouter<Context> {
-    OpenApiRouter::with_openapi(Document::openapi())
+    let routes = OpenApiRouter::with_openapi(Document::openapi())
         .routes(routes!(handlers::create, handlers::list))
         .routes(routes!(
             handlers::get_one,
             handlers::update,
             handlers::revoke
         ))
-        .routes(routes!(handlers::rotate))
+        .routes(routes!(handlers::rotate));
+    #[cfg(feature = "exchange")]
+    let routes = routes
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::revoke));
+    routes
 }
 
 /// The OpenAPI 3.1 document of the management routes, to serve (the example server does,
@@ -211,7 +223,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         description = "Issue, list, change, rotate and revoke API tokens. Every route needs a \
                        Bearer token with scope `admin`, and manages its tenant's tokens only."
     ),
-    tags((name = "tokens", description = "API tokens")),
+    tags(
+        (name = "tokens", description = "API tokens"),
+        (name = "sessions", description = "Sessions opened with an API key (`POST /auth/login`)")
+    ),
     modifiers(&BearerScheme),
     security(("bearer" = []))
 )]

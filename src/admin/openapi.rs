@@ -68,7 +68,7 @@ pub(super) struct RotateBody {
 #[derive(ToSchema)]
 #[schema(as = Error)]
 #[allow(dead_code)]
-pub(super) struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong.
     message: String,
     /// Messages by field.

@@ -47,6 +47,8 @@ pub struct RegistryBuilder {
     store_timeout: Duration,
     stale_if_error: Duration,
     feed_down_ttl: Duration,
+    #[cfg(feature = "exchange")]
+    sessions: Option<crate::session::SessionConfig>,
 }
 
 impl std::fmt::Debug for RegistryBuilder {
@@ -84,7 +86,19 @@ impl RegistryBuilder {
             store_timeout: Duration::from_secs(1),
             stale_if_error: Duration::from_secs(300),
             feed_down_ttl: Duration::from_secs(1),
+            #[cfg(feature = "exchange")]
+            sessions: None,
         }
+    }
+
+    /// Accepts session access tokens (JWTs signed with the configured keys) and lets
+    /// [`Registry::login`] mint them (feature `exchange`). Without it, a JWT is a
+    /// malformed credential.
+    #[cfg(feature = "exchange")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
+    pub fn sessions(mut self, config: crate::session::SessionConfig) -> Self {
+        self.sessions = Some(config);
+        self
     }
 
     /// The wire formats accepted (default: `sk_live_…`/`sk_test_…` only). The issue
@@ -288,6 +302,8 @@ impl RegistryBuilder {
             health: Default::default(),
             store: self.store,
             tasks: Default::default(),
+            #[cfg(feature = "exchange")]
+            sessions: self.sessions.map(super::session::Sessions::new),
         });
         let registry = Registry { inner };
         registry.spawn_housekeeping(self.usage_flush_interval);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32};
 
 use super::intern::Shared;
 use crate::Principal;
+use crate::identity::TokenKind;
 use crate::principal::{Identity, Inner, Rare};
 use crate::store::TokenRecord;
 
@@ -32,12 +33,19 @@ pub(crate) struct Usage {
 }
 
 /// The entry for a record read from the store, with the interned tenant and grants.
+///
+/// A session's principal is its API key's (id, name, owner), with the session's own id
+/// as `session_id`: handlers, scopes and usage see the key whichever credential it used.
 pub(crate) fn from_record(record: &TokenRecord, shared: Shared, fresh_until: u32) -> Entry {
     let mut digest_tail = [0; 16];
     digest_tail.copy_from_slice(&record.digest.as_bytes()[16..]);
+    let (id, session_id) = match (record.kind, record.created_by) {
+        (TokenKind::Session, Some(key)) => (key, Some(record.id.to_string())),
+        _ => (record.id, None),
+    };
     Arc::new(Inner {
         identity: Identity {
-            id: record.id,
+            id,
             name: record.name.as_str().into(),
             tenant: shared.tenant,
             grants: shared.grants,
@@ -45,7 +53,7 @@ pub(crate) fn from_record(record: &TokenRecord, shared: Shared, fresh_until: u32
             expires_at: record.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
             env: record.env,
             kind: record.kind,
-            rare: Rare::boxed(record.owner.as_deref(), None),
+            rare: Rare::boxed(record.owner.as_deref(), session_id.as_deref()),
         },
         extra: Slot {
             digest_tail,

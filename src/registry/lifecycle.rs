@@ -12,7 +12,7 @@ use super::{
     Expiry, IssueRequest, Issued, ListQuery, MAX_GRACE, Registry, RegistryError, RotateRequest,
     TokenInfo, TokenPage, truncate_to_millis,
 };
-use crate::identity::TokenId;
+use crate::identity::{TokenId, TokenKind};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{NewToken, TokenRecord, TokenUpdate};
 use crate::token::PendingToken;
@@ -107,15 +107,16 @@ impl Registry {
     }
 
     /// The current time, or [`RegistryError::ClockUnreadable`].
-    fn now_checked(&self) -> Result<OffsetDateTime, RegistryError> {
+    pub(super) fn now_checked(&self) -> Result<OffsetDateTime, RegistryError> {
         match self.inner.clock.now_nanos() {
             i64::MAX => Err(RegistryError::ClockUnreadable),
             nanos => Ok(crate::clock::from_nanos(nanos)),
         }
     }
 
-    /// The tokens of `tenant`, without secrets, ordered by id. Expired tokens are listed
-    /// (flagged `expired`) until deleted or pruned; revoked tokens are gone.
+    /// The API keys of `tenant`, without secrets, ordered by id. Expired tokens are
+    /// listed (flagged `expired`) until deleted or pruned; revoked tokens are gone.
+    /// Sessions are not tokens here: see `Registry::sessions` (feature `exchange`).
     pub async fn list(&self, tenant: &str) -> Result<Vec<TokenInfo>, RegistryError> {
         Ok(self.list_page(tenant, ListQuery::all()).await?.tokens)
     }
@@ -129,7 +130,7 @@ impl Registry {
     ) -> Result<TokenPage, RegistryError> {
         let now = self.inner.clock.now();
         let limit = query.limit;
-        let mut probe = query;
+        let mut probe = query.kind(TokenKind::ApiKey);
         probe.limit = limit.saturating_add(1);
         let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
         let has_more = records.len() > limit;
@@ -143,14 +144,24 @@ impl Registry {
         })
     }
 
-    /// One token of `tenant`, without its secret.
+    /// One API key of `tenant`, without its secret.
     pub async fn get(&self, tenant: &str, id: TokenId) -> Result<TokenInfo, RegistryError> {
-        let record = self.inner.store.find_by_id(tenant, id).await?;
+        let record = self.find_api_key(tenant, id).await?;
         Ok(TokenInfo::from_record(record, self.inner.clock.now()))
     }
 
-    /// Revokes (deletes) a token of `tenant`. When this returns, the token no longer
-    /// verifies on this registry. A token of another tenant is
+    /// The API key `id` of `tenant`: a session's id is [`RegistryError::NotFound`], like
+    /// an id that does not exist.
+    async fn find_api_key(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, RegistryError> {
+        let record = self.inner.store.find_by_id(tenant, id).await?;
+        if record.kind != TokenKind::ApiKey {
+            return Err(RegistryError::NotFound);
+        }
+        Ok(record)
+    }
+
+    /// Revokes (deletes) a token of `tenant`, and every session opened with it. When
+    /// this returns, neither verifies on this registry. A token of another tenant is
     /// [`RegistryError::NotFound`], exactly like a token that does not exist.
     pub async fn revoke(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
         let invalidation = self.inner.store.delete(tenant, id).await?;
@@ -158,6 +169,7 @@ impl Registry {
             .cache
             .invalidate(&invalidation.digest, self.inner.clock.now_nanos());
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
+        self.revoke_sessions_of(tenant, id).await?;
         Ok(())
     }
 
@@ -165,7 +177,8 @@ impl Registry {
     /// brings its expiry forward (never later: [`RegistryError::ExpiryExtended`]; not into
     /// the past: [`RegistryError::InvalidExpiry`]). When this returns, the change holds
     /// on this registry; other nodes read the token again when the change feed delivers,
-    /// as for a revocation.
+    /// as for a revocation. A change of scopes or expiry revokes the token's sessions
+    /// (their tokens carry the scopes and expiry of the login).
     pub async fn update(
         &self,
         tenant: &str,
@@ -180,6 +193,7 @@ impl Registry {
                 return Err(RegistryError::InvalidName);
             }
         }
+        let current = self.find_api_key(tenant, id).await?;
         let mut update = update;
         if let Some(at) = update.expires_at {
             let at = truncate_to_millis(at);
@@ -190,15 +204,18 @@ impl Registry {
             if at > add(now, self.inner.max_lifetime)? {
                 return Err(RegistryError::LifetimeTooLong);
             }
-            let current = self.inner.store.find_by_id(tenant, id).await?;
             if current.expires_at.is_some_and(|current| at > current) {
                 return Err(RegistryError::ExpiryExtended);
             }
             update.expires_at = Some(at);
         }
+        let ends_sessions = update.scopes.is_some() || update.expires_at.is_some();
         let record = self.inner.store.update(tenant, id, update).await?;
         self.inner.cache.evict(&record.digest);
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token updated");
+        if ends_sessions {
+            self.revoke_sessions_of(tenant, id).await?;
+        }
         Ok(TokenInfo::from_record(record, self.inner.clock.now()))
     }
 
@@ -231,9 +248,11 @@ impl Registry {
             }
         }
         let now = self.inner.clock.now();
-        let admins = records
-            .iter()
-            .filter(|r| !r.is_expired_at(now) && self.grants(&r.scopes, Scope::ADMIN));
+        let admins = records.iter().filter(|r| {
+            r.kind == TokenKind::ApiKey
+                && !r.is_expired_at(now)
+                && self.grants(&r.scopes, Scope::ADMIN)
+        });
         let (mut removes_an_admin, mut keeps_an_admin) = (false, false);
         for admin in admins {
             if removed.contains(&admin.id) {
@@ -301,7 +320,7 @@ impl Registry {
         if grace > MAX_GRACE {
             return Err(RegistryError::InvalidGrace);
         }
-        let old = self.inner.store.find_by_id(&tenant, id).await?;
+        let old = self.find_api_key(&tenant, id).await?;
         let now = truncate_to_millis(self.now_checked()?);
         if old.is_expired_at(now) {
             return Err(RegistryError::Expired);
@@ -357,6 +376,10 @@ impl Registry {
             Some(_) => self.inner.cache.evict(&old.digest),
         }
         tracing::info!(target: "tower_bearer::registry", token_id = %id, new_token_id = %record.id, %tenant, grace_secs = grace.as_secs(), "token rotated");
+        // The store handed the old token's sessions to the new one (as it does every
+        // record the old token created); a rotation ends them. Nobody can have opened a
+        // session with the new token yet: its plaintext has not been returned.
+        self.revoke_sessions_of(&tenant, record.id).await?;
         Ok(self.issued(record, minted, now))
     }
 

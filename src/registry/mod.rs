@@ -32,6 +32,9 @@ mod error;
 mod intern;
 mod issue;
 mod lifecycle;
+#[cfg(feature = "exchange")]
+mod session;
+mod session_rows;
 mod tasks;
 mod usage;
 mod verify;
@@ -53,6 +56,9 @@ pub use issue::{
 };
 #[cfg(feature = "admin")]
 pub(crate) use issue::{is_valid_metadata, is_valid_owner};
+#[cfg(feature = "exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
+pub use session::{LoginError, SessionInfo, SessionToken};
 
 use cache::Cache;
 use entry::Entry;
@@ -110,6 +116,9 @@ struct Inner {
     declared: Option<std::collections::BTreeSet<crate::scope::Scope>>,
     health: StoreHealth,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Session access tokens: accepted, and minted by `login`, once configured.
+    #[cfg(feature = "exchange")]
+    sessions: Option<session::Sessions>,
 }
 
 /// The lifetime no token may exceed, policy or not: 100 years.

@@ -10,8 +10,11 @@ use tokio::sync::watch;
 
 use super::cache::{Install, Lookup};
 use super::entry::{self, Entry};
-use super::{FillResult, Filled, MAX_FILL_ATTEMPTS, Registry, VerifyError, racing_revocations};
+use super::{
+    FillResult, Filled, MAX_FILL_ATTEMPTS, Registry, VerifyError, racing_revocations, session_rows,
+};
 use crate::Principal;
+use crate::identity::TokenKind;
 use crate::reject::RejectCause;
 use crate::store::StoreError;
 use crate::token::{Digest, Env, Presented};
@@ -27,13 +30,29 @@ impl Registry {
     #[inline]
     pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
         let presented = self.decode(token)?;
-        self.verify_presented(&presented).await
+        match self.verify_cached(&presented) {
+            Some(answer) => answer,
+            None => self.verify_missed(&presented, Some(token)).await,
+        }
     }
 
     /// Checks a credential's shape (and checksum) without any lookup. A step of
     /// [`verify`](Self::verify), public for the crate's benchmarks only.
     #[doc(hidden)]
     pub fn decode(&self, token: &str) -> Result<Presented, VerifyError> {
+        #[cfg(feature = "exchange")]
+        if self.inner.sessions.is_some() && token.contains('.') {
+            // No other format has a `.`: this can only be a session access token.
+            return match token.len() <= crate::token::MAX_TOKEN_LEN
+                && crate::session::looks_like_jwt(token)
+            {
+                true => Ok(Presented::jwt(token)),
+                false => Err(VerifyError::rejected(
+                    RejectCause::Malformed(crate::token::Malformed::Shape),
+                    None,
+                )),
+            };
+        }
         self.inner
             .formats
             .decode(token)
@@ -58,24 +77,29 @@ impl Registry {
         }
     }
 
-    /// Verifies a decoded credential: from the cache, or from the store on a miss.
-    #[inline]
-    pub(crate) async fn verify_presented(
-        &self,
-        presented: &Presented,
-    ) -> Result<Principal, VerifyError> {
-        match self.verify_cached(presented) {
-            Some(answer) => answer,
-            None => self.verify_missed(presented).await,
-        }
-    }
-
     /// Verifies a decoded credential that [`Registry::verify_cached`] just missed: asks
-    /// the store (once for all the requests waiting on the same digest).
+    /// the store (once for all the requests waiting on the same digest). A session
+    /// access token (`jwt`, the credential itself) is first checked by signature and
+    /// claims, so that forged ones never reach the store.
     pub(crate) async fn verify_missed(
         &self,
         presented: &Presented,
+        jwt: Option<&str>,
     ) -> Result<Principal, VerifyError> {
+        #[cfg(feature = "exchange")]
+        if presented.is_jwt() {
+            let claims = self.check_jwt(jwt)?;
+            let principal = self.verify_filled(presented).await?;
+            if !Self::claims_match(&claims, &principal) {
+                return Err(unknown(presented));
+            }
+            return Ok(principal);
+        }
+        let _ = jwt;
+        self.verify_filled(presented).await
+    }
+
+    async fn verify_filled(&self, presented: &Presented) -> Result<Principal, VerifyError> {
         let digest = presented.digest();
         for _ in 0..MAX_FILL_ATTEMPTS {
             match self.fill(*digest).await {
@@ -212,6 +236,25 @@ impl Registry {
                         Err(StoreError::unavailable("token store timed out"))
                     });
             let now = inner.clock.now_nanos();
+            // A session lives only as long as its API key.
+            let found = match found {
+                Ok(record) if record.kind == TokenKind::Session => {
+                    let checked = tokio::time::timeout(
+                        inner.store_timeout,
+                        session_rows::key_is_live(&*inner.store, &record, inner.clock.now()),
+                    )
+                    .await
+                    .unwrap_or_else(|_elapsed| {
+                        Err(StoreError::unavailable("token store timed out"))
+                    });
+                    match checked {
+                        Ok(true) => Ok(record),
+                        Ok(false) => Err(StoreError::NotFound),
+                        Err(error) => Err(error),
+                    }
+                }
+                other => other,
+            };
             let installed = match found {
                 Ok(record) => {
                     self.store_answered();

@@ -296,6 +296,11 @@ pub struct ListQuery {
     pub limit: usize,
     /// Only the tokens of this owner.
     pub owner: Option<String>,
+    /// Only records of this kind (API keys, or sessions).
+    pub kind: Option<TokenKind>,
+    /// Only the records this token created (the sessions of an API key, the tokens an
+    /// admin token issued).
+    pub created_by: Option<TokenId>,
 }
 
 impl ListQuery {
@@ -310,6 +315,8 @@ impl ListQuery {
             after: None,
             limit,
             owner: None,
+            kind: None,
+            created_by: None,
         }
     }
 
@@ -320,9 +327,27 @@ impl ListQuery {
         self
     }
 
+    /// Only records of `kind`.
+    #[must_use]
+    pub fn kind(mut self, kind: TokenKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Only the records `id` created.
+    #[must_use]
+    pub fn created_by(mut self, id: TokenId) -> Self {
+        self.created_by = Some(id);
+        self
+    }
+
     /// Whether `record` is selected (apart from `after` and `limit`).
     pub fn selects(&self, record: &TokenRecord) -> bool {
-        self.owner.is_none() || record.owner == self.owner
+        (self.owner.is_none() || record.owner == self.owner)
+            && self.kind.is_none_or(|kind| record.kind == kind)
+            && self
+                .created_by
+                .is_none_or(|id| record.created_by == Some(id))
     }
 
     /// Starts after the record with id `id`.

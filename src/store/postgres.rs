@@ -21,7 +21,7 @@ use super::{
     TokenUpdate, UsageUpdate,
 };
 use crate::clock::to_millis as millis;
-use crate::identity::TokenId;
+use crate::identity::{TokenId, TokenKind};
 use crate::token::Digest;
 
 /// The schema, one script per version, applied in order on open.
@@ -487,14 +487,20 @@ impl TokenStore for PostgresStore {
         let statement = client
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM tower_bearer_tokens WHERE tenant = $1 AND id > $2 \
-                 AND ($4::TEXT IS NULL OR owner = $4) ORDER BY id LIMIT $3"
+                 AND ($4::TEXT IS NULL OR owner = $4) AND ($5::TEXT IS NULL OR kind = $5) \
+                 AND ($6::BIGINT IS NULL OR created_by = $6) ORDER BY id LIMIT $3"
             ))
             .await
             .map_err(unavailable)?;
         let after = query.after.map_or(0, id_param);
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let kind = query.kind.map(TokenKind::as_str);
+        let created_by = query.created_by.map(id_param);
         let rows = client
-            .query(&statement, &[&tenant, &after, &limit, &query.owner])
+            .query(
+                &statement,
+                &[&tenant, &after, &limit, &query.owner, &kind, &created_by],
+            )
             .await
             .map_err(unavailable)?;
         rows.iter().map(record).collect()

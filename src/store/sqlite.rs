@@ -25,7 +25,7 @@ use super::{
     UsageUpdate,
 };
 use crate::clock::to_millis as millis;
-use crate::identity::TokenId;
+use crate::identity::{TokenId, TokenKind};
 use crate::token::Digest;
 
 /// The schema, one script per version, applied in order on open (`PRAGMA user_version`
@@ -400,14 +400,17 @@ impl TokenStore for SqliteStore {
         let after = query.after.map_or(0, id_param);
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let owner = query.owner;
+        let kind = query.kind.map(TokenKind::as_str);
+        let created_by = query.created_by.map(id_param);
         self.run(Role::Read, move |db| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM tokens WHERE tenant = ?1 AND id > ?2 \
-                 AND (?4 IS NULL OR owner = ?4) ORDER BY id LIMIT ?3"
+                 AND (?4 IS NULL OR owner = ?4) AND (?5 IS NULL OR kind = ?5) \
+                 AND (?6 IS NULL OR created_by = ?6) ORDER BY id LIMIT ?3"
             );
             let mut statement = db.prepare_cached(&sql).map_err(unavailable)?;
             let rows = statement
-                .query_map(params![tenant, after, limit, owner], raw)
+                .query_map(params![tenant, after, limit, owner, kind, created_by], raw)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(unavailable)?;

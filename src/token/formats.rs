@@ -32,6 +32,9 @@ pub enum Malformed {
     /// The checksum does not match: a typo, a truncation or a made-up token.
     #[error("token checksum mismatch")]
     Checksum,
+    /// A JWT whose signature, algorithm, key id or claims are not accepted.
+    #[error("JWT not accepted")]
+    Jwt,
     /// A Sanctum-style token whose id is not a positive decimal number.
     #[error("invalid token id")]
     Id,
@@ -91,9 +94,28 @@ pub struct Presented {
     id: Option<TokenId>,
     env: Option<Env>,
     account: Option<Box<str>>,
+    jwt: bool,
 }
 
 impl Presented {
+    /// A JWT-shaped credential (a session access token): its digest is of the whole
+    /// token, and it is verified by signature before any lookup.
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    pub(crate) fn jwt(token: &str) -> Self {
+        Self {
+            digest: Digest::of(token.as_bytes()),
+            id: None,
+            env: None,
+            account: None,
+            jwt: true,
+        }
+    }
+
+    /// Whether the credential is a JWT (a session access token).
+    pub fn is_jwt(&self) -> bool {
+        self.jwt
+    }
+
     /// The digest to look up.
     pub fn digest(&self) -> &Digest {
         &self.digest
@@ -204,6 +226,7 @@ impl Formats {
                 id: Some(id),
                 env: None,
                 account: None,
+                jwt: false,
             });
         }
         match &self.prefixed {
@@ -214,6 +237,7 @@ impl Formats {
                     id: None,
                     env: Some(env),
                     account: None,
+                    jwt: false,
                 })
             }
             _ => Err(Malformed::Shape),

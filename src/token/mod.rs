@@ -30,9 +30,10 @@ pub use mint::Minted;
 pub use prefixed::{InvalidPrefixedFormat, PrefixedFormat};
 pub use secret::Secret;
 
-/// The longest credential, in bytes, that any format accepts. Longer input is rejected
-/// before it is hashed, so a 16 KiB header costs no more than a short one.
-pub const MAX_TOKEN_LEN: usize = 512;
+/// The longest credential, in bytes, that any format accepts (session access tokens,
+/// which carry their scopes, are the longest). Longer input is rejected before it is
+/// hashed, so a 16 KiB header costs no more than a short one.
+pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// Whether `byte` may appear in a token on the wire: RFC 6750 `b64token` characters
 /// (`ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, trailing `=`) plus `|` for

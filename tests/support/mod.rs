@@ -34,6 +34,7 @@ struct Probes {
     down: AtomicBool,
     hang: AtomicBool,
     lookup_delay_micros: std::sync::atomic::AtomicU64,
+    list_delay_micros: std::sync::atomic::AtomicU64,
     hold: AtomicBool,
     no_feed: AtomicBool,
     record_read: Notify,
@@ -48,6 +49,7 @@ impl Default for Probes {
             down: AtomicBool::new(false),
             hang: AtomicBool::new(false),
             lookup_delay_micros: std::sync::atomic::AtomicU64::new(0),
+            list_delay_micros: std::sync::atomic::AtomicU64::new(0),
             hold: AtomicBool::new(false),
             no_feed: AtomicBool::new(false),
             record_read: Notify::new(),
@@ -94,6 +96,15 @@ impl InstrumentedStore {
     pub fn set_lookup_delay(&self, delay: std::time::Duration) {
         self.probes
             .lookup_delay_micros
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Every listing takes this long: widens the window between reading and writing
+    /// for races to show.
+    #[allow(dead_code)]
+    pub fn set_list_delay(&self, delay: std::time::Duration) {
+        self.probes
+            .list_delay_micros
             .store(delay.as_micros() as u64, Ordering::SeqCst);
     }
 
@@ -158,7 +169,12 @@ impl TokenStore for InstrumentedStore {
         query: ListQuery,
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.check_up()?;
-        self.inner.list_by_tenant(tenant, query).await
+        let records = self.inner.list_by_tenant(tenant, query).await;
+        let delay = self.probes.list_delay_micros.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+        }
+        records
     }
 
     async fn update(

@@ -47,8 +47,9 @@ enum Verdict {
     Authenticated(crate::Principal),
     Anonymous,
     Rejected(Rejection),
-    /// The cache missed: the store must be asked.
-    Lookup(Presented),
+    /// The cache missed: the store must be asked. A session access token goes with its
+    /// credential, whose signature is checked first.
+    Lookup(Presented, Option<Box<str>>),
 }
 
 impl Config {
@@ -140,7 +141,10 @@ impl<S> BearerAuth<S> {
                 Err(rejection) => Verdict::Rejected(rejection),
             },
             Some(Err(error)) => Verdict::Rejected(Rejection::from_verify_error(&error)),
-            None => Verdict::Lookup(presented),
+            None => {
+                let jwt = presented.is_jwt().then(|| Box::from(&*credential));
+                Verdict::Lookup(presented, jwt)
+            }
         }
     }
 }
@@ -188,7 +192,7 @@ where
             Verdict::Rejected(rejection) => {
                 ResponseFuture::rejected(self.config.reject(&rejection, &request))
             }
-            Verdict::Lookup(presented) => {
+            Verdict::Lookup(presented, jwt) => {
                 // The service that was polled ready goes with the request; a clone stays.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -196,7 +200,7 @@ where
                 ResponseFuture::lookup(Box::pin(async move {
                     let verified = config
                         .registry
-                        .verify_missed(&presented)
+                        .verify_missed(&presented, jwt.as_deref())
                         .await
                         .map_err(|error| Rejection::from_verify_error(&error))
                         .and_then(|principal| {

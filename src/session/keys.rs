@@ -1,5 +1,6 @@
-//! Session access tokens: HS256 JWTs with a `kid`, signed by one key and verified by any
-//! of several, so that keys rotate without logging anyone out.
+//! The signing keys and claims of session access tokens: HS256 JWTs with a `kid`, signed
+//! by one key and verified by any of several, so that keys rotate without logging anyone
+//! out.
 //!
 //! Signing is deterministic (HS256 over the same header and claims gives the same token),
 //! which is what lets a session row re-derive its token instead of storing it.
@@ -35,6 +36,10 @@ pub struct SessionClaims {
     pub exp: i64,
     /// The token's own id.
     pub jti: String,
+    /// Not before (Unix seconds): tokens minted here carry none, but one that does is
+    /// refused before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl SessionClaims {
@@ -60,6 +65,7 @@ impl SessionClaims {
             iat,
             exp,
             jti: jti.to_owned(),
+            nbf: None,
         }
     }
 }
@@ -74,6 +80,9 @@ pub enum InvalidSessionKey {
     /// The key id is empty or longer than 64 bytes.
     #[error("session key id must be 1 to 64 bytes")]
     Kid,
+    /// Two keys with one id: a token's `kid` must name one key.
+    #[error("session key id `{0}` is given twice")]
+    Duplicate(String),
 }
 
 /// Why a presented JWT does not verify. Every cause is answered the same way (401); the
@@ -93,7 +102,10 @@ pub enum JwtRejected {
     /// The signature does not match.
     #[error("bad signature")]
     Signature,
-    /// Expired, not yet valid, wrong issuer, or a claim missing.
+    /// `exp` has passed (beyond the leeway).
+    #[error("expired")]
+    Expired,
+    /// Not yet valid, wrong issuer, or a claim missing.
     #[error("claims not valid")]
     Claims,
 }
@@ -101,7 +113,7 @@ pub enum JwtRejected {
 /// The keys session tokens are signed and verified with: one signs, every one verifies.
 ///
 /// ```
-/// use tower_bearer::exchange::{SessionClaims, SessionKeys};
+/// use tower_bearer::session::{SessionClaims, SessionKeys};
 ///
 /// let keys = SessionKeys::new("2026-11", &[7u8; 32])?.verify_with("2026-05", &[9u8; 32])?;
 /// let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -114,13 +126,29 @@ pub enum JwtRejected {
 #[derive(Clone)]
 pub struct SessionKeys {
     signing_kid: String,
-    signing: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
+    /// Every key by id: the signing one, and those that still verify (and re-derive the
+    /// tokens they signed).
+    keys: HashMap<String, Key>,
+}
+
+#[derive(Clone)]
+struct Key {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Key {
+    fn new(secret: &[u8]) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
 }
 
 impl fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut kids: Vec<&str> = self.verifying.keys().map(String::as_str).collect();
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
         kids.sort_unstable();
         f.debug_struct("SessionKeys")
             .field("signing_kid", &self.signing_kid)
@@ -145,8 +173,7 @@ impl SessionKeys {
         check(kid, secret)?;
         Ok(Self {
             signing_kid: kid.to_owned(),
-            signing: EncodingKey::from_secret(secret),
-            verifying: HashMap::from([(kid.to_owned(), DecodingKey::from_secret(secret))]),
+            keys: HashMap::from([(kid.to_owned(), Key::new(secret))]),
         })
     }
 
@@ -154,8 +181,10 @@ impl SessionKeys {
     /// rotation).
     pub fn verify_with(mut self, kid: &str, secret: &[u8]) -> Result<Self, InvalidSessionKey> {
         check(kid, secret)?;
-        self.verifying
-            .insert(kid.to_owned(), DecodingKey::from_secret(secret));
+        if self.keys.contains_key(kid) {
+            return Err(InvalidSessionKey::Duplicate(kid.to_owned()));
+        }
+        self.keys.insert(kid.to_owned(), Key::new(secret));
         Ok(self)
     }
 
@@ -164,17 +193,45 @@ impl SessionKeys {
         &self.signing_kid
     }
 
-    /// The token for `claims`: the same claims always give the same token.
+    /// The token for `claims`, signed with the signing key: the same claims always give
+    /// the same token.
     pub fn sign(&self, claims: &SessionClaims) -> String {
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.signing_kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.signing)
-            .expect("HS256 over serializable claims cannot fail")
+        self.sign_with(&self.signing_kid, claims)
+            .expect("the signing key is one of the keys")
     }
 
-    /// Verifies `token`: HS256 only, a known `kid`, the signature, `exp` and `nbf` with
-    /// 30 s of leeway, and the issuer.
+    /// The token for `claims` signed with the key `kid` (the signing key or one that
+    /// only verifies), or `None` when no key has that id: how a session re-derives the
+    /// token it was given, after the signing key changed.
+    pub fn sign_with(&self, kid: &str, claims: &SessionClaims) -> Option<String> {
+        let key = self.keys.get(kid)?;
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(kid.to_owned());
+        Some(
+            jsonwebtoken::encode(&header, claims, &key.encoding)
+                .expect("HS256 over serializable claims cannot fail"),
+        )
+    }
+
+    /// Verifies `token` against the system clock: HS256 only, a known `kid`, the
+    /// signature, `exp` and `nbf` with 30 s of leeway, and the issuer.
     pub fn verify(&self, token: &str, issuer: &str) -> Result<SessionClaims, JwtRejected> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+            });
+        self.verify_at(token, issuer, now)
+    }
+
+    /// Verifies `token` as [`verify`](Self::verify) does, at `now` (Unix seconds): the
+    /// registry passes its own [`Clock`](crate::Clock).
+    pub fn verify_at(
+        &self,
+        token: &str,
+        issuer: &str,
+        now: i64,
+    ) -> Result<SessionClaims, JwtRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRejected::Malformed)?;
         if header.alg != Algorithm::HS256 {
             return Err(JwtRejected::Algorithm);
@@ -182,24 +239,34 @@ impl SessionKeys {
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.verifying.get(kid))
+            .and_then(|kid| self.keys.get(kid))
             .ok_or(JwtRejected::UnknownKey)?;
+        // Times are checked below against `now`, not by the library's system clock.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        jsonwebtoken::decode::<SessionClaims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &validation)
             .map(|data| data.claims)
             .map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtRejected::Signature,
                 jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => JwtRejected::Algorithm,
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature
-                | jsonwebtoken::errors::ErrorKind::ImmatureSignature
-                | jsonwebtoken::errors::ErrorKind::InvalidIssuer
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer
                 | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => JwtRejected::Claims,
                 _ => JwtRejected::Malformed,
-            })
+            })?;
+        let leeway = LEEWAY_SECS as i64;
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(JwtRejected::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return Err(JwtRejected::Claims);
+        }
+        Ok(claims)
     }
 }
 

@@ -1,0 +1,145 @@
+//! The session routes of the management API (feature `exchange`): an API key's live
+//! sessions, and revoking one.
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use super::handlers::{Context, json};
+use super::input::{parse_id, read_json, reject_unknown};
+use crate::TokenId;
+use crate::extract::{AdminScope, Scoped};
+use crate::registry::{RegistryError, SessionInfo};
+
+/// A live session as `GET /tokens/{id}/sessions` lists it: never its token.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
+pub(super) struct SessionView<'a> {
+    /// The session's id (what `DELETE /sessions/{id}` takes).
+    #[schema(value_type = u64, minimum = 1)]
+    id: TokenId,
+    /// The API key it was opened with.
+    #[schema(value_type = u64, minimum = 1)]
+    api_key_id: TokenId,
+    /// The client's session id (`default` when the login named none).
+    session_id: &'a str,
+    /// When its access token was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    issued_at: OffsetDateTime,
+    /// When its access token expires.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: OffsetDateTime,
+    /// The id of the key that signs its access token.
+    kid: &'a str,
+}
+
+impl<'a> From<&'a SessionInfo> for SessionView<'a> {
+    fn from(session: &'a SessionInfo) -> Self {
+        Self {
+            id: session.id,
+            api_key_id: session.api_key_id,
+            session_id: &session.client_session_id,
+            issued_at: session.issued_at,
+            expires_at: session.expires_at,
+            kid: &session.kid,
+        }
+    }
+}
+
+/// `GET /tokens/{id}/sessions`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SessionList)]
+pub(super) struct SessionList<'a> {
+    /// The key's live sessions, oldest first.
+    data: Vec<SessionView<'a>>,
+}
+
+fn session_error(error: RegistryError, what: &'static str) -> ApiError {
+    match error {
+        RegistryError::NotFound => ApiError::plain(StatusCode::NOT_FOUND, what),
+        other => ApiError::from_lifecycle(other),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/tokens/{id}/sessions",
+    operation_id = "listTokenSessions",
+    tag = "sessions",
+    summary = "List an API key's live sessions",
+    params(("id" = u64, Path, minimum = 1, description = "The API key's id")),
+    responses(
+        (status = 200, description = "The key's live sessions, never their tokens", body = SessionList),
+        (status = 400, description = "The id is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such API key in the tenant", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn list(
+    State(ctx): State<Context>,
+    admin: Scoped<AdminScope>,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let id = parse_id(&id)?;
+        let sessions = ctx
+            .registry
+            .sessions(admin.tenant(), id)
+            .await
+            .map_err(|e| session_error(e, "Token not found."))?;
+        let data = sessions.iter().map(SessionView::from).collect();
+        Ok(json(StatusCode::OK, &SessionList { data }))
+    };
+    ctx.answer(result.await)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    operation_id = "revokeSession",
+    tag = "sessions",
+    summary = "Revoke a session: its access token stops working at once",
+    params(("id" = u64, Path, minimum = 1, description = "The session's id")),
+    request_body(content = Option<Object>, content_type = "application/json",
+                 description = "No body (or an empty JSON object)"),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Not JSON, or the id is invalid", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such session in the tenant", body = super::openapi::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = super::openapi::ErrorBody),
+        (status = 422, description = "A body with fields", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn revoke(
+    State(ctx): State<Context>,
+    admin: Scoped<AdminScope>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let result = async {
+        let id = parse_id(&id)?;
+        if let Some(fields) = read_json(request).await? {
+            reject_unknown(&fields, &[])?;
+        }
+        ctx.registry
+            .revoke_session(admin.tenant(), id)
+            .await
+            .map_err(|e| session_error(e, "Session not found."))?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    };
+    ctx.answer(result.await)
+}

@@ -1,0 +1,201 @@
+//! The `POST /auth/login` handler: reads the request field by field, so that each
+//! problem gets its own status and message, and answers with the access token.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::Registry;
+use crate::admin::ErrorStyle;
+use crate::admin::error::ApiError;
+use crate::admin::handlers::json;
+use crate::admin::input::{Fields, read_json, reject_unknown};
+use crate::registry::{LoginError, VerifyError};
+use crate::reject::{RejectCause, Rejection};
+
+/// What the handler needs.
+#[derive(Clone)]
+pub(super) struct Context {
+    pub(super) registry: Registry,
+    pub(super) style: ErrorStyle,
+}
+
+/// `POST /auth/login` (a documentation type: the body is validated field by field).
+#[derive(ToSchema)]
+#[schema(as = LoginRequest)]
+#[allow(dead_code)]
+pub(super) struct LoginBody {
+    /// An API key the server accepts (prefixed, Sanctum-style, or account credentials).
+    api_key: String,
+    /// The client's session id: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`. Without
+    /// it, the key's default session.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    session_id: Option<String>,
+}
+
+/// The answer to a login.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AccessToken)]
+pub(super) struct AccessToken<'a> {
+    /// The access token: a JWT to send as `Authorization: Bearer <access_token>`.
+    access_token: &'a str,
+    /// Whole seconds until it expires.
+    expires_in: u64,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+}
+
+/// Why a request could not be read: an error of the request itself, or the uniform 401.
+enum Refused {
+    Request(ApiError),
+    Key(RejectCause),
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Refused::Request(error)
+    }
+}
+
+/// `api_key` and `session_id` from the body. An absent or empty `api_key` is a missing
+/// credential (the 401 every request without one gets), not a validation error: the
+/// endpoint must not tell a missing key from a wrong one.
+fn read_fields(fields: &Fields) -> Result<(&str, Option<&str>), Refused> {
+    reject_unknown(fields, &["api_key", "session_id"])?;
+    let api_key = match fields.get("api_key") {
+        None | Some(Value::Null) => return Err(Refused::Key(RejectCause::Missing)),
+        Some(Value::String(key)) if key.is_empty() => {
+            return Err(Refused::Key(RejectCause::Missing));
+        }
+        Some(Value::String(key)) => key.as_str(),
+        Some(_) => {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "api_key",
+                "The api_key field must be a string.",
+            )
+            .into());
+        }
+    };
+    let session_id = match fields.get("session_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if crate::session::is_valid_client_session_id(id) => {
+            Some(id.as_str())
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "session_id",
+                "The session_id field must be 1 to 128 characters of A-Z a-z 0-9 . _ : -.",
+            )
+            .into());
+        }
+    };
+    Ok((api_key, session_id))
+}
+
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    summary = "Trade an API key for a short-lived access token",
+    description = "The same key and session id get the same token back while more than 10% of \
+                   its lifetime remains. No Authorization header is needed.",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The access token", body = AccessToken,
+         headers(("cache-control" = String, description = "no-store"))),
+        (status = 400, description = "The body is not valid JSON", body = crate::admin::openapi::ErrorBody),
+        (status = 401, description = "The API key is missing, unknown, expired, revoked or malformed (the layer's 401)",
+         body = crate::admin::openapi::ErrorBody,
+         headers(("www-authenticate" = String, description = "The Bearer challenge"))),
+        (status = 413, description = "Body over 64 KiB", body = crate::admin::openapi::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = crate::admin::openapi::ErrorBody),
+        (status = 422, description = "A field is mistyped, unknown, or session_id is invalid", body = crate::admin::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::admin::openapi::ErrorBody,
+         headers(("retry-after" = String, description = "Seconds to wait"))),
+    ),
+    security(()),
+)]
+pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Response {
+    let fields = match read_json(request).await {
+        Ok(Some(fields)) => fields,
+        Ok(None) => {
+            let error = ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "body",
+                "The request body is not valid JSON.",
+            );
+            return error.styled(ctx.style).into_response();
+        }
+        Err(error) => return error.styled(ctx.style).into_response(),
+    };
+    let (api_key, session_id) = match read_fields(&fields) {
+        Ok(read) => read,
+        Err(Refused::Request(error)) => return error.styled(ctx.style).into_response(),
+        Err(Refused::Key(cause)) => return unauthenticated(cause),
+    };
+    match ctx.registry.login(api_key, session_id).await {
+        Ok(token) => {
+            let mut response = json(
+                StatusCode::OK,
+                &AccessToken {
+                    access_token: token.access_token.expose_secret(),
+                    expires_in: token.expires_in,
+                    token_type: "Bearer",
+                },
+            );
+            // The body holds a credential: no cache may keep it.
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(LoginError::Key(error)) => rejected(&error),
+        Err(LoginError::InvalidClientSessionId) => ApiError::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "session_id",
+            "The session_id field must be 1 to 128 characters of A-Z a-z 0-9 . _ : -.",
+        )
+        .styled(ctx.style)
+        .into_response(),
+        Err(LoginError::NotConfigured) => {
+            tracing::error!(
+                target: "tower_bearer::exchange",
+                "POST /auth/login is mounted over a registry without sessions: configure RegistryBuilder::sessions"
+            );
+            ApiError::plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.")
+                .styled(ctx.style)
+                .into_response()
+        }
+        Err(LoginError::Registry(error)) => ApiError::from_lifecycle(error)
+            .styled(ctx.style)
+            .into_response(),
+        #[allow(unreachable_patterns)]
+        Err(error) => {
+            tracing::warn!(target: "tower_bearer::exchange", %error, "login failed");
+            ApiError::plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.")
+                .styled(ctx.style)
+                .into_response()
+        }
+    }
+}
+
+/// The uniform 401 (or the 503 of an unavailable store), rendered by the enclosing
+/// layer like every other.
+fn rejected(error: &VerifyError) -> Response {
+    Rejection::from_verify_error(error).into_response()
+}
+
+fn unauthenticated(cause: RejectCause) -> Response {
+    Rejection::Unauthenticated {
+        cause,
+        token_id: None,
+    }
+    .into_response()
+}

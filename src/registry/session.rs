@@ -1,0 +1,464 @@
+//! Sessions: trading an API key for a short-lived access token (a JWT), the session
+//! rows that re-derive those tokens, and their revocation.
+//!
+//! A session is a token record of kind [`TokenKind::Session`] created by the API key
+//! (`created_by`), whose digest is the SHA-256 of its JWT, so that the cache, revocation,
+//! the change feed and pruning treat it like any token. The JWT itself is never stored:
+//! the record's metadata holds what re-derives it (`sid`, `jti`, `kid`, `iss` and the
+//! client's session id), and HS256 over the same header and claims gives the same token.
+
+use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::error::RandomError;
+use super::{Registry, RegistryError, VerifyError};
+use crate::Principal;
+use crate::identity::{TokenId, TokenKind};
+use crate::reject::RejectCause;
+use crate::scope::ScopeSet;
+use crate::session::{
+    DEFAULT_CLIENT_SESSION_ID, JwtRejected, SessionClaims, SessionConfig,
+    is_valid_client_session_id,
+};
+use crate::store::{Metadata, NewToken, StoreError, TokenRecord};
+use crate::token::{Digest, Secret};
+
+/// How many locks serialise logins: logins for one key and client session id take the
+/// same one, so that concurrent logins on a node mint one token.
+const LOGIN_LOCKS: usize = 64;
+
+/// A session's token is handed out again while more than this share of its lifetime
+/// remains (1/10).
+const REUSE_WHILE_REMAINING: i64 = 10;
+
+/// The registry's session settings and login locks.
+pub(super) struct Sessions {
+    pub(super) config: SessionConfig,
+    locks: Box<[tokio::sync::Mutex<()>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Sessions {
+    pub(super) fn new(config: SessionConfig) -> Self {
+        Self {
+            config,
+            locks: (0..LOGIN_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn lock(&self, key: TokenId, client_session_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = self.hasher.build_hasher();
+        key.hash(&mut hasher);
+        client_session_id.hash(&mut hasher);
+        &self.locks[(hasher.finish() % LOGIN_LOCKS as u64) as usize]
+    }
+}
+
+/// An access token obtained by [`Registry::login`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SessionToken {
+    /// The JWT. Shown to the client, stored nowhere.
+    pub access_token: Secret,
+    /// Whole seconds until it expires.
+    pub expires_in: u64,
+    /// The session it belongs to.
+    pub session: SessionInfo,
+}
+
+/// A live session of an API key, as [`Registry::sessions`] lists it (never its token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session's id: what [`Registry::revoke_session`] takes.
+    pub id: TokenId,
+    /// The API key it was obtained with.
+    pub api_key_id: TokenId,
+    /// The client's session id (`"default"` when the login named none).
+    pub client_session_id: String,
+    /// When its token was issued.
+    pub issued_at: OffsetDateTime,
+    /// When its token expires.
+    pub expires_at: OffsetDateTime,
+    /// The id of the key its token is signed with.
+    pub kid: String,
+}
+
+/// Why [`Registry::login`] minted nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The API key is missing, unknown, expired, revoked or malformed (answer it like any
+    /// other 401), or the store could not check it (503).
+    #[error("api key not accepted: {0}")]
+    Key(VerifyError),
+    /// The client session id is not 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+    #[error("invalid client session id")]
+    InvalidClientSessionId,
+    /// The registry has no [`SessionConfig`]
+    /// ([`RegistryBuilder::sessions`](super::RegistryBuilder::sessions)).
+    #[error("sessions are not configured")]
+    NotConfigured,
+    /// The store failed, or the clock or random generator.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(error: StoreError) -> Self {
+        LoginError::Registry(error.into())
+    }
+}
+
+/// What a session record's metadata holds to re-derive its token.
+struct Derivation<'a> {
+    client_session_id: &'a str,
+    sid: &'a str,
+    jti: &'a str,
+    kid: &'a str,
+    iss: &'a str,
+}
+
+impl<'a> Derivation<'a> {
+    fn read(metadata: &'a Metadata) -> Option<Self> {
+        let field = |name: &str| metadata.get(name).and_then(Value::as_str);
+        Some(Self {
+            client_session_id: field("session_id")?,
+            sid: field("sid")?,
+            jti: field("jti")?,
+            kid: field("kid")?,
+            iss: field("iss")?,
+        })
+    }
+
+    fn write(&self) -> Metadata {
+        let Value::Object(map) = json!({
+            "session_id": self.client_session_id,
+            "sid": self.sid,
+            "jti": self.jti,
+            "kid": self.kid,
+            "iss": self.iss,
+        }) else {
+            unreachable!("a JSON object literal")
+        };
+        map
+    }
+}
+
+/// The space-separated `scope` claim.
+fn scope_claim(scopes: &ScopeSet) -> String {
+    let names: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
+    names.join(" ")
+}
+
+/// 96 random bits, base64url: a session's `sid` and `jti`.
+fn random_id() -> Result<String, RegistryError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| RegistryError::Random(RandomError::new(e)))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn seconds(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(0).unwrap_or(at)
+}
+
+impl SessionInfo {
+    fn from_record(record: &TokenRecord) -> Option<Self> {
+        let derivation = Derivation::read(record.metadata.as_ref()?)?;
+        Some(Self {
+            id: record.id,
+            api_key_id: record.created_by?,
+            client_session_id: derivation.client_session_id.to_owned(),
+            issued_at: record.created_at,
+            expires_at: record.expires_at?,
+            kid: derivation.kid.to_owned(),
+        })
+    }
+}
+
+impl Registry {
+    // ----- sessions ------------------------------------------------------------------
+
+    /// Trades an API key for a session access token (what `POST /auth/login` does).
+    ///
+    /// The same key and client session id (`None` is the key's default session) get the
+    /// same token back while more than 10% of its lifetime remains, concurrent logins
+    /// included; after that, or once the session was revoked, a new session and token.
+    /// The token carries the key's scopes and tenant, and never outlives the key.
+    ///
+    /// ```
+    /// use tower_bearer::registry::IssueRequest;
+    /// use tower_bearer::session::{SessionConfig, SessionKeys};
+    /// use tower_bearer::{MemoryStore, Registry, TokenKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let keys = SessionKeys::new("k1", &[7u8; 32])?;
+    /// let registry = Registry::builder(MemoryStore::new())
+    ///     .sessions(SessionConfig::new(keys))
+    ///     .build();
+    /// let key = registry.issue(IssueRequest::new("sdk", "acme")?.scopes(["read"])?).await?;
+    ///
+    /// let session = registry.login(key.secret.expose_secret(), Some("browser-1")).await?;
+    /// let again = registry.login(key.secret.expose_secret(), Some("browser-1")).await?;
+    /// assert_eq!(session.access_token.expose_secret(), again.access_token.expose_secret());
+    ///
+    /// let principal = registry.verify(session.access_token.expose_secret()).await?;
+    /// assert_eq!(principal.kind(), TokenKind::Session);
+    /// assert_eq!(principal.id(), key.info.id);
+    /// assert!(principal.has_scope("read"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn login(
+        &self,
+        api_key: &str,
+        client_session_id: Option<&str>,
+    ) -> Result<SessionToken, LoginError> {
+        let sessions = self
+            .inner
+            .sessions
+            .as_ref()
+            .ok_or(LoginError::NotConfigured)?;
+        let client_session_id = client_session_id.unwrap_or(DEFAULT_CLIENT_SESSION_ID);
+        if !is_valid_client_session_id(client_session_id) {
+            return Err(LoginError::InvalidClientSessionId);
+        }
+        let key = self.verify(api_key).await.map_err(LoginError::Key)?;
+        if key.kind() != TokenKind::ApiKey {
+            // A session cannot open sessions: only API keys are exchanged.
+            return Err(LoginError::Key(VerifyError::rejected(
+                RejectCause::Unknown,
+                None,
+            )));
+        }
+        let _serialised = sessions.lock(key.id(), client_session_id).lock().await;
+        if let Some(token) = self
+            .current_session(&sessions.config, &key, client_session_id)
+            .await?
+        {
+            return Ok(token);
+        }
+        self.open_session(&sessions.config, &key, client_session_id)
+            .await
+    }
+
+    /// The key's session for `client_session_id` whose token may be handed out again.
+    async fn current_session(
+        &self,
+        config: &SessionConfig,
+        key: &Principal,
+        client_session_id: &str,
+    ) -> Result<Option<SessionToken>, LoginError> {
+        let now = self.now_checked()?.unix_timestamp();
+        let records = self.session_records(key.tenant(), key.id()).await?;
+        // The newest first: an older one still valid was superseded.
+        for record in records.iter().rev() {
+            let Some(derivation) = record.metadata.as_ref().and_then(Derivation::read) else {
+                continue;
+            };
+            let Some(expires_at) = record.expires_at else {
+                continue;
+            };
+            let (iat, exp) = (
+                record.created_at.unix_timestamp(),
+                expires_at.unix_timestamp(),
+            );
+            if derivation.client_session_id != client_session_id
+                || (exp - now) * REUSE_WHILE_REMAINING <= exp - iat
+            {
+                continue;
+            }
+            let claims = SessionClaims::new(
+                derivation.iss,
+                &key.id().to_string(),
+                derivation.sid,
+                &record.tenant,
+                &scope_claim(&record.scopes),
+                iat,
+                exp,
+                derivation.jti,
+            );
+            // The token is re-derived, and handed out only if it is the one the row was
+            // made for (not if the signing key or the issuer changed since).
+            let Some(token) = config.keys().sign_with(derivation.kid, &claims) else {
+                continue;
+            };
+            if derivation.iss != config.issuer_name()
+                || Digest::of(token.as_bytes()) != record.digest
+            {
+                continue;
+            }
+            let session =
+                SessionInfo::from_record(record).expect("a session row with its derivation");
+            return Ok(Some(SessionToken {
+                access_token: Secret::new(token),
+                expires_in: u64::try_from(exp - now).unwrap_or(0),
+                session,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Mints a new session of `key` and its token.
+    async fn open_session(
+        &self,
+        config: &SessionConfig,
+        key: &Principal,
+        client_session_id: &str,
+    ) -> Result<SessionToken, LoginError> {
+        let now = seconds(self.now_checked()?);
+        let lifetime = Duration::from_secs(config.lifetime_secs());
+        let mut expires_at = now + lifetime;
+        if let Some(key_expires_at) = key.expires_at() {
+            expires_at = expires_at.min(seconds(key_expires_at));
+        }
+        if expires_at <= now {
+            return Err(LoginError::Key(VerifyError::rejected(
+                RejectCause::Expired,
+                Some(key.id()),
+            )));
+        }
+        let (sid, jti) = (random_id()?, random_id()?);
+        let kid = config.keys().signing_kid();
+        let claims = SessionClaims::new(
+            config.issuer_name(),
+            &key.id().to_string(),
+            &sid,
+            key.tenant(),
+            &scope_claim(key.scopes()),
+            now.unix_timestamp(),
+            expires_at.unix_timestamp(),
+            &jti,
+        );
+        let token = config.keys().sign(&claims);
+        let derivation = Derivation {
+            client_session_id,
+            sid: &sid,
+            jti: &jti,
+            kid,
+            iss: config.issuer_name(),
+        };
+        let record = self
+            .inner
+            .store
+            .insert(NewToken {
+                name: key.name().to_owned(),
+                tenant: key.tenant().to_owned(),
+                scopes: key.scopes().clone(),
+                env: key.env(),
+                kind: TokenKind::Session,
+                display_prefix: String::new(),
+                digest: Digest::of(token.as_bytes()),
+                created_at: now,
+                expires_at: Some(expires_at),
+                created_by: Some(key.id()),
+                owner: key.owner().map(str::to_owned),
+                metadata: Some(derivation.write()),
+            })
+            .await?;
+        // A revocation or change of the key that listed its sessions before this one was
+        // stored would have missed it: check the key again, now that it is stored.
+        match self.inner.store.find_by_id(key.tenant(), key.id()).await {
+            Ok(current)
+                if current.kind == TokenKind::ApiKey
+                    && current.scopes == *key.scopes()
+                    && current.expires_at.map(seconds) == key.expires_at().map(seconds) => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                self.remove_session(&record).await?;
+                return Err(LoginError::Key(VerifyError::rejected(
+                    RejectCause::Revoked,
+                    Some(key.id()),
+                )));
+            }
+            Err(error) => {
+                let _ = self.remove_session(&record).await;
+                return Err(error.into());
+            }
+        }
+        tracing::info!(
+            target: "tower_bearer::registry",
+            token_id = %key.id(),
+            session_id = %record.id,
+            tenant = %record.tenant,
+            "session opened"
+        );
+        let session = SessionInfo::from_record(&record).expect("a session row as just written");
+        Ok(SessionToken {
+            access_token: Secret::new(token),
+            expires_in: config
+                .lifetime_secs()
+                .min(u64::try_from((expires_at - now).whole_seconds()).unwrap_or(0)),
+            session,
+        })
+    }
+
+    /// The live (unexpired) sessions of API key `key` in `tenant`, oldest first.
+    /// [`RegistryError::NotFound`] when `tenant` has no such API key.
+    pub async fn sessions(
+        &self,
+        tenant: &str,
+        key: TokenId,
+    ) -> Result<Vec<SessionInfo>, RegistryError> {
+        let record = self.inner.store.find_by_id(tenant, key).await?;
+        if record.kind != TokenKind::ApiKey {
+            return Err(RegistryError::NotFound);
+        }
+        let now = self.inner.clock.now();
+        Ok(self
+            .session_records(tenant, key)
+            .await?
+            .iter()
+            .filter(|record| !record.is_expired_at(now))
+            .filter_map(SessionInfo::from_record)
+            .collect())
+    }
+
+    /// Revokes one session of `tenant`: its token stops working on this registry when
+    /// this returns, on the others when the change feed delivers. Another tenant's
+    /// session, or an id that is not a session's, is [`RegistryError::NotFound`].
+    pub async fn revoke_session(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
+        let record = self.inner.store.find_by_id(tenant, id).await?;
+        if record.kind != TokenKind::Session {
+            return Err(RegistryError::NotFound);
+        }
+        self.remove_session(&record).await?;
+        tracing::info!(target: "tower_bearer::registry", session_id = %id, %tenant, "session revoked");
+        Ok(())
+    }
+
+    /// Checks a session token's signature and claims before its digest is looked up:
+    /// forged tokens never reach the store.
+    pub(super) fn check_jwt(&self, token: Option<&str>) -> Result<SessionClaims, VerifyError> {
+        let malformed =
+            || VerifyError::rejected(RejectCause::Malformed(crate::token::Malformed::Jwt), None);
+        let (Some(sessions), Some(token)) = (self.inner.sessions.as_ref(), token) else {
+            return Err(malformed());
+        };
+        let now = self.inner.clock.now().unix_timestamp();
+        sessions
+            .config
+            .keys()
+            .verify_at(token, sessions.config.issuer_name(), now)
+            .map_err(|rejected| match rejected {
+                JwtRejected::Expired => VerifyError::rejected(RejectCause::Expired, None),
+                _ => malformed(),
+            })
+    }
+
+    /// Whether the record found for a verified session token is the session the token's
+    /// claims describe.
+    pub(super) fn claims_match(claims: &SessionClaims, principal: &Principal) -> bool {
+        principal.kind() == TokenKind::Session
+            && claims.sub.parse::<TokenId>().ok() == Some(principal.id())
+            && claims.tenant == principal.tenant()
+    }
+}

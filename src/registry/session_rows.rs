@@ -1,0 +1,71 @@
+//! The session rows of an API key: listed and revoked with the key, whether or not this
+//! build mints sessions (feature `exchange`), so that a key revoked here never leaves a
+//! session of it alive.
+
+use time::OffsetDateTime;
+
+use super::{Registry, RegistryError};
+use crate::identity::{TokenId, TokenKind};
+use crate::store::{ListQuery, StoreError, TokenRecord, TokenStore};
+
+impl Registry {
+    /// The session records of key `key` in `tenant`, oldest first.
+    pub(super) async fn session_records(
+        &self,
+        tenant: &str,
+        key: TokenId,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner
+            .store
+            .list_by_tenant(
+                tenant,
+                ListQuery::all().kind(TokenKind::Session).created_by(key),
+            )
+            .await
+    }
+
+    pub(super) async fn remove_session(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let removed = self.inner.store.delete(&record.tenant, record.id).await;
+        self.inner
+            .cache
+            .invalidate(&record.digest, self.inner.clock.now_nanos());
+        match removed {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Revokes every session of API key `key` (it was revoked, rotated, or its scopes or
+    /// expiry changed): returns how many.
+    pub(super) async fn revoke_sessions_of(
+        &self,
+        tenant: &str,
+        key: TokenId,
+    ) -> Result<usize, RegistryError> {
+        let records = self.session_records(tenant, key).await?;
+        for record in &records {
+            self.remove_session(record).await?;
+        }
+        if !records.is_empty() {
+            tracing::info!(target: "tower_bearer::registry", token_id = %key, %tenant, sessions = records.len(), "sessions revoked with their key");
+        }
+        Ok(records.len())
+    }
+}
+
+/// Whether the API key behind session `record` is still live (not revoked, not expired).
+/// Sessions die with their key; this guards the rare race a login re-checks for.
+pub(super) async fn key_is_live(
+    store: &dyn TokenStore,
+    record: &TokenRecord,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let Some(key) = record.created_by else {
+        return Ok(false);
+    };
+    match store.find_by_id(&record.tenant, key).await {
+        Ok(key) => Ok(key.kind == TokenKind::ApiKey && !key.is_expired_at(now)),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
