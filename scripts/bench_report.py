@@ -37,6 +37,18 @@ if None not in (ours, static, jwt):
     print(f"  tower-bearer / tower-http overhead: {ours / static:.2f}x (target <= 1.00x)")
     print(f"  HS256 / tower-bearer overhead:      {jwt / ours:.1f}x (target >= 10x)")
 
+print("1b. Session access tokens (a JWT from POST /auth/login), cached, in the same run")
+base = mean("session_overhead", "no_auth")
+session = {}
+for name in ["opaque_cache_hit", "session_jwt_cache_hit", "session_jwt_fresh_hs256"]:
+    total = mean("session_overhead", name)
+    session[name] = None if total is None or base is None else total - base
+    line(f"{name} overhead", session[name])
+opaque, cached_jwt, fresh = (session[k] for k in ["opaque_cache_hit", "session_jwt_cache_hit", "session_jwt_fresh_hs256"])
+if None not in (opaque, cached_jwt, fresh):
+    print(f"  cached JWT / cached opaque overhead: {cached_jwt / opaque:.2f}x (target <= 1.20x)")
+    print(f"  fresh HS256 / cached JWT overhead:   {fresh / cached_jwt:.1f}x (target >= 10x)")
+
 print("2. Registry::verify cache hit versus the floor (SHA-256 + one DashMap get)")
 floor = mean("verify_hit", "floor_sha256_plus_dashmap_get")
 hit = mean("verify_hit", "tower_bearer_verify_cached")

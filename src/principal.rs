@@ -66,6 +66,10 @@ pub(crate) struct Identity {
 pub(crate) struct Rare {
     pub(crate) owner: Option<Box<str>>,
     pub(crate) session_id: Option<Box<str>>,
+    /// For a cached session token, the registry's keyed hash of its header and payload
+    /// (the cache finds it by its signature). Here rather than beside every cached API
+    /// key, which has no use for it.
+    pub(crate) token_check: u64,
 }
 
 impl Rare {
@@ -75,6 +79,7 @@ impl Rare {
             Box::new(Self {
                 owner: owner.map(Into::into),
                 session_id: session_id.map(Into::into),
+                token_check: 0,
             })
         })
     }

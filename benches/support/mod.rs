@@ -28,11 +28,15 @@ pub async fn issue_many(registry: &Registry, count: usize, tenants: usize) -> Ve
 /// A registry over a memory store, sized for `count` cached tokens, whose cache entries
 /// do not expire during a benchmark and whose usage is flushed rarely.
 pub fn registry(store: MemoryStore, count: usize) -> Registry {
+    builder(store, count).build()
+}
+
+/// The configuration of [`registry`], to add to.
+pub fn builder(store: MemoryStore, count: usize) -> tower_bearer::registry::RegistryBuilder {
     Registry::builder(store)
         .max_cached_tokens(count * 2)
         .positive_ttl(Duration::from_secs(3600))
         .usage_flush_interval(Duration::from_secs(3600))
-        .build()
 }
 
 /// Verifies every token once, so that all of them are cached.

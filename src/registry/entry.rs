@@ -36,7 +36,13 @@ pub(crate) struct Usage {
 ///
 /// A session's principal is its API key's (id, name, owner), with the session's own id
 /// as `session_id`: handlers, scopes and usage see the key whichever credential it used.
-pub(crate) fn from_record(record: &TokenRecord, shared: Shared, fresh_until: u32) -> Entry {
+/// `token_check` is the keyed hash of a session token's header and payload.
+pub(crate) fn from_record(
+    record: &TokenRecord,
+    shared: Shared,
+    fresh_until: u32,
+    token_check: u64,
+) -> Entry {
     let mut digest_tail = [0; 16];
     digest_tail.copy_from_slice(&record.digest.as_bytes()[16..]);
     let (id, session_id) = match (record.kind, record.created_by) {
@@ -53,7 +59,14 @@ pub(crate) fn from_record(record: &TokenRecord, shared: Shared, fresh_until: u32
             expires_at: record.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
             env: record.env,
             kind: record.kind,
-            rare: Rare::boxed(record.owner.as_deref(), session_id.as_deref()),
+            rare: match session_id {
+                Some(session_id) => Some(Box::new(Rare {
+                    owner: record.owner.as_deref().map(Into::into),
+                    session_id: Some(session_id.into()),
+                    token_check,
+                })),
+                None => Rare::boxed(record.owner.as_deref(), None),
+            },
         },
         extra: Slot {
             digest_tail,

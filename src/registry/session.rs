@@ -26,7 +26,8 @@ use crate::session::{
     is_valid_client_session_id,
 };
 use crate::store::{Metadata, NewToken, StoreError, TokenRecord};
-use crate::token::{Digest, Secret};
+use crate::token::Secret;
+use crate::token::formats::jwt_digest;
 
 /// How many locks serialise logins: logins for one key and client session id take the
 /// same one, so that concurrent logins on a node mint one token.
@@ -41,6 +42,9 @@ pub(super) struct Sessions {
     pub(super) config: SessionConfig,
     locks: Box<[tokio::sync::Mutex<()>]>,
     hasher: foldhash::fast::FixedState,
+    /// The key of the hash that tells a cached token's header and payload from any
+    /// other with the same signature: random per registry, so that nobody can aim at it.
+    check: foldhash::quality::RandomState,
 }
 
 impl Sessions {
@@ -51,7 +55,12 @@ impl Sessions {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             hasher: foldhash::fast::FixedState::default(),
+            check: foldhash::quality::RandomState::default(),
         }
+    }
+
+    pub(super) fn check_state(&self) -> &foldhash::quality::RandomState {
+        &self.check
     }
 
     fn lock(&self, key: TokenId, client_session_id: &str) -> &tokio::sync::Mutex<()> {
@@ -292,9 +301,7 @@ impl Registry {
             let Some(token) = config.keys().sign_with(derivation.kid, &claims) else {
                 continue;
             };
-            if derivation.iss != config.issuer_name()
-                || Digest::of(token.as_bytes()) != record.digest
-            {
+            if derivation.iss != config.issuer_name() || jwt_digest(&token) != record.digest {
                 continue;
             }
             let session =
@@ -357,7 +364,7 @@ impl Registry {
                 env: key.env(),
                 kind: TokenKind::Session,
                 display_prefix: String::new(),
-                digest: Digest::of(token.as_bytes()),
+                digest: jwt_digest(&token),
                 created_at: now,
                 expires_at: Some(expires_at),
                 created_by: Some(key.id()),

@@ -42,13 +42,16 @@ impl Registry {
     pub fn decode(&self, token: &str) -> Result<Presented, VerifyError> {
         #[cfg(feature = "exchange")]
         if self.inner.sessions.is_some() && token.contains('.') {
-            // No other format has a `.`: this can only be a session access token.
-            return match token.len() <= crate::token::MAX_TOKEN_LEN
-                && crate::session::looks_like_jwt(token)
-            {
-                true => Ok(Presented::jwt(token)),
-                false => Err(VerifyError::rejected(
-                    RejectCause::Malformed(crate::token::Malformed::Shape),
+            // No other format has a `.`: this can only be a session access token. Its
+            // shape is checked with its signature on a cache miss: a hit is byte for byte
+            // a token this registry minted.
+            return match (
+                token.len() <= crate::token::MAX_TOKEN_LEN,
+                &self.inner.sessions,
+            ) {
+                (true, Some(sessions)) => Ok(Presented::jwt(token, sessions.check_state())),
+                _ => Err(VerifyError::rejected(
+                    RejectCause::Malformed(crate::token::Malformed::TooLong),
                     None,
                 )),
             };
@@ -102,7 +105,7 @@ impl Registry {
     async fn verify_filled(&self, presented: &Presented) -> Result<Principal, VerifyError> {
         let digest = presented.digest();
         for _ in 0..MAX_FILL_ATTEMPTS {
-            match self.fill(*digest).await {
+            match self.fill(*digest, presented.jwt_check()).await {
                 Ok(Filled::Known(entry, epoch)) => {
                     // A revocation since the record was read may concern this token: the
                     // cache, which revocations update atomically, has the last word.
@@ -163,6 +166,19 @@ impl Registry {
         {
             return Err(unknown(presented));
         }
+        // A session token is found by its signature: its header and payload must be the
+        // cached token's too (and only a JWT may stand for a session).
+        let matches = match (identity.kind == TokenKind::Session, presented.is_jwt()) {
+            (false, false) => true,
+            (true, true) => identity
+                .rare
+                .as_ref()
+                .is_some_and(|rare| rare.token_check == presented.jwt_check()),
+            _ => false,
+        };
+        if !matches {
+            return Err(unknown(presented));
+        }
         if now >= identity.expires_at {
             return Err(VerifyError::rejected(RejectCause::Expired, id));
         }
@@ -179,8 +195,9 @@ impl Registry {
         Ok(entry::principal(entry))
     }
 
-    /// Joins the store lookup in flight for `digest`, or makes it.
-    async fn fill(&self, digest: Digest) -> FillResult {
+    /// Joins the store lookup in flight for `digest`, or makes it. `token_check` goes
+    /// into a session token's entry.
+    async fn fill(&self, digest: Digest, token_check: u64) -> FillResult {
         for _ in 0..MAX_FILL_ATTEMPTS {
             let leader = match self.inner.flights.entry(digest) {
                 MapEntry::Occupied(occupied) => Err(occupied.get().clone()),
@@ -199,7 +216,7 @@ impl Registry {
                         flights: &self.inner.flights,
                         digest,
                     };
-                    let result = self.query_and_install(digest).await;
+                    let result = self.query_and_install(digest, token_check).await;
                     let _ = done.send(Some(result.clone()));
                     return result;
                 }
@@ -225,7 +242,7 @@ impl Registry {
         Err(fill_aborted())
     }
 
-    async fn query_and_install(&self, digest: Digest) -> FillResult {
+    async fn query_and_install(&self, digest: Digest, token_check: u64) -> FillResult {
         let inner = &self.inner;
         for _ in 0..MAX_FILL_ATTEMPTS {
             let epoch = inner.cache.epoch(&digest);
@@ -260,7 +277,7 @@ impl Registry {
                     self.store_answered();
                     let shared = inner.interner.shared(&record.tenant, &record.scopes);
                     let fresh_until = inner.cache.fresh_until(now);
-                    let entry = entry::from_record(&record, shared, fresh_until);
+                    let entry = entry::from_record(&record, shared, fresh_until, token_check);
                     inner.cache.install_known(&digest, entry, epoch, now)
                 }
                 Err(StoreError::NotFound) => {

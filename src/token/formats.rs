@@ -95,25 +95,49 @@ pub struct Presented {
     env: Option<Env>,
     account: Option<Box<str>>,
     jwt: bool,
+    /// For a JWT, the keyed hash of its header and payload.
+    jwt_check: u64,
+}
+
+/// The digest a session access token (a JWT) is stored and cached under: SHA-256 of its
+/// signature. The signature is an HMAC over the header and payload, so it stands for the
+/// whole token (the cache also checks a keyed hash of the rest, see
+/// [`Presented::jwt`]); hashing 43 bytes instead of the whole token keeps a cached JWT
+/// as cheap as an opaque token.
+pub(crate) fn jwt_digest(token: &str) -> Digest {
+    let signature = token
+        .rsplit_once('.')
+        .map_or(token, |(_, signature)| signature);
+    Digest::of(signature.as_bytes())
 }
 
 impl Presented {
-    /// A JWT-shaped credential (a session access token): its digest is of the whole
-    /// token, and it is verified by signature before any lookup.
+    /// A JWT-shaped credential (a session access token): looked up by the digest of its
+    /// signature, with `check` (a keyed hash of its header and payload, by a
+    /// per-registry random key) to compare with the cached token's, so that a token with
+    /// a genuine signature and any other header or payload never matches. It is verified
+    /// by signature before any store lookup.
     #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
-    pub(crate) fn jwt(token: &str) -> Self {
+    pub(crate) fn jwt(token: &str, check: &impl std::hash::BuildHasher) -> Self {
+        let head = token.rsplit_once('.').map_or("", |(head, _)| head);
         Self {
-            digest: Digest::of(token.as_bytes()),
+            digest: jwt_digest(token),
             id: None,
             env: None,
             account: None,
             jwt: true,
+            jwt_check: check.hash_one(head.as_bytes()),
         }
     }
 
     /// Whether the credential is a JWT (a session access token).
     pub fn is_jwt(&self) -> bool {
         self.jwt
+    }
+
+    /// For a JWT, the keyed hash of its header and payload (0 otherwise).
+    pub(crate) fn jwt_check(&self) -> u64 {
+        self.jwt_check
     }
 
     /// The digest to look up.
@@ -227,6 +251,7 @@ impl Formats {
                 env: None,
                 account: None,
                 jwt: false,
+                jwt_check: 0,
             });
         }
         match &self.prefixed {
@@ -238,6 +263,7 @@ impl Formats {
                     env: Some(env),
                     account: None,
                     jwt: false,
+                    jwt_check: 0,
                 })
             }
             _ => Err(Malformed::Shape),

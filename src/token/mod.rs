@@ -16,7 +16,7 @@ mod account;
 mod base62;
 mod digest;
 mod env;
-mod formats;
+pub(crate) mod formats;
 mod mint;
 mod prefixed;
 mod sanctum;
