@@ -12,19 +12,16 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tower::{Service, ServiceExt};
 use tower_bearer::BearerAuthLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -66,45 +63,6 @@ async fn ok() -> &'static str {
     "ok"
 }
 
-/// Mean time of `router.call(request)` with the given `Authorization` header.
-fn bench_router(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    runtime: &tokio::runtime::Runtime,
-    name: &str,
-    router: Router,
-    header: HeaderValue,
-) {
-    // Check once that the request is let through: a benchmark of 401s would be a lie.
-    let status = runtime
-        .block_on(router.clone().oneshot(request(&header)))
-        .unwrap()
-        .status();
-    assert_eq!(status, StatusCode::OK, "{name}");
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let mut service = router.clone();
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let ready = ServiceExt::<Request<Body>>::ready(&mut service)
-                        .await
-                        .unwrap();
-                    black_box(ready.call(request(&header)).await.unwrap());
-                }
-                start.elapsed()
-            })
-        })
-    });
-}
-
-fn request(header: &HeaderValue) -> Request<Body> {
-    Request::builder()
-        .uri("/")
-        .header(AUTHORIZATION, header.clone())
-        .body(Body::empty())
-        .unwrap()
-}
-
 fn overhead(c: &mut Criterion) {
     let (runtime, registry, tokens) = support::cached_registry();
     let count = tokens.len();
@@ -129,15 +87,15 @@ fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("request_overhead");
     group.measurement_time(Duration::from_secs(5));
     let group = &mut group;
-    bench_router(group, &runtime, "no_auth", app(), bearer(token));
-    bench_router(
+    support::bench_router(group, &runtime, "no_auth", app(), bearer(token));
+    support::bench_router(
         group,
         &runtime,
         "tower_bearer_cache_hit",
         app().layer(BearerAuthLayer::new(registry.clone())),
         bearer(token),
     );
-    bench_router(
+    support::bench_router(
         group,
         &runtime,
         "tower_http_static_bearer",
@@ -148,7 +106,7 @@ fn overhead(c: &mut Criterion) {
         )),
         bearer("a-static-token-of-44-characters-length-xxxx"),
     );
-    bench_router(
+    support::bench_router(
         group,
         &runtime,
         "jsonwebtoken_hs256",

@@ -11,8 +11,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -20,7 +19,6 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
-use tower::{Service, ServiceExt};
 use tower_bearer::session::{SessionConfig, SessionKeys};
 use tower_bearer::{BearerAuthLayer, MemoryStore};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
@@ -29,14 +27,6 @@ const ISSUER: &str = "tower-bearer";
 
 async fn ok() -> &'static str {
     "ok"
-}
-
-fn request(header: &HeaderValue) -> Request<Body> {
-    Request::builder()
-        .uri("/")
-        .header(AUTHORIZATION, header.clone())
-        .body(Body::empty())
-        .unwrap()
 }
 
 fn overhead(c: &mut Criterion) {
@@ -105,26 +95,7 @@ fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("session_overhead");
     group.measurement_time(Duration::from_secs(5));
     for (name, router, header) in cases {
-        let status = runtime
-            .block_on(router.clone().oneshot(request(header)))
-            .unwrap()
-            .status();
-        assert_eq!(status, StatusCode::OK, "{name}");
-        group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                runtime.block_on(async {
-                    let mut service = router.clone();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let ready = ServiceExt::<Request<Body>>::ready(&mut service)
-                            .await
-                            .unwrap();
-                        black_box(ready.call(request(header)).await.unwrap());
-                    }
-                    start.elapsed()
-                })
-            })
-        });
+        support::bench_router(&mut group, &runtime, name, router, header.clone());
     }
     group.finish();
     drop(registry);

@@ -71,7 +71,10 @@ impl Grpc {
         configure: impl FnOnce(BearerAuthLayer, GrpcScopes) -> BearerAuthLayer,
     ) -> Self {
         let store = InstrumentedStore::new();
-        let registry = Registry::builder(store.clone()).build();
+        let keys = tower_bearer::session::SessionKeys::new("grpc", &[3u8; 32]).unwrap();
+        let registry = Registry::builder(store.clone())
+            .sessions(tower_bearer::session::SessionConfig::new(keys))
+            .build();
         let scopes = GrpcScopes::new()
             .require("/grpc.health.v1.Health/Check", "read")
             .unwrap()
@@ -577,4 +580,37 @@ async fn deny_unlisted_refuses_methods_outside_the_map() {
     // Listed methods work as before.
     health.check(request(Some(&admin))).await.unwrap();
     create(&grpc, Some(&admin)).await.unwrap();
+}
+
+/// A session access token (from `Registry::login`) meets the same method scopes and
+/// statuses as the key it was opened with; revoked, it is UNAUTHENTICATED.
+#[tokio::test]
+async fn session_access_tokens_meet_the_same_method_scopes() {
+    let grpc = Grpc::start().await;
+    let reader = grpc.token("reader", &["read"]).await;
+    let session = grpc.registry.login(&reader, None).await.unwrap();
+    let jwt = session.access_token.expose_secret().to_owned();
+    let listed = list(&grpc, Some(&jwt)).await.unwrap();
+    assert_eq!(listed.caller, "reader@acme");
+    assert_status(
+        create(&grpc, Some(&jwt)).await,
+        Code::PermissionDenied,
+        "insufficient scope: requires write",
+    );
+    let mut tampered = jwt.clone().into_bytes();
+    let at = jwt.find('.').unwrap() + 5;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(
+        list(&grpc, Some(&tampered)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    grpc.registry
+        .revoke_session("acme", session.session.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&grpc, Some(&jwt)).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
 }

@@ -474,10 +474,24 @@ async fn revoking_a_session_or_its_key_ends_it_at_once() {
             .all(|t| t["id"] != sessions[0]["id"])
     );
     let session_id = sessions[0]["id"].as_u64().unwrap();
-    let as_token = server
-        .call("GET", &format!("/tokens/{session_id}"), &server.admin)
+    for method in ["GET", "DELETE"] {
+        let as_token = server
+            .call(method, &format!("/tokens/{session_id}"), &server.admin)
+            .await;
+        assert_eq!(as_token.status, StatusCode::NOT_FOUND, "{method}");
+    }
+    let cascade = server
+        .call(
+            "DELETE",
+            &format!("/tokens/{session_id}?cascade=true"),
+            &server.admin,
+        )
         .await;
-    assert_eq!(as_token.status, StatusCode::NOT_FOUND);
+    assert_eq!(cascade.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.call("GET", "/me", &token).await.status,
+        StatusCode::OK
+    );
 
     let revoked = server
         .call("DELETE", &format!("/sessions/{session_id}"), &server.admin)
@@ -781,4 +795,33 @@ async fn rejected_within(registry: &Registry, token: &str, limit: Duration) -> b
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     false
+}
+
+/// The login route's OpenAPI document: OpenAPI 3.1, the one route, no security
+/// requirement, every status it answers, every reference resolved; and the router
+/// answers what the document names.
+#[tokio::test]
+async fn the_openapi_document_describes_the_login_route() {
+    let document = serde_json::to_value(exchange::openapi()).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.keys().collect::<Vec<_>>(), ["/auth/login"]);
+    let login = &paths["/auth/login"];
+    assert_eq!(login.as_object().unwrap().len(), 1, "POST only");
+    let operation = &login["post"];
+    assert_eq!(operation["security"], json!([{}]), "no token needed");
+    for status in ["200", "400", "401", "413", "415", "422", "503"] {
+        assert!(operation["responses"][status].is_object(), "{status}");
+    }
+    let text = document.to_string();
+    for reference in text.split(r##""$ref":"#/components/schemas/"##).skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "unresolved {name}"
+        );
+    }
+    let server = Server::start().await;
+    let answer = server.login(json!({"api_key": "sk_live_nope"})).await;
+    assert!(operation["responses"][answer.status.as_str()].is_object());
 }

@@ -167,3 +167,54 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         self.inner.changes()
     }
 }
+
+// ----- requests through a router ----------------------------------------------------------
+
+use axum::Router;
+use axum::body::Body;
+use criterion::BenchmarkGroup;
+use criterion::measurement::WallTime;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, StatusCode};
+use std::hint::black_box;
+use std::time::Instant;
+use tower::{Service, ServiceExt};
+
+/// Mean time of `router.call(request)` with the given `Authorization` header.
+pub fn bench_router(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    router: Router,
+    header: HeaderValue,
+) {
+    // Check once that the request is let through: a benchmark of 401s would be a lie.
+    let status = runtime
+        .block_on(router.clone().oneshot(request(&header)))
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK, "{name}");
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut service = router.clone();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let ready = ServiceExt::<Request<Body>>::ready(&mut service)
+                        .await
+                        .unwrap();
+                    black_box(ready.call(request(&header)).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
+pub fn request(header: &HeaderValue) -> Request<Body> {
+    Request::builder()
+        .uri("/")
+        .header(AUTHORIZATION, header.clone())
+        .body(Body::empty())
+        .unwrap()
+}

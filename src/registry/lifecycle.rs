@@ -161,9 +161,11 @@ impl Registry {
     }
 
     /// Revokes (deletes) a token of `tenant`, and every session opened with it. When
-    /// this returns, neither verifies on this registry. A token of another tenant is
-    /// [`RegistryError::NotFound`], exactly like a token that does not exist.
+    /// this returns, neither verifies on this registry. A token of another tenant, or a
+    /// session's id, is [`RegistryError::NotFound`], exactly like a token that does not
+    /// exist (sessions are revoked with `Registry::revoke_session`).
     pub async fn revoke(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
+        self.find_api_key(tenant, id).await?;
         let invalidation = self.inner.store.delete(tenant, id).await?;
         self.inner
             .cache
@@ -279,14 +281,15 @@ impl Registry {
     }
 
     /// Revokes a token of `tenant` and every token it created, recursively (the tokens
-    /// it issued through the management API, and theirs), in one store transaction: what
-    /// an incident responder runs on a stolen admin token. Returns the revoked ids, the
-    /// token's own first.
+    /// it issued through the management API, and theirs, and their sessions), in one
+    /// store transaction: what an incident responder runs on a stolen admin token.
+    /// Returns the revoked ids, the token's own first.
     pub async fn revoke_cascade(
         &self,
         tenant: &str,
         id: TokenId,
     ) -> Result<Vec<TokenId>, RegistryError> {
+        self.find_api_key(tenant, id).await?;
         let removed = self.inner.store.delete_with_descendants(tenant, id).await?;
         let now = self.inner.clock.now_nanos();
         for invalidation in &removed {
