@@ -301,3 +301,41 @@ async fn issue_admin_token_brings_a_locked_out_tenant_back() {
         "the bootstrap token is not minted again"
     );
 }
+
+/// `POST /auth/login` on the example server: the key file is created next to the
+/// database (mode 0600) and reused after a restart, so that access tokens outlive it.
+#[tokio::test]
+async fn the_example_server_exchanges_keys_for_access_tokens_across_a_restart() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tower-bearer.db");
+    let mut server = Server::start(&db, &["--session-lifetime", "600"]).await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let key_file = dir.path().join("tower-bearer.db.session-key");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let body = format!(r#"{{"api_key":"{admin}","session_id":"cli"}}"#);
+    let (status, login) = server.call("POST", "/auth/login", "", &body).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert_eq!(login["expires_in"], 600);
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let (status, me) = server.call("GET", "/me", &access, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["kind"], "session");
+    assert_eq!(server.interrupt().await, "");
+
+    let server = Server::start(&db, &["--session-lifetime", "600"]).await;
+    assert_eq!(
+        server.call("GET", "/me", &access, "").await.0,
+        StatusCode::OK,
+        "the same key after a restart"
+    );
+    let (status, again) = server.call("POST", "/auth/login", "", &body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["access_token"], login["access_token"]);
+    let (status, _) = server.call("GET", "/openapi.json", "", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.interrupt().await, "");
+}
