@@ -23,6 +23,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
 use super::entry::Entry;
+use super::watchers::Watchers;
 use crate::token::Digest;
 
 type Hasher = foldhash::fast::RandomState;
@@ -82,6 +83,8 @@ pub(crate) struct Cache {
     /// When the last sweep of expired entries ran (Unix nanoseconds).
     last_sweep: AtomicI64,
     limits: Limits,
+    /// Connections waiting for their token to be evicted (`Registry::watch`).
+    watchers: Watchers,
 }
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
@@ -123,7 +126,13 @@ impl Cache {
             negative_order: Mutex::new(VecDeque::new()),
             last_sweep: AtomicI64::new(0),
             limits,
+            watchers: Watchers::default(),
         }
+    }
+
+    /// Who is waiting for an eviction.
+    pub(crate) fn watchers(&self) -> &Watchers {
+        &self.watchers
     }
 
     /// The revocation epoch that concerns `digest`: it moves whenever a revocation in
@@ -272,6 +281,7 @@ impl Cache {
         self.known.remove_if(&key(digest), |_, entry| {
             entry.extra.digest_tail == tail(digest)
         });
+        self.watchers.notify(digest);
     }
 
     /// The change feed went down (`true`: entries are re-checked against the store after
@@ -289,6 +299,7 @@ impl Cache {
     pub(crate) fn reset(&self) {
         self.resets.fetch_add(1, Ordering::SeqCst);
         self.known.clear();
+        self.watchers.notify_all();
     }
 
     /// Drops expired entries. Unless `force`d, runs at most once per negative TTL.

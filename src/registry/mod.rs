@@ -38,6 +38,7 @@ mod session_rows;
 mod tasks;
 mod usage;
 mod verify;
+mod watchers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,133 @@
+//! Watching a credential for the moment it stops being valid: what a WebSocket, a
+//! server-sent-event stream or a long poll needs to end a connection that outlives a
+//! revocation or an expiry.
+//!
+//! Watchers of one token share one [`Notify`], keyed by its digest. The cache wakes them
+//! whenever it evicts that digest (a revocation here, or one the change feed delivers, or
+//! a change of the token) or forgets everything (a feed reset); each woken watcher checks
+//! its credential again. A watcher waits on that notification and on one timer set to its
+//! token's expiry: no task of its own, nothing that ticks.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+use super::{Registry, VerifyError};
+use crate::token::Digest;
+
+/// The watched digests, each with the notification its watchers share.
+#[derive(Default)]
+pub(crate) struct Watchers {
+    by_digest: DashMap<Digest, Arc<Notify>>,
+}
+
+impl Watchers {
+    /// Wakes the watchers of `digest`, if any: one map read.
+    pub(crate) fn notify(&self, digest: &Digest) {
+        if let Some(notify) = self.by_digest.get(digest) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Wakes every watcher.
+    pub(crate) fn notify_all(&self) {
+        for notify in self.by_digest.iter() {
+            notify.notify_waiters();
+        }
+    }
+
+    fn register(&self, digest: Digest) -> Registration<'_> {
+        let notify = self.by_digest.entry(digest).or_default().clone();
+        Registration {
+            watchers: self,
+            digest,
+            notify: Some(notify),
+        }
+    }
+}
+
+/// A watcher's hold on its digest's notification; the last one out removes it.
+struct Registration<'a> {
+    watchers: &'a Watchers,
+    digest: Digest,
+    notify: Option<Arc<Notify>>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        drop(self.notify.take());
+        self.watchers
+            .by_digest
+            .remove_if(&self.digest, |_, notify| Arc::strong_count(notify) == 1);
+    }
+}
+
+impl Registry {
+    /// Resolves when `token` stops being valid on this registry, with the reason: revoked
+    /// (here: at once; on another node: when the change feed delivers), expired, its
+    /// API key revoked (for a session token), or its store unreachable once its cached
+    /// entry may no longer be trusted. Resolves at once for a token that is not valid.
+    ///
+    /// A change that leaves the token valid (new scopes, a name) does not end the watch.
+    /// Expiry is timed by the runtime's timer against the registry's clock as read when
+    /// the watch (re)checks the token.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_bearer::registry::IssueRequest;
+    /// use tower_bearer::{MemoryStore, RejectCause, Registry, VerifyError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::builder(MemoryStore::new()).build();
+    /// let issued = registry.issue(IssueRequest::new("socket", "acme")?).await?;
+    /// let token = issued.secret.expose_secret().to_owned();
+    ///
+    /// let watching = registry.clone();
+    /// let watch = tokio::spawn(async move { watching.watch(&token).await });
+    /// tokio::time::sleep(Duration::from_millis(10)).await;
+    /// registry.revoke("acme", issued.info.id).await?;
+    /// let ended = watch.await?;
+    /// assert!(matches!(ended, VerifyError::Rejected { cause: RejectCause::Revoked, .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn watch(&self, token: &str) -> VerifyError {
+        let presented = match self.decode(token) {
+            Ok(presented) => presented,
+            Err(error) => return error,
+        };
+        let registration = self.inner.cache.watchers().register(*presented.digest());
+        let notify = registration.notify.as_ref().expect("held until dropped");
+        loop {
+            // Armed before the check: an eviction between the check and the wait still
+            // wakes this watcher.
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let verified = match self.verify_cached(&presented) {
+                Some(answer) => answer,
+                None => self.verify_missed(&presented, Some(token)).await,
+            };
+            let principal = match verified {
+                Ok(principal) => principal,
+                Err(error) => return error,
+            };
+            let now = self.inner.clock.now();
+            let until_expiry = principal
+                .expires_at()
+                .map(|at| std::time::Duration::try_from(at - now).unwrap_or_default());
+            drop(principal);
+            match until_expiry {
+                Some(left) => {
+                    tokio::select! {
+                        () = &mut woken => {}
+                        () = tokio::time::sleep(left) => {}
+                    }
+                }
+                None => woken.await,
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `Registry::watch`: resolves the moment a credential stops being valid (revoked here or
+//! on another node, expired, its key revoked), and not for a change that leaves it valid.
+#![cfg(feature = "exchange")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use tower_bearer::registry::{Expiry, IssueRequest};
+use tower_bearer::session::{SessionConfig, SessionKeys};
+use tower_bearer::store::TokenUpdate;
+use tower_bearer::{MemoryStore, Registry, RejectCause, ScopeSet, TokenId, VerifyError};
+
+fn registry() -> Registry {
+    Registry::builder(MemoryStore::new())
+        .sessions(SessionConfig::new(
+            SessionKeys::new("w", &[9u8; 32]).unwrap(),
+        ))
+        .build()
+}
+
+async fn issue(registry: &Registry, expiry: Expiry) -> (TokenId, String) {
+    let issued = registry
+        .issue(
+            IssueRequest::new("watched", "acme")
+                .unwrap()
+                .scopes(["read", "write"])
+                .unwrap()
+                .expires(expiry),
+        )
+        .await
+        .unwrap();
+    (issued.info.id, issued.secret.expose_secret().to_owned())
+}
+
+fn cause(error: &VerifyError) -> Option<RejectCause> {
+    match error {
+        VerifyError::Rejected { cause, .. } => Some(*cause),
+        _ => None,
+    }
+}
+
+/// Spawns a watch of `token`; waits until it is parked.
+async fn watching(registry: &Registry, token: &str) -> tokio::task::JoinHandle<VerifyError> {
+    let (registry, token) = (registry.clone(), token.to_owned());
+    let handle = tokio::spawn(async move { registry.watch(&token).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!handle.is_finished(), "a valid token's watch waits");
+    handle
+}
+
+/// The watch's answer; fails (instead of hanging) if it has not ended within 2 s.
+async fn ended(watch: tokio::task::JoinHandle<VerifyError>) -> VerifyError {
+    tokio::time::timeout(Duration::from_secs(2), watch)
+        .await
+        .expect("the watch ends")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_revocation_ends_the_watch_at_once() {
+    let registry = registry();
+    let (id, token) = issue(&registry, Expiry::Default).await;
+    let (_, other) = issue(&registry, Expiry::Default).await;
+    let watch = watching(&registry, &token).await;
+    let bystander = watching(&registry, &other).await;
+    let start = Instant::now();
+    registry.revoke("acme", id).await.unwrap();
+    let ended = ended(watch).await;
+    let took = start.elapsed();
+    assert_eq!(cause(&ended), Some(RejectCause::Revoked));
+    assert!(took < Duration::from_millis(50), "took {took:?}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!bystander.is_finished(), "another token's watch goes on");
+    bystander.abort();
+}
+
+#[tokio::test]
+async fn an_invalid_token_ends_at_once_and_expiry_ends_the_watch() {
+    let registry = registry();
+    let ended = registry.watch("sk_live_nope").await;
+    assert!(cause(&ended).is_some());
+    let (_, token) = issue(&registry, Expiry::In(Duration::from_millis(1500))).await;
+    let start = Instant::now();
+    let ended = registry.watch(&token).await;
+    assert_eq!(cause(&ended), Some(RejectCause::Expired));
+    let took = start.elapsed();
+    assert!(
+        took > Duration::from_millis(1000) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_keeps_the_token_valid_does_not_end_it() {
+    let registry = registry();
+    let (id, token) = issue(&registry, Expiry::Default).await;
+    let watch = watching(&registry, &token).await;
+    registry
+        .update(
+            "acme",
+            id,
+            TokenUpdate::new().scopes(ScopeSet::parse(["read"]).unwrap()),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(!watch.is_finished(), "still valid, with new scopes");
+    registry.revoke("acme", id).await.unwrap();
+    assert_eq!(cause(&ended(watch).await), Some(RejectCause::Revoked));
+}
+
+#[tokio::test]
+async fn a_session_watch_ends_with_its_session_or_its_key() {
+    let registry = registry();
+    let (id, key) = issue(&registry, Expiry::Default).await;
+    let first = registry.login(&key, Some("a")).await.unwrap();
+    let second = registry.login(&key, Some("b")).await.unwrap();
+    let watch_first = watching(&registry, first.access_token.expose_secret()).await;
+    let watch_second = watching(&registry, second.access_token.expose_secret()).await;
+    registry
+        .revoke_session("acme", first.session.id)
+        .await
+        .unwrap();
+    assert!(cause(&ended(watch_first).await).is_some());
+    assert!(!watch_second.is_finished());
+    registry.revoke("acme", id).await.unwrap();
+    assert!(cause(&ended(watch_second).await).is_some());
+}
+
+/// Thousands of watchers park without a task of their own or a periodic wake-up; a
+/// revocation wakes its own token's watchers only.
+#[tokio::test]
+async fn many_watchers_each_wake_for_their_own_token() {
+    let registry = registry();
+    let mut tokens = Vec::new();
+    for _ in 0..200 {
+        tokens.push(issue(&registry, Expiry::Default).await);
+    }
+    let mut watches = Vec::new();
+    for (_, token) in &tokens {
+        for _ in 0..5 {
+            let (registry, token) = (registry.clone(), token.clone());
+            watches.push(tokio::spawn(async move { registry.watch(&token).await }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    registry.revoke("acme", tokens[7].0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let finished: Vec<usize> = watches
+        .iter()
+        .enumerate()
+        .filter(|(_, watch)| watch.is_finished())
+        .map(|(at, _)| at / 5)
+        .collect();
+    assert_eq!(
+        finished, [7; 5],
+        "the five watchers of token 7, and no other"
+    );
+    for watch in watches {
+        watch.abort();
+    }
+}
+
+/// Two nodes on one PostgreSQL database: a revocation on A ends a watch on B as soon
+/// as the change feed delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_another_node_ends_the_watch() {
+    use tower_bearer::store::{PostgresOptions, PostgresStore};
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    let node = |name: &'static str| {
+        let url = url.clone();
+        async move {
+            let options = PostgresOptions::default().application_name(name);
+            let store = PostgresStore::connect_with(&url, options).await.unwrap();
+            Registry::builder(store).build()
+        }
+    };
+    let (a, b) = (node("watch-a").await, node("watch-b").await);
+    let (id, token) = issue(&a, Expiry::Default).await;
+    let watch = watching(&b, &token).await;
+    let start = Instant::now();
+    a.revoke("acme", id).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(2), watch)
+        .await
+        .expect("the watch on B ends")
+        .unwrap();
+    assert_eq!(cause(&ended), Some(RejectCause::Revoked));
+    eprintln!(
+        "revoke on A to the end of the watch on B: {:?}",
+        start.elapsed()
+    );
+}
