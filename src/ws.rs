@@ -52,12 +52,15 @@
 //!     .await
 //! }
 //!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! let registry = Registry::builder(MemoryStore::new()).build();
 //! let app: Router = Router::new()
 //!     .route("/socket", any(socket))
 //!     .with_state(SocketAuth::new(registry.clone()));
 //! let app = BearerAuthLayer::new(registry).public(["/socket"]).protect(app);
 //! # let _ = app;
+//! # }
 //! ```
 
 use std::future::Future;

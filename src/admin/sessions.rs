@@ -23,8 +23,8 @@ pub(super) struct SessionView<'a> {
     #[schema(value_type = u64, minimum = 1)]
     id: TokenId,
     /// The API key it was opened with.
-    #[schema(value_type = u64, minimum = 1)]
-    api_key_id: TokenId,
+    #[schema(value_type = Option<u64>, minimum = 1)]
+    api_key_id: Option<TokenId>,
     /// The client's session id (`default` when the login named none).
     session_id: &'a str,
     /// When its access token was issued.

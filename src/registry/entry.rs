@@ -47,6 +47,8 @@ pub(crate) fn from_record(
     digest_tail.copy_from_slice(&record.digest.as_bytes()[16..]);
     let (id, session_id) = match (record.kind, record.created_by) {
         (TokenKind::Session, Some(key)) => (key, Some(record.id.to_string())),
+        // An end user's token: its own id (the user is the owner).
+        (TokenKind::Session, None) => (record.id, Some(record.id.to_string())),
         _ => (record.id, None),
     };
     Arc::new(Inner {

@@ -37,6 +37,8 @@ mod session;
 mod session_rows;
 mod tasks;
 mod usage;
+#[cfg(feature = "exchange")]
+mod user_tokens;
 mod verify;
 mod watchers;
 
@@ -60,6 +62,9 @@ pub(crate) use issue::{is_valid_metadata, is_valid_owner};
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub use session::{LoginError, SessionInfo, SessionToken};
+#[cfg(feature = "exchange")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
+pub use user_tokens::{InvalidUserToken, UserTokenRequest};
 
 use cache::Cache;
 use entry::Entry;

@@ -89,9 +89,10 @@ pub struct SessionToken {
 pub struct SessionInfo {
     /// The session's id: what [`Registry::revoke_session`] takes.
     pub id: TokenId,
-    /// The API key it was obtained with.
-    pub api_key_id: TokenId,
-    /// The client's session id (`"default"` when the login named none).
+    /// The API key it was obtained with (`None` for an end user's token).
+    pub api_key_id: Option<TokenId>,
+    /// The client's session id (`"default"` when the login named none; the user id for
+    /// an end user's token).
     pub client_session_id: String,
     /// When its token was issued.
     pub issued_at: OffsetDateTime,
@@ -128,12 +129,12 @@ impl From<StoreError> for LoginError {
 }
 
 /// What a session record's metadata holds to re-derive its token.
-struct Derivation<'a> {
-    client_session_id: &'a str,
-    sid: &'a str,
-    jti: &'a str,
-    kid: &'a str,
-    iss: &'a str,
+pub(super) struct Derivation<'a> {
+    pub(super) client_session_id: &'a str,
+    pub(super) sid: &'a str,
+    pub(super) jti: &'a str,
+    pub(super) kid: &'a str,
+    pub(super) iss: &'a str,
 }
 
 impl<'a> Derivation<'a> {
@@ -148,7 +149,7 @@ impl<'a> Derivation<'a> {
         })
     }
 
-    fn write(&self) -> Metadata {
+    pub(super) fn write(&self) -> Metadata {
         let Value::Object(map) = json!({
             "session_id": self.client_session_id,
             "sid": self.sid,
@@ -163,28 +164,28 @@ impl<'a> Derivation<'a> {
 }
 
 /// The space-separated `scope` claim.
-fn scope_claim(scopes: &ScopeSet) -> String {
+pub(super) fn scope_claim(scopes: &ScopeSet) -> String {
     let names: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
     names.join(" ")
 }
 
 /// 96 random bits, base64url: a session's `sid` and `jti`.
-fn random_id() -> Result<String, RegistryError> {
+pub(super) fn random_id() -> Result<String, RegistryError> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).map_err(|e| RegistryError::Random(RandomError::new(e)))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn seconds(at: OffsetDateTime) -> OffsetDateTime {
+pub(super) fn seconds(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(0).unwrap_or(at)
 }
 
 impl SessionInfo {
-    fn from_record(record: &TokenRecord) -> Option<Self> {
+    pub(super) fn from_record(record: &TokenRecord) -> Option<Self> {
         let derivation = Derivation::read(record.metadata.as_ref()?)?;
         Some(Self {
             id: record.id,
-            api_key_id: record.created_by?,
+            api_key_id: record.created_by,
             client_session_id: derivation.client_session_id.to_owned(),
             issued_at: record.created_at,
             expires_at: record.expires_at?,
@@ -462,10 +463,12 @@ impl Registry {
     }
 
     /// Whether the record found for a verified session token is the session the token's
-    /// claims describe.
+    /// claims describe: its key's (`sub` = the key's id) or its user's (`sub` = the
+    /// user id, the principal's owner).
     pub(super) fn claims_match(claims: &SessionClaims, principal: &Principal) -> bool {
         principal.kind() == TokenKind::Session
-            && claims.sub.parse::<TokenId>().ok() == Some(principal.id())
             && claims.tenant == principal.tenant()
+            && (claims.sub.parse::<TokenId>().ok() == Some(principal.id())
+                || principal.owner() == Some(claims.sub.as_str()))
     }
 }

@@ -54,14 +54,15 @@ impl Registry {
 }
 
 /// Whether the API key behind session `record` is still live (not revoked, not expired).
-/// Sessions die with their key; this guards the rare race a login re-checks for.
+/// Sessions die with their key; this guards the rare race a login re-checks for. An end
+/// user's token has no key.
 pub(super) async fn key_is_live(
     store: &dyn TokenStore,
     record: &TokenRecord,
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let Some(key) = record.created_by else {
-        return Ok(false);
+        return Ok(true);
     };
     match store.find_by_id(&record.tenant, key).await {
         Ok(key) => Ok(key.kind == TokenKind::ApiKey && !key.is_expired_at(now)),

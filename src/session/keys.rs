@@ -40,7 +40,16 @@ pub struct SessionClaims {
     /// refused before then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The application's own claims (an end user's room, say), beside the registered
+    /// ones.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The claims a token always has, which custom claims may not name.
+pub const REGISTERED_CLAIMS: [&str; 10] = [
+    "iss", "sub", "sid", "tenant", "scope", "iat", "exp", "jti", "nbf", "aud",
+];
 
 impl SessionClaims {
     /// Claims for a session of key `sub` in `tenant` with `scope`, valid from `iat` to
@@ -66,6 +75,7 @@ impl SessionClaims {
             exp,
             jti: jti.to_owned(),
             nbf: None,
+            extra: serde_json::Map::new(),
         }
     }
 }

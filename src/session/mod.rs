@@ -16,8 +16,8 @@ mod keys;
 use std::time::Duration;
 
 pub use keys::{
-    InvalidSessionKey, JwtRejected, LEEWAY_SECS, MIN_KEY_LEN, SessionClaims, SessionKeys,
-    looks_like_jwt,
+    InvalidSessionKey, JwtRejected, LEEWAY_SECS, MIN_KEY_LEN, REGISTERED_CLAIMS, SessionClaims,
+    SessionKeys, looks_like_jwt,
 };
 
 /// The default lifetime of an access token: two hours.
@@ -26,6 +26,9 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7200);
 /// The longest lifetime an access token may be given: one year. Sessions are meant to be
 /// short; a longer-lived credential is an API key.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+
+/// The default lifetime of an end user's token: 90 days.
+pub const DEFAULT_USER_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 
 /// The default `iss` of access tokens.
 pub const DEFAULT_ISSUER: &str = "tower-bearer";

@@ -1,0 +1,151 @@
+//! End users' tokens (feature `exchange`): JWTs with the user id as subject and the
+//! application's claims, accepted by the layer over real HTTP, revoked by user (here, and
+//! on another node through the PostgreSQL change feed).
+#![cfg(all(feature = "exchange", feature = "sqlite"))]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::StatusCode;
+use serde_json::Value;
+use support::http::{HttpClient, serve};
+use tower_bearer::registry::{InvalidUserToken, UserTokenRequest};
+use tower_bearer::session::{SessionConfig, SessionKeys};
+use tower_bearer::store::SqliteStore;
+use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenKind};
+
+const ALICE: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+const BOB: &str = "16fd2706-8baf-433b-82eb-8c7fada847da";
+
+fn config() -> SessionConfig {
+    SessionConfig::new(SessionKeys::new("users", &[8u8; 32]).unwrap())
+}
+
+async fn user_token(registry: &Registry, user: &str, name: &str) -> String {
+    let request = UserTokenRequest::new("acme", user)
+        .unwrap()
+        .name(name)
+        .claim("roomId", "lobby")
+        .unwrap();
+    let token = registry.issue_user_token(request).await.unwrap();
+    assert_eq!(token.expires_in, 90 * 86_400);
+    token.access_token.expose_secret().to_owned()
+}
+
+#[tokio::test]
+async fn user_tokens_authenticate_as_their_user_and_are_revoked_by_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("users.db"))
+        .await
+        .unwrap();
+    let registry = Registry::builder(store).sessions(config()).build();
+    let app: Router = Router::new().route(
+        "/me",
+        get(|principal: Principal| async move { axum::Json(principal) }),
+    );
+    let client = HttpClient::new(serve(app.layer(BearerAuthLayer::new(registry.clone()))).await);
+
+    let alice = user_token(&registry, ALICE, "Alice").await;
+    let alice_again = user_token(&registry, ALICE, "Alice").await;
+    let bob = user_token(&registry, BOB, "Bob").await;
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(alice.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], ALICE);
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["roomId"], "lobby");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        90 * 86_400
+    );
+
+    let me = client.get("/me", &alice).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let me: Value = serde_json::from_slice(&me.body).unwrap();
+    assert_eq!(me["owner"], ALICE);
+    assert_eq!(me["name"], "Alice");
+    assert_eq!(me["kind"], "session");
+    let principal = registry.verify(&bob).await.unwrap();
+    assert_eq!(principal.kind(), TokenKind::Session);
+    assert_eq!(principal.owner(), Some(BOB));
+    assert!(
+        registry.list("acme").await.unwrap().is_empty(),
+        "not API keys"
+    );
+
+    assert_eq!(registry.revoke_user("acme", ALICE).await.unwrap(), 2);
+    for token in [&alice, &alice_again] {
+        assert_eq!(
+            client.get("/me", token).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(client.get("/me", &bob).await.status, StatusCode::OK);
+    assert_eq!(registry.revoke_user("other", BOB).await.unwrap(), 0);
+    assert_eq!(client.get("/me", &bob).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn requests_are_checked() {
+    assert_eq!(
+        UserTokenRequest::new("acme", "not a uuid").unwrap_err(),
+        InvalidUserToken::UserId
+    );
+    assert_eq!(
+        UserTokenRequest::new("ac me", ALICE).unwrap_err(),
+        InvalidUserToken::Tenant
+    );
+    let request = UserTokenRequest::new("acme", ALICE).unwrap();
+    assert_eq!(
+        request.clone().claim("exp", 1).unwrap_err(),
+        InvalidUserToken::ReservedClaim("exp".into())
+    );
+    assert_eq!(
+        request.clone().claim("big", "x".repeat(3000)).unwrap_err(),
+        InvalidUserToken::ClaimsTooLarge
+    );
+    assert_eq!(
+        request.lifetime(Duration::ZERO).unwrap_err(),
+        InvalidUserToken::Lifetime
+    );
+}
+
+/// A user revoked on node A: its token stops working on node B as soon as the change
+/// feed delivers (a watch on B ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_user_reaches_every_node() {
+    use tower_bearer::store::{PostgresOptions, PostgresStore};
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    let node = |name: &'static str| {
+        let url = url.clone();
+        async move {
+            let options = PostgresOptions::default().application_name(name);
+            let store = PostgresStore::connect_with(&url, options).await.unwrap();
+            Registry::builder(store).sessions(config()).build()
+        }
+    };
+    let (a, b) = (node("users-a").await, node("users-b").await);
+    let token = user_token(&a, ALICE, "Alice").await;
+    b.verify(&token).await.expect("issued on A, valid on B");
+    let watching = b.clone();
+    let watched = token.clone();
+    let watch = tokio::spawn(async move { watching.watch(&watched).await });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(a.revoke_user("acme", ALICE).await.unwrap(), 1);
+    tokio::time::timeout(Duration::from_secs(2), watch)
+        .await
+        .expect("the watch on B ends")
+        .unwrap();
+    assert!(b.verify(&token).await.is_err());
+}
