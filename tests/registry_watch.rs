@@ -166,20 +166,14 @@ async fn many_watchers_each_wake_for_their_own_token() {
 /// as the change feed delivers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_another_node_ends_the_watch() {
-    use tower_bearer::store::{PostgresOptions, PostgresStore};
     let Some(server) = support::postgres::server() else {
         return;
     };
     let url = server.database().await;
-    let node = |name: &'static str| {
-        let url = url.clone();
-        async move {
-            let options = PostgresOptions::default().application_name(name);
-            let store = PostgresStore::connect_with(&url, options).await.unwrap();
-            Registry::builder(store).build()
-        }
-    };
-    let (a, b) = (node("watch-a").await, node("watch-b").await);
+    let (a, b) = (
+        support::postgres::node(&url, "watch-a", |builder| builder).await,
+        support::postgres::node(&url, "watch-b", |builder| builder).await,
+    );
     let (id, token) = issue(&a, Expiry::Default).await;
     let watch = watching(&b, &token).await;
     let start = Instant::now();

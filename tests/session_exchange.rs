@@ -740,20 +740,14 @@ proptest! {
 /// token, and sees its revocation (and the key's) within moments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_opened_on_one_node_is_accepted_and_revoked_on_another() {
-    use tower_bearer::store::{PostgresOptions, PostgresStore};
     let Some(server) = support::postgres::server() else {
         return;
     };
     let url = server.database().await;
-    let node = |name: &'static str| {
-        let url = url.clone();
-        async move {
-            let options = PostgresOptions::default().application_name(name);
-            let store = PostgresStore::connect_with(&url, options).await.unwrap();
-            Registry::builder(store).sessions(config()).build()
-        }
-    };
-    let (a, b) = (node("node-a").await, node("node-b").await);
+    let (a, b) = (
+        support::postgres::node(&url, "node-a", |builder| builder.sessions(config())).await,
+        support::postgres::node(&url, "node-b", |builder| builder.sessions(config())).await,
+    );
     let key = issue(&a, &["read"], Expiry::Default).await;
     let id = key_id(&a, &key).await;
 

@@ -122,20 +122,14 @@ async fn requests_are_checked() {
 /// feed delivers (a watch on B ends).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_user_reaches_every_node() {
-    use tower_bearer::store::{PostgresOptions, PostgresStore};
     let Some(server) = support::postgres::server() else {
         return;
     };
     let url = server.database().await;
-    let node = |name: &'static str| {
-        let url = url.clone();
-        async move {
-            let options = PostgresOptions::default().application_name(name);
-            let store = PostgresStore::connect_with(&url, options).await.unwrap();
-            Registry::builder(store).sessions(config()).build()
-        }
-    };
-    let (a, b) = (node("users-a").await, node("users-b").await);
+    let (a, b) = (
+        support::postgres::node(&url, "users-a", |builder| builder.sessions(config())).await,
+        support::postgres::node(&url, "users-b", |builder| builder.sessions(config())).await,
+    );
     let token = user_token(&a, ALICE, "Alice").await;
     b.verify(&token).await.expect("issued on A, valid on B");
     let watching = b.clone();

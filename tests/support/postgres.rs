@@ -280,3 +280,19 @@ fn rand_u64() -> u64 {
     getrandom::fill(&mut bytes).unwrap();
     u64::from_ne_bytes(bytes)
 }
+
+/// A node on the database at `url`: its own `PostgresStore` (named `name` in
+/// `pg_stat_activity`) and a registry over it, configured by `configure`.
+#[allow(dead_code)]
+pub async fn node(
+    url: &str,
+    name: &str,
+    configure: impl FnOnce(
+        tower_bearer::registry::RegistryBuilder,
+    ) -> tower_bearer::registry::RegistryBuilder,
+) -> tower_bearer::Registry {
+    use tower_bearer::store::{PostgresOptions, PostgresStore};
+    let options = PostgresOptions::default().application_name(name);
+    let store = PostgresStore::connect_with(url, options).await.unwrap();
+    configure(tower_bearer::Registry::builder(store)).build()
+}
