@@ -143,3 +143,13 @@ async fn revoking_a_user_reaches_every_node() {
         .unwrap();
     assert!(b.verify(&token).await.is_err());
 }
+
+#[tokio::test]
+async fn a_registry_without_sessions_says_so() {
+    let registry = Registry::builder(tower_bearer::MemoryStore::new()).build();
+    let request = UserTokenRequest::new("acme", ALICE).unwrap();
+    assert!(matches!(
+        registry.issue_user_token(request).await,
+        Err(tower_bearer::registry::RegistryError::SessionsNotConfigured)
+    ));
+}

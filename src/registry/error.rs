@@ -88,6 +88,10 @@ pub enum RegistryError {
     /// The operating system's random number generator failed.
     #[error("random number generator failed: {0}")]
     Random(RandomError),
+    /// Session or user tokens were asked of a registry without a session configuration
+    /// (`RegistryBuilder::sessions`, feature `exchange`).
+    #[error("sessions are not configured (RegistryBuilder::sessions)")]
+    SessionsNotConfigured,
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

@@ -156,11 +156,11 @@ impl Registry {
         &self,
         request: UserTokenRequest,
     ) -> Result<SessionToken, RegistryError> {
-        let sessions = self.inner.sessions.as_ref().ok_or_else(|| {
-            RegistryError::Store(crate::store::StoreError::unavailable(
-                "user tokens need RegistryBuilder::sessions",
-            ))
-        })?;
+        let sessions = self
+            .inner
+            .sessions
+            .as_ref()
+            .ok_or(RegistryError::SessionsNotConfigured)?;
         self.check_declared(&request.scopes)?;
         let config = &sessions.config;
         let now = seconds(self.now_checked()?);
