@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Runs schemathesis against the example server's management API.
+"""Runs schemathesis against the example server's management API and login.
 
 Starts `target/debug/examples/server` on 127.0.0.1 with a fresh SQLite database, reads
 its bootstrap admin token, and gives schemathesis an admin token of its own that the
 fuzzer is unlikely to revoke or demote (the fuzzer tries small ids first, so this one
-comes after a few hundred filler tokens). Checks: no server errors, no status code the
+comes after a few hundred filler tokens), with sessions opened by that token. Checks: no server errors, no status code the
 document does not list, no response body that does not match its schema. Exits with
 schemathesis' status.
 
@@ -40,6 +40,10 @@ def main():
             fuzz_admin = call(
                 addr, "POST", "/tokens", admin, {"name": "schemathesis", "scopes": ["admin"]}
             )["token"]
+            # Sessions of the fuzzer's key, so that the session routes meet real ones.
+            for n in range(20):
+                call(addr, "POST", "/auth/login", admin,
+                     {"api_key": fuzz_admin, "session_id": f"seed-{n}"})
             result = subprocess.run(
                 [
                     schemathesis,
