@@ -4,9 +4,9 @@
 Starts `target/debug/examples/server` on 127.0.0.1 with a fresh SQLite database, reads
 its bootstrap admin token, and gives schemathesis an admin token of its own that the
 fuzzer is unlikely to revoke or demote (the fuzzer tries small ids first, so this one
-comes after a few hundred filler tokens), with sessions opened by that token. Checks: no server errors, no status code the
-document does not list, no response body that does not match its schema. Exits with
-schemathesis' status.
+comes after a few hundred filler tokens), with sessions opened by that token. Checks: no
+server errors, no status code the document does not list, no response body that does not
+match its schema. Exits with schemathesis' status.
 
 usage: schemathesis_check.py SERVER_BINARY SCHEMATHESIS [MAX_EXAMPLES]
 """
