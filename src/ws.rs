@@ -168,7 +168,9 @@ impl SocketAuth {
                 Ok(principal) => {
                     ws.on_upgrade(move |socket| serve(socket, registry, token, principal, handler))
                 }
-                Err(error) if self.reject_at_handshake => rejection(&error).into_response(),
+                Err(error) if self.reject_at_handshake => {
+                    Rejection::from_verify_error(&error).into_response()
+                }
                 Err(error) => ws.on_upgrade(move |mut socket| async move {
                     refuse(&mut socket, &error).await;
                 }),
@@ -331,10 +333,6 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
             reason: reason.into(),
         })))
         .await;
-}
-
-fn rejection(error: &VerifyError) -> Rejection {
-    Rejection::from_verify_error(error)
 }
 
 fn unauthenticated(cause: RejectCause) -> Response {

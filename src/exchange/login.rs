@@ -12,8 +12,8 @@ use crate::Registry;
 use crate::admin::ErrorStyle;
 use crate::admin::error::ApiError;
 use crate::admin::handlers::json;
-use crate::admin::input::{Fields, read_json, reject_unknown};
-use crate::registry::{LoginError, VerifyError};
+use crate::admin::input::{Fields, read_json, reject_unknown, required};
+use crate::registry::LoginError;
 use crate::reject::{RejectCause, Rejection};
 
 /// What the handler needs.
@@ -86,14 +86,7 @@ fn read_fields(fields: &Fields) -> Result<(&str, Option<&str>), Refused> {
         Some(Value::String(id)) if crate::session::is_valid_client_session_id(id) => {
             Some(id.as_str())
         }
-        Some(_) => {
-            return Err(ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "session_id",
-                "The session_id field must be 1 to 128 characters of A-Z a-z 0-9 . _ : -.",
-            )
-            .into());
-        }
+        Some(_) => return Err(bad_session_id().into()),
     };
     Ok((api_key, session_id))
 }
@@ -123,16 +116,8 @@ fn read_fields(fields: &Fields) -> Result<(&str, Option<&str>), Refused> {
     security(()),
 )]
 pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Response {
-    let fields = match read_json(request).await {
-        Ok(Some(fields)) => fields,
-        Ok(None) => {
-            let error = ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "body",
-                "The request body is not valid JSON.",
-            );
-            return error.styled(ctx.style).into_response();
-        }
+    let fields = match read_json(request).await.and_then(required) {
+        Ok(fields) => fields,
         Err(error) => return error.styled(ctx.style).into_response(),
     };
     let (api_key, session_id) = match read_fields(&fields) {
@@ -156,14 +141,12 @@ pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Respo
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(LoginError::Key(error)) => rejected(&error),
-        Err(LoginError::InvalidClientSessionId) => ApiError::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "session_id",
-            "The session_id field must be 1 to 128 characters of A-Z a-z 0-9 . _ : -.",
-        )
-        .styled(ctx.style)
-        .into_response(),
+        // The uniform 401 (or the 503 of an unavailable store), rendered by the enclosing
+        // layer like every other.
+        Err(LoginError::Key(error)) => Rejection::from_verify_error(&error).into_response(),
+        Err(LoginError::InvalidClientSessionId) => {
+            bad_session_id().styled(ctx.style).into_response()
+        }
         Err(LoginError::NotConfigured) => {
             tracing::error!(
                 target: "tower_bearer::exchange",
@@ -176,20 +159,15 @@ pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Respo
         Err(LoginError::Registry(error)) => ApiError::from_lifecycle(error)
             .styled(ctx.style)
             .into_response(),
-        #[allow(unreachable_patterns)]
-        Err(error) => {
-            tracing::warn!(target: "tower_bearer::exchange", %error, "login failed");
-            ApiError::plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.")
-                .styled(ctx.style)
-                .into_response()
-        }
     }
 }
 
-/// The uniform 401 (or the 503 of an unavailable store), rendered by the enclosing
-/// layer like every other.
-fn rejected(error: &VerifyError) -> Response {
-    Rejection::from_verify_error(error).into_response()
+fn bad_session_id() -> ApiError {
+    ApiError::field(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "session_id",
+        "The session_id field must be 1 to 128 characters of A-Z a-z 0-9 . _ : -.",
+    )
 }
 
 fn unauthenticated(cause: RejectCause) -> Response {
