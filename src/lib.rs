@@ -52,6 +52,9 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "activity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
+pub mod activity;
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;

@@ -15,7 +15,7 @@ use crate::store::ListQuery;
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 /// Page sizes of `GET /tokens`.
-const DEFAULT_LIMIT: usize = 50;
+pub(super) const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
 /// A JSON object body.
@@ -111,7 +111,9 @@ pub(crate) fn parse_id(id: &str) -> Result<TokenId, ApiError> {
     }
 }
 
-fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+pub(super) fn query_pairs(
+    query: Option<&str>,
+) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
 }
 
@@ -120,16 +122,7 @@ pub(super) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
     let mut list = ListQuery::first(DEFAULT_LIMIT);
     for (name, value) in query_pairs(query) {
         match &*name {
-            "limit" => match value.parse::<usize>() {
-                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => list.limit = limit,
-                _ => {
-                    return Err(ApiError::field(
-                        StatusCode::BAD_REQUEST,
-                        "limit",
-                        format!("The limit must be an integer between 1 and {MAX_LIMIT}."),
-                    ));
-                }
-            },
+            "limit" => list.limit = page_limit(&value)?,
             "starting_after" => {
                 let id = parse_id(&value).map_err(|_| {
                     ApiError::field(
@@ -145,6 +138,18 @@ pub(super) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
         }
     }
     Ok(list)
+}
+
+/// A page's `limit`: 1 to 100.
+pub(super) fn page_limit(value: &str) -> Result<usize, ApiError> {
+    match value.parse::<usize>() {
+        Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        _ => Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "limit",
+            format!("The limit must be an integer between 1 and {MAX_LIMIT}."),
+        )),
+    }
 }
 
 /// A `true`/`false` query flag such as `?cascade=true`; absent is `false`.

@@ -15,6 +15,8 @@
 //! | `POST /tokens/{id}/rotate` `{"grace_seconds"}` (body optional) | 201 like `POST /tokens`, with a new token; the old one stops working at once, or after `grace_seconds` (at most 86400) |
 //! | `GET /tokens/{id}/sessions` (feature `exchange`) | 200 `{"data":[{"id","api_key_id","session_id","issued_at","expires_at","kid"}]}`: the key's live sessions, never their tokens |
 //! | `DELETE /sessions/{id}` (feature `exchange`) | 204; the session's access token stops working at once |
+//! | `GET /tokens/{id}/activity?limit=&starting_after=&outcome=&status=&since=&until=` (feature `activity`) | 200 `{"data":[{"id","at","token_id","session_id","tenant","method","route","status","outcome","latency_us","client_ip","user_agent","request_id","new_ip"}],"has_more":false}`: the token's requests, newest first (a key's include its sessions'; a revoked token's stay readable) |
+//! | `GET /activity?…` (feature `activity`) | 200 the same for every token of the tenant |
 //!
 //! **Sessions.** Revoking or rotating a key, or changing its scopes or expiry, revokes
 //! its sessions (see [`exchange`](crate::exchange) for `POST /auth/login`).
@@ -109,6 +111,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "activity")]
+mod activity;
 pub(crate) mod error;
 pub(crate) mod handlers;
 pub(crate) mod input;
@@ -199,6 +203,10 @@ fn documented_routes() -> OpenApiRouter<Context> {
     let routes = routes
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::revoke));
+    #[cfg(feature = "activity")]
+    let routes = routes
+        .routes(routes!(activity::of_token))
+        .routes(routes!(activity::of_tenant));
     routes
 }
 
@@ -225,7 +233,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ),
     tags(
         (name = "tokens", description = "API tokens"),
-        (name = "sessions", description = "Sessions opened with an API key (`POST /auth/login`)")
+        (name = "sessions", description = "Sessions opened with an API key (`POST /auth/login`)"),
+        (name = "activity", description = "The requests tokens made (feature `activity`)")
     ),
     modifiers(&BearerScheme),
     security(("bearer" = []))

@@ -9,6 +9,7 @@ use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use super::RejectionBody;
+use super::tracking::{self, Tracking};
 use crate::reject::{RenderLater, Rendering};
 
 /// The boxed future of a request whose token was not cached: it waits for the store,
@@ -34,6 +35,8 @@ pin_project! {
             rendering: Option<Arc<Rendering>>,
             // The token came in the query string: the response must not be shared.
             private: bool,
+            // The request's activity row, queued when the response head is ready.
+            tracking: Tracking,
         },
         // The cache missed: the store lookup, then the inner service.
         Lookup { future: LookupFuture<B, E> },
@@ -45,12 +48,19 @@ pin_project! {
 impl<F, B, E> ResponseFuture<F, B, E> {
     /// `rendering` re-renders rejections marked by extractors; `None` leaves them as they are.
     /// `private` marks the response `Cache-Control: private` (a query-string token).
-    pub(crate) fn authorized(future: F, rendering: Option<Arc<Rendering>>, private: bool) -> Self {
+    /// `tracking` is the request's activity row, if it has one.
+    pub(crate) fn authorized(
+        future: F,
+        rendering: Option<Arc<Rendering>>,
+        private: bool,
+        tracking: Tracking,
+    ) -> Self {
         Self {
             kind: Kind::Authorized {
                 future,
                 rendering,
                 private,
+                tracking,
             },
         }
     }
@@ -83,9 +93,14 @@ where
                 future,
                 rendering,
                 private,
+                tracking,
             } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(finish(response, rendering.as_deref(), *private)))
+                let rendering = rendering.as_deref();
+                let scope_denied = tracking::scope_denied(tracking, &response);
+                let response = finish(response, rendering, *private);
+                tracking::responded(rendering, tracking, &response, scope_denied);
+                Poll::Ready(Ok(response))
             }
             KindProj::Lookup { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => {

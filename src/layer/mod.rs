@@ -88,6 +88,7 @@ mod body;
 mod future;
 mod grpc;
 mod require_scope;
+mod tracking;
 
 #[cfg(feature = "axum")]
 pub use bearer::MakeFuture;

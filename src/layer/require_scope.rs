@@ -173,7 +173,14 @@ where
         let extensions = request.extensions();
         let rejection = match extensions.get::<Principal>() {
             Some(principal) => match self.requirement.unmet(principal) {
-                None => return ResponseFuture::authorized(self.inner.call(request), None, false),
+                None => {
+                    return ResponseFuture::authorized(
+                        self.inner.call(request),
+                        None,
+                        false,
+                        Default::default(),
+                    );
+                }
                 Some(scope) => Rejection::InsufficientScope {
                     scope,
                     token_id: Some(principal.id()),

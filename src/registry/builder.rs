@@ -49,6 +49,8 @@ pub struct RegistryBuilder {
     feed_down_ttl: Duration,
     #[cfg(feature = "exchange")]
     sessions: Option<crate::session::SessionConfig>,
+    #[cfg(feature = "activity")]
+    activity: Option<crate::activity::ActivityConfig>,
 }
 
 impl std::fmt::Debug for RegistryBuilder {
@@ -88,7 +90,19 @@ impl RegistryBuilder {
             feed_down_ttl: Duration::from_secs(1),
             #[cfg(feature = "exchange")]
             sessions: None,
+            #[cfg(feature = "activity")]
+            activity: None,
         }
+    }
+
+    /// Records every request of every layer over this registry in an activity log
+    /// (feature `activity`): see [`activity`](crate::activity). Its writer and pruner run
+    /// on the runtime `build` is called on, timed by the registry's clock.
+    #[cfg(feature = "activity")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
+    pub fn activity(mut self, config: crate::activity::ActivityConfig) -> Self {
+        self.activity = Some(config);
+        self
     }
 
     /// Accepts session access tokens (JWTs signed with the configured keys) and lets
@@ -277,7 +291,7 @@ impl RegistryBuilder {
             issue_format: self.issue_format,
             env: self.env,
             interner: Interner::new(self.implications),
-            clock: self.clock,
+            clock: self.clock.clone(),
             cache: Cache::new(Limits {
                 positive_ttl: nanos(self.positive_ttl),
                 negative_ttl: nanos(self.negative_ttl),
@@ -304,6 +318,10 @@ impl RegistryBuilder {
             tasks: Default::default(),
             #[cfg(feature = "exchange")]
             sessions: self.sessions.map(super::session::Sessions::new),
+            #[cfg(feature = "activity")]
+            activity: self
+                .activity
+                .map(|config| crate::activity::ActivityLog::start(config, self.clock.clone())),
         });
         let registry = Registry { inner };
         registry.spawn_housekeeping(self.usage_flush_interval);

@@ -46,11 +46,14 @@ pub(crate) enum Install {
     Stale,
 }
 
-#[derive(Clone, Copy)]
 struct Negative {
     /// Unix nanoseconds.
     until: i64,
     revoked: bool,
+    /// A revoked token's last cached entry, so that calls still made with it can be
+    /// recorded against it (the activity log).
+    #[cfg(feature = "activity")]
+    holder: Option<Entry>,
 }
 
 pub(crate) struct Limits {
@@ -261,27 +264,49 @@ impl Cache {
         if self.revoked(digest, now) {
             return Install::Revoked;
         }
-        self.remember_negative(*digest, now.saturating_add(self.limits.negative_ttl), false);
+        self.remember_negative(
+            *digest,
+            now.saturating_add(self.limits.negative_ttl),
+            false,
+            None,
+        );
         Install::Unknown
     }
 
     /// Evicts `digest` for good: bumps the epoch (so no fill in progress can reinstall
     /// it), removes the entry, and leaves a tombstone.
     pub(crate) fn invalidate(&self, digest: &Digest, now: i64) {
-        self.evict(digest);
+        let holder = self.evict(digest);
         let until = now.saturating_add(self.limits.positive_ttl.max(self.limits.negative_ttl));
-        self.remember_negative(*digest, until, true);
+        self.remember_negative(*digest, until, true, holder);
     }
 
     /// Evicts `digest` so that the next request reads its record again (the record
     /// changed): like [`Cache::invalidate`], no fill in progress can reinstall the old
     /// version, but no tombstone is left.
-    pub(crate) fn evict(&self, digest: &Digest) {
+    /// Returns the evicted entry.
+    pub(crate) fn evict(&self, digest: &Digest) -> Option<Entry> {
         self.epochs[stripe(digest)].fetch_add(1, Ordering::SeqCst);
-        self.known.remove_if(&key(digest), |_, entry| {
+        let removed = self.known.remove_if(&key(digest), |_, entry| {
             entry.extra.digest_tail == tail(digest)
         });
         self.watchers.notify(digest);
+        removed.map(|(_, entry)| entry)
+    }
+
+    /// Who `digest` stands for, as far as the cache remembers: its entry (fresh or not,
+    /// expired or not), or the last entry of a revoked token while its tombstone lasts.
+    /// For the activity log's rows of rejected requests.
+    #[cfg(feature = "activity")]
+    pub(crate) fn holder(&self, digest: &Digest) -> Option<Entry> {
+        if let Some(entry) = self.known.get(&key(digest)) {
+            if entry.extra.digest_tail == tail(digest) {
+                return Some(entry.clone());
+            }
+        }
+        self.negative
+            .get(digest)
+            .and_then(|negative| negative.holder.clone())
     }
 
     /// The change feed went down (`true`: entries are re-checked against the store after
@@ -326,12 +351,22 @@ impl Cache {
     }
 
     /// Records a negative entry and evicts the oldest ones over the bound.
-    fn remember_negative(&self, digest: Digest, until: i64, revoked: bool) {
+    fn remember_negative(&self, digest: Digest, until: i64, revoked: bool, holder: Option<Entry>) {
         let mut order = self
             .negative_order
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.negative.insert(digest, Negative { until, revoked });
+        #[cfg(not(feature = "activity"))]
+        let _ = holder;
+        self.negative.insert(
+            digest,
+            Negative {
+                until,
+                revoked,
+                #[cfg(feature = "activity")]
+                holder,
+            },
+        );
         order.push_back((digest, until));
         // The queue may hold entries already replaced or swept; those are skipped.
         while order.len() > self.limits.max_negative {

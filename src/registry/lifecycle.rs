@@ -376,7 +376,9 @@ impl Registry {
         let at = self.inner.clock.now_nanos();
         match grace_until {
             None => self.inner.cache.invalidate(&old.digest, at),
-            Some(_) => self.inner.cache.evict(&old.digest),
+            Some(_) => {
+                self.inner.cache.evict(&old.digest);
+            }
         }
         tracing::info!(target: "tower_bearer::registry", token_id = %id, new_token_id = %record.id, %tenant, grace_secs = grace.as_secs(), "token rotated");
         // The store handed the old token's sessions to the new one (as it does every
@@ -401,10 +403,16 @@ impl Registry {
         Ok(pruned.len())
     }
 
-    /// Writes the usage counted so far to the store. The background task does this every
-    /// interval; call it once more at shutdown. Returns how many tokens were updated.
+    /// Writes the usage counted so far to the store, and the activity log's waiting rows
+    /// (feature `activity`). The background tasks do this every interval; call it once
+    /// more at shutdown. Returns how many tokens' usage was updated.
     pub async fn flush(&self) -> Result<usize, RegistryError> {
-        Ok(self.inner.usage.flush(&*self.inner.store).await?)
+        let flushed = self.inner.usage.flush(&*self.inner.store).await?;
+        #[cfg(feature = "activity")]
+        if let Some(log) = &self.inner.activity {
+            log.flush().await?;
+        }
+        Ok(flushed)
     }
 }
 

@@ -125,6 +125,9 @@ struct Inner {
     /// Session access tokens: accepted, and minted by `login`, once configured.
     #[cfg(feature = "exchange")]
     sessions: Option<session::Sessions>,
+    /// The request log, when configured.
+    #[cfg(feature = "activity")]
+    activity: Option<crate::activity::ActivityLog>,
 }
 
 /// The lifetime no token may exceed, policy or not: 100 years.
@@ -211,6 +214,15 @@ impl Registry {
     /// The clock expiry is measured against.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
+    }
+
+    /// The activity log, when one is configured
+    /// ([`RegistryBuilder::activity`]).
+    #[cfg(feature = "activity")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
+    #[inline]
+    pub fn activity(&self) -> Option<&crate::activity::ActivityLog> {
+        self.inner.activity.as_ref()
     }
 
     /// How many entries the cache holds.

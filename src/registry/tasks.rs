@@ -25,7 +25,7 @@ impl Registry {
                 let Some(registry) = upgrade(&weak) else {
                     break;
                 };
-                if let Err(error) = registry.flush().await {
+                if let Err(error) = registry.inner.usage.flush(&*registry.inner.store).await {
                     tracing::warn!(target: "tower_bearer::registry", %error, "usage flush failed; will retry");
                 }
                 let now = registry.inner.clock.now_nanos();

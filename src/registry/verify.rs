@@ -80,6 +80,17 @@ impl Registry {
         }
     }
 
+    /// Who a rejected credential belongs to, as far as the cache remembers: the token of
+    /// an expired, wrong-environment or mismatched credential (still cached), or of a
+    /// revoked one (its tombstone keeps its last entry). For the activity log's rows.
+    #[cfg(feature = "activity")]
+    pub(crate) fn holder(&self, presented: &Presented) -> Option<Principal> {
+        self.inner
+            .cache
+            .holder(presented.digest())
+            .map(|entry| entry::principal(&entry))
+    }
+
     /// Verifies a decoded credential that [`Registry::verify_cached`] just missed: asks
     /// the store (once for all the requests waiting on the same digest). A session
     /// access token (`jwt`, the credential itself) is first checked by signature and

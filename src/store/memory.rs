@@ -43,6 +43,8 @@ pub struct MemoryStore {
 struct Shared {
     state: RwLock<State>,
     feed: broadcast::Sender<Change>,
+    #[cfg(feature = "activity")]
+    activity: crate::activity::MemoryActivity,
 }
 
 #[derive(Default)]
@@ -60,8 +62,16 @@ impl MemoryStore {
             shared: Arc::new(Shared {
                 state: RwLock::new(State::default()),
                 feed: broadcast::channel(FEED_CAPACITY).0,
+                #[cfg(feature = "activity")]
+                activity: Default::default(),
             }),
         }
+    }
+
+    /// The activity rows (feature `activity`).
+    #[cfg(feature = "activity")]
+    pub(crate) fn activity_rows(&self) -> &crate::activity::MemoryActivity {
+        &self.shared.activity
     }
 
     /// How many records the store holds.

@@ -114,10 +114,10 @@ mod columns;
 mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-mod sqlite;
+pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]

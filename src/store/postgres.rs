@@ -25,9 +25,10 @@ use crate::identity::{TokenId, TokenKind};
 use crate::token::Digest;
 
 /// The schema, one script per version, applied in order on open.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../migrations/postgres/0001_create_tokens.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_create_tokens.sql"),
+    include_str!("../../migrations/postgres/0002_activity.sql"),
+];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").
 const WRITE_LOCK: i64 = 0x746f_7765_722d_6265;
@@ -209,7 +210,7 @@ impl PostgresStore {
         })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.shared
             .pool
             .get()
@@ -218,7 +219,7 @@ impl PostgresStore {
     }
 }
 
-fn unavailable(error: tokio_postgres::Error) -> StoreError {
+pub(crate) fn unavailable(error: tokio_postgres::Error) -> StoreError {
     if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         return StoreError::Conflict;
     }

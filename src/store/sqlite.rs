@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_create_tokens.sql"),
     include_str!("../../migrations/sqlite/0002_lineage_and_markers.sql"),
     include_str!("../../migrations/sqlite/0003_owner_and_metadata.sql"),
+    include_str!("../../migrations/sqlite/0004_activity.sql"),
 ];
 
 /// Read connections beside the writer.
@@ -74,7 +75,7 @@ struct Connections {
 }
 
 #[derive(Clone, Copy)]
-enum Role {
+pub(crate) enum Role {
     Read,
     Write,
 }
@@ -156,7 +157,7 @@ impl SqliteStore {
 
     /// Runs `query` with a connection of `role`, on this worker thread where the runtime
     /// allows blocking it briefly, on the blocking pool otherwise.
-    async fn run<T, F>(&self, role: Role, query: F) -> Result<T, StoreError>
+    pub(crate) async fn run<T, F>(&self, role: Role, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -264,7 +265,7 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn unavailable(error: rusqlite::Error) -> StoreError {
+pub(crate) fn unavailable(error: rusqlite::Error) -> StoreError {
     match error {
         rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
         rusqlite::Error::SqliteFailure(failure, _)
@@ -336,7 +337,7 @@ fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> 
 }
 
 /// Runs `work` in an immediate (write-locking) transaction, committed if it succeeds.
-fn in_transaction<T>(
+pub(crate) fn in_transaction<T>(
     db: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {

@@ -82,12 +82,17 @@ impl BearerAuthLayer {
     /// header, and renders rejections with [`Preset::laravel`](crate::reject::Preset::laravel)
     /// in realm `api`.
     pub fn new(registry: Registry) -> Self {
+        let rendering = Rendering {
+            #[cfg(feature = "activity")]
+            activity: registry.activity().cloned(),
+            ..Rendering::default()
+        };
         Self {
             config: Arc::new(Config {
                 registry,
                 sources: TokenSources::default(),
                 optional: false,
-                rendering: Arc::new(Rendering::default()),
+                rendering: Arc::new(rendering),
                 grpc_scopes: None,
                 public: None,
             }),

@@ -6,6 +6,7 @@ use tower_service::Service;
 
 use super::Config;
 use crate::layer::future::{ResponseFuture, finish};
+use crate::layer::tracking;
 use crate::layer::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
 use crate::reject::RejectCause;
 use crate::reject::Rejection;
@@ -46,7 +47,8 @@ impl<S> BearerAuth<S> {
 enum Verdict {
     Authenticated(crate::Principal),
     Anonymous,
-    Rejected(Rejection),
+    /// With the token it is attributable to, for the activity log.
+    Rejected(Rejection, Option<crate::Principal>),
     /// The cache missed: the store must be asked. A session access token goes with its
     /// credential, whose signature is checked first.
     Lookup(Presented, Option<Box<str>>),
@@ -125,7 +127,7 @@ impl<S> BearerAuth<S> {
             Ok(None) if config.optional => {
                 return match config.authorize(None, request) {
                     Ok(()) => Verdict::Anonymous,
-                    Err(rejection) => Verdict::Rejected(rejection),
+                    Err(rejection) => Verdict::Rejected(rejection, None),
                 };
             }
             Ok(None) => return unauthenticated(RejectCause::Missing),
@@ -133,14 +135,17 @@ impl<S> BearerAuth<S> {
         };
         let presented = match config.registry.decode(&credential) {
             Ok(presented) => presented,
-            Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error)),
+            Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error), None),
         };
         match config.registry.verify_cached(&presented) {
             Some(Ok(principal)) => match config.authorize(Some(&principal), request) {
                 Ok(()) => Verdict::Authenticated(principal),
-                Err(rejection) => Verdict::Rejected(rejection),
+                Err(rejection) => Verdict::Rejected(rejection, Some(principal)),
             },
-            Some(Err(error)) => Verdict::Rejected(Rejection::from_verify_error(&error)),
+            Some(Err(error)) => Verdict::Rejected(
+                Rejection::from_verify_error(&error),
+                tracking::holder(&config.rendering, &config.registry, &presented, &error),
+            ),
             None => {
                 let jwt = presented.is_jwt().then(|| Box::from(&*credential));
                 Verdict::Lookup(presented, jwt)
@@ -150,10 +155,11 @@ impl<S> BearerAuth<S> {
 }
 
 fn unauthenticated(cause: RejectCause) -> Verdict {
-    Verdict::Rejected(Rejection::Unauthenticated {
+    let rejection = Rejection::Unauthenticated {
         cause,
         token_id: None,
-    })
+    };
+    Verdict::Rejected(rejection, None)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerAuth<S>
@@ -175,21 +181,30 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let rendering = &self.config.rendering;
+        let arrival = tracking::arrival(rendering);
         match self.judge(&request) {
             Verdict::Authenticated(principal) => {
+                let tracking = tracking::begin(rendering, arrival, &request, &principal);
                 request.extensions_mut().insert(principal);
                 let private = self.config.scrub_query_token(&mut request);
                 ResponseFuture::authorized(
                     self.inner.call(request),
                     Some(rendering.clone()),
                     private,
+                    tracking,
                 )
             }
             Verdict::Anonymous => {
                 request.extensions_mut().insert(Anonymous);
-                ResponseFuture::authorized(self.inner.call(request), Some(rendering.clone()), false)
+                ResponseFuture::authorized(
+                    self.inner.call(request),
+                    Some(rendering.clone()),
+                    false,
+                    Default::default(),
+                )
             }
-            Verdict::Rejected(rejection) => {
+            Verdict::Rejected(rejection, holder) => {
+                tracking::rejected(rendering, arrival, &request, &rejection, holder.as_ref());
                 ResponseFuture::rejected(self.config.reject(&rejection, &request))
             }
             Verdict::Lookup(presented, jwt) => {
@@ -198,24 +213,46 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = self.config.clone();
                 ResponseFuture::lookup(Box::pin(async move {
-                    let verified = config
+                    let rendering = &config.rendering;
+                    let verified = match config
                         .registry
                         .verify_missed(&presented, jwt.as_deref())
                         .await
-                        .map_err(|error| Rejection::from_verify_error(&error))
-                        .and_then(|principal| {
-                            config
-                                .authorize(Some(&principal), &request)
-                                .map(|()| principal)
-                        });
+                    {
+                        Ok(principal) => match config.authorize(Some(&principal), &request) {
+                            Ok(()) => Ok(principal),
+                            Err(rejection) => Err((rejection, Some(principal))),
+                        },
+                        Err(error) => Err((
+                            Rejection::from_verify_error(&error),
+                            tracking::holder(rendering, &config.registry, &presented, &error),
+                        )),
+                    };
                     match verified {
                         Ok(principal) => {
+                            let mut tracking =
+                                tracking::begin(rendering, arrival, &request, &principal);
                             request.extensions_mut().insert(principal);
                             let private = config.scrub_query_token(&mut request);
                             let response = inner.call(request).await?;
-                            Ok(finish(response, Some(&config.rendering), private))
+                            let scope_denied = tracking::scope_denied(&tracking, &response);
+                            let response = finish(response, Some(rendering), private);
+                            tracking::responded(
+                                Some(rendering),
+                                &mut tracking,
+                                &response,
+                                scope_denied,
+                            );
+                            Ok(response)
                         }
-                        Err(rejection) => {
+                        Err((rejection, holder)) => {
+                            tracking::rejected(
+                                rendering,
+                                arrival,
+                                &request,
+                                &rejection,
+                                holder.as_ref(),
+                            );
                             let response = config.reject(&rejection, &request);
                             Ok(response.map(ResBody::from_rejection))
                         }

@@ -1,0 +1,102 @@
+//! How an activity log is configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ActivityStore, TrustedProxies};
+
+/// How long rows are kept by default: 30 days, as comparable products keep theirs.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+
+/// An activity log to configure on a registry
+/// ([`RegistryBuilder::activity`](crate::registry::RegistryBuilder::activity)).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_bearer::activity::{ActivityConfig, TrustedProxies};
+/// use tower_bearer::MemoryStore;
+///
+/// let config = ActivityConfig::new(MemoryStore::new())
+///     .retention(Duration::from_secs(7 * 86_400))
+///     .trusted_proxies(TrustedProxies::new(["10.0.0.0/8"])?);
+/// # let _ = config;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ActivityConfig {
+    pub(crate) store: Arc<dyn ActivityStore>,
+    pub(crate) retention: Duration,
+    pub(crate) capacity: usize,
+    pub(crate) batch: usize,
+    pub(crate) flush_every: Duration,
+    pub(crate) prune_every: Duration,
+    pub(crate) proxies: TrustedProxies,
+}
+
+impl std::fmt::Debug for ActivityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityConfig")
+            .field("retention", &self.retention)
+            .field("capacity", &self.capacity)
+            .field("batch", &self.batch)
+            .field("flush_every", &self.flush_every)
+            .field("prune_every", &self.prune_every)
+            .field("proxies", &self.proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActivityConfig {
+    /// A log kept in `store` (often the registry's own store, cloned).
+    pub fn new(store: impl ActivityStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            retention: DEFAULT_RETENTION,
+            capacity: 10_000,
+            batch: 1_000,
+            flush_every: Duration::from_secs(1),
+            prune_every: Duration::from_secs(3_600),
+            proxies: TrustedProxies::none(),
+        }
+    }
+
+    /// How long rows are kept (default 30 days); older ones are pruned in the background.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How many rows may wait for the writer (default 10,000); beyond, rows are dropped
+    /// and counted, never waited for.
+    pub fn queue_capacity(mut self, rows: usize) -> Self {
+        self.capacity = rows.max(1);
+        self
+    }
+
+    /// How many rows the writer appends per transaction, and how many waiting rows wake
+    /// it before its interval (default 1,000).
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.batch = rows.max(1);
+        self
+    }
+
+    /// How often the writer appends what is waiting (default 1 s).
+    pub fn flush_interval(mut self, every: Duration) -> Self {
+        self.flush_every = every;
+        self
+    }
+
+    /// How often rows past the retention are pruned (default 1 h).
+    pub fn prune_interval(mut self, every: Duration) -> Self {
+        self.prune_every = every;
+        self
+    }
+
+    /// The proxies whose `Forwarded` / `X-Forwarded-For` are believed (default none: the
+    /// peer's address is recorded).
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+}

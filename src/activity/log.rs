@@ -1,0 +1,315 @@
+//! [`ActivityLog`]: the queue the layer records into, the writer that empties it into an
+//! [`ActivityStore`], and the pruner.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use http::StatusCode;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::queue::Queue;
+use super::{
+    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, Pending,
+};
+use crate::clock::Clock;
+use crate::store::StoreError;
+
+/// The longest pause between two attempts of a failing write.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A registry's activity log (see the [module documentation](super)). Cheap to clone.
+#[derive(Clone)]
+pub struct ActivityLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: Queue<Pending>,
+    config: ActivityConfig,
+    clock: Clock,
+    /// Rows taken from the queue that the store has not accepted yet (the writer retries
+    /// them), at most the queue's capacity.
+    unwritten: tokio::sync::Mutex<Vec<NewActivity>>,
+    written: AtomicU64,
+    write_errors: AtomicU64,
+    /// Rows dropped because the store stayed down while the queue kept filling.
+    dropped_unwritten: AtomicU64,
+    pruned: AtomicU64,
+    /// Drops counted when the writer last looked: a rise starts a burst (one warning).
+    seen_dropped: AtomicU64,
+    in_burst: AtomicBool,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+/// How an activity log is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActivityStats {
+    /// Rows waiting for the writer (queued, or retried after a failed write).
+    pub waiting: usize,
+    /// Rows the store accepted.
+    pub written: u64,
+    /// Rows dropped: the queue was full, or the store stayed down longer than the queue
+    /// could hold.
+    pub dropped: u64,
+    /// Requests whose credential was not attributable to a token (missing, malformed,
+    /// unknown): counted, never recorded.
+    pub unattributed: u64,
+    /// Failed writes (each retried).
+    pub write_errors: u64,
+    /// Rows pruned past the retention.
+    pub pruned: u64,
+}
+
+impl std::fmt::Debug for ActivityLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityLog")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl ActivityLog {
+    /// Starts the log's writer and pruner (on the current tokio runtime).
+    #[track_caller]
+    pub(crate) fn start(config: ActivityConfig, clock: Clock) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Queue::new(config.capacity, config.batch),
+            config,
+            clock,
+            unwritten: tokio::sync::Mutex::new(Vec::new()),
+            written: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            dropped_unwritten: AtomicU64::new(0),
+            pruned: AtomicU64::new(0),
+            seen_dropped: AtomicU64::new(0),
+            in_burst: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let writer = tokio::spawn(write_loop(
+            Arc::downgrade(&shared),
+            shared.queue.waker(),
+            shared.config.flush_every,
+        ));
+        let pruner = tokio::spawn(prune_loop(Arc::downgrade(&shared)));
+        shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend([writer.abort_handle(), pruner.abort_handle()]);
+        Self { shared }
+    }
+
+    /// The store the rows go to.
+    pub fn store(&self) -> &Arc<dyn ActivityStore> {
+        &self.shared.config.store
+    }
+
+    /// How long rows are kept.
+    pub fn retention(&self) -> Duration {
+        self.shared.config.retention
+    }
+
+    /// How the log is doing.
+    pub fn stats(&self) -> ActivityStats {
+        let shared = &*self.shared;
+        let unwritten = shared.unwritten.try_lock().map_or(0, |rows| rows.len());
+        ActivityStats {
+            waiting: shared.queue.len() + unwritten,
+            written: shared.written.load(Ordering::Relaxed),
+            dropped: shared.queue.dropped() + shared.dropped_unwritten.load(Ordering::Relaxed),
+            unattributed: shared.queue.unattributed(),
+            write_errors: shared.write_errors.load(Ordering::Relaxed),
+            pruned: shared.pruned.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes every waiting row now (the writer does so every second): at shutdown, and
+    /// in tests. Returns how many were written.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        self.shared.write_waiting().await
+    }
+
+    /// Deletes the rows older than the retention now (the pruner does so every hour).
+    /// Returns how many.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        self.shared.prune().await
+    }
+
+    /// The rows of `tenant` that `query` selects, newest first.
+    pub async fn query(
+        &self,
+        tenant: &str,
+        query: &ActivityQuery,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.shared.config.store.activity(tenant, query).await
+    }
+
+    // ----- the request path ---------------------------------------------------------
+
+    /// The clock rows are timed with (the registry's).
+    #[inline]
+    pub(crate) fn now(&self) -> i64 {
+        self.shared.clock.now_nanos()
+    }
+
+    /// Begins a row for `request`, made by `principal`, that arrived at `start`.
+    #[inline]
+    pub(crate) fn begin<B>(
+        &self,
+        request: &http::Request<B>,
+        principal: &crate::Principal,
+        start: i64,
+    ) -> Pending {
+        Pending::begin(request, principal, start, &self.shared.config.proxies)
+    }
+
+    /// Queues `pending` with its answer; never waits.
+    #[inline]
+    pub(crate) fn record(&self, mut pending: Pending, status: StatusCode, outcome: Outcome) {
+        pending.complete(status, outcome, self.now());
+        self.shared.queue.push(pending);
+    }
+
+    /// Counts a request whose credential is not attributable to a token.
+    pub(crate) fn count_unattributed(&self) {
+        self.shared.queue.count_unattributed();
+    }
+}
+
+impl Shared {
+    /// Appends the rows left by a failed write and those queued since, in batches.
+    async fn write_waiting(&self) -> Result<usize, StoreError> {
+        let mut unwritten = self.unwritten.lock().await;
+        let mut drained = Vec::new();
+        self.queue.drain(&mut drained);
+        self.watch_drops();
+        unwritten.extend(drained.into_iter().map(Pending::into_row));
+        // The store has been down long enough for the rows to outgrow the queue: keep
+        // the newest.
+        let excess = unwritten.len().saturating_sub(self.queue.capacity());
+        if excess > 0 {
+            unwritten.drain(..excess);
+            self.dropped_unwritten
+                .fetch_add(excess as u64, Ordering::Relaxed);
+        }
+        let new_ip_since = self.cutoff();
+        let mut written = 0;
+        while !unwritten.is_empty() {
+            let batch = unwritten.len().min(self.config.batch);
+            if let Err(error) = self
+                .config
+                .store
+                .append_activity(&unwritten[..batch], new_ip_since)
+                .await
+            {
+                self.write_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
+            unwritten.drain(..batch);
+            self.written.fetch_add(batch as u64, Ordering::Relaxed);
+            written += batch;
+        }
+        Ok(written)
+    }
+
+    /// Warns once when rows start being dropped, and says how many when it stops.
+    fn watch_drops(&self) {
+        let dropped = self.queue.dropped();
+        let before = self.seen_dropped.swap(dropped, Ordering::Relaxed);
+        let dropping = dropped > before;
+        if dropping && !self.in_burst.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "tower_bearer::activity",
+                capacity = self.queue.capacity(),
+                "activity queue full: dropping rows (requests are not slowed)"
+            );
+        } else if !dropping && self.in_burst.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                target: "tower_bearer::activity",
+                dropped_total = dropped,
+                "activity queue no longer full"
+            );
+        }
+    }
+
+    /// Rows recorded before this are past the retention.
+    fn cutoff(&self) -> OffsetDateTime {
+        let retention =
+            time::Duration::try_from(self.config.retention).unwrap_or(time::Duration::MAX);
+        self.clock
+            .now()
+            .checked_sub(retention)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    async fn prune(&self) -> Result<u64, StoreError> {
+        let pruned = self.config.store.prune_activity(self.cutoff()).await?;
+        self.pruned.fetch_add(pruned, Ordering::Relaxed);
+        Ok(pruned)
+    }
+}
+
+/// Every flush interval, or as soon as a batch is waiting: write. A failed write is
+/// retried with backoff (doubling up to 30 s) while the queue keeps its bound. Holds the
+/// log only while writing, so that dropping the last handle stops it.
+async fn write_loop(shared: Weak<Shared>, wake: Arc<Notify>, every: Duration) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        if backoff.is_zero() {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+        } else {
+            tokio::time::sleep(backoff).await;
+        }
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        match strong.write_waiting().await {
+            Ok(_) if !backoff.is_zero() => {
+                tracing::info!(target: "tower_bearer::activity", "activity store accepts rows again");
+                backoff = Duration::ZERO;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                if backoff.is_zero() {
+                    tracing::warn!(target: "tower_bearer::activity", %error, "activity rows could not be written; retrying with backoff");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn prune_loop(shared: Weak<Shared>) {
+    loop {
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        if let Err(error) = strong.prune().await {
+            tracing::warn!(target: "tower_bearer::activity", %error, "pruning activity rows failed; will retry");
+        }
+        let every = strong.config.prune_every;
+        drop(strong);
+        tokio::time::sleep(every).await;
+    }
+}

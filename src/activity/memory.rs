@@ -1,0 +1,76 @@
+//! [`ActivityStore`] for [`MemoryStore`]: rows in a vector, oldest first.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Activity, ActivityQuery, ActivityStore, NewActivity};
+use crate::MemoryStore;
+use crate::store::StoreError;
+
+/// A memory store's activity rows.
+#[derive(Default)]
+pub(crate) struct MemoryActivity {
+    rows: Mutex<Rows>,
+}
+
+#[derive(Default)]
+struct Rows {
+    last_id: u64,
+    /// Oldest (smallest id) first.
+    rows: Vec<Activity>,
+}
+
+#[async_trait]
+impl ActivityStore for MemoryStore {
+    async fn append_activity(
+        &self,
+        new: &[NewActivity],
+        new_ip_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.activity_rows().lock();
+        for row in new {
+            let new_ip = row.client_ip.is_some_and(|ip| {
+                !state.rows.iter().any(|seen| {
+                    seen.token_id == row.token_id
+                        && seen.client_ip == Some(ip)
+                        && seen.at >= new_ip_since
+                })
+            });
+            state.last_id += 1;
+            let id = state.last_id;
+            state.rows.push(row.clone().stored(id, new_ip));
+        }
+        Ok(())
+    }
+
+    async fn activity(
+        &self,
+        tenant: &str,
+        query: &ActivityQuery,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let state = self.activity_rows().lock();
+        Ok(state
+            .rows
+            .iter()
+            .rev()
+            .filter(|row| query.selects(tenant, row))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut state = self.activity_rows().lock();
+        let before = state.rows.len();
+        state.rows.retain(|row| row.at >= cutoff);
+        Ok((before - state.rows.len()) as u64)
+    }
+}
+
+impl MemoryActivity {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

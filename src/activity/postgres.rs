@@ -1,0 +1,153 @@
+//! [`ActivityStore`] for [`PostgresStore`]: one multi-row insert per batch (arrays
+//! unnested server-side: one round trip whatever the batch size).
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+
+use super::sql::{COLUMNS, Param, RawActivity, filters, int};
+use super::{Activity, ActivityQuery, ActivityStore, NewActivity};
+use crate::clock::to_millis as millis;
+use crate::store::PostgresStore;
+use crate::store::StoreError;
+use crate::store::postgres::unavailable;
+
+/// `new_ip` is decided in the statement for rows stored before, and here for earlier rows
+/// of the same batch (`$14`: whether a row is the first of its token and IP in it).
+const APPEND: &str = "
+    INSERT INTO tower_bearer_activity (at, token_id, session_id, tenant, method, route, status,
+        outcome, latency_us, client_ip, user_agent, request_id, new_ip)
+    SELECT u.at, u.token_id, u.session_id, u.tenant, u.method, u.route, u.status, u.outcome,
+        u.latency_us, u.client_ip, u.user_agent, u.request_id,
+        u.client_ip IS NOT NULL AND u.first AND NOT EXISTS (
+            SELECT 1 FROM tower_bearer_activity seen
+            WHERE seen.token_id = u.token_id AND seen.client_ip = u.client_ip AND seen.at >= $15)
+    FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                $7::BIGINT[], $8::TEXT[], $9::BIGINT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
+                $13::BIGINT[], $14::BOOL[])
+        AS u(at, token_id, session_id, tenant, method, route, status, outcome, latency_us,
+             client_ip, user_agent, request_id, ord, first)
+    ORDER BY u.ord";
+
+#[async_trait]
+impl ActivityStore for PostgresStore {
+    async fn append_activity(
+        &self,
+        rows: &[NewActivity],
+        new_ip_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: &dyn Fn(&NewActivity) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(f).collect()
+        };
+        let at: Vec<i64> = rows.iter().map(|row| millis(row.at)).collect();
+        let token_id: Vec<i64> = rows.iter().map(|row| int(row.token_id.get())).collect();
+        let session_id = column(&|row| row.session_id.clone());
+        let tenant: Vec<&str> = rows.iter().map(|row| row.tenant.as_str()).collect();
+        let method: Vec<&str> = rows.iter().map(|row| row.method.as_str()).collect();
+        let route: Vec<&str> = rows.iter().map(|row| row.route.as_str()).collect();
+        let status: Vec<i64> = rows.iter().map(|row| i64::from(row.status)).collect();
+        let outcome: Vec<&str> = rows.iter().map(|row| row.outcome.as_str()).collect();
+        let latency: Vec<i64> = rows.iter().map(|row| int(row.latency_us)).collect();
+        let client_ip = column(&|row| row.client_ip.map(|ip| ip.to_string()));
+        let user_agent = column(&|row| row.user_agent.clone());
+        let request_id = column(&|row| row.request_id.clone());
+        let ord: Vec<i64> = (0..rows.len() as i64).collect();
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = rows
+            .iter()
+            .map(|row| seen.insert((row.token_id, row.client_ip)))
+            .collect();
+        let since = millis(new_ip_since);
+        let params: [&(dyn ToSql + Sync); 15] = [
+            &at,
+            &token_id,
+            &session_id,
+            &tenant,
+            &method,
+            &route,
+            &status,
+            &outcome,
+            &latency,
+            &client_ip,
+            &user_agent,
+            &request_id,
+            &ord,
+            &first,
+            &since,
+        ];
+        let client = self.client().await?;
+        let statement = client.prepare_cached(APPEND).await.map_err(unavailable)?;
+        client
+            .execute(&statement, &params)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn activity(
+        &self,
+        tenant: &str,
+        query: &ActivityQuery,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let (clause, mut params) = filters(tenant, query, |n| format!("${n}"));
+        params.push(Param::Int(int(query.limit as u64)));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tower_bearer_activity WHERE {clause} ORDER BY id DESC LIMIT ${}",
+            params.len()
+        );
+        let values: Vec<Box<dyn ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|param| -> Box<dyn ToSql + Sync + Send> {
+                match param {
+                    Param::Int(value) => Box::new(value),
+                    Param::Text(value) => Box::new(value),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = values
+            .iter()
+            .map(|value| &**value as &(dyn ToSql + Sync))
+            .collect();
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
+        let rows = client.query(&statement, &refs).await.map_err(unavailable)?;
+        rows.iter()
+            .map(|row| raw(row).map_err(unavailable)?.parse())
+            .collect()
+    }
+
+    async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM tower_bearer_activity WHERE at < $1",
+                &[&millis(cutoff)],
+            )
+            .await
+            .map_err(unavailable)
+    }
+}
+
+fn raw(row: &tokio_postgres::Row) -> Result<RawActivity, tokio_postgres::Error> {
+    Ok(RawActivity {
+        id: row.try_get(0)?,
+        at: row.try_get(1)?,
+        token_id: row.try_get(2)?,
+        session_id: row.try_get(3)?,
+        tenant: row.try_get(4)?,
+        method: row.try_get(5)?,
+        route: row.try_get(6)?,
+        status: row.try_get(7)?,
+        outcome: row.try_get(8)?,
+        latency_us: row.try_get(9)?,
+        client_ip: row.try_get(10)?,
+        user_agent: row.try_get(11)?,
+        request_id: row.try_get(12)?,
+        new_ip: row.try_get(13)?,
+    })
+}

@@ -1,0 +1,196 @@
+//! The layer's part in the activity log (feature `activity`): a row is begun when an
+//! authenticated request goes in, and queued when its response head comes out; a rejected
+//! request is queued at once, against its token when the registry still knows it.
+//! Without the feature every function here is an empty inline one and [`Tracking`] takes
+//! no space.
+
+#[cfg(feature = "activity")]
+mod enabled {
+    use http::{Request, Response, StatusCode};
+
+    use crate::Principal;
+    use crate::activity::{Outcome, Pending};
+    use crate::registry::VerifyError;
+    use crate::reject::{RejectCause, Rejection, RenderLater, Rendering};
+    use crate::token::Presented;
+
+    /// The row of a request on its way through the inner service.
+    pub(crate) type Tracking = Option<Pending>;
+
+    /// When the request arrived (Unix nanoseconds), if a log records it.
+    #[inline]
+    pub(crate) fn arrival(rendering: &Rendering) -> Option<i64> {
+        rendering.activity.as_ref().map(|log| log.now())
+    }
+
+    /// Begins the row of an authenticated request.
+    #[inline]
+    pub(crate) fn begin<B>(
+        rendering: &Rendering,
+        arrival: Option<i64>,
+        request: &Request<B>,
+        principal: &Principal,
+    ) -> Tracking {
+        let log = rendering.activity.as_ref()?;
+        Some(log.begin(request, principal, arrival?))
+    }
+
+    /// Whether an extractor or `RequireScope` further in refused the request for its scope:
+    /// look before the rejection is rendered again.
+    #[inline]
+    pub(crate) fn scope_denied<B>(tracking: &Tracking, response: &Response<B>) -> bool {
+        tracking.is_some()
+            && response
+                .extensions()
+                .get::<RenderLater>()
+                .is_some_and(|later| later.0.status() == StatusCode::FORBIDDEN)
+    }
+
+    /// Queues the row of an authenticated request with its response.
+    #[inline]
+    pub(crate) fn responded<B>(
+        rendering: Option<&Rendering>,
+        tracking: &mut Tracking,
+        response: &Response<B>,
+        scope_denied: bool,
+    ) {
+        let (Some(pending), Some(log)) = (
+            tracking.take(),
+            rendering.and_then(|rendering| rendering.activity.as_ref()),
+        ) else {
+            return;
+        };
+        let outcome = if scope_denied {
+            Outcome::ScopeDenied
+        } else {
+            Outcome::Ok
+        };
+        log.record(pending, response.status(), outcome);
+    }
+
+    /// Who a failed verification is attributable to, when a log would record it.
+    pub(crate) fn holder(
+        rendering: &Rendering,
+        registry: &crate::Registry,
+        presented: &Presented,
+        error: &VerifyError,
+    ) -> Option<Principal> {
+        rendering.activity.as_ref()?;
+        let attributable = match error {
+            VerifyError::Rejected { cause, .. } => matches!(
+                cause,
+                RejectCause::Expired
+                    | RejectCause::Revoked
+                    | RejectCause::WrongEnv
+                    | RejectCause::TenantMismatch
+            ),
+            _ => true,
+        };
+        attributable.then(|| registry.holder(presented)).flatten()
+    }
+
+    /// Records a rejected request: against `holder` when it is known, otherwise in the
+    /// count of unattributable ones (a request without any credential is neither).
+    #[cold]
+    pub(crate) fn rejected<B>(
+        rendering: &Rendering,
+        arrival: Option<i64>,
+        request: &Request<B>,
+        rejection: &Rejection,
+        holder: Option<&Principal>,
+    ) {
+        let Some(log) = &rendering.activity else {
+            return;
+        };
+        let outcome = match rejection {
+            Rejection::Unauthenticated {
+                cause: RejectCause::Missing,
+                ..
+            } => return,
+            Rejection::Unauthenticated { cause, .. } => match cause {
+                RejectCause::Expired => Some(Outcome::Expired),
+                RejectCause::Revoked => Some(Outcome::Revoked),
+                RejectCause::WrongEnv => Some(Outcome::WrongEnv),
+                RejectCause::TenantMismatch => Some(Outcome::TenantMismatch),
+                _ => None,
+            },
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
+                Some(Outcome::ScopeDenied)
+            }
+            Rejection::Unavailable => Some(Outcome::Unavailable),
+        };
+        match (outcome, holder) {
+            (Some(outcome), Some(holder)) => {
+                let arrival = arrival.unwrap_or_else(|| log.now());
+                log.record(
+                    log.begin(request, holder, arrival),
+                    rejection.status(),
+                    outcome,
+                );
+            }
+            _ => log.count_unattributed(),
+        }
+    }
+}
+
+#[cfg(not(feature = "activity"))]
+mod disabled {
+    use http::{Request, Response};
+
+    use crate::Principal;
+    use crate::registry::VerifyError;
+    use crate::reject::{Rejection, Rendering};
+    use crate::token::Presented;
+
+    /// Nothing to carry.
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct Tracking;
+
+    #[inline(always)]
+    pub(crate) fn arrival(_: &Rendering) -> Option<i64> {
+        None
+    }
+
+    #[inline(always)]
+    pub(crate) fn begin<B>(
+        _: &Rendering,
+        _: Option<i64>,
+        _: &Request<B>,
+        _: &Principal,
+    ) -> Tracking {
+        Tracking
+    }
+
+    #[inline(always)]
+    pub(crate) fn scope_denied<B>(_: &Tracking, _: &Response<B>) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    pub(crate) fn responded<B>(_: Option<&Rendering>, _: &mut Tracking, _: &Response<B>, _: bool) {}
+
+    #[inline(always)]
+    pub(crate) fn holder(
+        _: &Rendering,
+        _: &crate::Registry,
+        _: &Presented,
+        _: &VerifyError,
+    ) -> Option<Principal> {
+        None
+    }
+
+    #[inline(always)]
+    pub(crate) fn rejected<B>(
+        _: &Rendering,
+        _: Option<i64>,
+        _: &Request<B>,
+        _: &Rejection,
+        _: Option<&Principal>,
+    ) {
+    }
+}
+
+#[cfg(not(feature = "activity"))]
+pub(crate) use disabled::*;
+#[cfg(feature = "activity")]
+pub(crate) use enabled::*;
