@@ -14,7 +14,12 @@
 //! key in the body, no header: answers a short-lived access token), `GET /me` (any
 //! token), `GET /ping` (any token; the load test's authenticated twin of `/health`),
 //! `GET /items` (scope `read`), `POST /items` (scope `write`), and the management API
-//! under `/tokens` and `/sessions` (scope `admin`).
+//! under `/tokens`, `/sessions` and `/activity` (scope `admin`).
+//!
+//! Every request made with a token is recorded in the activity log (in the same
+//! database), read with `GET /tokens/{id}/activity` and `GET /activity`. Behind a
+//! reverse proxy, `--trusted-proxies 10.0.0.0/8,127.0.0.1` makes the log record the
+//! client address the proxy reports.
 //!
 //! Access tokens are signed with the key in `--session-key-file` (default: next to the
 //! database, `<db>.session-key`, created with a random key on first start); nodes given
@@ -41,6 +46,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_bearer::TokenStore;
+use tower_bearer::activity::{ActivityConfig, ActivityStore, TrustedProxies};
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
 use tower_bearer::exchange::LoginApi;
 use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
@@ -57,6 +63,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--format prefixed|sanctum] [--env live|test]
               [--max-lifetime-days N] [--admin-token-file PATH] [--accept-scheme Token]
               [--session-lifetime SECONDS] [--session-key-file PATH]
+              [--trusted-proxies CIDR,…]
        server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
@@ -73,6 +80,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
   --session-key-file   the key access tokens are signed with, in hex (default: <db>.session-key,
                        or tower-bearer.session-key for PostgreSQL; created with a random key
                        and mode 0600 when missing)
+  --trusted-proxies    proxies whose X-Forwarded-For / Forwarded the activity log believes
+                       (comma-separated addresses or networks; default none)
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
                        print it once, and exit: the way back in after the last admin is gone";
 
@@ -88,6 +97,7 @@ struct Args {
     accept_scheme: Option<String>,
     session_lifetime: Duration,
     session_key_file: Option<PathBuf>,
+    trusted_proxies: TrustedProxies,
     /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
     recovery_tenant: Option<String>,
 }
@@ -99,6 +109,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         style: Preset::laravel(),
         error_style: ErrorStyle::Laravel,
         format: IssueFormat::Prefixed,
+        trusted_proxies: TrustedProxies::none(),
         env: Env::Live,
         max_lifetime: None,
         admin_token_file: None,
@@ -152,6 +163,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.session_lifetime = Duration::from_secs(seconds);
             }
             "--session-key-file" => parsed.session_key_file = Some(PathBuf::from(value)),
+            "--trusted-proxies" => {
+                parsed.trusted_proxies = TrustedProxies::new(value.split(','))
+                    .map_err(|e| format!("--trusted-proxies {value}: {e}"))?;
+            }
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
                     DEFAULT_TENANT.to_owned()
@@ -257,18 +272,18 @@ fn session_key_path(args: &Args) -> PathBuf {
 }
 
 /// The store `--db` names: PostgreSQL for a `postgres://` URL (shared by every node on
-/// that database), otherwise a SQLite file.
-async fn open_store(db: &str) -> Result<Arc<dyn TokenStore>, String> {
+/// that database), otherwise a SQLite file. It keeps the activity log too.
+async fn open_store(db: &str) -> Result<(Arc<dyn TokenStore>, Arc<dyn ActivityStore>), String> {
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
         let store = PostgresStore::connect(db).await.map_err(|error| {
             format!("cannot use PostgreSQL at {}: {}", redact(db), chain(&error))
         })?;
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store.clone()), Arc::new(store)));
     }
     let store = SqliteStore::open(db)
         .await
         .map_err(|error| format!("cannot open SQLite database {db}: {error}"))?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store.clone()), Arc::new(store)))
 }
 
 /// An error and its causes, on one line.
@@ -299,8 +314,8 @@ fn redact(url: &str) -> String {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let store = match open_store(&args.db).await {
-        Ok(store) => store,
+    let (store, activity) = match open_store(&args.db).await {
+        Ok(stores) => stores,
         Err(message) => {
             // A configuration error, reported on one line like a bad flag.
             eprintln!("error: {message}");
@@ -319,7 +334,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .formats(Formats::default().sanctum())
         .issue_format(args.format)
         .env(args.env)
-        .sessions(sessions);
+        .sessions(sessions)
+        .activity(ActivityConfig::new(activity).trusted_proxies(args.trusted_proxies.clone()));
     if let Some(max) = args.max_lifetime {
         builder = builder.max_lifetime(max);
     }
@@ -334,9 +350,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let shutdown = bootstrap::shutdown_signal();
     eprintln!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(registry.clone(), &args))
+    // With the peer's address, which the activity log records.
+    let app = app(registry.clone(), &args).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    // The usage counts and the activity rows still waiting.
     let flushed = registry.flush().await?;
     tracing::info!(tokens = flushed, "usage flushed");
     Ok(())

@@ -31,3 +31,88 @@ async fn postgres_keeps_the_activity_contract() {
         .unwrap();
     tower_bearer::testing::activity_contract(&store).await;
 }
+
+/// Two nodes on one PostgreSQL database: each writes its rows to the shared table, and a
+/// call made on B with a token revoked on A is recorded on B as `revoked` (the change
+/// feed's tombstone remembers the token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_the_log_and_record_revoked_calls_made_elsewhere() {
+    use tower_bearer::activity::{ActivityConfig, ActivityQuery, Outcome};
+    use tower_bearer::registry::{Expiry, IssueRequest};
+    use tower_bearer::store::PostgresStore;
+    use tower_bearer::{BearerAuthLayer, RejectCause};
+
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    let mut nodes = Vec::new();
+    for name in ["activity-a", "activity-b"] {
+        let log = PostgresStore::connect(&url).await.unwrap();
+        nodes.push(
+            support::postgres::node(&url, name, |builder| {
+                builder.activity(ActivityConfig::new(log))
+            })
+            .await,
+        );
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let issued = a
+        .issue(
+            IssueRequest::new("ci", "acme")
+                .unwrap()
+                .expires(Expiry::Never),
+        )
+        .await
+        .unwrap();
+    let token = issued.secret.expose_secret().to_owned();
+    let app = |registry: &tower_bearer::Registry| {
+        BearerAuthLayer::new(registry.clone())
+            .protect(axum::Router::new().route("/items", axum::routing::get(|| async { "items" })))
+    };
+    let client_a = support::http::HttpClient::new(serve(app(a)).await);
+    let client_b = support::http::HttpClient::new(serve(app(b)).await);
+    assert_eq!(client_a.get("/items", &token).await.status, 200);
+    assert_eq!(client_b.get("/items", &token).await.status, 200);
+
+    a.revoke("acme", issued.info.id).await.unwrap();
+    // Once B's change feed has delivered, its cache answers "revoked".
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while b.verify(&token).await.err().and_then(|e| e.cause()) != Some(RejectCause::Revoked) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the revocation reaches B");
+    assert_eq!(client_b.get("/items", &token).await.status, 401);
+
+    a.flush().await.unwrap();
+    b.flush().await.unwrap();
+    let query = ActivityQuery::new().token(issued.info.id);
+    let rows = a.activity().unwrap().query("acme", &query).await.unwrap();
+    let outcomes: Vec<Outcome> = rows.iter().rev().map(|row| row.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Ok, Outcome::Ok, Outcome::Revoked]);
+    let from_b = b.activity().unwrap().query("acme", &query).await.unwrap();
+    assert_eq!(from_b, rows, "one log, read from either node");
+}
+
+async fn serve<S>(app: S) -> std::net::SocketAddr
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(app);
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    addr
+}

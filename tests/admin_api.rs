@@ -1281,8 +1281,10 @@ async fn the_openapi_document_describes_every_route() {
         [
             "DELETE /sessions/{id}",
             "DELETE /tokens/{id}",
+            "GET /activity",
             "GET /tokens",
             "GET /tokens/{id}",
+            "GET /tokens/{id}/activity",
             "GET /tokens/{id}/sessions",
             "PATCH /tokens/{id}",
             "POST /tokens",

@@ -339,3 +339,151 @@ async fn the_example_server_exchanges_keys_for_access_tokens_across_a_restart() 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(server.interrupt().await, "");
 }
+
+/// The activity log of the example server: rows for 200, 403 and revoked calls, read
+/// through the management API with pagination and filters, isolated per tenant, and still
+/// there after a restart.
+#[tokio::test]
+async fn the_example_server_logs_activity_readable_per_token_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("activity.db");
+    let mut server = Server::start(&db, &[]).await;
+    let line = server.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+
+    let (_, reader) = server
+        .call(
+            "POST",
+            "/tokens",
+            &admin,
+            r#"{"name":"reader","scopes":["read"]}"#,
+        )
+        .await;
+    let reader_id = reader["id"].as_u64().unwrap();
+    let reader_token = reader["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server
+            .call("GET", "/items?cursor=abc", &reader_token, "")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .call("POST", "/items", &reader_token, r#"{"name":"x"}"#)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = server
+        .call("DELETE", &format!("/tokens/{reader_id}"), &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.call("GET", "/items", &reader_token, "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The writer appends within a second.
+    let path = format!("/tokens/{reader_id}/activity");
+    let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            // A revoked token is a 404 until a row of it is written.
+            let (status, page) = server.call("GET", &path, &admin, "").await;
+            assert!(
+                matches!(status, StatusCode::OK | StatusCode::NOT_FOUND),
+                "{page}"
+            );
+            if status == StatusCode::OK && page["data"].as_array().unwrap().len() == 3 {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("three rows");
+    let data = page["data"].as_array().unwrap();
+    let outcomes: Vec<&str> = data
+        .iter()
+        .map(|row| row["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["revoked", "scope_denied", "ok"], "newest first");
+    let first = &data[2];
+    assert_eq!(first["route"], "/items", "never the query string");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["client_ip"], "127.0.0.1");
+    assert_eq!(first["new_ip"], true);
+    assert_eq!(first["tenant"], "default");
+    assert_eq!(first["token_id"], reader_id);
+    assert_eq!(page["has_more"], false);
+
+    // Pagination and filters.
+    let (_, one) = server
+        .call("GET", &format!("{path}?limit=1"), &admin, "")
+        .await;
+    assert_eq!(one["has_more"], true);
+    let last_id = one["data"][0]["id"].as_u64().unwrap();
+    let (_, rest) = server
+        .call(
+            "GET",
+            &format!("{path}?limit=5&starting_after={last_id}"),
+            &admin,
+            "",
+        )
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    let (_, denied) = server
+        .call("GET", &format!("{path}?status=4xx"), &admin, "")
+        .await;
+    assert_eq!(denied["data"].as_array().unwrap().len(), 2);
+    let (_, revoked) = server
+        .call("GET", "/activity?outcome=revoked", &admin, "")
+        .await;
+    assert_eq!(revoked["data"].as_array().unwrap().len(), 1);
+    let (status, body) = server
+        .call("GET", "/activity?since=yesterday", &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(server.interrupt().await, "");
+
+    // Another tenant sees none of it; the rows survive the restart.
+    let output =
+        tokio::process::Command::new(support::example::example_binary("server", "sqlite,admin"))
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "--issue-admin-token",
+                "globex",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+    let globex = String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .strip_prefix("admin token: ")
+        .unwrap()
+        .to_owned();
+    let server = Server::start(&db, &[]).await;
+    let (status, _) = server.call("GET", &path, &globex, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = server.call("GET", "/activity", &globex, "").await;
+    assert!(
+        theirs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|row| row["tenant"] == "globex"),
+        "{theirs}"
+    );
+    let (status, page) = server.call("GET", &path, &admin, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        page["data"].as_array().unwrap().len(),
+        3,
+        "kept across the restart"
+    );
+    server.interrupt().await;
+}

@@ -88,6 +88,11 @@ impl Pending {
         }
     }
 
+    /// When the request arrived (Unix nanoseconds).
+    pub(crate) fn arrival(&self) -> i64 {
+        self.start
+    }
+
     /// The answer: `status` and `outcome`, at `end` (Unix nanoseconds).
     pub(crate) fn complete(&mut self, status: StatusCode, outcome: Outcome, end: i64) {
         self.status = status.as_u16();

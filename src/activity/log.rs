@@ -200,6 +200,9 @@ impl Shared {
         let mut unwritten = self.unwritten.lock().await;
         let mut drained = Vec::new();
         self.queue.drain(&mut drained);
+        // Shards are drained one after the other: put their rows back in arrival order,
+        // so that ids follow time.
+        drained.sort_by_key(Pending::arrival);
         self.watch_drops();
         unwritten.extend(drained.into_iter().map(Pending::into_row));
         // The store has been down long enough for the rows to outgrow the queue: keep

@@ -11,7 +11,7 @@ use crate::store::StoreError;
 
 /// A memory store's activity rows.
 #[derive(Default)]
-pub(crate) struct MemoryActivity {
+struct MemoryActivity {
     rows: Mutex<Rows>,
 }
 
@@ -29,7 +29,7 @@ impl ActivityStore for MemoryStore {
         new: &[NewActivity],
         new_ip_since: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let mut state = self.activity_rows().lock();
+        let mut state = self.capability::<MemoryActivity>().lock();
         for row in new {
             let new_ip = row.client_ip.is_some_and(|ip| {
                 !state.rows.iter().any(|seen| {
@@ -50,7 +50,7 @@ impl ActivityStore for MemoryStore {
         tenant: &str,
         query: &ActivityQuery,
     ) -> Result<Vec<Activity>, StoreError> {
-        let state = self.activity_rows().lock();
+        let state = self.capability::<MemoryActivity>().lock();
         Ok(state
             .rows
             .iter()
@@ -62,7 +62,7 @@ impl ActivityStore for MemoryStore {
     }
 
     async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut state = self.activity_rows().lock();
+        let mut state = self.capability::<MemoryActivity>().lock();
         let before = state.rows.len();
         state.rows.retain(|row| row.at >= cutoff);
         Ok((before - state.rows.len()) as u64)

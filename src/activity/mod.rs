@@ -83,7 +83,6 @@ use time::OffsetDateTime;
 pub(crate) use capture::Pending;
 pub use config::{ActivityConfig, DEFAULT_RETENTION};
 pub use log::{ActivityLog, ActivityStats};
-pub(crate) use memory::MemoryActivity;
 pub use proxies::{InvalidProxy, TrustedProxies};
 
 use crate::identity::TokenId;
@@ -454,6 +453,29 @@ pub trait ActivityStore: Send + Sync + 'static {
 
     /// Deletes the rows recorded before `cutoff`; returns how many.
     async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+impl<T: ActivityStore + ?Sized> ActivityStore for std::sync::Arc<T> {
+    async fn append_activity(
+        &self,
+        rows: &[NewActivity],
+        new_ip_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        (**self).append_activity(rows, new_ip_since).await
+    }
+
+    async fn activity(
+        &self,
+        tenant: &str,
+        query: &ActivityQuery,
+    ) -> Result<Vec<Activity>, StoreError> {
+        (**self).activity(tenant, query).await
+    }
+
+    async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        (**self).prune_activity(cutoff).await
+    }
 }
 
 /// Cuts `text` to at most `max` bytes at a character boundary.

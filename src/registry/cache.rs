@@ -277,6 +277,14 @@ impl Cache {
     /// it), removes the entry, and leaves a tombstone.
     pub(crate) fn invalidate(&self, digest: &Digest, now: i64) {
         let holder = self.evict(digest);
+        // The change feed announces this node's own revocations again: keep what the
+        // first tombstone remembered.
+        #[cfg(feature = "activity")]
+        let holder = holder.or_else(|| {
+            self.negative
+                .get(digest)
+                .and_then(|negative| negative.holder.clone())
+        });
         let until = now.saturating_add(self.limits.positive_ttl.max(self.limits.negative_ttl));
         self.remember_negative(*digest, until, true, holder);
     }

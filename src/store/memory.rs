@@ -43,8 +43,9 @@ pub struct MemoryStore {
 struct Shared {
     state: RwLock<State>,
     feed: broadcast::Sender<Change>,
-    #[cfg(feature = "activity")]
-    activity: crate::activity::MemoryActivity,
+    /// The state of an optional capability implemented outside this module (the
+    /// activity log's rows), created on first use.
+    capability: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -62,16 +63,20 @@ impl MemoryStore {
             shared: Arc::new(Shared {
                 state: RwLock::new(State::default()),
                 feed: broadcast::channel(FEED_CAPACITY).0,
-                #[cfg(feature = "activity")]
-                activity: Default::default(),
+                capability: std::sync::OnceLock::new(),
             }),
         }
     }
 
-    /// The activity rows (feature `activity`).
-    #[cfg(feature = "activity")]
-    pub(crate) fn activity_rows(&self) -> &crate::activity::MemoryActivity {
-        &self.shared.activity
+    /// The state of the optional capability that keeps a `T` (one kind per store), so
+    /// that capabilities live beside the records without this module knowing them.
+    #[cfg_attr(not(feature = "activity"), allow(dead_code))]
+    pub(crate) fn capability<T: std::any::Any + Send + Sync + Default>(&self) -> &T {
+        self.shared
+            .capability
+            .get_or_init(|| Box::new(T::default()))
+            .downcast_ref()
+            .expect("a memory store keeps one kind of capability state")
     }
 
     /// How many records the store holds.

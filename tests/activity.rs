@@ -1,0 +1,537 @@
+//! The activity log in a real server on 127.0.0.1, driven by a real HTTP client: what a
+//! row holds for each outcome, the queue's bound, the writer's retries, retention.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use support::http::HttpClient;
+use time::OffsetDateTime;
+use tower_bearer::activity::{
+    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, TrustedProxies,
+};
+use tower_bearer::clock::ManualClock;
+use tower_bearer::extract::{Scoped, WriteScope};
+use tower_bearer::registry::{Expiry, IssueRequest, RegistryBuilder};
+use tower_bearer::store::{SqliteStore, StoreError};
+use tower_bearer::{BearerAuthLayer, MemoryStore, Registry, TokenId};
+
+fn routes() -> Router {
+    Router::new()
+        .route("/items", get(|| async { "items" }))
+        .route("/items/{id}", get(|| async { "item" }))
+        .route(
+            "/write",
+            post(|_: Scoped<WriteScope>| async { StatusCode::CREATED }),
+        )
+        .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
+}
+
+/// Serves `registry` behind the layer (around the whole router) with the peer's address.
+async fn serve(registry: &Registry) -> HttpClient {
+    let app = BearerAuthLayer::new(registry.clone()).protect(routes());
+    serve_app(app.into_make_service_with_connect_info::<SocketAddr>()).await
+}
+
+async fn serve_app<M, S>(make: M) -> HttpClient
+where
+    M: for<'a> tower::Service<
+            axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
+            Error = std::convert::Infallible,
+            Response = S,
+        > + Send
+        + 'static,
+    for<'a> <M as tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>>>::Future:
+        Send,
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    HttpClient::new(addr)
+}
+
+async fn issue(registry: &Registry, tenant: &str, scopes: &[&str]) -> (TokenId, String) {
+    let issued = registry
+        .issue(
+            IssueRequest::new("ci", tenant)
+                .unwrap()
+                .scopes(scopes.iter().copied())
+                .unwrap()
+                .expires(Expiry::Never),
+        )
+        .await
+        .unwrap();
+    (issued.info.id, issued.secret.expose_secret().to_owned())
+}
+
+async fn call(client: &HttpClient, method: &str, path: &str, token: &str) -> StatusCode {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("user-agent", "activity-test/1.0")
+        .header("x-request-id", "req-42")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    client.request(request).await.status
+}
+
+async fn rows(registry: &Registry, tenant: &str, query: ActivityQuery) -> Vec<Activity> {
+    let log = registry.activity().unwrap();
+    log.flush().await.unwrap();
+    log.query(tenant, &query).await.unwrap()
+}
+
+fn with_log(builder: RegistryBuilder, store: impl ActivityStore) -> Registry {
+    builder.activity(ActivityConfig::new(store)).build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_is_recorded_against_its_token_in_a_real_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tokens.db"))
+        .await
+        .unwrap();
+    let clock = ManualClock::starting_now();
+    let registry = with_log(
+        Registry::builder(store.clone()).clock(clock.clone()),
+        store.clone(),
+    );
+    let client = serve(&registry).await;
+    let (reader, token) = issue(&registry, "acme", &["read"]).await;
+
+    // The manual clock stands still: each call moves it, so that rows recorded on
+    // different threads have distinct times (the writer orders a batch by arrival).
+    let call = |method: &'static str, path: &'static str, token: String| {
+        let (client, clock) = (client.clone(), clock.clone());
+        async move {
+            let status = call(&client, method, path, &token).await;
+            clock.advance(Duration::from_millis(10));
+            status
+        }
+    };
+    let items = "/items?page=2&secret=query-secret";
+    assert_eq!(call("GET", items, token.clone()).await, StatusCode::OK);
+    assert_eq!(
+        call("GET", "/missing", token.clone()).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call("POST", "/write", token.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Expired: the token was cached; its expiry passes.
+    let expiring = registry
+        .issue(
+            IssueRequest::new("short", "acme")
+                .unwrap()
+                .expires(Expiry::At(clock.clock().now() + time::Duration::hours(1))),
+        )
+        .await
+        .unwrap();
+    let expiring_token = expiring.secret.expose_secret().to_owned();
+    assert_eq!(
+        call("GET", "/items", expiring_token.clone()).await,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(
+        call("GET", "/items", expiring_token.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Revoked: every call after the revocation is recorded as such.
+    registry.revoke("acme", reader).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            call("GET", "/items", token.clone()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    // Unknown and missing credentials are not attributable.
+    assert_eq!(
+        call("GET", "/items", "sk_live_unknown".to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let anonymous = client.send("GET", "/items", &[]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let reader_rows = rows(&registry, "acme", ActivityQuery::new().token(reader)).await;
+    let summary: Vec<(&str, &str, u16, Outcome)> = reader_rows
+        .iter()
+        .rev()
+        .map(|row| {
+            (
+                row.method.as_str(),
+                row.route.as_str(),
+                row.status,
+                row.outcome,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("GET", "/items", 200, Outcome::Ok),
+            ("GET", "/missing", 404, Outcome::Ok),
+            ("POST", "/write", 403, Outcome::ScopeDenied),
+            ("GET", "/items", 401, Outcome::Revoked),
+            ("GET", "/items", 401, Outcome::Revoked),
+        ]
+    );
+    let first = reader_rows.last().unwrap();
+    assert_eq!(first.tenant, "acme");
+    assert_eq!(first.client_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(first.user_agent.as_deref(), Some("activity-test/1.0"));
+    assert_eq!(first.request_id.as_deref(), Some("req-42"));
+    assert_eq!(first.session_id, None);
+    assert!(first.new_ip, "the first call from an address is flagged");
+    assert!(
+        reader_rows[..reader_rows.len() - 1]
+            .iter()
+            .all(|row| !row.new_ip)
+    );
+
+    let expired_rows = rows(
+        &registry,
+        "acme",
+        ActivityQuery::new().token(expiring.info.id),
+    )
+    .await;
+    let outcomes: Vec<Outcome> = expired_rows.iter().rev().map(|row| row.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Ok, Outcome::Expired]);
+    assert_eq!(expired_rows[0].status, 401);
+
+    let log = registry.activity().unwrap();
+    let stats = log.stats();
+    assert_eq!(stats.written, 7);
+    assert_eq!(
+        stats.unattributed, 1,
+        "the unknown token (a missing one is not counted)"
+    );
+    assert_eq!(stats.dropped, 0);
+
+    // `last_used_at` agrees with the log: the last accepted call of the expiring token.
+    registry.flush().await.unwrap();
+    let info = registry.get("acme", expiring.info.id).await.unwrap();
+    let last_ok = expired_rows[1].at;
+    let drift = (info.last_used_at.unwrap() - last_ok).abs();
+    assert!(drift <= time::Duration::seconds(1), "{drift}");
+
+    // Nothing secret, and no query string, reached the database.
+    store.close().await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in [
+            token.as_bytes(),
+            expiring_token.as_bytes(),
+            b"query-secret",
+            b"page=2",
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|window| window == needle),
+                "{} found in the database",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_the_router_the_matched_route_is_recorded() {
+    let store = MemoryStore::new();
+    let registry = with_log(Registry::builder(store.clone()), store);
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let app = routes().layer(BearerAuthLayer::new(registry.clone()));
+    let client = serve_app(app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    assert_eq!(
+        call(&client, "GET", "/items/42", &token).await,
+        StatusCode::OK
+    );
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    assert_eq!(recorded[0].route, "/items/{id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
+    let store = MemoryStore::new();
+    let proxies = TrustedProxies::new(["127.0.0.1"]).unwrap();
+    let registry = Registry::builder(store.clone())
+        .activity(ActivityConfig::new(store).trusted_proxies(proxies))
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    for forwarded in ["203.0.113.9", "203.0.113.9", "198.51.100.4"] {
+        let request = Request::get("/items")
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-forwarded-for", format!("6.6.6.6, {forwarded}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(client.request(request).await.status, StatusCode::OK);
+    }
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    let seen: Vec<(String, bool)> = recorded
+        .iter()
+        .rev()
+        .map(|row| (row.client_ip.unwrap().to_string(), row.new_ip))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("203.0.113.9".to_owned(), true),
+            ("203.0.113.9".to_owned(), false),
+            ("198.51.100.4".to_owned(), true),
+        ]
+    );
+}
+
+/// An activity store that fails while `down` is set.
+#[derive(Clone)]
+struct Flaky {
+    inner: MemoryStore,
+    down: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl ActivityStore for Flaky {
+    async fn append_activity(
+        &self,
+        rows: &[NewActivity],
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable("activity store down"));
+        }
+        self.inner.append_activity(rows, since).await
+    }
+
+    async fn activity(
+        &self,
+        tenant: &str,
+        query: &ActivityQuery,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.inner.activity(tenant, query).await
+    }
+
+    async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.prune_activity(cutoff).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_never_fails_a_request_and_the_writer_retries() {
+    let store = MemoryStore::new();
+    let flaky = Flaky {
+        inner: store.clone(),
+        down: Arc::new(AtomicBool::new(true)),
+    };
+    let registry = Registry::builder(store.clone())
+        .activity(ActivityConfig::new(flaky.clone()).flush_interval(Duration::from_millis(20)))
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    for _ in 0..5 {
+        assert_eq!(call(&client, "GET", "/items", &token).await, StatusCode::OK);
+    }
+    let log = registry.activity().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while log.stats().write_errors < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the writer keeps trying");
+    assert_eq!(log.stats().waiting, 5);
+    flaky.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while log.stats().written < 5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the writer catches up once the store is back");
+    let recorded = store
+        .activity("acme", &ActivityQuery::new().token(id))
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 5);
+    assert_eq!(log.stats().waiting, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_past_the_retention_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tokens.db"))
+        .await
+        .unwrap();
+    let clock = ManualClock::starting_now();
+    let registry = Registry::builder(store.clone())
+        .clock(clock.clone())
+        .activity(ActivityConfig::new(store.clone()).retention(Duration::from_secs(30 * 86_400)))
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    assert_eq!(call(&client, "GET", "/items", &token).await, StatusCode::OK);
+    clock.advance(Duration::from_secs(29 * 86_400));
+    assert_eq!(call(&client, "GET", "/items", &token).await, StatusCode::OK);
+    assert_eq!(
+        rows(&registry, "acme", ActivityQuery::new().token(id))
+            .await
+            .len(),
+        2
+    );
+
+    clock.advance(Duration::from_secs(2 * 86_400));
+    let log = registry.activity().unwrap();
+    assert_eq!(
+        log.prune().await.unwrap(),
+        1,
+        "only the row older than 30 days"
+    );
+    let left = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    assert_eq!(left.len(), 1);
+    // The address was last seen 2 days ago, within the window: not new.
+    assert_eq!(call(&client, "GET", "/items", &token).await, StatusCode::OK);
+    let newest = rows(&registry, "acme", ActivityQuery::new().token(id).limit(1)).await;
+    assert!(!newest[0].new_ip);
+    assert_eq!(log.stats().pruned, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_pruner_runs_by_itself() {
+    let store = MemoryStore::new();
+    let clock = ManualClock::starting_now();
+    let registry = Registry::builder(store.clone())
+        .clock(clock.clone())
+        .activity(
+            ActivityConfig::new(store.clone())
+                .retention(Duration::from_secs(60))
+                .prune_interval(Duration::from_millis(20)),
+        )
+        .build();
+    let old = NewActivity::new(
+        clock.clock().now() - time::Duration::hours(1),
+        TokenId::new(1),
+        "acme",
+        "/",
+        200,
+        Outcome::Ok,
+    );
+    store
+        .append_activity(&[old], OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    let log = registry.activity().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while log.stats().pruned < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the pruner ran");
+    assert!(
+        store
+            .activity("acme", &ActivityQuery::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_and_counts_and_every_request_is_answered() {
+    let store = MemoryStore::new();
+    // The store is down: rows pile up to the bound, then are dropped.
+    let flaky = Flaky {
+        inner: store.clone(),
+        down: Arc::new(AtomicBool::new(true)),
+    };
+    let registry = Registry::builder(store.clone())
+        .activity(ActivityConfig::new(flaky.clone()).queue_capacity(10))
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    let burst: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            let token = token.clone();
+            tokio::spawn(async move { call(&client, "GET", "/items", &token).await })
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    let log = registry.activity().unwrap();
+    let stats = log.stats();
+    // At most the capacity in the writer's hands and what the shards hold meanwhile.
+    assert!(stats.waiting >= 1 && stats.waiting <= 10 * 3, "{stats:?}");
+    assert_eq!(stats.waiting as u64 + stats.dropped, 200, "{stats:?}");
+    assert_eq!(stats.written, 0);
+
+    flaky.down.store(false, Ordering::SeqCst);
+    log.flush().await.unwrap();
+    let stats = log.stats();
+    assert_eq!(stats.waiting, 0);
+    assert_eq!(stats.written + stats.dropped, 200, "{stats:?}");
+    let recorded = log
+        .query("acme", &ActivityQuery::new().token(id).limit(100))
+        .await
+        .unwrap();
+    assert_eq!(recorded.len() as u64, stats.written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_token_is_recorded_against_its_key_with_the_session() {
+    use tower_bearer::session::{SessionConfig, SessionKeys};
+    let store = MemoryStore::new();
+    let registry = Registry::builder(store.clone())
+        .sessions(SessionConfig::new(
+            SessionKeys::new("k1", &[7; 32]).unwrap(),
+        ))
+        .activity(ActivityConfig::new(store))
+        .build();
+    let (key, token) = issue(&registry, "acme", &["read"]).await;
+    let session = registry.login(&token, Some("tab-1")).await.unwrap();
+    let client = serve(&registry).await;
+    let jwt = session.access_token.expose_secret().to_owned();
+    assert_eq!(call(&client, "GET", "/items", &jwt).await, StatusCode::OK);
+    assert_eq!(call(&client, "GET", "/items", &token).await, StatusCode::OK);
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(key)).await;
+    let sessions: Vec<Option<String>> = recorded
+        .iter()
+        .rev()
+        .map(|row| row.session_id.clone())
+        .collect();
+    assert_eq!(sessions, [Some(session.session.id.to_string()), None]);
+    // Revoking the session: its calls are recorded as revoked, with the session.
+    registry
+        .revoke_session("acme", session.session.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&client, "GET", "/items", &jwt).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let newest = rows(&registry, "acme", ActivityQuery::new().token(key).limit(1)).await;
+    assert_eq!(newest[0].outcome, Outcome::Revoked);
+    assert_eq!(newest[0].session_id, Some(session.session.id.to_string()));
+}
