@@ -49,6 +49,17 @@ if None not in (opaque, cached_jwt, fresh):
     print(f"  cached JWT / cached opaque overhead: {cached_jwt / opaque:.2f}x (target <= 1.20x)")
     print(f"  fresh HS256 / cached JWT overhead:   {fresh / cached_jwt:.1f}x (target >= 10x)")
 
+print("1c. Activity log on vs off, cached hit through Router::layer, in the same run")
+base = mean("activity_overhead", "no_auth")
+off = mean("activity_overhead", "log_off")
+on = mean("activity_overhead", "log_on")
+line("log off (total)", off)
+line("log on (total)", on)
+if None not in (base, off, on):
+    added = on - off
+    print(f"  added by the log: {added:.1f} ns = {100 * added / (off - base):.1f}% of the off overhead,"
+          f" {100 * added / off:.1f}% of the request (target <= 10% and <= 50 ns)")
+
 print("2. Registry::verify cache hit versus the floor (SHA-256 + one DashMap get)")
 floor = mean("verify_hit", "floor_sha256_plus_dashmap_get")
 hit = mean("verify_hit", "tower_bearer_verify_cached")
