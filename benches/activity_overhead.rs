@@ -70,17 +70,7 @@ fn overhead(c: &mut Criterion) {
     let store = MemoryStore::new();
     let (off, on, tokens) = background.block_on(async {
         let off = support::registry(store.clone(), count);
-        // TOWER_BEARER_BENCH_IDLE_WRITER=1: the writer never runs (the queue holds every
-        // row), to tell the request path's cost from the writer's.
-        let idle = std::env::var_os("TOWER_BEARER_BENCH_IDLE_WRITER").is_some();
-        let config = if idle {
-            ActivityConfig::new(Discard)
-                .queue_capacity(usize::MAX / 2)
-                .batch_size(usize::MAX / 2)
-                .flush_interval(Duration::from_secs(86_400))
-        } else {
-            ActivityConfig::new(Discard)
-        };
+        let config = ActivityConfig::new(Discard);
         let on = support::builder(store.clone(), count)
             .activity(config)
             .build();
@@ -94,13 +84,13 @@ fn overhead(c: &mut Criterion) {
     let app = || Router::new().route("/", get(ok));
     let mut group = c.benchmark_group("activity_overhead");
     group.measurement_time(Duration::from_secs(5));
-    let group = &mut group;
-    support::bench_router(group, &runtime, "no_auth", app(), header.clone());
+    let bench = &mut group;
+    support::bench_router(bench, &runtime, "no_auth", app(), header.clone());
     let log_off = app().layer(BearerAuthLayer::new(off.clone()));
     let log_on = app().layer(BearerAuthLayer::new(on.clone()));
-    support::bench_router(group, &runtime, "log_off", log_off.clone(), header.clone());
-    support::bench_router(group, &runtime, "log_on", log_on.clone(), header.clone());
-    drop(group);
+    support::bench_router(bench, &runtime, "log_off", log_off.clone(), header.clone());
+    support::bench_router(bench, &runtime, "log_on", log_on.clone(), header.clone());
+    group.finish();
 
     interleaved(
         &runtime,

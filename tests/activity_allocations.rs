@@ -1,7 +1,9 @@
-//! The activity log allocates once per request on the request path (the row's text), and
-//! nothing else: counted over many cache hits through a real axum `Router`, log off
-//! against log on, on one thread (the writer, on the same runtime, does not run while
-//! the requests do: nothing in the loop waits).
+//! The activity log allocates nothing per request on the request path: a row's text is
+//! copied into its queue shard's buffer, which the writer hands back emptied. Counted
+//! over many cache hits through a real axum `Router`, log off against log on, on one
+//! thread (the writer, on the same runtime, does not run while the requests do: nothing
+//! in the loop waits). The shard's buffers grow while they fill (reallocations, amortized
+//! and reused after each write): those are not allocations per request.
 
 use std::hint::black_box;
 
@@ -51,7 +53,7 @@ async fn allocations(registry: &Registry, token: &str) -> usize {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn the_log_adds_one_allocation_per_request() {
+async fn the_log_allocates_nothing_per_request() {
     let store = MemoryStore::new();
     let off = Registry::builder(store.clone()).build();
     let on = Registry::builder(store.clone())
@@ -74,7 +76,7 @@ async fn the_log_adds_one_allocation_per_request() {
         without as f64 / REQUESTS as f64,
         with as f64 / REQUESTS as f64
     );
-    assert_eq!(with - without, REQUESTS, "off {without}, on {with}");
+    assert_eq!(with, without, "off {without}, on {with}");
     let stats = on.activity().unwrap().stats();
     assert_eq!((stats.waiting, stats.dropped), (REQUESTS + 100, 0));
 }

@@ -1,132 +1,65 @@
 //! What the layer captures of a request for its row: everything but the answer when the
-//! request arrives, the status and outcome when the response head is ready.
-//!
-//! A row's text (route, user agent, request id, tenant, session id) lives in one string,
-//! so that recording a request allocates once.
+//! request arrives (borrowed from the request, copied into the queue), and what the
+//! writer makes of a row and its answer.
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::{Method, Request, StatusCode};
+use http::Request;
 
-use super::{MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, TrustedProxies, clip};
+use super::queue::{Answer, Arrival, Batch, FIELDS, Row};
+use super::{MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, TrustedProxies, clip};
 use crate::Principal;
-use crate::identity::TokenId;
 
-/// The text fields of a row, in the order they sit in its string.
-#[derive(Clone, Copy)]
-enum Field {
-    Route,
-    UserAgent,
-    RequestId,
-    Tenant,
-    SessionId,
-}
+/// Named once: a header looked up by a `&str` name is parsed on every lookup.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
-const FIELDS: usize = 5;
+/// The text fields of a row, in the order [`Arrival::text`] has them.
+const ROUTE: usize = 0;
+const USER_AGENT: usize = 1;
+const REQUEST_ID: usize = 2;
+const TENANT: usize = 3;
+const SESSION_ID: usize = 4;
 
-/// A request being recorded.
-pub(crate) struct Pending {
-    /// Unix nanoseconds at arrival.
+/// What `request`, made by `principal`, tells about itself; it arrived at `start` (Unix
+/// nanoseconds).
+pub(crate) fn arrival<'a, B>(
+    request: &'a Request<B>,
+    principal: &'a Principal,
     start: i64,
-    /// Unix nanoseconds when the response head was ready.
-    end: i64,
-    status: u16,
-    outcome: Outcome,
-    method: Method,
-    ip: Option<IpAddr>,
-    token_id: TokenId,
-    text: String,
-    /// Where each field ends in `text`.
-    ends: [u16; FIELDS],
-    /// Which optional fields are present (bit per field).
-    present: u8,
+    proxies: &TrustedProxies,
+) -> Arrival<'a> {
+    let headers = request.headers();
+    let mut text = [None; FIELDS];
+    text[ROUTE] = Some(clip(route(request), MAX_FIELD_LEN));
+    text[USER_AGENT] = header(headers, http::header::USER_AGENT, MAX_FIELD_LEN);
+    text[REQUEST_ID] = header(headers, X_REQUEST_ID, MAX_REQUEST_ID_LEN);
+    text[TENANT] = Some(principal.tenant());
+    text[SESSION_ID] = principal.session_id();
+    Arrival {
+        start,
+        token_id: principal.id(),
+        method: request.method(),
+        ip: proxies.client_ip(peer(request), headers),
+        text,
+    }
 }
 
-impl Pending {
-    /// Captures `request`, made by `principal`, that arrived at `start` (Unix nanoseconds).
-    pub(crate) fn begin<B>(
-        request: &Request<B>,
-        principal: &Principal,
-        start: i64,
-        proxies: &TrustedProxies,
-    ) -> Self {
-        let headers = request.headers();
-        let route = clip(route(request), MAX_FIELD_LEN);
-        let user_agent = header(headers, http::header::USER_AGENT, MAX_FIELD_LEN);
-        let request_id = header(headers, "x-request-id", MAX_REQUEST_ID_LEN);
-        let tenant = principal.tenant();
-        let session_id = principal.session_id();
-        let fields = [
-            Some(route),
-            user_agent,
-            request_id,
-            Some(tenant),
-            session_id,
-        ];
-        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
-        let mut ends = [0; FIELDS];
-        let mut present = 0;
-        for (at, field) in fields.iter().enumerate() {
-            if let Some(field) = field {
-                text.push_str(field);
-                present |= 1 << at;
-            }
-            // Every field is clipped: the whole fits in u16.
-            ends[at] = u16::try_from(text.len()).unwrap_or(u16::MAX);
-        }
-        Self {
-            start,
-            end: start,
-            status: 0,
-            outcome: Outcome::Ok,
-            method: request.method().clone(),
-            ip: proxies.client_ip(peer(request), headers),
-            token_id: principal.id(),
-            text,
-            ends,
-            present,
-        }
-    }
-
-    /// When the request arrived (Unix nanoseconds).
-    pub(crate) fn arrival(&self) -> i64 {
-        self.start
-    }
-
-    /// The answer: `status` and `outcome`, at `end` (Unix nanoseconds).
-    pub(crate) fn complete(&mut self, status: StatusCode, outcome: Outcome, end: i64) {
-        self.status = status.as_u16();
-        self.outcome = outcome;
-        self.end = end;
-    }
-
-    fn field(&self, field: Field) -> Option<&str> {
-        let at = field as usize;
-        if self.present & (1 << at) == 0 {
-            return None;
-        }
-        let start = if at == 0 { 0 } else { self.ends[at - 1] };
-        self.text
-            .get(usize::from(start)..usize::from(self.ends[at]))
-    }
-
-    /// The row as stored.
-    pub(crate) fn into_row(self) -> NewActivity {
-        let owned = |field| self.field(field).map(str::to_owned);
-        NewActivity {
-            at: millis(self.start),
-            token_id: self.token_id,
-            session_id: owned(Field::SessionId),
-            tenant: owned(Field::Tenant).unwrap_or_default(),
-            method: self.method.as_str().to_owned(),
-            route: owned(Field::Route).unwrap_or_default(),
-            status: self.status,
-            outcome: self.outcome,
-            latency_us: u64::try_from(self.end.saturating_sub(self.start) / 1_000).unwrap_or(0),
-            client_ip: self.ip,
-            user_agent: owned(Field::UserAgent),
-            request_id: owned(Field::RequestId),
-        }
+/// The stored form of `row` (of `batch`) with its `answer`.
+pub(crate) fn new_activity(batch: &Batch, row: &Row, answer: Answer) -> NewActivity {
+    let owned = |field| batch.field(row, field).map(str::to_owned);
+    NewActivity {
+        at: millis(row.start),
+        token_id: row.token_id,
+        session_id: owned(SESSION_ID),
+        tenant: owned(TENANT).unwrap_or_default(),
+        method: batch.method(row).to_owned(),
+        route: owned(ROUTE).unwrap_or_default(),
+        status: answer.status,
+        outcome: answer.outcome,
+        latency_us: u64::try_from(answer.end.saturating_sub(row.start) / 1_000).unwrap_or(0),
+        client_ip: row.ip,
+        user_agent: owned(USER_AGENT),
+        request_id: owned(REQUEST_ID),
     }
 }
 
@@ -168,6 +101,8 @@ fn header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::activity::Outcome;
+    use crate::activity::queue::Queue;
     use crate::identity::TokenId;
 
     fn principal(session: Option<&str>) -> Principal {
@@ -178,6 +113,23 @@ mod tests {
         builder.build()
     }
 
+    /// Through the queue and back, as the layer and the writer do.
+    fn recorded<B>(
+        request: &Request<B>,
+        principal: &Principal,
+        start: i64,
+        answer: Answer,
+    ) -> NewActivity {
+        let queue = Queue::new(10, 10);
+        queue.begin(
+            &arrival(request, principal, start, &TrustedProxies::none()),
+            Some(answer),
+        );
+        let (mut spares, mut batches) = (Vec::new(), Vec::new());
+        queue.drain(&mut spares, &mut batches);
+        new_activity(&batches[0], &batches[0].rows[0], answer)
+    }
+
     #[test]
     fn a_row_keeps_the_path_but_never_the_query() {
         let request = Request::post("/items/42?token=secret&x=1")
@@ -186,14 +138,12 @@ mod tests {
             .extension(SocketAddr::from(([192, 0, 2, 7], 4000)))
             .body(())
             .unwrap();
-        let mut pending = Pending::begin(
-            &request,
-            &principal(None),
-            5_000_123_456,
-            &TrustedProxies::none(),
-        );
-        pending.complete(StatusCode::CREATED, Outcome::Ok, 5_000_323_456);
-        let row = pending.into_row();
+        let answer = Answer {
+            end: 5_000_323_456,
+            status: 201,
+            outcome: Outcome::Ok,
+        };
+        let row = recorded(&request, &principal(None), 5_000_123_456, answer);
         assert_eq!(row.route, "/items/42");
         assert_eq!(row.method, "POST");
         assert_eq!(row.user_agent.as_deref().map(str::len), Some(MAX_FIELD_LEN));
@@ -207,10 +157,12 @@ mod tests {
     #[test]
     fn absent_fields_stay_absent_and_a_session_is_kept() {
         let request = Request::get("/").body(()).unwrap();
-        let mut pending =
-            Pending::begin(&request, &principal(Some("12")), 0, &TrustedProxies::none());
-        pending.complete(StatusCode::FORBIDDEN, Outcome::ScopeDenied, 0);
-        let row = pending.into_row();
+        let answer = Answer {
+            end: 0,
+            status: 403,
+            outcome: Outcome::ScopeDenied,
+        };
+        let row = recorded(&request, &principal(Some("12")), 0, answer);
         assert_eq!(
             (row.user_agent, row.request_id, row.client_ip),
             (None, None, None)

@@ -1,24 +1,28 @@
 //! [`ActivityLog`]: the queue the layer records into, the writer that empties it into an
 //! [`ActivityStore`], and the pruner.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::queue::Queue;
-use super::{
-    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, Pending,
-};
+use super::capture::{arrival, new_activity};
+use super::queue::{Answer, Batch, Queue, Ticket};
+use super::{Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome};
 use crate::clock::Clock;
 use crate::store::StoreError;
 
 /// The longest pause between two attempts of a failing write.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A row still unanswered this long after the writer first saw it (its request was
+/// cancelled, or its handler never answered) is given up, and so is an answer whose row
+/// never came.
+const ABANDON_AFTER: Duration = Duration::from_secs(600);
 
 /// A registry's activity log (see the [module documentation](super)). Cheap to clone.
 #[derive(Clone)]
@@ -27,12 +31,10 @@ pub struct ActivityLog {
 }
 
 struct Shared {
-    queue: Queue<Pending>,
+    queue: Queue,
     config: ActivityConfig,
     clock: Clock,
-    /// Rows taken from the queue that the store has not accepted yet (the writer retries
-    /// them), at most the queue's capacity.
-    unwritten: tokio::sync::Mutex<Vec<NewActivity>>,
+    writer: tokio::sync::Mutex<Writer>,
     written: AtomicU64,
     write_errors: AtomicU64,
     /// Rows dropped because the store stayed down while the queue kept filling.
@@ -42,6 +44,21 @@ struct Shared {
     seen_dropped: AtomicU64,
     in_burst: AtomicBool,
     tasks: Mutex<Vec<AbortHandle>>,
+}
+
+/// What the writer keeps between two writes.
+#[derive(Default)]
+struct Writer {
+    /// Emptied batches, given back to the queue's shards.
+    spares: Vec<Batch>,
+    /// Rows whose answer has not been seen yet: the row as stored but for its answer,
+    /// and when the writer first saw it.
+    open: HashMap<Ticket, (NewActivity, i64, Instant), foldhash::fast::RandomState>,
+    /// Answers whose row has not been taken from its shard yet.
+    early: HashMap<Ticket, (Answer, Instant), foldhash::fast::RandomState>,
+    /// Rows answered, not accepted by the store yet (retried), at most the queue's
+    /// capacity.
+    unwritten: Vec<NewActivity>,
 }
 
 impl Drop for Shared {
@@ -94,7 +111,7 @@ impl ActivityLog {
             queue: Queue::new(config.capacity, config.batch),
             config,
             clock,
-            unwritten: tokio::sync::Mutex::new(Vec::new()),
+            writer: tokio::sync::Mutex::new(Writer::default()),
             written: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             dropped_unwritten: AtomicU64::new(0),
@@ -130,7 +147,10 @@ impl ActivityLog {
     /// How the log is doing.
     pub fn stats(&self) -> ActivityStats {
         let shared = &*self.shared;
-        let unwritten = shared.unwritten.try_lock().map_or(0, |rows| rows.len());
+        let unwritten = shared
+            .writer
+            .try_lock()
+            .map_or(0, |writer| writer.open.len() + writer.unwritten.len());
         ActivityStats {
             waiting: shared.queue.len() + unwritten,
             written: shared.written.load(Ordering::Relaxed),
@@ -170,22 +190,46 @@ impl ActivityLog {
         self.shared.clock.now_nanos()
     }
 
-    /// Begins a row for `request`, made by `principal`, that arrived at `start`.
+    /// Begins the row of `request`, made by `principal`, that arrived at `start`; `None`
+    /// when the queue is full (the row is dropped and counted).
     #[inline]
     pub(crate) fn begin<B>(
         &self,
         request: &http::Request<B>,
         principal: &crate::Principal,
         start: i64,
-    ) -> Pending {
-        Pending::begin(request, principal, start, &self.shared.config.proxies)
+    ) -> Option<Ticket> {
+        let arrival = arrival(request, principal, start, &self.shared.config.proxies);
+        self.shared.queue.begin(&arrival, None)
     }
 
-    /// Queues `pending` with its answer; never waits.
+    /// Answers the row of `ticket`: its response head is ready. Never waits.
     #[inline]
-    pub(crate) fn record(&self, mut pending: Pending, status: StatusCode, outcome: Outcome) {
-        pending.complete(status, outcome, self.now());
-        self.shared.queue.push(pending);
+    pub(crate) fn answer(&self, ticket: Ticket, status: StatusCode, outcome: Outcome) {
+        let answer = Answer {
+            end: self.now(),
+            status: status.as_u16(),
+            outcome,
+        };
+        self.shared.queue.answer(ticket, answer);
+    }
+
+    /// Records a request answered before any handler ran (rejected), made by `principal`.
+    pub(crate) fn rejected<B>(
+        &self,
+        request: &http::Request<B>,
+        principal: &crate::Principal,
+        start: i64,
+        status: StatusCode,
+        outcome: Outcome,
+    ) {
+        let arrival = arrival(request, principal, start, &self.shared.config.proxies);
+        let answer = Answer {
+            end: self.now(),
+            status: status.as_u16(),
+            outcome,
+        };
+        self.shared.queue.begin(&arrival, Some(answer));
     }
 
     /// Counts a request whose credential is not attributable to a token.
@@ -195,16 +239,61 @@ impl ActivityLog {
 }
 
 impl Shared {
-    /// Appends the rows left by a failed write and those queued since, in batches.
+    /// Appends the rows left by a failed write and those answered since, in batches.
     async fn write_waiting(&self) -> Result<usize, StoreError> {
-        let mut unwritten = self.unwritten.lock().await;
-        let mut drained = Vec::new();
-        self.queue.drain(&mut drained);
-        // Shards are drained one after the other: put their rows back in arrival order,
-        // so that ids follow time.
-        drained.sort_by_key(Pending::arrival);
+        let mut writer = self.writer.lock().await;
+        let writer = &mut *writer;
+        let mut batches = Vec::new();
+        self.queue.drain(&mut writer.spares, &mut batches);
         self.watch_drops();
-        unwritten.extend(drained.into_iter().map(Pending::into_row));
+        let now = Instant::now();
+        let mut answered = Vec::new();
+        // Answers first: a row begun on one thread may be answered on another, and both
+        // may be in this drain.
+        for batch in &batches {
+            for (ticket, answer) in &batch.answers {
+                match writer.open.remove(ticket) {
+                    Some((row, start, _)) => answered.push(complete(row, start, *answer)),
+                    None => {
+                        writer.early.insert(*ticket, (*answer, now));
+                    }
+                }
+            }
+        }
+        for batch in &batches {
+            for row in &batch.rows {
+                let answer = row
+                    .answer()
+                    .or_else(|| writer.early.remove(&row.ticket).map(|(answer, _)| answer));
+                match answer {
+                    Some(answer) => answered.push(new_activity(batch, row, answer)),
+                    None => {
+                        let unanswered = Answer {
+                            end: row.start,
+                            status: 0,
+                            outcome: Outcome::Ok,
+                        };
+                        let open = (new_activity(batch, row, unanswered), row.start, now);
+                        writer.open.insert(row.ticket, open);
+                    }
+                }
+            }
+        }
+        writer.spares.append(&mut batches);
+        let before = writer.open.len();
+        writer
+            .open
+            .retain(|_, (_, _, seen)| now.duration_since(*seen) < ABANDON_AFTER);
+        writer
+            .early
+            .retain(|_, (_, seen)| now.duration_since(*seen) < ABANDON_AFTER);
+        self.dropped_unwritten
+            .fetch_add((before - writer.open.len()) as u64, Ordering::Relaxed);
+        // Shards are drained one after the other: put the rows back in arrival order,
+        // so that ids follow time.
+        answered.sort_by_key(|row| row.at);
+        let unwritten = &mut writer.unwritten;
+        unwritten.append(&mut answered);
         // The store has been down long enough for the rows to outgrow the queue: keep
         // the newest.
         let excess = unwritten.len().saturating_sub(self.queue.capacity());
@@ -268,6 +357,14 @@ impl Shared {
         self.pruned.fetch_add(pruned, Ordering::Relaxed);
         Ok(pruned)
     }
+}
+
+/// `row` (stored as if unanswered) with its answer.
+fn complete(mut row: NewActivity, start: i64, answer: Answer) -> NewActivity {
+    row.status = answer.status;
+    row.outcome = answer.outcome;
+    row.latency_us = u64::try_from(answer.end.saturating_sub(start) / 1_000).unwrap_or(0);
+    row
 }
 
 /// Every flush interval, or as soon as a batch is waiting: write. A failed write is

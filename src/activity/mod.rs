@@ -80,10 +80,10 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub(crate) use capture::Pending;
 pub use config::{ActivityConfig, DEFAULT_RETENTION};
 pub use log::{ActivityLog, ActivityStats};
 pub use proxies::{InvalidProxy, TrustedProxies};
+pub(crate) use queue::Ticket;
 
 use crate::identity::TokenId;
 use crate::store::StoreError;

@@ -9,21 +9,16 @@ mod enabled {
     use http::{Request, Response, StatusCode};
 
     use crate::Principal;
-    use crate::activity::{Outcome, Pending};
+    use crate::activity::{Outcome, Ticket};
     use crate::registry::VerifyError;
     use crate::reject::{RejectCause, Rejection, RenderLater, Rendering};
     use crate::token::Presented;
 
-    /// The row of a request on its way through the inner service.
-    pub(crate) type Tracking = Option<Pending>;
+    /// The row of a request on its way through the inner service (eight bytes).
+    pub(crate) type Tracking = Option<Ticket>;
 
-    /// When the request arrived (Unix nanoseconds), if a log records it.
-    #[inline]
-    pub(crate) fn arrival(rendering: &Rendering) -> Option<i64> {
-        rendering.activity.as_ref().map(|log| log.now())
-    }
-
-    /// Begins the row of an authenticated request.
+    /// Begins the row of an authenticated request that arrived at `arrival` (when the
+    /// cache was consulted: the layer reads the clock once for both).
     #[inline]
     pub(crate) fn begin<B>(
         rendering: &Rendering,
@@ -32,7 +27,7 @@ mod enabled {
         principal: &Principal,
     ) -> Tracking {
         let log = rendering.activity.as_ref()?;
-        Some(log.begin(request, principal, arrival?))
+        log.begin(request, principal, arrival?)
     }
 
     /// Whether an extractor or `RequireScope` further in refused the request for its scope:
@@ -54,7 +49,7 @@ mod enabled {
         response: &Response<B>,
         scope_denied: bool,
     ) {
-        let (Some(pending), Some(log)) = (
+        let (Some(ticket), Some(log)) = (
             tracking.take(),
             rendering.and_then(|rendering| rendering.activity.as_ref()),
         ) else {
@@ -65,7 +60,7 @@ mod enabled {
         } else {
             Outcome::Ok
         };
-        log.record(pending, response.status(), outcome);
+        log.answer(ticket, response.status(), outcome);
     }
 
     /// Who a failed verification is attributable to, when a log would record it.
@@ -122,11 +117,7 @@ mod enabled {
         match (outcome, holder) {
             (Some(outcome), Some(holder)) => {
                 let arrival = arrival.unwrap_or_else(|| log.now());
-                log.record(
-                    log.begin(request, holder, arrival),
-                    rejection.status(),
-                    outcome,
-                );
+                log.rejected(request, holder, arrival, rejection.status(), outcome);
             }
             _ => log.count_unattributed(),
         }
@@ -145,11 +136,6 @@ mod disabled {
     /// Nothing to carry.
     #[derive(Clone, Copy, Default)]
     pub(crate) struct Tracking;
-
-    #[inline(always)]
-    pub(crate) fn arrival(_: &Rendering) -> Option<i64> {
-        None
-    }
 
     #[inline(always)]
     pub(crate) fn begin<B>(

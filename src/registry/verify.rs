@@ -68,7 +68,17 @@ impl Registry {
     #[doc(hidden)]
     #[inline]
     pub fn verify_cached(&self, presented: &Presented) -> Option<Result<Principal, VerifyError>> {
-        let now = self.inner.clock.now_nanos();
+        self.verify_cached_at(presented, self.inner.clock.now_nanos())
+    }
+
+    /// [`verify_cached`](Self::verify_cached) at `now` (Unix nanoseconds, read from the
+    /// registry's clock by the caller, who needs the time too).
+    #[inline]
+    pub(crate) fn verify_cached_at(
+        &self,
+        presented: &Presented,
+        now: i64,
+    ) -> Option<Result<Principal, VerifyError>> {
         if presented.env().is_some_and(|env| !self.accepts_env(env)) {
             return Some(Err(VerifyError::rejected(RejectCause::WrongEnv, None)));
         }

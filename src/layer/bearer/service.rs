@@ -113,7 +113,9 @@ impl Config {
 }
 
 impl<S> BearerAuth<S> {
-    fn judge<B>(&self, request: &Request<B>) -> Verdict {
+    /// Decides without waiting. `now` gets the time the cache was consulted at (Unix
+    /// nanoseconds), which the activity log reuses as the request's arrival.
+    fn judge<B>(&self, request: &Request<B>, now: &mut Option<i64>) -> Verdict {
         let config = &*self.config;
         if config
             .public
@@ -137,7 +139,9 @@ impl<S> BearerAuth<S> {
             Ok(presented) => presented,
             Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error), None),
         };
-        match config.registry.verify_cached(&presented) {
+        let at = config.registry.clock().now_nanos();
+        *now = Some(at);
+        match config.registry.verify_cached_at(&presented, at) {
             Some(Ok(principal)) => match config.authorize(Some(&principal), request) {
                 Ok(()) => Verdict::Authenticated(principal),
                 Err(rejection) => Verdict::Rejected(rejection, Some(principal)),
@@ -181,8 +185,9 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let rendering = &self.config.rendering;
-        let arrival = tracking::arrival(rendering);
-        match self.judge(&request) {
+        let mut arrival = None;
+        let verdict = self.judge(&request, &mut arrival);
+        match verdict {
             Verdict::Authenticated(principal) => {
                 let tracking = tracking::begin(rendering, arrival, &request, &principal);
                 request.extensions_mut().insert(principal);
