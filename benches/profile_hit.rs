@@ -1,7 +1,10 @@
 //! A loop of cache-hit requests through an axum `Router`, for profilers
 //! (`perf record`, `valgrind --tool=callgrind`); not a criterion benchmark.
 //!
-//! `cargo bench --bench profile_hit -- [auth|none|tower-http|auth-outer|tower-http-outer] [iterations]`
+//! `cargo bench --bench profile_hit -- [auth|auth-logged|none|tower-http|auth-outer|tower-http-outer] [iterations]`
+//!
+//! `auth-logged` records every request in an activity log whose writer does not run
+//! during the loop (its queue holds every row): the request path's share of logging.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -31,13 +34,25 @@ fn main() {
         .build()
         .unwrap();
     let _entered = runtime.enter();
-    let registry = support::registry(MemoryStore::new(), 1_000);
+    let store = MemoryStore::new();
+    let registry = if variant == "auth-logged" {
+        let capacity = usize::try_from(iterations).unwrap_or(usize::MAX) + 1;
+        support::builder(store.clone(), 1_000)
+            .activity(
+                tower_bearer::activity::ActivityConfig::new(store)
+                    .queue_capacity(capacity)
+                    .batch_size(capacity),
+            )
+            .build()
+    } else {
+        support::registry(store, 1_000)
+    };
     let tokens = runtime.block_on(support::issue_many(&registry, 1_000, 10));
     runtime.block_on(support::warm(&registry, &tokens));
     let app = Router::new().route("/", get(|| async { "ok" }));
     #[allow(deprecated)]
     let (router, token) = match variant.as_str() {
-        "auth" => (
+        "auth" | "auth-logged" => (
             app.layer(BearerAuthLayer::new(registry.clone())),
             tokens[500].clone(),
         ),

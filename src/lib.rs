@@ -20,7 +20,7 @@
 //! - [`reject`]: rejections, their renderers and the presets (Laravel, DRF, envelope).
 //! - `extract` (feature `axum`, default): the axum extractors.
 //! - `admin` (feature `admin`): the token management API; `grpc` (feature `grpc`): tonic
-//!   helpers.
+//!   helpers; `activity` (feature `activity`): the per-token request log.
 //!
 //! # Example
 //!

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,32 +38,7 @@ fn routes() -> Router {
 /// Serves `registry` behind the layer (around the whole router) with the peer's address.
 async fn serve(registry: &Registry) -> HttpClient {
     let app = BearerAuthLayer::new(registry.clone()).protect(routes());
-    serve_app(app.into_make_service_with_connect_info::<SocketAddr>()).await
-}
-
-async fn serve_app<M, S>(make: M) -> HttpClient
-where
-    M: for<'a> tower::Service<
-            axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
-            Error = std::convert::Infallible,
-            Response = S,
-        > + Send
-        + 'static,
-    for<'a> <M as tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>>>::Future:
-        Send,
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
-    HttpClient::new(addr)
+    HttpClient::new(support::http::serve_with_peer(app).await)
 }
 
 async fn issue(registry: &Registry, tenant: &str, scopes: &[&str]) -> (TokenId, String) {
@@ -262,7 +236,7 @@ async fn inside_the_router_the_matched_route_is_recorded() {
     let registry = with_log(Registry::builder(store.clone()), store);
     let (id, token) = issue(&registry, "acme", &["read"]).await;
     let app = routes().layer(BearerAuthLayer::new(registry.clone()));
-    let client = serve_app(app.into_make_service_with_connect_info::<SocketAddr>()).await;
+    let client = HttpClient::new(support::http::serve_with_peer(app).await);
     assert_eq!(
         call(&client, "GET", "/items/42", &token).await,
         StatusCode::OK

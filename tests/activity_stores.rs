@@ -70,8 +70,8 @@ async fn nodes_share_the_log_and_record_revoked_calls_made_elsewhere() {
         BearerAuthLayer::new(registry.clone())
             .protect(axum::Router::new().route("/items", axum::routing::get(|| async { "items" })))
     };
-    let client_a = support::http::HttpClient::new(serve(app(a)).await);
-    let client_b = support::http::HttpClient::new(serve(app(b)).await);
+    let client_a = support::http::HttpClient::new(support::http::serve_with_peer(app(a)).await);
+    let client_b = support::http::HttpClient::new(support::http::serve_with_peer(app(b)).await);
     assert_eq!(client_a.get("/items", &token).await.status, 200);
     assert_eq!(client_b.get("/items", &token).await.status, 200);
 
@@ -94,25 +94,4 @@ async fn nodes_share_the_log_and_record_revoked_calls_made_elsewhere() {
     assert_eq!(outcomes, [Outcome::Ok, Outcome::Ok, Outcome::Revoked]);
     let from_b = b.activity().unwrap().query("acme", &query).await.unwrap();
     assert_eq!(from_b, rows, "one log, read from either node");
-}
-
-async fn serve<S>(app: S) -> std::net::SocketAddr
-where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-        std::net::SocketAddr,
-    >(app);
-    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
-    addr
 }

@@ -17,6 +17,29 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// Serves `app` (a `Router`, or the layer around one) on an ephemeral loopback port until
+/// the test ends, with the peer's address in each request (`ConnectInfo`).
+pub async fn serve_with_peer<S>(app: S) -> SocketAddr
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        SocketAddr,
+    >(app);
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    addr
+}
+
 pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
