@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 budget_file=benches/instructions-budget
 requests=20000
-binary=$(cargo bench --bench profile_hit --no-run --message-format=json 2>/dev/null |
+binary=$(cargo bench --all-features --bench profile_hit --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
