@@ -24,8 +24,11 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderValue;
 use time::OffsetDateTime;
-use tower_bearer::activity::{Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity};
+use tower_bearer::activity::{
+    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, RevokedToken,
+};
 use tower_bearer::store::StoreError;
+use tower_bearer::token::Digest;
 use tower_bearer::{BearerAuthLayer, MemoryStore};
 
 /// Accepts every batch and keeps nothing.
@@ -48,6 +51,14 @@ impl ActivityStore for Discard {
 
     async fn prune_activity(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    async fn remember_revoked(&self, _: &[RevokedToken]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn find_revoked(&self, _: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

@@ -717,4 +717,31 @@ pub async fn activity_contract(store: &impl crate::activity::ActivityStore) {
         .await
         .expect("query");
     assert!(newest[0].id > all[0].id);
+
+    // Revoked tokens, remembered by digest, replaced when remembered again, pruned.
+    use crate::activity::RevokedToken;
+    let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+    let mut session = RevokedToken::new(b, key, "acme", minutes(10));
+    session.session_id = Some("41".to_owned());
+    store
+        .remember_revoked(&[
+            RevokedToken::new(a, other, "globex", minutes(0)),
+            session.clone(),
+        ])
+        .await
+        .expect("remember");
+    store
+        .remember_revoked(&[RevokedToken::new(a, other, "acme", minutes(1))])
+        .await
+        .expect("remember again");
+    let mut found = store.find_revoked(&[c, b, a]).await.expect("find");
+    found.sort_by_key(|token| token.revoked_at);
+    assert_eq!(
+        found,
+        [RevokedToken::new(a, other, "acme", minutes(1)), session]
+    );
+    assert!(store.find_revoked(&[]).await.expect("find").is_empty());
+    store.prune_activity(minutes(5)).await.expect("prune");
+    let left = store.find_revoked(&[a, b]).await.expect("find");
+    assert_eq!(left.iter().map(|t| t.digest).collect::<Vec<_>>(), [b]);
 }

@@ -16,12 +16,14 @@ use http_body_util::Full;
 use support::http::HttpClient;
 use time::OffsetDateTime;
 use tower_bearer::activity::{
-    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, TrustedProxies,
+    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
+    TrustedProxies,
 };
 use tower_bearer::clock::ManualClock;
 use tower_bearer::extract::{Scoped, WriteScope};
 use tower_bearer::registry::{Expiry, IssueRequest, RegistryBuilder};
 use tower_bearer::store::{SqliteStore, StoreError};
+use tower_bearer::token::Digest;
 use tower_bearer::{BearerAuthLayer, MemoryStore, Registry, TokenId};
 
 fn routes() -> Router {
@@ -309,6 +311,14 @@ impl ActivityStore for Flaky {
     async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.prune_activity(cutoff).await
     }
+
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
+        self.inner.remember_revoked(tokens).await
+    }
+
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        self.inner.find_revoked(digests).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,4 +518,45 @@ async fn a_session_token_is_recorded_against_its_key_with_the_session() {
     let newest = rows(&registry, "acme", ActivityQuery::new().token(key).limit(1)).await;
     assert_eq!(newest[0].outcome, Outcome::Revoked);
     assert_eq!(newest[0].session_id, Some(session.session.id.to_string()));
+}
+
+/// A revoked token used long after every cache forgot it (and after a restart) is still
+/// recorded against it: the store remembers revoked tokens by digest for the retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_long_ago_is_still_recorded_as_revoked_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let clock = ManualClock::starting_now();
+    let registry = with_log(Registry::builder(store.clone()).clock(clock.clone()), store);
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    registry.revoke("acme", id).await.unwrap();
+    registry.flush().await.unwrap();
+    drop(registry);
+
+    // A new process on the same file: its cache never saw the token.
+    let store = SqliteStore::open(&path).await.unwrap();
+    let registry = with_log(Registry::builder(store.clone()).clock(clock.clone()), store);
+    clock.advance(Duration::from_secs(7 * 86_400));
+    let client = serve(&registry).await;
+    assert_eq!(
+        call(&client, "GET", "/items", &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A well-formed token this store never had (minted elsewhere) stays unattributed.
+    let elsewhere = Registry::builder(MemoryStore::new()).build();
+    let (_, never) = issue(&elsewhere, "acme", &["read"]).await;
+    assert_eq!(
+        call(&client, "GET", "/items", &never).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        (recorded[0].outcome, recorded[0].status),
+        (Outcome::Revoked, 401)
+    );
+    assert_eq!(recorded[0].tenant, "acme");
+    assert_eq!(recorded[0].route, "/items");
+    assert_eq!(registry.activity().unwrap().stats().unattributed, 1);
 }

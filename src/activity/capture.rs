@@ -7,8 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use http::Request;
 
 use super::queue::{Answer, Arrival, Batch, FIELDS, Row};
-use super::{MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, TrustedProxies, clip};
+use super::{
+    MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, RevokedToken, TrustedProxies, clip,
+};
 use crate::Principal;
+use crate::identity::TokenId;
 
 /// Named once: a header looked up by a `&str` name is parsed on every lookup.
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -28,20 +31,40 @@ pub(crate) fn arrival<'a, B>(
     start: i64,
     proxies: &TrustedProxies,
 ) -> Arrival<'a> {
+    let mut arrival = unattributed(request, start, proxies);
+    arrival.token_id = principal.id();
+    arrival.text[TENANT] = Some(principal.tenant());
+    arrival.text[SESSION_ID] = principal.session_id();
+    arrival
+}
+
+/// What `request` tells about itself, its credential not attributed to a token yet.
+pub(crate) fn unattributed<'a, B>(
+    request: &'a Request<B>,
+    start: i64,
+    proxies: &TrustedProxies,
+) -> Arrival<'a> {
     let headers = request.headers();
     let mut text = [None; FIELDS];
     text[ROUTE] = Some(clip(route(request), MAX_FIELD_LEN));
     text[USER_AGENT] = header(headers, http::header::USER_AGENT, MAX_FIELD_LEN);
     text[REQUEST_ID] = header(headers, X_REQUEST_ID, MAX_REQUEST_ID_LEN);
-    text[TENANT] = Some(principal.tenant());
-    text[SESSION_ID] = principal.session_id();
     Arrival {
         start,
-        token_id: principal.id(),
+        token_id: TokenId::new(0),
         method: request.method(),
         ip: proxies.client_ip(peer(request), headers),
         text,
+        digest: None,
     }
+}
+
+/// Attributes a row recorded without its token to the revoked token `revoked`.
+pub(crate) fn attribute(row: &mut NewActivity, revoked: &RevokedToken) {
+    row.token_id = revoked.token_id;
+    row.session_id.clone_from(&revoked.session_id);
+    row.tenant.clone_from(&revoked.tenant);
+    row.outcome = Outcome::Revoked;
 }
 
 /// The stored form of `row` (of `batch`) with its `answer`.
@@ -101,9 +124,7 @@ fn header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::Outcome;
     use crate::activity::queue::Queue;
-    use crate::identity::TokenId;
 
     fn principal(session: Option<&str>) -> Principal {
         let mut builder = Principal::builder(TokenId::new(7), "ci", "acme");

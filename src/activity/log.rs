@@ -11,11 +11,14 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::capture::{arrival, new_activity};
+use super::capture::{arrival, attribute, new_activity, unattributed};
 use super::queue::{Answer, Batch, Queue, Ticket};
-use super::{Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome};
+use super::{
+    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
+};
 use crate::clock::Clock;
 use crate::store::StoreError;
+use crate::token::Digest;
 
 /// The longest pause between two attempts of a failing write.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -35,6 +38,11 @@ struct Shared {
     config: ActivityConfig,
     clock: Clock,
     writer: tokio::sync::Mutex<Writer>,
+    /// Tokens revoked on this node, for the writer to remember in the store.
+    revoked: Mutex<Vec<RevokedToken>>,
+    /// Rows whose credential the writer could not attribute (not a remembered revoked
+    /// token either).
+    unresolved: AtomicU64,
     written: AtomicU64,
     write_errors: AtomicU64,
     /// Rows dropped because the store stayed down while the queue kept filling.
@@ -112,6 +120,8 @@ impl ActivityLog {
             config,
             clock,
             writer: tokio::sync::Mutex::new(Writer::default()),
+            revoked: Mutex::new(Vec::new()),
+            unresolved: AtomicU64::new(0),
             written: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             dropped_unwritten: AtomicU64::new(0),
@@ -155,7 +165,7 @@ impl ActivityLog {
             waiting: shared.queue.len() + unwritten,
             written: shared.written.load(Ordering::Relaxed),
             dropped: shared.queue.dropped() + shared.dropped_unwritten.load(Ordering::Relaxed),
-            unattributed: shared.queue.unattributed(),
+            unattributed: shared.queue.unattributed() + shared.unresolved.load(Ordering::Relaxed),
             write_errors: shared.write_errors.load(Ordering::Relaxed),
             pruned: shared.pruned.load(Ordering::Relaxed),
         }
@@ -232,6 +242,36 @@ impl ActivityLog {
         self.shared.queue.begin(&arrival, Some(answer));
     }
 
+    /// Records a request rejected before any handler ran whose credential the cache
+    /// could not attribute: the writer looks `digest` up among the revoked tokens the
+    /// store remembers, and counts it as unattributable when it is not one.
+    pub(crate) fn unresolved<B>(
+        &self,
+        request: &http::Request<B>,
+        digest: Digest,
+        start: i64,
+        status: StatusCode,
+    ) {
+        let mut arrival = unattributed(request, start, &self.shared.config.proxies);
+        arrival.digest = Some(digest);
+        let answer = Answer {
+            end: self.now(),
+            status: status.as_u16(),
+            outcome: Outcome::Revoked,
+        };
+        self.shared.queue.begin(&arrival, Some(answer));
+    }
+
+    /// Remembers (through the writer, in the store) that `token` was revoked here.
+    pub(crate) fn remember_revoked(&self, token: RevokedToken) {
+        self.shared
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token);
+        self.shared.queue.waker().notify_one();
+    }
+
     /// Counts a request whose credential is not attributable to a token.
     pub(crate) fn count_unattributed(&self) {
         self.shared.queue.count_unattributed();
@@ -243,6 +283,7 @@ impl Shared {
     async fn write_waiting(&self) -> Result<usize, StoreError> {
         let mut writer = self.writer.lock().await;
         let writer = &mut *writer;
+        self.remember_revoked().await?;
         let mut batches = Vec::new();
         self.queue.drain(&mut writer.spares, &mut batches);
         self.watch_drops();
@@ -260,8 +301,16 @@ impl Shared {
                 }
             }
         }
+        let mut unresolved = Vec::new();
         for batch in &batches {
-            for row in &batch.rows {
+            let mut digests = batch.digests.iter().peekable();
+            for (index, row) in batch.rows.iter().enumerate() {
+                if let Some((_, digest)) = digests.next_if(|(at, _)| *at as usize == index) {
+                    if let Some(answer) = row.answer() {
+                        unresolved.push((new_activity(batch, row, answer), *digest));
+                    }
+                    continue;
+                }
                 let answer = row
                     .answer()
                     .or_else(|| writer.early.remove(&row.ticket).map(|(answer, _)| answer));
@@ -280,6 +329,7 @@ impl Shared {
             }
         }
         writer.spares.append(&mut batches);
+        self.resolve(unresolved, &mut answered).await;
         let before = writer.open.len();
         writer
             .open
@@ -320,6 +370,57 @@ impl Shared {
             written += batch;
         }
         Ok(written)
+    }
+
+    /// Writes the revocations made here since the last write (kept for the next one if
+    /// the store fails).
+    async fn remember_revoked(&self) -> Result<(), StoreError> {
+        let revoked = std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()));
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.config.store.remember_revoked(&revoked).await {
+            self.write_errors.fetch_add(1, Ordering::Relaxed);
+            let mut pending = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            let newer = std::mem::replace(&mut *pending, revoked);
+            pending.extend(newer);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Attributes the rows of unknown credentials that are remembered revoked tokens
+    /// (into `answered`); counts the others. A store that cannot answer leaves them all
+    /// unattributed: the rows are not worth a retry.
+    async fn resolve(&self, rows: Vec<(NewActivity, Digest)>, answered: &mut Vec<NewActivity>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut digests: Vec<Digest> = rows.iter().map(|(_, digest)| *digest).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        let found = match self.config.store.find_revoked(&digests).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::debug!(target: "tower_bearer::activity", %error, "revoked tokens could not be looked up");
+                Vec::new()
+            }
+        };
+        let found: HashMap<Digest, RevokedToken, foldhash::fast::RandomState> = found
+            .into_iter()
+            .map(|token| (token.digest, token))
+            .collect();
+        for (mut row, digest) in rows {
+            match found.get(&digest) {
+                Some(revoked) => {
+                    attribute(&mut row, revoked);
+                    answered.push(row);
+                }
+                None => {
+                    self.unresolved.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// Warns once when rows start being dropped, and says how many when it stops.

@@ -5,9 +5,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Activity, ActivityQuery, ActivityStore, NewActivity};
+use super::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
 use crate::MemoryStore;
 use crate::store::StoreError;
+use crate::token::Digest;
 
 /// A memory store's activity rows.
 #[derive(Default)]
@@ -20,6 +21,7 @@ struct Rows {
     last_id: u64,
     /// Oldest (smallest id) first.
     rows: Vec<Activity>,
+    revoked: std::collections::HashMap<Digest, RevokedToken>,
 }
 
 #[async_trait]
@@ -65,7 +67,24 @@ impl ActivityStore for MemoryStore {
         let mut state = self.capability::<MemoryActivity>().lock();
         let before = state.rows.len();
         state.rows.retain(|row| row.at >= cutoff);
+        state.revoked.retain(|_, token| token.revoked_at >= cutoff);
         Ok((before - state.rows.len()) as u64)
+    }
+
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
+        let mut state = self.capability::<MemoryActivity>().lock();
+        for token in tokens {
+            state.revoked.insert(token.digest, token.clone());
+        }
+        Ok(())
+    }
+
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        let state = self.capability::<MemoryActivity>().lock();
+        Ok(digests
+            .iter()
+            .filter_map(|digest| state.revoked.get(digest).cloned())
+            .collect())
     }
 }
 

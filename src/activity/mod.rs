@@ -6,9 +6,12 @@
 //! [`BearerAuthLayer`](crate::BearerAuthLayer) over that registry records one row per
 //! request whose credential is attributable to a token: time, token id, session id (for
 //! session tokens), tenant, method, route, status, [`Outcome`], latency, client IP, user
-//! agent and request id. Calls with an expired token, or a revoked one the node still
-//! remembers (its cache keeps a tombstone of a revoked token for the positive TTL), are
-//! recorded against that token: the signature of a leaked token. Unknown tokens are not
+//! agent and request id. Calls with an expired or a revoked token are recorded against
+//! that token: the signature of a leaked token. The cache knows an expired token, and a
+//! just-revoked one by its tombstone; beyond that, the store remembers every token
+//! revoked through the registry, by digest, for the retention
+//! ([`ActivityStore::remember_revoked`]), so that a call made with it a week later, on
+//! another node, or after a restart is still recorded as `revoked`. Unknown tokens are not
 //! attributable: they are only counted ([`ActivityStats::unattributed`]). Never a secret,
 //! never a query string, never a body.
 //!
@@ -87,6 +90,7 @@ pub(crate) use queue::Ticket;
 
 use crate::identity::TokenId;
 use crate::store::StoreError;
+use crate::token::Digest;
 
 /// The longest route and user agent a row keeps, in bytes (longer ones are cut at a
 /// character boundary).
@@ -430,6 +434,7 @@ impl ActivityQuery {
 ///
 /// - ids grow with every row appended and are never reused, so that paging by id
 ///   ([`ActivityQuery::before`]) is stable while rows are added and pruned;
+/// - revoked tokens are found by digest until pruned with the rows;
 /// - `new_ip` is set on a row with a client IP when no row of the same token with the
 ///   same IP at or after `new_ip_since` was stored before it (earlier rows of the same
 ///   batch count);
@@ -451,8 +456,51 @@ pub trait ActivityStore: Send + Sync + 'static {
         query: &ActivityQuery,
     ) -> Result<Vec<Activity>, StoreError>;
 
-    /// Deletes the rows recorded before `cutoff`; returns how many.
+    /// Deletes the rows recorded before `cutoff`, and the revoked tokens remembered
+    /// before it; returns how many rows.
     async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Remembers revoked tokens (by digest), so that calls still made with them, on any
+    /// node and long after the caches forgot them, are recorded against them. Remembering
+    /// a digest again replaces what was remembered.
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError>;
+
+    /// The remembered revoked tokens among `digests` (in any order).
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError>;
+}
+
+/// A revoked token, as [`ActivityStore::remember_revoked`] keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevokedToken {
+    /// The token's digest (never its secret).
+    pub digest: Digest,
+    /// The token its calls are recorded against (a session's API key).
+    pub token_id: TokenId,
+    /// The session, for a session token.
+    pub session_id: Option<String>,
+    /// The token's tenant.
+    pub tenant: String,
+    /// When it was revoked (pruned with the rows, past the retention).
+    pub revoked_at: OffsetDateTime,
+}
+
+impl RevokedToken {
+    /// A revoked token of `tenant`, recorded against `token_id`.
+    pub fn new(
+        digest: Digest,
+        token_id: TokenId,
+        tenant: &str,
+        revoked_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            digest,
+            token_id,
+            session_id: None,
+            tenant: tenant.to_owned(),
+            revoked_at,
+        }
+    }
 }
 
 #[async_trait]
@@ -475,6 +523,14 @@ impl<T: ActivityStore + ?Sized> ActivityStore for std::sync::Arc<T> {
 
     async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         (**self).prune_activity(cutoff).await
+    }
+
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
+        (**self).remember_revoked(tokens).await
+    }
+
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        (**self).find_revoked(digests).await
     }
 }
 

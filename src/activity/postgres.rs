@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
-use super::sql::{COLUMNS, Param, RawActivity, filters, int};
-use super::{Activity, ActivityQuery, ActivityStore, NewActivity};
+use super::sql::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
+use super::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
 use crate::clock::to_millis as millis;
 use crate::store::PostgresStore;
 use crate::store::StoreError;
 use crate::store::postgres::unavailable;
+use crate::token::Digest;
 
 /// `new_ip` is decided in the statement for rows stored before, and here for earlier rows
 /// of the same batch (`$14`: whether a row is the first of its token and IP in it).
@@ -123,13 +124,80 @@ impl ActivityStore for PostgresStore {
 
     async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         let client = self.client().await?;
+        let cutoff = millis(cutoff);
+        client
+            .execute(
+                "DELETE FROM tower_bearer_activity_revoked WHERE revoked_at < $1",
+                &[&cutoff],
+            )
+            .await
+            .map_err(unavailable)?;
         client
             .execute(
                 "DELETE FROM tower_bearer_activity WHERE at < $1",
-                &[&millis(cutoff)],
+                &[&cutoff],
             )
             .await
             .map_err(unavailable)
+    }
+
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let digest: Vec<&[u8]> = tokens
+            .iter()
+            .map(|t| t.digest.as_bytes().as_slice())
+            .collect();
+        let token_id: Vec<i64> = tokens.iter().map(|t| int(t.token_id.get())).collect();
+        let session_id: Vec<Option<&str>> =
+            tokens.iter().map(|t| t.session_id.as_deref()).collect();
+        let tenant: Vec<&str> = tokens.iter().map(|t| t.tenant.as_str()).collect();
+        let revoked_at: Vec<i64> = tokens.iter().map(|t| millis(t.revoked_at)).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO tower_bearer_activity_revoked (digest, token_id, session_id, tenant, revoked_at)
+                 SELECT * FROM UNNEST($1::BYTEA[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
+                 ON CONFLICT (digest) DO UPDATE SET token_id = EXCLUDED.token_id,
+                     session_id = EXCLUDED.session_id, tenant = EXCLUDED.tenant,
+                     revoked_at = EXCLUDED.revoked_at",
+                &[&digest, &token_id, &session_id, &tenant, &revoked_at],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<&[u8]> = digests.iter().map(|d| d.as_bytes().as_slice()).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT digest, token_id, session_id, tenant, revoked_at
+                 FROM tower_bearer_activity_revoked WHERE digest = ANY($1)",
+                &[&wanted],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let read = || -> Result<_, tokio_postgres::Error> {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                    ))
+                };
+                let (digest, token_id, session_id, tenant, at) = read().map_err(unavailable)?;
+                revoked_token(digest, token_id, session_id, tenant, at)
+            })
+            .collect()
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 
 use super::Outcome;
 use crate::identity::TokenId;
+use crate::token::Digest;
 
 /// Threads are given shards in turn, once each.
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
@@ -79,6 +80,9 @@ pub(crate) struct Arrival<'a> {
     /// Route, user agent, request id, tenant, session id (the method's slot is filled
     /// here when needed).
     pub(crate) text: [Option<&'a str>; FIELDS],
+    /// For a credential not attributed yet (no tenant, no token id): its digest, which
+    /// the writer looks up among the revoked tokens it remembers.
+    pub(crate) digest: Option<Digest>,
 }
 
 /// The answer to a row.
@@ -123,6 +127,8 @@ pub(crate) struct Batch {
     pub(crate) text: String,
     /// Answers to rows begun here or on other shards.
     pub(crate) answers: Vec<(Ticket, Answer)>,
+    /// The digests of the rows not attributed yet, by index in `rows`.
+    pub(crate) digests: Vec<(u32, Digest)>,
 }
 
 impl Batch {
@@ -149,6 +155,7 @@ impl Batch {
         self.rows.clear();
         self.text.clear();
         self.answers.clear();
+        self.digests.clear();
     }
 }
 
@@ -259,6 +266,10 @@ impl Queue {
             // Every field is clipped (a method is short): a row's text fits in u16.
             ends[at] = u16::try_from(batch.text.len() - text_start).unwrap_or(u16::MAX);
         }
+        if let Some(digest) = arrival.digest {
+            let index = u32::try_from(batch.rows.len()).unwrap_or(u32::MAX);
+            batch.digests.push((index, digest));
+        }
         batch.rows.push(Row {
             ticket,
             start: arrival.start,
@@ -359,6 +370,7 @@ mod tests {
             method: &Method::GET,
             ip: None,
             text: [Some(route), None, Some("req"), Some("acme"), None, None],
+            digest: None,
         }
     }
 

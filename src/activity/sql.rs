@@ -108,3 +108,21 @@ impl RawActivity {
         })
     }
 }
+
+/// A remembered revoked token as both drivers read it.
+pub(super) fn revoked_token(
+    digest: Vec<u8>,
+    token_id: i64,
+    session_id: Option<String>,
+    tenant: String,
+    revoked_at: i64,
+) -> Result<super::RevokedToken, StoreError> {
+    use crate::store::columns;
+    Ok(super::RevokedToken {
+        digest: columns::digest_of(digest)?,
+        token_id: columns::token_id(token_id)?,
+        session_id,
+        tenant,
+        revoked_at: columns::from_millis(revoked_at)?,
+    })
+}

@@ -5,12 +5,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use time::OffsetDateTime;
 
-use super::sql::{COLUMNS, Param, RawActivity, filters, int};
-use super::{Activity, ActivityQuery, ActivityStore, NewActivity};
+use super::sql::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
+use super::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
 use crate::clock::to_millis as millis;
 use crate::store::SqliteStore;
 use crate::store::StoreError;
 use crate::store::sqlite::{Role, in_transaction, unavailable};
+use crate::token::Digest;
 
 #[async_trait]
 impl ActivityStore for SqliteStore {
@@ -65,7 +66,71 @@ impl ActivityStore for SqliteStore {
             let deleted = db
                 .execute("DELETE FROM activity WHERE at < ?1", [cutoff])
                 .map_err(unavailable)?;
+            db.execute(
+                "DELETE FROM activity_revoked WHERE revoked_at < ?1",
+                [cutoff],
+            )
+            .map_err(unavailable)?;
             Ok(deleted as u64)
+        })
+        .await
+    }
+
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
+        let tokens = tokens.to_vec();
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| {
+                let mut insert = db
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO activity_revoked \
+                         (digest, token_id, session_id, tenant, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(unavailable)?;
+                for token in &tokens {
+                    insert
+                        .execute(params![
+                            token.digest.as_bytes().as_slice(),
+                            int(token.token_id.get()),
+                            token.session_id,
+                            token.tenant,
+                            millis(token.revoked_at),
+                        ])
+                        .map_err(unavailable)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        let digests = digests.to_vec();
+        self.run(Role::Read, move |db| {
+            let mut find = db
+                .prepare_cached(
+                    "SELECT digest, token_id, session_id, tenant, revoked_at \
+                     FROM activity_revoked WHERE digest = ?1",
+                )
+                .map_err(unavailable)?;
+            let mut found = Vec::new();
+            for digest in &digests {
+                let row = find
+                    .query_row([digest.as_bytes().as_slice()], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((digest, token_id, session_id, tenant, at)) = row {
+                    found.push(revoked_token(digest, token_id, session_id, tenant, at)?);
+                }
+            }
+            Ok(found)
         })
         .await
     }

@@ -4,10 +4,20 @@
 //! Without the feature every function here is an empty inline one and [`Tracking`] takes
 //! no space.
 
+/// Whom a rejected request is recorded against (read only by the activity log).
+#[cfg_attr(not(feature = "activity"), allow(dead_code))]
+pub(crate) enum Attribution {
+    /// The token, as the cache or the verification knows it.
+    Token(crate::Principal),
+    /// A credential the cache could not attribute, by digest.
+    Digest(crate::token::Digest),
+}
+
 #[cfg(feature = "activity")]
 mod enabled {
     use http::{Request, Response, StatusCode};
 
+    use super::Attribution;
     use crate::Principal;
     use crate::activity::{Outcome, Ticket};
     use crate::registry::VerifyError;
@@ -63,36 +73,43 @@ mod enabled {
         log.answer(ticket, response.status(), outcome);
     }
 
-    /// Who a failed verification is attributable to, when a log would record it.
-    pub(crate) fn holder(
+    /// Whom a failed verification is recorded against, when a log would record it: the
+    /// token the cache remembers, or else, for an unknown or revoked credential, its
+    /// digest (the writer looks it up among the revoked tokens the store remembers).
+    pub(crate) fn attribution(
         rendering: &Rendering,
         registry: &crate::Registry,
         presented: &Presented,
         error: &VerifyError,
-    ) -> Option<Principal> {
+    ) -> Option<Attribution> {
         rendering.activity.as_ref()?;
-        let attributable = match error {
-            VerifyError::Rejected { cause, .. } => matches!(
-                cause,
+        let cause = error.cause();
+        let known = matches!(
+            cause,
+            None | Some(
                 RejectCause::Expired
                     | RejectCause::Revoked
                     | RejectCause::WrongEnv
                     | RejectCause::TenantMismatch
-            ),
-            _ => true,
-        };
-        attributable.then(|| registry.holder(presented)).flatten()
+            )
+        );
+        if let Some(holder) = known.then(|| registry.holder(presented)).flatten() {
+            return Some(Attribution::Token(holder));
+        }
+        matches!(cause, Some(RejectCause::Unknown | RejectCause::Revoked))
+            .then(|| Attribution::Digest(*presented.digest()))
     }
 
-    /// Records a rejected request: against `holder` when it is known, otherwise in the
-    /// count of unattributable ones (a request without any credential is neither).
+    /// Records a rejected request: against its token when it is known, by digest when
+    /// the writer may still attribute it, otherwise in the count of unattributable ones
+    /// (a request without any credential is neither).
     #[cold]
     pub(crate) fn rejected<B>(
         rendering: &Rendering,
         arrival: Option<i64>,
         request: &Request<B>,
         rejection: &Rejection,
-        holder: Option<&Principal>,
+        attribution: Option<&Attribution>,
     ) {
         let Some(log) = &rendering.activity else {
             return;
@@ -114,10 +131,13 @@ mod enabled {
             }
             Rejection::Unavailable => Some(Outcome::Unavailable),
         };
-        match (outcome, holder) {
-            (Some(outcome), Some(holder)) => {
-                let arrival = arrival.unwrap_or_else(|| log.now());
+        let arrival = arrival.unwrap_or_else(|| log.now());
+        match (attribution, outcome) {
+            (Some(Attribution::Token(holder)), Some(outcome)) => {
                 log.rejected(request, holder, arrival, rejection.status(), outcome);
+            }
+            (Some(Attribution::Digest(digest)), _) => {
+                log.unresolved(request, *digest, arrival, rejection.status());
             }
             _ => log.count_unattributed(),
         }
@@ -128,6 +148,7 @@ mod enabled {
 mod disabled {
     use http::{Request, Response};
 
+    use super::Attribution;
     use crate::Principal;
     use crate::registry::VerifyError;
     use crate::reject::{Rejection, Rendering};
@@ -156,12 +177,12 @@ mod disabled {
     pub(crate) fn responded<B>(_: Option<&Rendering>, _: &mut Tracking, _: &Response<B>, _: bool) {}
 
     #[inline(always)]
-    pub(crate) fn holder(
+    pub(crate) fn attribution(
         _: &Rendering,
         _: &crate::Registry,
         _: &Presented,
         _: &VerifyError,
-    ) -> Option<Principal> {
+    ) -> Option<Attribution> {
         None
     }
 
@@ -171,7 +192,7 @@ mod disabled {
         _: Option<i64>,
         _: &Request<B>,
         _: &Rejection,
-        _: Option<&Principal>,
+        _: Option<&Attribution>,
     ) {
     }
 }

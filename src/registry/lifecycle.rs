@@ -170,6 +170,7 @@ impl Registry {
         self.inner
             .cache
             .invalidate(&invalidation.digest, self.inner.clock.now_nanos());
+        self.remember_revoked(&invalidation.digest, id, None, tenant);
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
         self.revoke_sessions_of(tenant, id).await?;
         Ok(())
@@ -294,6 +295,7 @@ impl Registry {
         let now = self.inner.clock.now_nanos();
         for invalidation in &removed {
             self.inner.cache.invalidate(&invalidation.digest, now);
+            self.remember_revoked(&invalidation.digest, invalidation.id, None, tenant);
         }
         let ids: Vec<TokenId> = removed.iter().map(|i| i.id).collect();
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, revoked = ids.len(), "token revoked with its descendants");
@@ -375,7 +377,10 @@ impl Registry {
         let record = self.inner.store.rotate(&old, token, grace_until).await?;
         let at = self.inner.clock.now_nanos();
         match grace_until {
-            None => self.inner.cache.invalidate(&old.digest, at),
+            None => {
+                self.inner.cache.invalidate(&old.digest, at);
+                self.remember_revoked(&old.digest, old.id, None, &tenant);
+            }
             Some(_) => {
                 self.inner.cache.evict(&old.digest);
             }

@@ -271,6 +271,32 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Tells the activity log (when there is one) that a token was revoked here, so that
+    /// calls still made with it are recorded against it: `token_id` and `session_id` as
+    /// its principal had them.
+    #[cfg_attr(not(feature = "activity"), allow(unused_variables))]
+    fn remember_revoked(
+        &self,
+        digest: &Digest,
+        token_id: crate::TokenId,
+        session_id: Option<crate::TokenId>,
+        tenant: &str,
+    ) {
+        #[cfg(feature = "activity")]
+        if let Some(log) = &self.inner.activity {
+            let mut token = crate::activity::RevokedToken::new(
+                *digest,
+                token_id,
+                tenant,
+                self.inner.clock.now(),
+            );
+            token.session_id = session_id.map(|id| id.to_string());
+            log.remember_revoked(token);
+        }
+    }
+}
+
 fn racing_revocations() -> Arc<StoreError> {
     Arc::new(StoreError::unavailable(
         "revocations kept racing the cache fill",

@@ -29,6 +29,9 @@ impl Registry {
         self.inner
             .cache
             .invalidate(&record.digest, self.inner.clock.now_nanos());
+        // Recorded as the session's principal is: its key's (or its user's own) id.
+        let token_id = record.created_by.unwrap_or(record.id);
+        self.remember_revoked(&record.digest, token_id, Some(record.id), &record.tenant);
         match removed {
             Ok(_) | Err(StoreError::NotFound) => Ok(()),
             Err(error) => Err(error),

@@ -16,7 +16,7 @@ pub(super) const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_p
                                   created_at, expires_at, last_used_at, use_count, created_by, \
                                   rotated_to, owner, metadata";
 
-pub(super) fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .map_err(|e| corrupt(format!("timestamp out of range: {e}")))
 }
@@ -30,7 +30,7 @@ pub(super) fn scopes_column(scopes: &ScopeSet) -> String {
     names.join(" ")
 }
 
-pub(super) fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
+pub(crate) fn digest_of(bytes: Vec<u8>) -> Result<Digest, StoreError> {
     let bytes: [u8; 32] = bytes
         .try_into()
         .map_err(|_| corrupt("digest is not 32 bytes"))?;
@@ -41,7 +41,7 @@ pub(super) fn metadata_column(metadata: &Metadata) -> String {
     serde_json::Value::Object(metadata.clone()).to_string()
 }
 
-pub(super) fn token_id(id: i64) -> Result<TokenId, StoreError> {
+pub(crate) fn token_id(id: i64) -> Result<TokenId, StoreError> {
     u64::try_from(id)
         .map(TokenId::new)
         .map_err(|_| corrupt("negative id"))

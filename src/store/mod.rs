@@ -110,7 +110,7 @@ use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod columns;
+pub(crate) mod columns;
 mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -28,6 +28,7 @@ use crate::token::Digest;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_create_tokens.sql"),
     include_str!("../../migrations/postgres/0002_activity.sql"),
+    include_str!("../../migrations/postgres/0003_activity_revoked.sql"),
 ];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_lineage_and_markers.sql"),
     include_str!("../../migrations/sqlite/0003_owner_and_metadata.sql"),
     include_str!("../../migrations/sqlite/0004_activity.sql"),
+    include_str!("../../migrations/sqlite/0005_activity_revoked.sql"),
 ];
 
 /// Read connections beside the writer.

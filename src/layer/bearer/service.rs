@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::Config;
 use crate::layer::future::{ResponseFuture, finish};
-use crate::layer::tracking;
+use crate::layer::tracking::{self, Attribution};
 use crate::layer::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
 use crate::reject::RejectCause;
 use crate::reject::Rejection;
@@ -47,8 +47,8 @@ impl<S> BearerAuth<S> {
 enum Verdict {
     Authenticated(crate::Principal),
     Anonymous,
-    /// With the token it is attributable to, for the activity log.
-    Rejected(Rejection, Option<crate::Principal>),
+    /// With whom it is recorded against, for the activity log.
+    Rejected(Rejection, Option<Attribution>),
     /// The cache missed: the store must be asked. A session access token goes with its
     /// credential, whose signature is checked first.
     Lookup(Presented, Option<Box<str>>),
@@ -144,11 +144,11 @@ impl<S> BearerAuth<S> {
         match config.registry.verify_cached_at(&presented, at) {
             Some(Ok(principal)) => match config.authorize(Some(&principal), request) {
                 Ok(()) => Verdict::Authenticated(principal),
-                Err(rejection) => Verdict::Rejected(rejection, Some(principal)),
+                Err(rejection) => Verdict::Rejected(rejection, Some(Attribution::Token(principal))),
             },
             Some(Err(error)) => Verdict::Rejected(
                 Rejection::from_verify_error(&error),
-                tracking::holder(&config.rendering, &config.registry, &presented, &error),
+                tracking::attribution(&config.rendering, &config.registry, &presented, &error),
             ),
             None => {
                 let jwt = presented.is_jwt().then(|| Box::from(&*credential));
@@ -226,11 +226,11 @@ where
                     {
                         Ok(principal) => match config.authorize(Some(&principal), &request) {
                             Ok(()) => Ok(principal),
-                            Err(rejection) => Err((rejection, Some(principal))),
+                            Err(rejection) => Err((rejection, Some(Attribution::Token(principal)))),
                         },
                         Err(error) => Err((
                             Rejection::from_verify_error(&error),
-                            tracking::holder(rendering, &config.registry, &presented, &error),
+                            tracking::attribution(rendering, &config.registry, &presented, &error),
                         )),
                     };
                     match verified {
