@@ -94,4 +94,18 @@ async fn nodes_share_the_log_and_record_revoked_calls_made_elsewhere() {
     assert_eq!(outcomes, [Outcome::Ok, Outcome::Ok, Outcome::Revoked]);
     let from_b = b.activity().unwrap().query("acme", &query).await.unwrap();
     assert_eq!(from_b, rows, "one log, read from either node");
+
+    // A node started after the revocation never cached the token: the store's memory of
+    // revoked tokens (written by A) attributes the call.
+    let log = PostgresStore::connect(&url).await.unwrap();
+    let c = support::postgres::node(&url, "activity-c", |builder| {
+        builder.activity(ActivityConfig::new(log))
+    })
+    .await;
+    let client_c = support::http::HttpClient::new(support::http::serve_with_peer(app(&c)).await);
+    assert_eq!(client_c.get("/items", &token).await.status, 401);
+    c.flush().await.unwrap();
+    let rows = c.activity().unwrap().query("acme", &query).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0].outcome, Outcome::Revoked);
 }
