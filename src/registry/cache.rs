@@ -291,8 +291,7 @@ impl Cache {
 
     /// Evicts `digest` so that the next request reads its record again (the record
     /// changed): like [`Cache::invalidate`], no fill in progress can reinstall the old
-    /// version, but no tombstone is left.
-    /// Returns the evicted entry.
+    /// version, but no tombstone is left. Returns the evicted entry.
     pub(crate) fn evict(&self, digest: &Digest) -> Option<Entry> {
         self.epochs[stripe(digest)].fetch_add(1, Ordering::SeqCst);
         let removed = self.known.remove_if(&key(digest), |_, entry| {

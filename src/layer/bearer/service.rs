@@ -208,8 +208,14 @@ where
                     Default::default(),
                 )
             }
-            Verdict::Rejected(rejection, holder) => {
-                tracking::rejected(rendering, arrival, &request, &rejection, holder.as_ref());
+            Verdict::Rejected(rejection, attribution) => {
+                tracking::rejected(
+                    rendering,
+                    arrival,
+                    &request,
+                    &rejection,
+                    attribution.as_ref(),
+                );
                 ResponseFuture::rejected(self.config.reject(&rejection, &request))
             }
             Verdict::Lookup(presented, jwt) => {
@@ -250,13 +256,13 @@ where
                             );
                             Ok(response)
                         }
-                        Err((rejection, holder)) => {
+                        Err((rejection, attribution)) => {
                             tracking::rejected(
                                 rendering,
                                 arrival,
                                 &request,
                                 &rejection,
-                                holder.as_ref(),
+                                attribution.as_ref(),
                             );
                             let response = config.reject(&rejection, &request);
                             Ok(response.map(ResBody::from_rejection))
