@@ -1,0 +1,102 @@
+//! How cache hits scale with cores: `Registry::verify` (decode, SHA-256, lookup, checks,
+//! usage counting, the principal) from one thread and from two, for one hot token and
+//! for 65,536 tokens rotating over 1,000,000 cached; beside the floor (SHA-256 and a
+//! DashMap lookup), read-only and with the `Arc` clone a lookup hands out.
+//!
+//! `cargo bench --bench multicore`. Target (issue "Performance"): two threads reach
+//! ≥ 1.8× one thread's throughput. A write every request makes to a cache line shared
+//! by all requests (or by all requests of one token) shows up as poor scaling of the hot
+//! token against the rotating tokens and against the floor.
+// A plain harness: each measurement is a fixed time on N threads, counted.
+#![allow(missing_docs)]
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use sha2::{Digest as _, Sha256};
+use tower_bearer::Registry;
+
+const ROTATING: usize = 65_536;
+const RUN: Duration = Duration::from_secs(2);
+
+/// Operations per second of `work(thread, i)` on `threads` threads for [`RUN`].
+fn throughput(threads: usize, work: &(dyn Fn(usize, usize) + Sync)) -> f64 {
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let total: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|thread| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut done = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..256 {
+                            work(thread, done as usize);
+                            done += 1;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        std::thread::sleep(RUN);
+        stop.store(true, Ordering::Relaxed);
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+fn report(name: &str, work: &(dyn Fn(usize, usize) + Sync)) {
+    let one = throughput(1, work);
+    let two = throughput(2, work);
+    println!(
+        "multicore/{name}: 1 thread {:.2} M/s ({:.0} ns each), 2 threads {:.2} M/s: {:.2}x",
+        one / 1e6,
+        1e9 / one,
+        two / 1e6,
+        two / one
+    );
+}
+
+fn main() {
+    let (runtime, registry, tokens): (_, Registry, Vec<String>) = support::cached_registry();
+    let hot = &tokens[tokens.len() / 2];
+    // The rotating tokens, spread over the million: each thread walks them from its own
+    // offset.
+    let step = tokens.len() / ROTATING;
+    let rotating: Vec<&String> = tokens.iter().step_by(step.max(1)).take(ROTATING).collect();
+    let verify = |token: &str| {
+        let presented = registry.decode(token).unwrap();
+        black_box(registry.verify_cached(&presented).unwrap().unwrap());
+    };
+    report("verify_hot", &|_, _| verify(hot));
+    report("verify_rotating", &|thread, i| {
+        verify(rotating[(i + thread * ROTATING / 2) % rotating.len()])
+    });
+
+    let floor: DashMap<[u8; 32], Arc<()>> = DashMap::with_capacity(tokens.len());
+    for token in &tokens {
+        floor.insert(Sha256::digest(token.as_bytes()).into(), Arc::new(()));
+    }
+    let lookup = |token: &str, clone: bool| {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let entry = floor.get(&digest).unwrap();
+        if clone {
+            black_box(entry.value().clone());
+        } else {
+            black_box(entry.value());
+        }
+    };
+    report("floor_hot_read_only", &|_, _| lookup(hot, false));
+    report("floor_hot_arc_clone", &|_, _| lookup(hot, true));
+    report("floor_rotating_arc_clone", &|thread, i| {
+        lookup(rotating[(i + thread * ROTATING / 2) % rotating.len()], true)
+    });
+    drop((registry, runtime));
+}
