@@ -90,8 +90,9 @@ pub struct ActivityStats {
     pub waiting: usize,
     /// Rows the store accepted.
     pub written: u64,
-    /// Rows dropped: the queue was full, or the store stayed down longer than the queue
-    /// could hold.
+    /// Rows dropped: the queue was full, the store stayed down longer than the queue
+    /// could hold, or a response head never came (a request cancelled, or answered more
+    /// than 10 minutes after it arrived).
     pub dropped: u64,
     /// Requests whose credential was not attributable to a token (missing, malformed,
     /// unknown): counted, never recorded.
