@@ -96,11 +96,12 @@ where
                 tracking,
             } => {
                 let response = ready!(future.poll(cx))?;
-                let rendering = rendering.as_deref();
-                let scope_denied = tracking::scope_denied(tracking, &response);
-                let response = finish(response, rendering, *private);
-                tracking::responded(rendering, tracking, &response, scope_denied);
-                Poll::Ready(Ok(response))
+                Poll::Ready(Ok(finish(
+                    response,
+                    rendering.as_deref(),
+                    *private,
+                    tracking,
+                )))
             }
             KindProj::Lookup { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => {
@@ -116,8 +117,21 @@ where
 /// Passes the inner service's response on; a rejection marked by an extractor or a
 /// `RequireScope` further in is rendered again with this layer's renderer. `private`
 /// responses (the token came in the query string) get `Cache-Control: private`
-/// (RFC 6750 §2.3).
+/// (RFC 6750 §2.3). The request's activity row (`tracking`) is answered.
 pub(crate) fn finish<B: RejectionBody>(
+    response: Response<B>,
+    rendering: Option<&Rendering>,
+    private: bool,
+    tracking: &mut Tracking,
+) -> Response<B> {
+    // Looked at before the rejection is rendered again (which removes the mark).
+    let scope_denied = tracking::scope_denied(tracking, &response);
+    let response = rerender(response, rendering, private);
+    tracking::responded(rendering, tracking, &response, scope_denied);
+    response
+}
+
+fn rerender<B: RejectionBody>(
     mut response: Response<B>,
     rendering: Option<&Rendering>,
     private: bool,

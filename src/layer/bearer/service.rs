@@ -100,13 +100,18 @@ impl Config {
         true
     }
 
-    /// Renders a rejection of `request` (as a gRPC status for gRPC calls) and logs it.
+    /// Renders a rejection of `request` (as a gRPC status for gRPC calls), logs it, and
+    /// records it in the activity log against `attribution` (the request arrived at
+    /// `arrival`, when known).
     fn reject<B>(
         &self,
         rejection: &Rejection,
+        attribution: Option<&Attribution>,
+        arrival: Option<i64>,
         request: &Request<B>,
     ) -> http::Response<bytes::Bytes> {
         rejection.trace();
+        tracking::rejected(&self.rendering, arrival, request, rejection, attribution);
         self.rendering
             .render_for(rejection, is_grpc(request.headers()))
     }
@@ -209,14 +214,10 @@ where
                 )
             }
             Verdict::Rejected(rejection, attribution) => {
-                tracking::rejected(
-                    rendering,
-                    arrival,
-                    &request,
-                    &rejection,
-                    attribution.as_ref(),
-                );
-                ResponseFuture::rejected(self.config.reject(&rejection, &request))
+                let response =
+                    self.config
+                        .reject(&rejection, attribution.as_ref(), arrival, &request);
+                ResponseFuture::rejected(response)
             }
             Verdict::Lookup(presented, jwt) => {
                 // The service that was polled ready goes with the request; a clone stays.
@@ -246,25 +247,11 @@ where
                             request.extensions_mut().insert(principal);
                             let private = config.scrub_query_token(&mut request);
                             let response = inner.call(request).await?;
-                            let scope_denied = tracking::scope_denied(&tracking, &response);
-                            let response = finish(response, Some(rendering), private);
-                            tracking::responded(
-                                Some(rendering),
-                                &mut tracking,
-                                &response,
-                                scope_denied,
-                            );
-                            Ok(response)
+                            Ok(finish(response, Some(rendering), private, &mut tracking))
                         }
                         Err((rejection, attribution)) => {
-                            tracking::rejected(
-                                rendering,
-                                arrival,
-                                &request,
-                                &rejection,
-                                attribution.as_ref(),
-                            );
-                            let response = config.reject(&rejection, &request);
+                            let response =
+                                config.reject(&rejection, attribution.as_ref(), arrival, &request);
                             Ok(response.map(ResBody::from_rejection))
                         }
                     }
