@@ -79,11 +79,16 @@ pub(crate) fn new_activity(batch: &Batch, row: &Row, answer: Answer) -> NewActiv
         route: owned(ROUTE).unwrap_or_default(),
         status: answer.status,
         outcome: answer.outcome,
-        latency_us: u64::try_from(answer.end.saturating_sub(row.start) / 1_000).unwrap_or(0),
+        latency_us: latency_us(row.start, answer.end),
         client_ip: row.ip,
         user_agent: owned(USER_AGENT),
         request_id: owned(REQUEST_ID),
     }
+}
+
+/// Microseconds from `start` to `end` (Unix nanoseconds); 0 if the clock went back.
+pub(crate) fn latency_us(start: i64, end: i64) -> u64 {
+    u64::try_from(end.saturating_sub(start) / 1_000).unwrap_or(0)
 }
 
 fn millis(nanos: i64) -> time::OffsetDateTime {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::capture::{arrival, attribute, new_activity, unattributed};
+use super::capture::{arrival, attribute, latency_us, new_activity, unattributed};
 use super::queue::{Answer, Batch, Queue, Ticket};
 use super::{
     Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
@@ -217,12 +217,9 @@ impl ActivityLog {
     /// Answers the row of `ticket`: its response head is ready. Never waits.
     #[inline]
     pub(crate) fn answer(&self, ticket: Ticket, status: StatusCode, outcome: Outcome) {
-        let answer = Answer {
-            end: self.now(),
-            status: status.as_u16(),
-            outcome,
-        };
-        self.shared.queue.answer(ticket, answer);
+        self.shared
+            .queue
+            .answer(ticket, self.answer_now(status, outcome));
     }
 
     /// Records a request answered before any handler ran (rejected), made by `principal`.
@@ -235,12 +232,9 @@ impl ActivityLog {
         outcome: Outcome,
     ) {
         let arrival = arrival(request, principal, start, &self.shared.config.proxies);
-        let answer = Answer {
-            end: self.now(),
-            status: status.as_u16(),
-            outcome,
-        };
-        self.shared.queue.begin(&arrival, Some(answer));
+        self.shared
+            .queue
+            .begin(&arrival, Some(self.answer_now(status, outcome)));
     }
 
     /// Records a request rejected before any handler ran whose credential the cache
@@ -255,12 +249,18 @@ impl ActivityLog {
     ) {
         let mut arrival = unattributed(request, start, &self.shared.config.proxies);
         arrival.digest = Some(digest);
-        let answer = Answer {
+        // The writer attributes it as revoked, or counts it.
+        let answer = self.answer_now(status, Outcome::Revoked);
+        self.shared.queue.begin(&arrival, Some(answer));
+    }
+
+    /// The answer `status` and `outcome`, now.
+    fn answer_now(&self, status: StatusCode, outcome: Outcome) -> Answer {
+        Answer {
             end: self.now(),
             status: status.as_u16(),
-            outcome: Outcome::Revoked,
-        };
-        self.shared.queue.begin(&arrival, Some(answer));
+            outcome,
+        }
     }
 
     /// Remembers (through the writer, in the store) that `token` was revoked here.
@@ -465,7 +465,7 @@ impl Shared {
 fn complete(mut row: NewActivity, start: i64, answer: Answer) -> NewActivity {
     row.status = answer.status;
     row.outcome = answer.outcome;
-    row.latency_us = u64::try_from(answer.end.saturating_sub(start) / 1_000).unwrap_or(0);
+    row.latency_us = latency_us(start, answer.end);
     row
 }
 

@@ -99,17 +99,14 @@ fn activity_query(query: Option<&str>) -> Result<ActivityQuery, ApiError> {
         match &*name {
             "limit" => activity.limit = page_limit(&value)?,
             "starting_after" => {
-                let id = value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|id| *id > 0 && value.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| {
-                        invalid(
-                            "starting_after",
-                            "The starting_after parameter must be a row id.",
-                        )
-                    })?;
-                activity = activity.before(id);
+                // Row ids are positive integers, like token ids.
+                let id = parse_id(&value).map_err(|_| {
+                    invalid(
+                        "starting_after",
+                        "The starting_after parameter must be a row id.",
+                    )
+                })?;
+                activity = activity.before(id.get());
             }
             "outcome" => {
                 let outcome = value.parse::<Outcome>().map_err(|_| {

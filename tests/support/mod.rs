@@ -261,3 +261,15 @@ pub async fn expired_and_revoked(registry: &tower_bearer::Registry) -> (String, 
         revoked.secret.expose_secret().to_owned(),
     )
 }
+
+/// Every `$ref` of an OpenAPI document (as JSON) names a schema the document has.
+pub fn assert_references_resolve(document: &serde_json::Value) {
+    let text = document.to_string();
+    for reference in text.split(r##""$ref":"#/components/schemas/"##).skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "unresolved {name}"
+        );
+    }
+}
