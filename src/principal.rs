@@ -44,6 +44,7 @@ pub(crate) struct Inner<X: ?Sized> {
 }
 
 /// Who the caller is.
+#[derive(Clone)]
 pub(crate) struct Identity {
     pub(crate) id: TokenId,
     pub(crate) name: Box<str>,
@@ -62,7 +63,7 @@ pub(crate) struct Identity {
 }
 
 /// What only some principals have.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Rare {
     pub(crate) owner: Option<Box<str>>,
     pub(crate) session_id: Option<Box<str>>,

@@ -1,6 +1,5 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -9,6 +8,7 @@ use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use super::RejectionBody;
+use super::per_thread::Handle;
 use super::tracking::{self, Tracking};
 use crate::reject::{RenderLater, Rendering};
 
@@ -32,7 +32,7 @@ pin_project! {
         Authorized {
             #[pin]
             future: F,
-            rendering: Option<Arc<Rendering>>,
+            rendering: Option<Handle<Rendering>>,
             // The token came in the query string: the response must not be shared.
             private: bool,
             // The request's activity row, queued when the response head is ready.
@@ -51,7 +51,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     /// `tracking` is the request's activity row, if it has one.
     pub(crate) fn authorized(
         future: F,
-        rendering: Option<Arc<Rendering>>,
+        rendering: Option<Handle<Rendering>>,
         private: bool,
         tracking: Tracking,
     ) -> Self {

@@ -87,6 +87,7 @@ mod bearer;
 mod body;
 mod future;
 mod grpc;
+mod per_thread;
 mod require_scope;
 mod tracking;
 

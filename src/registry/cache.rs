@@ -23,6 +23,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
 use super::entry::Entry;
+use super::hot::{Hot, Key};
 use super::watchers::Watchers;
 use crate::token::Digest;
 
@@ -75,6 +76,11 @@ pub(crate) struct Cache {
     negative: DashMap<Digest, Negative, Hasher>,
     /// Revocation epochs by digest stripe.
     epochs: Box<[AtomicU64]>,
+    /// Bumped after every entry removed from or replaced in `known`: the threads' copies
+    /// of hot entries are served only while it stays where it was when they were checked.
+    generation: AtomicU64,
+    /// Per-thread copies of hot entries.
+    hot: Hot,
     /// Bumped when every entry is dropped at once (the change feed lost events).
     resets: AtomicU64,
     /// Since when (Unix seconds) the store's change feed is down; 0 while it is up.
@@ -94,8 +100,6 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// The cache key: the first half of the digest, as two words (a `u128` would be aligned
 /// to 16 bytes and pad every slot to 32).
-type Key = (u64, u64);
-
 #[inline]
 fn key(digest: &Digest) -> Key {
     let bytes = digest.as_bytes();
@@ -124,6 +128,8 @@ impl Cache {
             known: DashMap::default(),
             negative: DashMap::default(),
             epochs: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            generation: AtomicU64::new(0),
+            hot: Hot::default(),
             resets: AtomicU64::new(0),
             feed_down_since: AtomicI64::new(0),
             negative_order: Mutex::new(VecDeque::new()),
@@ -160,25 +166,42 @@ impl Cache {
             .then(|| entry.clone())
     }
 
-    /// The hit path: one shard read lock, no allocation, no I/O.
+    /// The hit path: no allocation, no I/O; a token this thread keeps hot is served from
+    /// its own copy (no shared write), any other from one shard read lock.
     #[inline]
     pub(crate) fn lookup(&self, digest: &Digest, now: i64) -> Lookup {
-        if let Some(entry) = self.known.get(&key(digest)) {
-            let slot = &entry.extra;
-            if slot.digest_tail == tail(digest) {
-                let fresh = self.is_fresh(slot.fresh_until, now / NANOS_PER_SEC);
-                // An expired token stays expired: no need to refresh it.
-                if fresh || now >= entry.expires_at_nanos() {
-                    return Lookup::Hit(entry.clone());
+        let key = key(digest);
+        let tail = tail(digest);
+        // Read before the map is, so that a removal after this read moves it again.
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut hot = self.hot.slot(key);
+        if let Some(copy) = hot.copy(key, tail, generation) {
+            if self.servable(copy, now) {
+                return Lookup::Hit(copy.clone());
+            }
+        }
+        if let Some(entry) = self.known.get(&key) {
+            if entry.extra.digest_tail == tail {
+                if self.servable(&entry, now) {
+                    return Lookup::Hit(hot.serve(key, &entry, generation));
                 }
                 return Lookup::Miss;
             }
         }
+        drop(hot);
         match self.negative.get(digest).as_deref() {
             Some(negative) if now < negative.until && negative.revoked => Lookup::Revoked,
             Some(negative) if now < negative.until => Lookup::Unknown,
             _ => Lookup::Miss,
         }
+    }
+
+    /// Whether a hit on `entry` is answered from the cache: while it is fresh, and for
+    /// good once it expired (an expired token stays expired: no need to refresh it).
+    #[inline]
+    fn servable(&self, entry: &Entry, now: i64) -> bool {
+        self.is_fresh(entry.extra.fresh_until, now / NANOS_PER_SEC)
+            || now >= entry.expires_at_nanos()
     }
 
     /// The Unix second until which an entry filled at `now` is served (`u32` seconds
@@ -249,6 +272,7 @@ impl Cache {
         match slot {
             MapEntry::Occupied(mut occupied) => {
                 occupied.insert(entry.clone());
+                self.generation.fetch_add(1, Ordering::Release);
             }
             // Full even after a sweep: answer without caching rather than grow.
             MapEntry::Vacant(_) if full => {}
@@ -297,6 +321,9 @@ impl Cache {
         let removed = self.known.remove_if(&key(digest), |_, entry| {
             entry.extra.digest_tail == tail(digest)
         });
+        // After the removal: a thread that reads the new generation finds the map without
+        // the entry, and stops serving its copy.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.watchers.notify(digest);
         removed.map(|(_, entry)| entry)
     }
@@ -331,6 +358,7 @@ impl Cache {
     pub(crate) fn reset(&self) {
         self.resets.fetch_add(1, Ordering::SeqCst);
         self.known.clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.watchers.notify_all();
     }
 

@@ -78,6 +78,19 @@ pub(crate) fn from_record(
     })
 }
 
+/// A thread's own copy of a cached token (see `registry::hot`): the same identity and
+/// digest, fresh as long, with its own reference count and usage counters.
+pub(crate) fn copy(entry: &Entry) -> Entry {
+    Arc::new(Inner {
+        identity: entry.identity.clone(),
+        extra: Slot {
+            digest_tail: entry.extra.digest_tail,
+            fresh_until: entry.extra.fresh_until,
+            usage: Usage::default(),
+        },
+    })
+}
+
 /// The principal a cached token stands for: the same allocation.
 #[inline]
 pub(crate) fn principal(entry: &Entry) -> Principal {

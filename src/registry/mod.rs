@@ -29,6 +29,7 @@ mod builder;
 mod cache;
 mod entry;
 mod error;
+mod hot;
 mod intern;
 mod issue;
 mod lifecycle;

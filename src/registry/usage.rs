@@ -1,9 +1,11 @@
 //! Write-behind usage tracking: counted in memory on every successful verification,
 //! flushed to the store in batches by a background task.
 //!
-//! The hit path touches only atomics in the cached entry; an entry is queued for the next
-//! flush the first time it is used after the previous flush, so each token is written at
-//! most once per flush.
+//! The hit path touches only atomics in the entry it was answered from (a thread's own
+//! copy when the token is hot there, see `registry::hot`, so that cores do not share
+//! the counters of a hot token); an entry is queued for the next flush the first time it
+//! is used after the previous flush, and the flush adds up the entries of one token, so
+//! each token is written at most once per flush.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -43,7 +45,7 @@ impl UsageTracker {
     #[inline]
     pub(crate) fn record(&self, entry: &Entry, now: i64) {
         let usage = &entry.extra.usage;
-        usage.uses.fetch_add(1, Ordering::SeqCst);
+        usage.uses.fetch_add(1, Ordering::Relaxed);
         // Seconds are precise enough for "last used"; racing hits may store out of order
         // within a second, and the store keeps the maximum anyway.
         let now_secs = u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX);

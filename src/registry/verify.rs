@@ -83,7 +83,7 @@ impl Registry {
             return Some(Err(VerifyError::rejected(RejectCause::WrongEnv, None)));
         }
         match self.inner.cache.lookup(presented.digest(), now) {
-            Lookup::Hit(entry) => Some(self.admit(&entry, presented, now)),
+            Lookup::Hit(entry) => Some(self.admit(entry, presented, now)),
             Lookup::Unknown => Some(Err(unknown(presented))),
             Lookup::Revoked => Some(Err(revoked(presented))),
             Lookup::Miss => None,
@@ -137,7 +137,7 @@ impl Registry {
                         continue;
                     }
                     let now = self.inner.clock.now_nanos();
-                    return self.admit(&entry, presented, now);
+                    return self.admit(entry, presented, now);
                 }
                 Ok(Filled::Unknown) => return Err(unknown(presented)),
                 Ok(Filled::Revoked) => return Err(revoked(presented)),
@@ -161,7 +161,7 @@ impl Registry {
                     .health
                     .stale_answers
                     .fetch_add(1, Ordering::Relaxed);
-                self.admit(&entry, presented, now)
+                self.admit(entry, presented, now)
             }
             None => Err(VerifyError::Unavailable(error)),
         }
@@ -175,7 +175,7 @@ impl Registry {
     /// environment, tenant (account credentials). Counts the use on success.
     fn admit(
         &self,
-        entry: &Entry,
+        entry: Entry,
         presented: &Presented,
         now: i64,
     ) -> Result<Principal, VerifyError> {
@@ -190,7 +190,7 @@ impl Registry {
         // A session token is found by its signature: its header and payload must be the
         // cached token's too (and only a JWT may stand for a session).
         if (identity.kind == TokenKind::Session || presented.is_jwt())
-            && !session_token_matches(entry, presented)
+            && !session_token_matches(&entry, presented)
         {
             return Err(unknown(presented));
         }
@@ -206,8 +206,8 @@ impl Registry {
         {
             return Err(VerifyError::rejected(RejectCause::TenantMismatch, id));
         }
-        self.inner.usage.record(entry, now);
-        Ok(entry::principal(entry))
+        self.inner.usage.record(&entry, now);
+        Ok(Principal::from_inner(entry))
     }
 
     /// Joins the store lookup in flight for `digest`, or makes it. `token_check` goes

@@ -7,6 +7,7 @@ use super::BearerAuth;
 use crate::Registry;
 use crate::header::TokenSources;
 use crate::layer::GrpcScopes;
+use crate::layer::per_thread::PerThread;
 use crate::reject::{Renderer, Rendering};
 
 /// Authenticates requests with Bearer tokens verified by a [`Registry`].
@@ -44,7 +45,8 @@ pub(crate) struct Config {
     pub(crate) registry: Registry,
     pub(crate) sources: TokenSources,
     pub(crate) optional: bool,
-    pub(crate) rendering: Arc<Rendering>,
+    /// Handed to every authenticated request's future by the calling thread's handle.
+    pub(crate) rendering: PerThread<Rendering>,
     /// `None` when empty, so that the hit path does not even look at the content type.
     pub(crate) grpc_scopes: Option<GrpcScopes>,
     /// `None` when empty, so that the hit path does not look at the path.
@@ -92,7 +94,7 @@ impl BearerAuthLayer {
                 registry,
                 sources: TokenSources::default(),
                 optional: false,
-                rendering: Arc::new(rendering),
+                rendering: PerThread::new(rendering),
                 grpc_scopes: None,
                 public: None,
             }),
@@ -104,7 +106,7 @@ impl BearerAuthLayer {
     }
 
     fn rendering(&mut self) -> &mut Rendering {
-        Arc::make_mut(&mut self.config().rendering)
+        self.config().rendering.make_mut()
     }
 
     /// Renders rejections with `renderer`: a [`Preset`](crate::reject::Preset) or a

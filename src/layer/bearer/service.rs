@@ -189,7 +189,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let rendering = &self.config.rendering;
+        let rendering = &*self.config.rendering;
         let mut arrival = None;
         let verdict = self.judge(&request, &mut arrival);
         match verdict {
@@ -199,7 +199,7 @@ where
                 let private = self.config.scrub_query_token(&mut request);
                 ResponseFuture::authorized(
                     self.inner.call(request),
-                    Some(rendering.clone()),
+                    Some(self.config.rendering.handle()),
                     private,
                     tracking,
                 )
@@ -208,7 +208,7 @@ where
                 request.extensions_mut().insert(Anonymous);
                 ResponseFuture::authorized(
                     self.inner.call(request),
-                    Some(rendering.clone()),
+                    Some(self.config.rendering.handle()),
                     false,
                     Default::default(),
                 )
