@@ -289,13 +289,14 @@ impl Shared {
         self.queue.drain(&mut writer.spares, &mut batches);
         self.watch_drops();
         let now = Instant::now();
-        let mut answered = Vec::new();
+        // Rows with their precise arrival (Unix nanoseconds), to be put in order by it.
+        let mut answered: Vec<(i64, NewActivity)> = Vec::new();
         // Answers first: a row begun on one thread may be answered on another, and both
         // may be in this drain.
         for batch in &batches {
             for (ticket, answer) in &batch.answers {
                 match writer.open.remove(ticket) {
-                    Some((row, start, _)) => answered.push(complete(row, start, *answer)),
+                    Some((row, start, _)) => answered.push((start, complete(row, start, *answer))),
                     None => {
                         writer.early.insert(*ticket, (*answer, now));
                     }
@@ -308,7 +309,7 @@ impl Shared {
             for (index, row) in batch.rows.iter().enumerate() {
                 if let Some((_, digest)) = digests.next_if(|(at, _)| *at as usize == index) {
                     if let Some(answer) = row.answer() {
-                        unresolved.push((new_activity(batch, row, answer), *digest));
+                        unresolved.push((row.start, new_activity(batch, row, answer), *digest));
                     }
                     continue;
                 }
@@ -316,7 +317,7 @@ impl Shared {
                     .answer()
                     .or_else(|| writer.early.remove(&row.ticket).map(|(answer, _)| answer));
                 match answer {
-                    Some(answer) => answered.push(new_activity(batch, row, answer)),
+                    Some(answer) => answered.push((row.start, new_activity(batch, row, answer))),
                     None => {
                         let unanswered = Answer {
                             end: row.start,
@@ -341,10 +342,11 @@ impl Shared {
         self.dropped_unwritten
             .fetch_add((before - writer.open.len()) as u64, Ordering::Relaxed);
         // Shards are drained one after the other: put the rows back in arrival order,
-        // so that ids follow time.
-        answered.sort_by_key(|row| row.at);
+        // so that ids follow time. By the precise arrival: rows keep milliseconds, and
+        // requests of one millisecond drained from two shards would keep shard order.
+        answered.sort_by_key(|(start, _)| *start);
         let unwritten = &mut writer.unwritten;
-        unwritten.append(&mut answered);
+        unwritten.extend(answered.into_iter().map(|(_, row)| row));
         // The store has been down long enough for the rows to outgrow the queue: keep
         // the newest.
         let excess = unwritten.len().saturating_sub(self.queue.capacity());
@@ -393,11 +395,15 @@ impl Shared {
     /// Attributes the rows of unknown credentials that are remembered revoked tokens
     /// (into `answered`); counts the others. A store that cannot answer leaves them all
     /// unattributed: the rows are not worth a retry.
-    async fn resolve(&self, rows: Vec<(NewActivity, Digest)>, answered: &mut Vec<NewActivity>) {
+    async fn resolve(
+        &self,
+        rows: Vec<(i64, NewActivity, Digest)>,
+        answered: &mut Vec<(i64, NewActivity)>,
+    ) {
         if rows.is_empty() {
             return;
         }
-        let mut digests: Vec<Digest> = rows.iter().map(|(_, digest)| *digest).collect();
+        let mut digests: Vec<Digest> = rows.iter().map(|(_, _, digest)| *digest).collect();
         digests.sort_unstable();
         digests.dedup();
         let found = match self.config.store.find_revoked(&digests).await {
@@ -411,11 +417,11 @@ impl Shared {
             .into_iter()
             .map(|token| (token.digest, token))
             .collect();
-        for (mut row, digest) in rows {
+        for (start, mut row, digest) in rows {
             match found.get(&digest) {
                 Some(revoked) => {
                     attribute(&mut row, revoked);
-                    answered.push(row);
+                    answered.push((start, row));
                 }
                 None => {
                     self.unresolved.fetch_add(1, Ordering::Relaxed);
