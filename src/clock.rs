@@ -47,6 +47,83 @@ impl Clock {
     pub fn now(&self) -> OffsetDateTime {
         from_nanos(self.now_nanos())
     }
+
+    /// The current time as the kernel's coarse clock has it: at most [`COARSE_LAG`]
+    /// behind [`now_nanos`](Self::now_nanos), never ahead of it, and a fifth of its cost
+    /// (about 10 ns against 35 here). A cache hit reads this; a token whose expiry is closer
+    /// than [`COARSE_LAG`] to it is decided by the precise clock. The manual clock and
+    /// systems without a coarse clock answer [`now_nanos`](Self::now_nanos).
+    #[inline]
+    pub(crate) fn coarse_nanos(&self) -> i64 {
+        match &self.manual {
+            None => match coarse::now_nanos() {
+                Some(nanos) if nanos >= 0 => nanos,
+                _ => self.now_nanos(),
+            },
+            Some(_) => self.now_nanos(),
+        }
+    }
+
+    /// Whether `expires_at` (Unix nanoseconds) has passed, given `now` read from
+    /// [`coarse_nanos`](Self::coarse_nanos) (or from [`now_nanos`](Self::now_nanos)): a
+    /// coarse reading decides alone unless the expiry is within [`COARSE_LAG`] of it.
+    #[inline]
+    pub(crate) fn has_passed(&self, expires_at: i64, now: i64) -> bool {
+        if now >= expires_at {
+            return true;
+        }
+        expires_at.saturating_sub(now) <= COARSE_LAG && self.now_nanos() >= expires_at
+    }
+}
+
+/// How far behind the precise clock a coarse reading may be, with a wide margin: the
+/// kernel's coarse clock lags by one tick (1 to 10 ms), and is not used where its
+/// resolution is coarser than 10 ms.
+pub(crate) const COARSE_LAG: i64 = 1_000_000_000;
+
+#[cfg(target_os = "linux")]
+mod coarse {
+    use std::sync::OnceLock;
+
+    use nix::sys::time::TimeSpec;
+    use nix::time::{ClockId, clock_getres, clock_gettime};
+
+    /// The coarsest resolution used (the kernel's tick is 1 to 10 ms).
+    pub(super) const MAX_RESOLUTION: i64 = 10_000_000;
+
+    /// The kernel's coarse wall clock (`CLOCK_REALTIME_COARSE`, read from the vDSO
+    /// without a system call), `None` where it cannot be read or its resolution is not
+    /// fine enough.
+    #[inline]
+    pub(super) fn now_nanos() -> Option<i64> {
+        static USABLE: OnceLock<bool> = OnceLock::new();
+        let usable = *USABLE.get_or_init(|| {
+            clock_getres(ClockId::CLOCK_REALTIME_COARSE)
+                .is_ok_and(|resolution| nanos(resolution) <= MAX_RESOLUTION)
+        });
+        if !usable {
+            return None;
+        }
+        clock_gettime(ClockId::CLOCK_REALTIME_COARSE)
+            .ok()
+            .map(nanos)
+    }
+
+    // `time_t` is 32 bits wide on some targets.
+    #[allow(clippy::useless_conversion)]
+    fn nanos(at: TimeSpec) -> i64 {
+        i64::from(at.tv_sec())
+            .saturating_mul(1_000_000_000)
+            .saturating_add(i64::from(at.tv_nsec()))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod coarse {
+    #[inline]
+    pub(super) fn now_nanos() -> Option<i64> {
+        None
+    }
 }
 
 impl fmt::Debug for Clock {
@@ -170,6 +247,36 @@ pub(crate) fn from_nanos(nanos: i64) -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_coarse_reading_lags_the_precise_clock_by_less_than_its_margin() {
+        let clock = Clock::system();
+        for _ in 0..1000 {
+            let before = clock.now_nanos();
+            let coarse = clock.coarse_nanos();
+            let after = clock.now_nanos();
+            assert!(coarse <= after, "never ahead");
+            assert!(before - coarse < COARSE_LAG);
+        }
+    }
+
+    /// A coarse reading lags by a tick: a token that expired since that tick must be
+    /// expired all the same (what the precise clock decides near an expiry).
+    #[test]
+    fn an_expiry_between_the_coarse_reading_and_now_has_passed() {
+        let clock = Clock::system();
+        for _ in 0..1000 {
+            let coarse = clock.coarse_nanos();
+            let expired_just_now = clock.now_nanos();
+            assert!(clock.has_passed(expired_just_now, coarse));
+            assert!(!clock.has_passed(expired_just_now + 60_000_000_000, coarse));
+            assert!(!clock.has_passed(i64::MAX, coarse));
+        }
+        let manual = ManualClock::new(time::macros::datetime!(2030-01-01 0:00 UTC)).clock();
+        let now = manual.coarse_nanos();
+        assert_eq!(now, manual.now_nanos());
+        assert!(manual.has_passed(now, now) && !manual.has_passed(now + 1, now));
+    }
 
     #[test]
     fn a_clock_before_1970_fails_closed() {

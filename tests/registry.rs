@@ -305,6 +305,32 @@ async fn a_cached_token_stops_working_exactly_at_expires_at() {
     assert!(listed[0].expired);
 }
 
+/// On the system clock, whose coarse reading (what a cache hit reads) lags by a tick: the
+/// first verification after `expires_at` is rejected all the same.
+#[tokio::test]
+async fn a_cached_token_stops_working_at_expires_at_on_the_system_clock() {
+    let registry = Registry::builder(MemoryStore::new()).build();
+    let issued = registry
+        .issue(request("short", "acme", &[]).expires(Expiry::In(Duration::from_millis(300))))
+        .await
+        .unwrap();
+    let token = issued.secret.expose_secret();
+    let expires_at = issued.info.expires_at.unwrap();
+    for _ in 0..3 {
+        registry.verify(token).await.unwrap();
+    }
+    let until_then =
+        expires_at - time::OffsetDateTime::now_utc() - time::Duration::milliseconds(20);
+    if until_then.is_positive() {
+        tokio::time::sleep(until_then.unsigned_abs()).await;
+    }
+    // Spin over the last milliseconds, so that the expiry is checked right after it.
+    while time::OffsetDateTime::now_utc() < expires_at {
+        std::hint::spin_loop();
+    }
+    assert_eq!(cause(registry.verify(token).await), RejectCause::Expired);
+}
+
 #[tokio::test]
 async fn positive_entries_are_refreshed_after_their_ttl() {
     let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));

@@ -27,6 +27,18 @@ mod enabled {
     /// The row of a request on its way through the inner service (eight bytes).
     pub(crate) type Tracking = Option<Ticket>;
 
+    /// The time the layer consults the cache at, which is also the request's arrival in
+    /// its row: precise when the log is on (rows keep microseconds), coarse otherwise (a
+    /// cache hit needs no more).
+    #[inline]
+    pub(crate) fn now(rendering: &Rendering, clock: &crate::clock::Clock) -> i64 {
+        if rendering.activity.is_some() {
+            clock.now_nanos()
+        } else {
+            clock.coarse_nanos()
+        }
+    }
+
     /// Begins the row of an authenticated request that arrived at `arrival` (when the
     /// cache was consulted: the layer reads the clock once for both).
     #[inline]
@@ -157,6 +169,11 @@ mod disabled {
     /// Nothing to carry.
     #[derive(Clone, Copy, Default)]
     pub(crate) struct Tracking;
+
+    #[inline(always)]
+    pub(crate) fn now(_: &Rendering, clock: &crate::clock::Clock) -> i64 {
+        clock.coarse_nanos()
+    }
 
     #[inline(always)]
     pub(crate) fn begin<B>(

@@ -32,12 +32,14 @@ impl Registry {
         let presented = self.decode(token)?;
         match self.verify_cached(&presented) {
             Some(answer) => answer,
-            None => self.verify_missed(&presented, Some(token)).await,
+            None => self.verify_missed(&presented, token).await,
         }
     }
 
-    /// Checks a credential's shape (and checksum) without any lookup. A step of
-    /// [`verify`](Self::verify), public for the crate's benchmarks only.
+    /// Checks a credential's shape without any lookup. Its checksum is checked on a cache
+    /// miss, before the store is asked ([`verify`](Self::verify) does): a hit proves the
+    /// credential already. A step of [`verify`](Self::verify), public for the crate's
+    /// benchmarks only.
     #[doc(hidden)]
     pub fn decode(&self, token: &str) -> Result<Presented, VerifyError> {
         #[cfg(feature = "exchange")]
@@ -58,8 +60,8 @@ impl Registry {
         }
         self.inner
             .formats
-            .decode(token)
-            .map_err(|why| VerifyError::rejected(RejectCause::Malformed(why), None))
+            .decode_deferring_checksum(token)
+            .map_err(malformed)
     }
 
     /// Answers from the cache alone: `None` means the store must be asked. Never blocks,
@@ -68,11 +70,12 @@ impl Registry {
     #[doc(hidden)]
     #[inline]
     pub fn verify_cached(&self, presented: &Presented) -> Option<Result<Principal, VerifyError>> {
-        self.verify_cached_at(presented, self.inner.clock.now_nanos())
+        self.verify_cached_at(presented, self.inner.clock.coarse_nanos())
     }
 
     /// [`verify_cached`](Self::verify_cached) at `now` (Unix nanoseconds, read from the
-    /// registry's clock by the caller, who needs the time too).
+    /// registry's clock by the caller, who needs the time too; a coarse reading will do,
+    /// see `Clock::has_passed`).
     #[inline]
     pub(crate) fn verify_cached_at(
         &self,
@@ -90,6 +93,20 @@ impl Registry {
         }
     }
 
+    /// Checks what [`decode`](Self::decode) left for a cache miss (the checksum), so that
+    /// junk never reaches the store. [`verify_missed`](Self::verify_missed) does;
+    /// the layer calls it first too, to reject junk without a lookup future.
+    pub(crate) fn check_deferred(
+        &self,
+        presented: &Presented,
+        credential: &str,
+    ) -> Result<(), VerifyError> {
+        if presented.checksum_deferred() {
+            self.inner.formats.decode(credential).map_err(malformed)?;
+        }
+        Ok(())
+    }
+
     /// Who a rejected credential belongs to, as far as the cache remembers: the token of
     /// an expired, wrong-environment or mismatched credential (still cached), or of a
     /// revoked one (its tombstone keeps its last entry). For the activity log's rows.
@@ -101,25 +118,25 @@ impl Registry {
             .map(|entry| entry::principal(&entry))
     }
 
-    /// Verifies a decoded credential that [`Registry::verify_cached`] just missed: asks
-    /// the store (once for all the requests waiting on the same digest). A session
-    /// access token (`jwt`, the credential itself) is first checked by signature and
-    /// claims, so that forged ones never reach the store.
+    /// Verifies a decoded `credential` that [`Registry::verify_cached`] just missed: asks
+    /// the store (once for all the requests waiting on the same digest). Its checksum is
+    /// checked first, and a session access token's signature and claims, so that junk
+    /// and forgeries never reach the store.
     pub(crate) async fn verify_missed(
         &self,
         presented: &Presented,
-        jwt: Option<&str>,
+        credential: &str,
     ) -> Result<Principal, VerifyError> {
+        self.check_deferred(presented, credential)?;
         #[cfg(feature = "exchange")]
         if presented.is_jwt() {
-            let claims = self.check_jwt(jwt)?;
+            let claims = self.check_jwt(Some(credential))?;
             let principal = self.verify_filled(presented).await?;
             if !Self::claims_match(&claims, &principal) {
                 return Err(unknown(presented));
             }
             return Ok(principal);
         }
-        let _ = jwt;
         self.verify_filled(presented).await
     }
 
@@ -194,7 +211,7 @@ impl Registry {
         {
             return Err(unknown(presented));
         }
-        if now >= identity.expires_at {
+        if self.inner.clock.has_passed(identity.expires_at, now) {
             return Err(VerifyError::rejected(RejectCause::Expired, id));
         }
         if !self.accepts_env(identity.env) {
@@ -359,6 +376,10 @@ fn session_token_matches(entry: &Entry, presented: &Presented) -> bool {
             .rare
             .as_ref()
             .is_some_and(|rare| rare.token_check == presented.jwt_check())
+}
+
+fn malformed(why: crate::token::Malformed) -> VerifyError {
+    VerifyError::rejected(RejectCause::Malformed(why), None)
 }
 
 fn unknown(presented: &Presented) -> VerifyError {

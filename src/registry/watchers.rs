@@ -108,7 +108,7 @@ impl Registry {
             woken.as_mut().enable();
             let verified = match self.verify_cached(&presented) {
                 Some(answer) => answer,
-                None => self.verify_missed(&presented, Some(token)).await,
+                None => self.verify_missed(&presented, token).await,
             };
             let principal = match verified {
                 Ok(principal) => principal,

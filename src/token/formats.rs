@@ -97,6 +97,8 @@ pub struct Presented {
     jwt: bool,
     /// For a JWT, the keyed hash of its header and payload.
     jwt_check: u64,
+    /// The checksum was not checked yet (see [`Formats::decode_deferring_checksum`]).
+    checksum_deferred: bool,
 }
 
 /// The digest a session access token (a JWT) is stored and cached under: SHA-256 of its
@@ -127,12 +129,18 @@ impl Presented {
             account: None,
             jwt: true,
             jwt_check: check.hash_one(head.as_bytes()),
+            checksum_deferred: false,
         }
     }
 
     /// Whether the credential is a JWT (a session access token).
     pub fn is_jwt(&self) -> bool {
         self.jwt
+    }
+
+    /// Whether the checksum still has to be checked before the store is asked.
+    pub(crate) fn checksum_deferred(&self) -> bool {
+        self.checksum_deferred
     }
 
     /// For a JWT, the keyed hash of its header and payload (0 otherwise).
@@ -221,6 +229,17 @@ impl Formats {
     /// Checks the shape (and checksum, where the format has one) of a credential and
     /// computes the digest to look up. Nothing here touches a cache or a store.
     pub fn decode(&self, token: &str) -> Result<Presented, Malformed> {
+        self.decode_checking(token, true)
+    }
+
+    /// [`decode`](Self::decode) without the checksum, which the caller checks (with
+    /// `decode`) before it asks a store: a cache hit already proves the credential, whose
+    /// digest only a genuine token has. The verification of a cache hit skips it.
+    pub(crate) fn decode_deferring_checksum(&self, token: &str) -> Result<Presented, Malformed> {
+        self.decode_checking(token, false)
+    }
+
+    fn decode_checking(&self, token: &str, checksum: bool) -> Result<Presented, Malformed> {
         if token.is_empty() {
             return Err(Malformed::Empty);
         }
@@ -231,15 +250,16 @@ impl Formats {
         // standard base64 alphabet: the shapes cannot be confused.
         if self.account && account::looks_like(token) {
             let decoded = account::decode(token)?;
-            let mut presented = self.decode_key(decoded.api_key())?;
+            let mut presented = self.decode_key(decoded.api_key(), checksum)?;
             presented.account = Some(decoded.account_id().into());
             return Ok(presented);
         }
-        self.decode_key(token)
+        self.decode_key(token, checksum)
     }
 
-    /// Decodes an API key in the prefixed or the Sanctum format.
-    fn decode_key(&self, token: &str) -> Result<Presented, Malformed> {
+    /// Decodes an API key in the prefixed or the Sanctum format (a Sanctum token has no
+    /// checksum).
+    fn decode_key(&self, token: &str, checksum: bool) -> Result<Presented, Malformed> {
         if token.contains('|') {
             if !self.sanctum {
                 return Err(Malformed::Shape);
@@ -252,11 +272,12 @@ impl Formats {
                 account: None,
                 jwt: false,
                 jwt_check: 0,
+                checksum_deferred: false,
             });
         }
         match &self.prefixed {
             Some(format) if token.contains('_') => {
-                let env = format.decode(token)?;
+                let env = format.check(token, checksum)?;
                 Ok(Presented {
                     digest: Digest::of(token.as_bytes()),
                     id: None,
@@ -264,6 +285,7 @@ impl Formats {
                     account: None,
                     jwt: false,
                     jwt_check: 0,
+                    checksum_deferred: !checksum,
                 })
             }
             _ => Err(Malformed::Shape),

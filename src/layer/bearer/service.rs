@@ -49,9 +49,9 @@ enum Verdict {
     Anonymous,
     /// With whom it is recorded against, for the activity log.
     Rejected(Rejection, Option<Attribution>),
-    /// The cache missed: the store must be asked. A session access token goes with its
-    /// credential, whose signature is checked first.
-    Lookup(Presented, Option<Box<str>>),
+    /// The cache missed: the store must be asked. The credential goes along: its
+    /// checksum (a session token's signature) is checked first.
+    Lookup(Presented, Box<str>),
 }
 
 impl Config {
@@ -144,7 +144,7 @@ impl<S> BearerAuth<S> {
             Ok(presented) => presented,
             Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error), None),
         };
-        let at = config.registry.clock().now_nanos();
+        let at = tracking::now(&config.rendering, config.registry.clock());
         *now = Some(at);
         match config.registry.verify_cached_at(&presented, at) {
             Some(Ok(principal)) => match config.authorize(Some(&principal), request) {
@@ -155,10 +155,10 @@ impl<S> BearerAuth<S> {
                 Rejection::from_verify_error(&error),
                 tracking::attribution(&config.rendering, &config.registry, &presented, &error),
             ),
-            None => {
-                let jwt = presented.is_jwt().then(|| Box::from(&*credential));
-                Verdict::Lookup(presented, jwt)
-            }
+            None => match config.registry.check_deferred(&presented, &credential) {
+                Ok(()) => Verdict::Lookup(presented, Box::from(&*credential)),
+                Err(error) => Verdict::Rejected(Rejection::from_verify_error(&error), None),
+            },
         }
     }
 }
@@ -219,7 +219,7 @@ where
                         .reject(&rejection, attribution.as_ref(), arrival, &request);
                 ResponseFuture::rejected(response)
             }
-            Verdict::Lookup(presented, jwt) => {
+            Verdict::Lookup(presented, credential) => {
                 // The service that was polled ready goes with the request; a clone stays.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -228,7 +228,7 @@ where
                     let rendering = &config.rendering;
                     let verified = match config
                         .registry
-                        .verify_missed(&presented, jwt.as_deref())
+                        .verify_missed(&presented, &credential)
                         .await
                     {
                         Ok(principal) => match config.authorize(Some(&principal), &request) {
