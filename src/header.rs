@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Uri};
 
-use crate::token::{MAX_TOKEN_LEN, is_token_byte};
+use crate::token::{MAX_TOKEN_LEN, is_token_body_byte};
 
 /// Why the credentials in a request could not even be read (answered with
 /// `error="invalid_request"`).
@@ -231,7 +231,7 @@ fn authorization_token<'a>(
 pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, InvalidCredentials> {
     // The common case, `Bearer <token>`, skips the general scheme parsing below.
     if let Some(rest) = value.strip_prefix(b"Bearer ") {
-        if rest.first().is_some_and(|&b| is_body_byte(b)) {
+        if rest.first().is_some_and(|&b| is_token_body_byte(b)) {
             return check_token(rest.trim_ascii_end()).map(Some);
         }
     }
@@ -247,12 +247,6 @@ pub fn parse_authorization(value: &[u8]) -> Result<Option<&str>, InvalidCredenti
         return Ok(None);
     }
     check_token(value[scheme_end..].trim_ascii_start()).map(Some)
-}
-
-/// A token character before the trailing `=` padding.
-#[inline(always)]
-fn is_body_byte(b: u8) -> bool {
-    is_token_byte(b) & (b != b'=')
 }
 
 /// Checks RFC 6750's `b64token` syntax (token characters, then trailing `=`), with `|`
@@ -272,7 +266,7 @@ fn check_token(token: &[u8]) -> Result<&str, InvalidCredentials> {
     if body_end == 0
         || !token[..body_end]
             .iter()
-            .fold(true, |valid, &b| valid & is_body_byte(b))
+            .fold(true, |valid, &b| valid & is_token_body_byte(b))
     {
         return Err(InvalidCredentials::Character);
     }

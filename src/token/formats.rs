@@ -260,6 +260,13 @@ impl Formats {
     /// Decodes an API key in the prefixed or the Sanctum format (a Sanctum token has no
     /// checksum).
     fn decode_key(&self, token: &str, checksum: bool) -> Result<Presented, Malformed> {
+        // The common case first, without a scan of the token: `<prefix>_` starts no other
+        // format's tokens (a Sanctum token starts with its numeric id and `|`).
+        if let Some(format) = &self.prefixed {
+            if format.starts(token) {
+                return self.decode_prefixed(format, token, checksum);
+            }
+        }
         if token.contains('|') {
             if !self.sanctum {
                 return Err(Malformed::Shape);
@@ -276,20 +283,27 @@ impl Formats {
             });
         }
         match &self.prefixed {
-            Some(format) if token.contains('_') => {
-                let env = format.check(token, checksum)?;
-                Ok(Presented {
-                    digest: Digest::of(token.as_bytes()),
-                    id: None,
-                    env: Some(env),
-                    account: None,
-                    jwt: false,
-                    jwt_check: 0,
-                    checksum_deferred: !checksum,
-                })
-            }
+            Some(format) if token.contains('_') => self.decode_prefixed(format, token, checksum),
             _ => Err(Malformed::Shape),
         }
+    }
+
+    fn decode_prefixed(
+        &self,
+        format: &PrefixedFormat,
+        token: &str,
+        checksum: bool,
+    ) -> Result<Presented, Malformed> {
+        let env = format.check(token, checksum)?;
+        Ok(Presented {
+            digest: Digest::of(token.as_bytes()),
+            id: None,
+            env: Some(env),
+            account: None,
+            jwt: false,
+            jwt_check: 0,
+            checksum_deferred: !checksum,
+        })
     }
 
     /// Mints a token in `format`. Sanctum-style tokens are finished once the store has

@@ -110,6 +110,14 @@ impl PrefixedFormat {
         self.check(token, true)
     }
 
+    /// Whether `token` starts like this format's tokens: the prefix and `_`.
+    #[inline]
+    pub(crate) fn starts(&self, token: &str) -> bool {
+        token
+            .strip_prefix(&*self.prefix)
+            .is_some_and(|rest| rest.starts_with('_'))
+    }
+
     /// Checks the shape of `token`, and its checksum if asked to.
     pub(crate) fn check(&self, token: &str, checksum: bool) -> Result<Env, Malformed> {
         let rest = token
