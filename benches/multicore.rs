@@ -98,5 +98,22 @@ fn main() {
     report("floor_rotating_arc_clone", &|thread, i| {
         lookup(rotating[(i + thread * ROTATING / 2) % rotating.len()], true)
     });
+    report("floor_rotating_read_only", &|thread, i| {
+        lookup(
+            rotating[(i + thread * ROTATING / 2) % rotating.len()],
+            false,
+        )
+    });
+    // The same reads from a map no thread writes to, without a lock: what the machine
+    // itself allows (two cores sharing the last-level cache and memory).
+    let unlocked: std::collections::HashMap<[u8; 32], Arc<()>, foldhash::fast::RandomState> = floor
+        .iter()
+        .map(|entry| (*entry.key(), entry.value().clone()))
+        .collect();
+    report("floor_rotating_no_lock", &|thread, i| {
+        let token = rotating[(i + thread * ROTATING / 2) % rotating.len()];
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        black_box(unlocked.get(&digest).unwrap());
+    });
     drop((registry, runtime));
 }
