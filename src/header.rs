@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Uri};
 
-use crate::token::{MAX_TOKEN_LEN, is_token_body_byte};
+use crate::token::{MAX_TOKEN_LEN, all_token_body_bytes, is_token_body_byte};
 
 /// Why the credentials in a request could not even be read (answered with
 /// `error="invalid_request"`).
@@ -262,12 +262,7 @@ fn check_token(token: &[u8]) -> Result<&str, InvalidCredentials> {
         .iter()
         .rposition(|&b| b != b'=')
         .map_or(0, |last| last + 1);
-    // No early exit: the fold over every byte vectorises.
-    if body_end == 0
-        || !token[..body_end]
-            .iter()
-            .fold(true, |valid, &b| valid & is_token_body_byte(b))
-    {
+    if body_end == 0 || !all_token_body_bytes(&token[..body_end]) {
         return Err(InvalidCredentials::Character);
     }
     // Every byte is ASCII, so this cannot fail.
