@@ -63,7 +63,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--format prefixed|sanctum] [--env live|test]
               [--max-lifetime-days N] [--admin-token-file PATH] [--accept-scheme Token]
               [--session-lifetime SECONDS] [--session-key-file PATH]
-              [--trusted-proxies CIDR,…]
+              [--trusted-proxies CIDR,…] [--activity on|off]
        server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
@@ -82,6 +82,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
                        and mode 0600 when missing)
   --trusted-proxies    proxies whose X-Forwarded-For / Forwarded the activity log believes
                        (comma-separated addresses or networks; default none)
+  --activity           record every request with a token in the activity log: on (default)
+                       or off (the load test measures authentication alone with off)
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
                        print it once, and exit: the way back in after the last admin is gone";
 
@@ -98,6 +100,8 @@ struct Args {
     session_lifetime: Duration,
     session_key_file: Option<PathBuf>,
     trusted_proxies: TrustedProxies,
+    /// `--activity off`: no activity log.
+    activity: bool,
     /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
     recovery_tenant: Option<String>,
 }
@@ -110,6 +114,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         error_style: ErrorStyle::Laravel,
         format: IssueFormat::Prefixed,
         trusted_proxies: TrustedProxies::none(),
+        activity: true,
         env: Env::Live,
         max_lifetime: None,
         admin_token_file: None,
@@ -166,6 +171,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--trusted-proxies" => {
                 parsed.trusted_proxies = TrustedProxies::new(value.split(','))
                     .map_err(|e| format!("--trusted-proxies {value}: {e}"))?;
+            }
+            "--activity" => {
+                parsed.activity = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--activity {other}: expected on or off")),
+                }
             }
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
@@ -334,8 +346,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .formats(Formats::default().sanctum())
         .issue_format(args.format)
         .env(args.env)
-        .sessions(sessions)
-        .activity(ActivityConfig::new(activity).trusted_proxies(args.trusted_proxies.clone()));
+        .sessions(sessions);
+    if args.activity {
+        builder = builder
+            .activity(ActivityConfig::new(activity).trusted_proxies(args.trusted_proxies.clone()));
+    }
     if let Some(max) = args.max_lifetime {
         builder = builder.max_lifetime(max);
     }
