@@ -3,13 +3,15 @@
 //!
 //! # Verification
 //!
-//! [`Registry::verify`] decodes the credential (shape and checksum: junk stops here),
-//! digests it, and looks the digest up in a sharded concurrent map. A hit does no I/O and
-//! takes no global lock; expiry is checked against the clock on every hit, so a cached
-//! token stops working exactly at its `expires_at`. A miss asks the store once, however
-//! many requests are waiting for the same digest (single-flight), and caches the answer:
-//! known tokens for the positive TTL (60 s), unknown digests for the negative TTL (10 s,
-//! bounded in number).
+//! [`Registry::verify`] decodes the credential (its shape), digests it, and looks the
+//! digest up in a concurrent map whose reads take no lock; a token a thread verifies
+//! again and again is served from that thread's own copy of the entry, so that cores
+//! share no written cache line. A hit does no I/O; expiry is checked on every hit (a
+//! coarse clock, and the precise one within a second of the expiry), so a cached token
+//! stops working exactly at its `expires_at`. A miss first checks the checksum (junk
+//! stops there), then asks the store once, however many requests are waiting for the
+//! same digest (single-flight), and caches the answer: known tokens for the positive TTL
+//! (60 s), unknown digests for the negative TTL (10 s, bounded in number).
 //!
 //! # Revocation
 //!

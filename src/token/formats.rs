@@ -87,7 +87,8 @@ impl Default for Formats {
 }
 
 /// A credential that passed its format's shape and checksum checks: what the registry
-/// looks up, and what the record found must agree with.
+/// looks up, and what the record found must agree with. (The registry's own decoding
+/// checks the checksum only when the cache misses: a hit proves the credential.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presented {
     digest: Digest,
