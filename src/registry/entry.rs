@@ -1,12 +1,12 @@
 //! A cached token: the principal's identity and, in the same allocation, the cache's
 //! bookkeeping (the rest of the digest, freshness, usage counters). One allocation per
-//! cached token; a hit hands out the entry itself as the [`Principal`].
+//! cached token; a hit hands out the entry itself as the [`Principal`](crate::Principal).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 
 use super::intern::Shared;
-use crate::Principal;
+
 use crate::identity::TokenKind;
 use crate::principal::{Identity, Inner, Rare};
 use crate::store::TokenRecord;
@@ -89,12 +89,6 @@ pub(crate) fn copy(entry: &Entry) -> Entry {
             usage: Usage::default(),
         },
     })
-}
-
-/// The principal a cached token stands for: the same allocation.
-#[inline]
-pub(crate) fn principal(entry: &Entry) -> Principal {
-    Principal::from_inner(entry.clone())
 }
 
 #[cfg(all(test, target_pointer_width = "64"))]

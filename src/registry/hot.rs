@@ -16,6 +16,10 @@
 //!
 //! Tokens that no thread hits twice in a row (a rotating population) never get a copy and
 //! cost nothing here but one slot compare.
+//!
+//! A thread's table (64 slots, about 5 KiB, and the copies it holds) lives as long as the
+//! registry; a thread started later may be given an exited thread's table, which is only
+//! a cache and is checked like any other.
 
 use std::cell::{RefCell, RefMut};
 use std::sync::Arc;

@@ -115,7 +115,7 @@ impl Registry {
         self.inner
             .cache
             .holder(presented.digest())
-            .map(|entry| entry::principal(&entry))
+            .map(Principal::from_inner)
     }
 
     /// Verifies a decoded `credential` that [`Registry::verify_cached`] just missed: asks
