@@ -14,7 +14,8 @@
 //! key in the body, no header: answers a short-lived access token), `GET /me` (any
 //! token), `GET /ping` (any token; the load test's authenticated twin of `/health`),
 //! `GET /items` (scope `read`), `POST /items` (scope `write`), and the management API
-//! under `/tokens`, `/sessions` and `/activity` (scope `admin`).
+//! under `/tokens`, `/sessions` and `/activity` (scope `admin`); the API Tokens page at
+//! `/dashboard` (public: the page asks for an admin key).
 //!
 //! Every request made with a token is recorded in the activity log (in the same
 //! database), read with `GET /tokens/{id}/activity` and `GET /activity`. Behind a
@@ -48,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use tower_bearer::TokenStore;
 use tower_bearer::activity::{ActivityConfig, ActivityStore, TrustedProxies};
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
+use tower_bearer::dashboard::Dashboard;
 use tower_bearer::exchange::LoginApi;
 use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
 use tower_bearer::layer::BearerAuth;
@@ -236,7 +238,13 @@ async fn create_item(
 fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
     let mut auth = BearerAuthLayer::new(registry.clone())
         .renderer(args.style.clone())
-        .public(["/health", "/openapi.json", "/auth/login"]);
+        .public([
+            "/health",
+            "/openapi.json",
+            "/auth/login",
+            "/dashboard",
+            "/dashboard/*",
+        ]);
     if let Some(scheme) = &args.accept_scheme {
         auth = auth.accept_scheme(scheme);
     }
@@ -254,6 +262,8 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
                 .error_style(args.error_style)
                 .router(),
         )
+        // The API Tokens page, at /dashboard (it asks for a key itself).
+        .merge(Dashboard::new(&registry).router())
         .merge(
             ManagementApi::new(registry)
                 .error_style(args.error_style)

@@ -19,7 +19,8 @@
 //! - [`layer`]: [`BearerAuthLayer`] and [`RequireScopeLayer`], for axum, hyper and tonic.
 //! - [`reject`]: rejections, their renderers and the presets (Laravel, DRF, envelope).
 //! - `extract` (feature `axum`, default): the axum extractors.
-//! - `admin` (feature `admin`): the token management API; `grpc` (feature `grpc`): tonic
+//! - `admin` (feature `admin`): the token management API; `dashboard` (feature
+//!   `dashboard`): the API Tokens page over it; `grpc` (feature `grpc`): tonic
 //!   helpers; `activity` (feature `activity`): the per-token request log.
 //!
 //! # Example
@@ -59,6 +60,9 @@ pub mod activity;
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 pub mod clock;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub mod exchange;

@@ -9,11 +9,10 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde_json::{Value, json};
+use support::browser::{Browser, chromium};
 use support::example::ExampleProcess;
 use support::http::HttpClient;
 use tokio_tungstenite::tungstenite::Message;
@@ -61,18 +60,7 @@ impl Collab {
         credentials: &str,
         body: &str,
     ) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {credentials}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
-        let answer = self.client.request(request).await;
-        (
-            answer.status,
-            serde_json::from_slice(&answer.body).unwrap_or(Value::Null),
-        )
+        self.client.call_json(method, path, credentials, body).await
     }
 
     async fn user(&self, name: &str, room: &str) -> (String, String) {
@@ -244,110 +232,26 @@ async fn rooms_users_sockets_and_revocation() {
     );
 }
 
-/// The headless browser, or `None` with a visible message (a failure under `CI=true`,
-/// where `.ci/run` installs Debian's `chromium`).
-fn chromium() -> Option<&'static str> {
-    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have chromium (.ci/run installs Debian's chromium)"
-        );
-        eprintln!("SKIPPED: no chromium here (apt-get install chromium)");
-    }
-    found
-}
-
 /// Loads the page in headless chromium with the token in its fragment and reads the
-/// page's status through the DevTools protocol until its socket has answered (the
-/// status is no longer "connecting"), for at most 20 s.
+/// page's status until its socket has answered (the status is no longer "connecting"),
+/// for at most 20 s.
 async fn browser_status(chromium: &str, addr: std::net::SocketAddr, token: &str) -> String {
-    use tokio::io::AsyncBufReadExt as _;
-    let profile = tempfile::tempdir().unwrap();
-    let mut browser = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("http://{addr}/#token={token}"))
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = tokio::io::BufReader::new(browser.stderr.take().unwrap()).lines();
-    let devtools = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = stderr.next_line().await.unwrap() {
-            if let Some((_, url)) = line.split_once("DevTools listening on ") {
-                return url.to_owned();
-            }
-        }
-        panic!("chromium exited before its DevTools listened");
-    })
-    .await
-    .expect("chromium's DevTools within 20 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    let port: u16 = devtools
-        .trim_start_matches("ws://127.0.0.1:")
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let client = HttpClient::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut browser = Browser::start(chromium, &format!("http://{addr}/#token={token}")).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut status = String::new();
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let targets = client.send("GET", "/json/list", &[]).await;
-        let targets: Value = serde_json::from_slice(&targets.body).unwrap_or(Value::Null);
-        let Some(page) = targets
-            .as_array()
-            .and_then(|targets| targets.iter().find(|t| t["type"] == "page"))
-        else {
-            continue;
-        };
-        let Some(url) = page["webSocketDebuggerUrl"].as_str() else {
-            continue;
-        };
-        let Ok((mut devtools, _)) = tokio_tungstenite::connect_async(url).await else {
-            continue;
-        };
-        let evaluate = json!({
-            "id": 1,
-            "method": "Runtime.evaluate",
-            "params": {
-                "expression": "document.getElementById('status') && document.getElementById('status').textContent",
-                "returnByValue": true,
-            },
-        });
-        devtools
-            .send(Message::text(evaluate.to_string()))
+        status = browser
+            .eval("document.getElementById('status') && document.getElementById('status').textContent")
             .await
-            .unwrap();
-        while let Some(Ok(message)) = devtools.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let answer: Value = serde_json::from_str(&text).unwrap();
-            if answer["id"] == 1 {
-                status = answer["result"]["result"]["value"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                break;
-            }
-        }
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if !status.is_empty() && status != "connecting" && status != "disconnected" {
             break;
         }
     }
-    let _ = browser.kill().await;
+    browser.close().await;
     status
 }
 

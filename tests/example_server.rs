@@ -6,9 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde_json::Value;
 use support::example::ExampleProcess;
 use support::http::HttpClient;
@@ -36,16 +34,7 @@ impl Server {
     }
 
     async fn call(&self, method: &str, path: &str, token: &str, body: &str) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .unwrap();
-        let answer = self.client.request(request).await;
-        let json = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        (answer.status, json)
+        self.client.call_json(method, path, token, body).await
     }
 }
 

@@ -228,6 +228,34 @@ impl Registry {
         self.inner.activity.as_ref()
     }
 
+    /// The scopes the registry declares (none when it accepts any).
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn declared_scopes(&self) -> impl Iterator<Item = &str> {
+        self.inner
+            .declared
+            .iter()
+            .flatten()
+            .map(crate::scope::Scope::as_str)
+    }
+
+    /// Whether the registry trades API keys for access tokens (`POST /auth/login`).
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn has_sessions(&self) -> bool {
+        #[cfg(feature = "exchange")]
+        return self.inner.sessions.is_some();
+        #[cfg(not(feature = "exchange"))]
+        return false;
+    }
+
+    /// Whether the registry keeps an activity log.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn has_activity_log(&self) -> bool {
+        #[cfg(feature = "activity")]
+        return self.inner.activity.is_some();
+        #[cfg(not(feature = "activity"))]
+        return false;
+    }
+
     /// How many entries the cache holds.
     pub fn cache_stats(&self) -> CacheStats {
         let (tokens, negative) = self.inner.cache.counts();

@@ -89,6 +89,29 @@ impl HttpClient {
             .await
     }
 
+    /// Sends `body` as JSON with `Authorization: Bearer <token>`; the answer's status and
+    /// JSON body (`Null` when it has none).
+    pub async fn call_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let answer = self.request(request).await;
+        (
+            answer.status,
+            serde_json::from_slice(&answer.body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn request(&self, mut request: Request<Full<Bytes>>) -> Answer {
         if request.uri().authority().is_none() {
             *request.uri_mut() = format!("http://{}{}", self.addr, request.uri())

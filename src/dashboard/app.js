@@ -1,0 +1,379 @@
+// The API Tokens page: talks to the management API only, keeps the credential in this
+// script's memory only, and renders every value as text (never as HTML).
+"use strict";
+
+(() => {
+  const PAGE_SIZE = 20;
+  const $ = (id) => document.getElementById(id);
+
+  let config = null;
+  // The credential the API calls carry: an access token from POST /auth/login, or the
+  // key itself when the login route is not mounted. Memory only.
+  let credential = null;
+  // `starting_after` of every page shown so far, for "Previous page".
+  let cursors = [null];
+  let lastId = null;
+
+  /// An API answer that was not a success, with the message the API gave.
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  /// The message of an error body, whatever the configured style: Laravel
+  /// `{"message"}`, DRF `{"detail"}` or `{"field": ["…"]}`, or the envelope's
+  /// `{"error": {"message"}}`.
+  function messageOf(body, status) {
+    if (body && typeof body === "object") {
+      if (typeof body.message === "string") return body.message;
+      if (typeof body.detail === "string") return body.detail;
+      if (body.error && typeof body.error.message === "string") return body.error.message;
+      for (const value of Object.values(body)) {
+        if (Array.isArray(value) && typeof value[0] === "string") return value[0];
+      }
+    }
+    return `The server answered ${status}.`;
+  }
+
+  async function api(method, path, body, token = credential) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(config.api + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (_) {
+      throw new ApiError(0, "The server cannot be reached.");
+    }
+    const text = await response.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch (_) {
+      json = null;
+    }
+    if (!response.ok) throw new ApiError(response.status, messageOf(json, response.status));
+    return json;
+  }
+
+  function showError(message, where = $("error")) {
+    where.textContent = message;
+    where.hidden = !message;
+  }
+
+  /// Any call that answers 401 ends the session: the credential was revoked or expired.
+  async function call(method, path, body) {
+    try {
+      return await api(method, path, body);
+    } catch (error) {
+      if (error.status === 401) {
+        signOut();
+        showError(`Signed out: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  function text(tag, value, className) {
+    const element = document.createElement(tag);
+    element.textContent = value;
+    if (className) element.className = className;
+    return element;
+  }
+
+  function date(value) {
+    if (!value) return "—";
+    const at = new Date(value);
+    return Number.isNaN(at.getTime()) ? value : at.toLocaleString();
+  }
+
+  function button(label, onClick, className) {
+    const element = text("button", label, className);
+    element.type = "button";
+    element.addEventListener("click", onClick);
+    return element;
+  }
+
+  // ----- signing in and out -----------------------------------------------------------
+
+  async function signIn(event) {
+    event.preventDefault();
+    showError("");
+    const key = $("api-key").value.trim();
+    if (!key) return;
+    try {
+      if (config.login) {
+        const answer = await api("POST", config.login, { api_key: key }, null);
+        credential = answer.access_token;
+      } else {
+        credential = key;
+      }
+      $("api-key").value = "";
+      await loadPage(null, true);
+      $("sign-in").hidden = true;
+      $("sign-out").hidden = false;
+      $("tokens").hidden = false;
+      $("new-token").focus();
+    } catch (error) {
+      credential = null;
+      showError(error.message);
+    }
+  }
+
+  function signOut() {
+    credential = null;
+    cursors = [null];
+    $("token-rows").replaceChildren();
+    $("activity-rows").replaceChildren();
+    closeSecret();
+    $("tokens").hidden = true;
+    $("activity").hidden = true;
+    $("sign-out").hidden = true;
+    $("sign-in").hidden = false;
+    showError("");
+    $("api-key").focus();
+  }
+
+  // ----- the token list ---------------------------------------------------------------
+
+  async function loadPage(after, first = false) {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (after) query.set("starting_after", String(after));
+    const page = await (first ? api : call)("GET", `/tokens?${query}`);
+    renderTokens(page.data);
+    lastId = page.data.length ? page.data[page.data.length - 1].id : null;
+    $("next-page").disabled = !page.has_more;
+    $("previous-page").disabled = cursors.length <= 1;
+  }
+
+  function renderTokens(tokens) {
+    const rows = tokens.map((token) => {
+      const row = document.createElement("tr");
+      row.dataset.id = String(token.id);
+      const name = document.createElement("td");
+      name.append(text("span", token.name, "name"));
+      if (token.expired) name.append(" ", text("span", "Expired", "badge expired"));
+      const scopes = document.createElement("td");
+      for (const scope of token.scopes) scopes.append(text("span", scope, "badge scope"), " ");
+      const actions = document.createElement("td");
+      actions.className = "actions";
+      if (config.activity) {
+        actions.append(button("Activity", () => showActivity(token).catch(() => {})));
+      }
+      actions.append(
+        button("Rotate", () => rotate(token).catch(() => {})),
+        button("Revoke", () => confirmRevoke(token, row), "danger"),
+      );
+      row.append(
+        name,
+        text("td", `${token.prefix}…`, "prefix"),
+        scopes,
+        text("td", token.owner || "—"),
+        text("td", date(token.created_at)),
+        text("td", token.expires_at ? date(token.expires_at) : "Never"),
+        text("td", token.last_used_at ? date(token.last_used_at) : "Never used"),
+        actions,
+      );
+      return row;
+    });
+    $("token-rows").replaceChildren(...rows);
+    $("empty").hidden = tokens.length > 0;
+  }
+
+  async function reload() {
+    try {
+      await loadPage(cursors[cursors.length - 1]);
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  // ----- a new token, shown once --------------------------------------------------------
+
+  function openCreate() {
+    showError("", $("create-error"));
+    $("create-form").reset();
+    $("create-dialog").showModal();
+    $("token-name").focus();
+  }
+
+  function expiryFields() {
+    const choice = $("create-form").elements.expiry.value;
+    if (choice === "never") return { never_expires: true };
+    if (choice === "date") {
+      const day = $("expiry-date").value;
+      if (!day) throw new Error("Choose the expiry date.");
+      return { expires_at: `${day}T00:00:00Z` };
+    }
+    return { expires_in_days: Number(choice) };
+  }
+
+  async function create(event) {
+    event.preventDefault();
+    showError("", $("create-error"));
+    const scopes = [...document.querySelectorAll("#scope-choices input:checked")].map(
+      (input) => input.value,
+    );
+    try {
+      const body = { name: $("token-name").value.trim(), scopes, ...expiryFields() };
+      const issued = await call("POST", "/tokens", body);
+      $("create-dialog").close();
+      showSecret(issued.token);
+      await reload();
+    } catch (error) {
+      showError(error.message, $("create-error"));
+    }
+  }
+
+  function showSecret(token) {
+    $("secret-value").value = token;
+    $("copied").textContent = "";
+    $("secret").hidden = false;
+    $("secret-value").focus();
+    $("secret-value").select();
+  }
+
+  /// Closing the display removes the token from the page.
+  function closeSecret() {
+    $("secret-value").value = "";
+    $("copied").textContent = "";
+    $("secret").hidden = true;
+  }
+
+  async function copySecret() {
+    const value = $("secret-value").value;
+    try {
+      await navigator.clipboard.writeText(value);
+      $("copied").textContent = "Copied.";
+    } catch (_) {
+      // No clipboard API (a page served over plain HTTP): select it for Ctrl+C.
+      $("secret-value").select();
+      $("copied").textContent = "Press Ctrl+C (⌘C) to copy the selected token.";
+    }
+  }
+
+  // ----- revoke, rotate, activity ---------------------------------------------------------
+
+  function confirmRevoke(token, row) {
+    const dialog = $("confirm-dialog");
+    $("confirm-text").textContent =
+      `“${token.name}” (${token.prefix}…) stops working at once, on every server.`;
+    dialog.returnValue = "";
+    dialog.onclose = async () => {
+      if (dialog.returnValue !== "revoke") return;
+      try {
+        await call("DELETE", `/tokens/${token.id}`);
+        row.remove();
+        $("empty").hidden = $("token-rows").children.length > 0;
+        showError("");
+      } catch (error) {
+        showError(error.message);
+      }
+    };
+    dialog.showModal();
+    $("confirm-revoke").focus();
+  }
+
+  async function rotate(token) {
+    try {
+      const issued = await call("POST", `/tokens/${token.id}/rotate`, {});
+      showSecret(issued.token);
+      await reload();
+    } catch (error) {
+      showError(error.message);
+      throw error;
+    }
+  }
+
+  async function showActivity(token) {
+    try {
+      const page = await call("GET", `/tokens/${token.id}/activity?limit=${PAGE_SIZE}`);
+      $("activity-title").textContent = `Activity of “${token.name}”`;
+      const rows = page.data.map((entry) => {
+        const row = document.createElement("tr");
+        if (entry.outcome === "revoked" || entry.outcome === "expired") row.className = "alarm";
+        const client = document.createElement("td");
+        client.append(entry.client_ip || "—");
+        if (entry.new_ip) client.append(" ", text("span", "new IP", "badge new-ip"));
+        row.append(
+          text("td", date(entry.at)),
+          text("td", `${entry.method} ${entry.route}`),
+          text("td", String(entry.status)),
+          text("td", entry.outcome.replace("_", " "), `badge outcome ${entry.outcome}`),
+          client,
+        );
+        return row;
+      });
+      $("activity-rows").replaceChildren(...rows);
+      $("activity-empty").hidden = rows.length > 0;
+      $("activity").hidden = false;
+      $("close-activity").focus();
+    } catch (error) {
+      showError(error.message);
+      throw error;
+    }
+  }
+
+  // ----- start ------------------------------------------------------------------------
+
+  function scopeChoices() {
+    const fieldset = $("scope-choices");
+    for (const scope of config.scopes) {
+      const label = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.name = "scope";
+      input.value = scope;
+      label.append(input, ` ${scope}`);
+      fieldset.append(label);
+    }
+  }
+
+  async function start() {
+    try {
+      const base = document.documentElement.dataset.base || "";
+      const response = await fetch(`${base}/config.json`, { cache: "no-store" });
+      config = await response.json();
+    } catch (_) {
+      showError("The page's configuration could not be loaded.");
+      return;
+    }
+    scopeChoices();
+    $("sign-in").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", signOut);
+    $("new-token").addEventListener("click", openCreate);
+    $("cancel-create").addEventListener("click", () => $("create-dialog").close());
+    $("create-form").addEventListener("submit", create);
+    $("expiry-date").addEventListener("input", () => {
+      $("create-form").elements.expiry.value = "date";
+    });
+    $("cancel-revoke").addEventListener("click", () => $("confirm-dialog").close("cancel"));
+    $("confirm-revoke").addEventListener("click", () => $("confirm-dialog").close("revoke"));
+    $("copy-secret").addEventListener("click", copySecret);
+    $("close-secret").addEventListener("click", closeSecret);
+    $("close-activity").addEventListener("click", () => {
+      $("activity").hidden = true;
+    });
+    $("next-page").addEventListener("click", () => {
+      if (lastId === null) return;
+      cursors.push(lastId);
+      reload();
+    });
+    $("previous-page").addEventListener("click", () => {
+      if (cursors.length > 1) cursors.pop();
+      reload();
+    });
+    document.body.dataset.ready = "true";
+    $("api-key").focus();
+  }
+
+  start();
+})();

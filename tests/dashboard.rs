@@ -1,0 +1,368 @@
+//! The API Tokens page: served with a strict policy, and used in a real headless browser
+//! against the example server as a user would (sign in, create, copy, use, revoke,
+//! rotate, read activity), with screenshots.
+#![cfg(all(feature = "sqlite", feature = "admin", feature = "dashboard"))]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use http::StatusCode;
+use serde_json::{Value, json};
+use support::browser::{Browser, chromium};
+use support::example::ExampleProcess;
+use support::http::HttpClient;
+use tower_bearer::admin::ManagementApi;
+use tower_bearer::dashboard::Dashboard;
+use tower_bearer::{BearerAuthLayer, MemoryStore, Registry};
+
+async fn call(
+    client: &HttpClient,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    client.call_json(method, path, token, &body).await
+}
+
+#[tokio::test]
+async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
+    let registry = Registry::builder(MemoryStore::new())
+        .declare_scopes(["read", "write", "admin", "billing:refund"])
+        .unwrap()
+        .build();
+    let app = Router::new()
+        .merge(ManagementApi::new(registry.clone()).router())
+        .merge(
+            Dashboard::new(&registry)
+                .path("/settings/api-tokens")
+                .router(),
+        );
+    let app = BearerAuthLayer::new(registry)
+        .public(["/settings/api-tokens", "/settings/api-tokens/*"])
+        .protect(app);
+    let client = HttpClient::new(support::http::serve_with_peer(app).await);
+
+    for (path, content_type) in [
+        ("/settings/api-tokens", "text/html; charset=utf-8"),
+        ("/settings/api-tokens/", "text/html; charset=utf-8"),
+        (
+            "/settings/api-tokens/app.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/settings/api-tokens/app.css", "text/css; charset=utf-8"),
+        ("/settings/api-tokens/config.json", "application/json"),
+    ] {
+        let answer = client.send("GET", path, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        let header = |name: &str| answer.headers[name].to_str().unwrap().to_owned();
+        assert_eq!(header("content-type"), content_type, "{path}");
+        let policy = header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe"), "{policy}");
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+        assert_eq!(header("cache-control"), "no-store");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+    let page = client.send("GET", "/settings/api-tokens", &[]).await;
+    let page = String::from_utf8(page.body.to_vec()).unwrap();
+    assert!(page.contains(r#"<script src="/settings/api-tokens/app.js" defer>"#));
+    let config = client
+        .send("GET", "/settings/api-tokens/config.json", &[])
+        .await;
+    let config: Value = serde_json::from_slice(&config.body).unwrap();
+    assert_eq!(
+        config,
+        json!({ "api": "", "login": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false })
+    );
+    // The management API itself still needs a token.
+    assert_eq!(
+        client.send("GET", "/tokens", &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Where the screenshots go: the test's own directory under `target/`, and
+/// `TOWER_BEARER_SCREENSHOTS` (e.g. `docs`) when set, for the README.
+fn screenshot_paths(name: &str) -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)];
+    if let Some(dir) = std::env::var_os("TOWER_BEARER_SCREENSHOTS") {
+        paths.push(PathBuf::from(dir).join(name));
+    }
+    paths
+}
+
+async fn screenshot(browser: &mut Browser, name: &str) {
+    for path in screenshot_paths(name) {
+        browser.screenshot(&path).await;
+    }
+}
+
+/// The id of the listed row named `name`, once the page shows it (the list reloads after
+/// a change).
+async fn listed(browser: &mut Browser, name: &str) -> u64 {
+    browser
+        .wait_for(&format!(
+            "[...document.querySelectorAll('#token-rows .name')].some(n => n.textContent === {name:?})"
+        ))
+        .await;
+    row_id(browser, name).await.unwrap()
+}
+
+/// The id of the listed row named `name`, if the page shows one.
+async fn row_id(browser: &mut Browser, name: &str) -> Option<u64> {
+    browser
+        .eval(&format!(
+            "(() => {{ const row = [...document.querySelectorAll('#token-rows tr')]
+                .find(r => r.querySelector('.name').textContent === {name:?});
+                return row ? Number(row.dataset.id) : null; }})()"
+        ))
+        .await
+        .as_u64()
+}
+
+async fn sign_in(browser: &mut Browser, key: &str) {
+    browser.type_into("api-key", key).await;
+    browser.click("#sign-in", "Sign in").await;
+}
+
+/// Creates a token through the form and returns it, read from the once-only display.
+async fn create_through_the_form(browser: &mut Browser, name: &str, scopes: &[&str]) -> String {
+    browser.click("#tokens", "New API Token").await;
+    browser
+        .wait_for("document.getElementById('create-dialog').open")
+        .await;
+    browser.type_into("token-name", name).await;
+    for scope in scopes {
+        browser
+            .eval(&format!(
+                "document.querySelector('#scope-choices input[value={scope:?}]').click()"
+            ))
+            .await;
+    }
+    browser.click("#create-dialog", "Create").await;
+    browser
+        .wait_for("!document.getElementById('secret').hidden && document.getElementById('secret-value').value")
+        .await;
+    browser
+        .eval("document.getElementById('secret-value').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_user_manages_tokens_in_a_real_browser() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    let mut server = ExampleProcess::start(
+        "server",
+        "sqlite,admin",
+        &["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()],
+        1,
+    )
+    .await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let addr = server.addrs[0];
+    let client = HttpClient::new(addr);
+
+    // Made through the API before the page is opened: a name that is markup, and a token
+    // that expires while we wait.
+    let markup = "<img src=x onerror=alert(1)>";
+    let (status, _) = call(
+        &client,
+        "POST",
+        "/tokens",
+        &admin,
+        json!({ "name": markup, "scopes": ["read"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let (status, short) = call(
+        &client,
+        "POST",
+        "/tokens",
+        &admin,
+        json!({ "name": "short lived", "scopes": ["read"], "expires_at": soon.format(&time::format_description::well_known::Rfc3339).unwrap() }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{short}");
+    let short_token = short["token"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::start(chromium, &format!("http://{addr}/dashboard")).await;
+    browser
+        .wait_for("document.body.dataset.ready === 'true'")
+        .await;
+
+    // A wrong key: an error in words, and no table.
+    sign_in(
+        &mut browser,
+        "sk_live_not_a_key_at_all_00000000000000000000",
+    )
+    .await;
+    browser
+        .wait_for("!document.getElementById('error').hidden")
+        .await;
+    let error = browser
+        .eval("document.getElementById('error').textContent")
+        .await;
+    assert!(
+        !error.as_str().unwrap().is_empty() && !error.as_str().unwrap().contains('{'),
+        "{error}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('tokens').hidden")
+            .await,
+        json!(true)
+    );
+
+    // Signed in with the bootstrap admin token: the tenant's tokens.
+    tokio::time::sleep(Duration::from_millis(2100)).await; // "short lived" has expired
+    sign_in(&mut browser, &admin).await;
+    browser
+        .wait_for("!document.getElementById('tokens').hidden")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('error').hidden")
+            .await,
+        json!(true)
+    );
+
+    // The markup is shown as the characters it is.
+    listed(&mut browser, markup).await;
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#token-rows img').length")
+            .await,
+        json!(0)
+    );
+    // The expired token stays listed, with its badge.
+    let badge = browser
+        .eval("[...document.querySelectorAll('#token-rows tr')].find(r => r.querySelector('.name').textContent === 'short lived').querySelector('.badge.expired').textContent")
+        .await;
+    assert_eq!(badge, json!("Expired"));
+
+    // A new token through the form, shown once, works at once.
+    let token = create_through_the_form(&mut browser, "deploy bot", &["read"]).await;
+    screenshot(&mut browser, "dashboard-new-token.png").await;
+    assert_eq!(
+        call(&client, "GET", "/items", &token, Value::Null).await.0,
+        StatusCode::OK
+    );
+    browser.click("#secret", "Done").await;
+    let shown = browser
+        .eval("document.body.innerText + document.getElementById('secret-value').value")
+        .await;
+    assert!(
+        !shown.as_str().unwrap().contains(&token),
+        "the token is gone from the page"
+    );
+
+    // Revoked through the page (confirmed): its row goes, and it stops working.
+    let id = listed(&mut browser, "deploy bot").await;
+    browser
+        .click(&format!("#token-rows tr[data-id='{id}']"), "Revoke")
+        .await;
+    browser
+        .wait_for("document.getElementById('confirm-dialog').open")
+        .await;
+    browser.click("#confirm-dialog", "Revoke").await;
+    browser
+        .wait_for(&format!(
+            "!document.querySelector(\"#token-rows tr[data-id='{id}']\")"
+        ))
+        .await;
+    assert_eq!(
+        call(&client, "GET", "/ping", &token, Value::Null).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Rotated through the page: the new token is shown once; the old one is refused.
+    let old = create_through_the_form(&mut browser, "rotate me", &["read"]).await;
+    browser.click("#secret", "Done").await;
+    let id = listed(&mut browser, "rotate me").await;
+    browser
+        .click(&format!("#token-rows tr[data-id='{id}']"), "Rotate")
+        .await;
+    browser
+        .wait_for(&format!("!document.getElementById('secret').hidden && document.getElementById('secret-value').value && document.getElementById('secret-value').value !== {old:?}"))
+        .await;
+    let new = browser
+        .eval("document.getElementById('secret-value').value")
+        .await;
+    let new = new.as_str().unwrap().to_owned();
+    browser.click("#secret", "Done").await;
+    assert_eq!(
+        call(&client, "GET", "/ping", &new, Value::Null).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&client, "GET", "/ping", &old, Value::Null).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A call with the expired token shows in its activity, highlighted.
+    assert_eq!(
+        call(&client, "GET", "/ping", &short_token, Value::Null)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let short_id = listed(&mut browser, "short lived").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        browser
+            .click(&format!("#token-rows tr[data-id='{short_id}']"), "Activity")
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let alarm = browser
+            .eval("[...document.querySelectorAll('#activity-rows tr.alarm .badge.outcome')].map(b => b.textContent)")
+            .await;
+        if alarm == json!(["expired"]) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no highlighted call: {alarm}"
+        );
+    }
+    browser.click("#activity", "Close").await;
+    screenshot(&mut browser, "dashboard-tokens.png").await;
+
+    // Readable at 320 px: nothing wider than the screen but the tables' own scroll.
+    browser
+        .command(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 320, "height": 640, "deviceScaleFactor": 1, "mobile": true }),
+        )
+        .await;
+    browser
+        .wait_for("document.documentElement.scrollWidth <= 320")
+        .await;
+
+    // Signing out forgets the credential.
+    browser.click("header", "Sign out").await;
+    browser.wait_for("!document.getElementById('sign-in').hidden && document.getElementById('tokens').hidden").await;
+    browser.close().await;
+}
