@@ -362,7 +362,78 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         .await;
 
     // Signing out forgets the credential.
+    browser
+        .command(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
     browser.click("header", "Sign out").await;
     browser.wait_for("!document.getElementById('sign-in').hidden && document.getElementById('tokens').hidden").await;
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#token-rows tr').length")
+            .await,
+        json!(0)
+    );
+
+    // More tokens than a page holds: "Next page" and back.
+    for n in 0..20 {
+        let body = json!({ "name": format!("batch {n:02}"), "scopes": ["read"] });
+        assert_eq!(
+            call(&client, "POST", "/tokens", &admin, body).await.0,
+            StatusCode::CREATED
+        );
+    }
+    sign_in(&mut browser, &admin).await;
+    browser
+        .wait_for("!document.getElementById('tokens').hidden")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#token-rows tr').length")
+            .await,
+        json!(20)
+    );
+    let first_page = browser
+        .eval("document.querySelector('#token-rows tr').dataset.id")
+        .await;
+    browser.click(".pages", "Next page").await;
+    browser
+        .wait_for(&format!(
+            "document.querySelector('#token-rows tr').dataset.id !== {first_page}"
+        ))
+        .await;
+    browser.click(".pages", "Previous page").await;
+    browser
+        .wait_for(&format!(
+            "document.querySelector('#token-rows tr').dataset.id === {first_page}"
+        ))
+        .await;
+
+    // A credential revoked behind the page's back: its next call signs it out, saying why.
+    let (status, second) = call(
+        &client,
+        "POST",
+        "/tokens",
+        &admin,
+        json!({ "name": "second admin", "scopes": ["admin"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    browser.click("header", "Sign out").await;
+    sign_in(&mut browser, second["token"].as_str().unwrap()).await;
+    browser
+        .wait_for("!document.getElementById('tokens').hidden")
+        .await;
+    let path = format!("/tokens/{}", second["id"]);
+    assert_eq!(
+        call(&client, "DELETE", &path, &admin, Value::Null).await.0,
+        StatusCode::NO_CONTENT
+    );
+    browser.click(".pages", "Next page").await;
+    browser
+        .wait_for("!document.getElementById('sign-in').hidden && document.getElementById('error').textContent.startsWith('Signed out')")
+        .await;
     browser.close().await;
 }

@@ -69,6 +69,11 @@
     where.hidden = !message;
   }
 
+  /// Shows a failed call's message, unless it signed the page out (which said why).
+  function report(error, where) {
+    if (error.status !== 401) showError(error.message, where);
+  }
+
   /// Any call that answers 401 ends the session: the credential was revoked or expired.
   async function call(method, path, body) {
     try {
@@ -130,6 +135,7 @@
 
   function signOut() {
     credential = null;
+    for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
     cursors = [null];
     $("token-rows").replaceChildren();
     $("activity-rows").replaceChildren();
@@ -192,7 +198,7 @@
     try {
       await loadPage(cursors[cursors.length - 1]);
     } catch (error) {
-      showError(error.message);
+      report(error);
     }
   }
 
@@ -229,7 +235,7 @@
       showSecret(issued.token);
       await reload();
     } catch (error) {
-      showError(error.message, $("create-error"));
+      report(error, $("create-error"));
     }
   }
 
@@ -275,7 +281,7 @@
         $("empty").hidden = $("token-rows").children.length > 0;
         showError("");
       } catch (error) {
-        showError(error.message);
+        report(error);
       }
     };
     dialog.showModal();
@@ -288,7 +294,7 @@
       showSecret(issued.token);
       await reload();
     } catch (error) {
-      showError(error.message);
+      report(error);
       throw error;
     }
   }
@@ -317,7 +323,7 @@
       $("activity").hidden = false;
       $("close-activity").focus();
     } catch (error) {
-      showError(error.message);
+      report(error);
       throw error;
     }
   }
