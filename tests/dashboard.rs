@@ -143,6 +143,16 @@ async fn sign_in(browser: &mut Browser, key: &str) {
 
 /// Creates a token through the form and returns it, read from the once-only display.
 async fn create_through_the_form(browser: &mut Browser, name: &str, scopes: &[&str]) -> String {
+    create_expiring_on(browser, name, scopes, None).await
+}
+
+/// [`create_through_the_form`], choosing an expiry date (`YYYY-MM-DD`) when given.
+async fn create_expiring_on(
+    browser: &mut Browser,
+    name: &str,
+    scopes: &[&str],
+    day: Option<&str>,
+) -> String {
     browser.click("#tokens", "New API Token").await;
     browser
         .wait_for("document.getElementById('create-dialog').open")
@@ -152,6 +162,15 @@ async fn create_through_the_form(browser: &mut Browser, name: &str, scopes: &[&s
         browser
             .eval(&format!(
                 "document.querySelector('#scope-choices input[value={scope:?}]').click()"
+            ))
+            .await;
+    }
+    if let Some(day) = day {
+        // A date field takes no typed text in headless chromium: set it as its picker does.
+        browser
+            .eval(&format!(
+                "(() => {{ const field = document.getElementById('expiry-date'); field.value = {day:?};
+                    field.dispatchEvent(new Event('input', {{ bubbles: true }})); }})()"
             ))
             .await;
     }
@@ -297,6 +316,21 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         call(&client, "GET", "/ping", &token, Value::Null).await.0,
         StatusCode::UNAUTHORIZED
     );
+
+    // An expiry date chosen in the form is the token's expiry.
+    create_expiring_on(&mut browser, "dated", &["read"], Some("2031-01-02")).await;
+    browser.click("#secret", "Done").await;
+    let id = listed(&mut browser, "dated").await;
+    let (status, dated) = call(
+        &client,
+        "GET",
+        &format!("/tokens/{id}"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(dated["expires_at"], json!("2031-01-02T00:00:00Z"));
 
     // Rotated through the page: the new token is shown once; the old one is refused.
     let old = create_through_the_form(&mut browser, "rotate me", &["read"]).await;
