@@ -9,8 +9,10 @@
 //! the token's later hits from the copy without touching the shared map.
 //!
 //! A copy is served only while the cache's generation is the one it was checked at: the
-//! cache bumps the generation after every entry it removes or replaces (revocation,
-//! change, reset), so a copy is never served after its entry left the map. When the
+//! cache bumps the generation after every entry it evicts or replaces (revocation,
+//! change, reset), so a copy is never served after its entry was revoked or changed (the
+//! entries a sweep drops are past their freshness or expired, and so are their copies,
+//! which are then not served or answer "expired"). When the
 //! generation moved, the next hit goes to the shared map once: if the map still holds
 //! the entry the copy was made from, the copy is good again.
 //!
