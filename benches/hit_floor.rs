@@ -23,10 +23,7 @@ use axum::body::Body;
 use axum::response::Response;
 use axum::routing::get;
 use dashmap::DashMap;
-use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, StatusCode};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tower::util::{BoxCloneSyncService, MapRequestLayer};
 use tower::{Layer as _, Service, ServiceExt};
@@ -38,37 +35,6 @@ const ROUNDS: usize = 41;
 const BLOCK: usize = 20_000;
 
 type Boxed = BoxCloneSyncService<Request<Body>, Response, Infallible>;
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    tenant: String,
-    scope: String,
-    exp: u64,
-}
-
-/// A HS256 check as a JWT-based API makes it on every request.
-#[allow(clippy::result_large_err)]
-fn hs256(key: DecodingKey) -> impl FnMut(&mut Request<Body>) -> Result<(), Response> + Clone {
-    let validation = Validation::new(Algorithm::HS256);
-    move |request: &mut Request<Body>| {
-        let token = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match token.map(|token| jsonwebtoken::decode::<Claims>(token, &key, &validation)) {
-            Some(Ok(data)) => {
-                request.extensions_mut().insert(data.claims);
-                Ok(())
-            }
-            _ => Err(Response::builder()
-                .status(StatusCode::UNAUTHORIZED)
-                .body(Body::empty())
-                .unwrap()),
-        }
-    }
-}
 
 fn app() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
@@ -100,11 +66,7 @@ impl Variant {
         let start = Instant::now();
         for i in 0..BLOCK {
             let header = &self.headers[(offset + i) % self.headers.len()];
-            let request = Request::builder()
-                .uri("/")
-                .header(AUTHORIZATION, header.clone())
-                .body(Body::empty())
-                .unwrap();
+            let request = support::request(header);
             let ready = ServiceExt::<Request<Body>>::ready(&mut service)
                 .await
                 .unwrap();
@@ -128,27 +90,13 @@ fn main() {
     let rotating_tokens: Vec<&String> = tokens.iter().step_by(step).take(ROTATING).collect();
     let rotating: Vec<HeaderValue> = rotating_tokens.iter().map(|t| bearer(t)).collect();
 
-    let secret = b"an HS256 secret of a reasonable length, 32+ bytes";
-    let claims = Claims {
-        sub: "42".into(),
-        tenant: "tenant-1".into(),
-        scope: "read write".into(),
-        exp: 4_102_444_800,
-    };
-    let jwt = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap();
-    let jwt = vec![bearer(&jwt)];
+    let jwt = vec![bearer(&support::hs256::token())];
     let static_token = vec![bearer("a-static-token-of-44-characters-length-xxxx")];
     let auth = || BearerAuthLayer::new(registry.clone());
     #[allow(deprecated)]
     let static_bearer =
         || ValidateRequestHeaderLayer::bearer("a-static-token-of-44-characters-length-xxxx");
-    let hs256_layer =
-        || ValidateRequestHeaderLayer::custom(hs256(DecodingKey::from_secret(secret)));
+    let hs256_layer = support::hs256::layer;
     let noop = || MapRequestLayer::new(|request: Request<Body>| request);
     // What inserting a principal into the request's extensions costs by itself (an
     // allocation for the map, one for the value, and axum's later inserts growing it).
@@ -214,13 +162,10 @@ fn main() {
     for variant in &variants {
         let response = runtime
             .block_on(
-                variant.service.clone().oneshot(
-                    Request::builder()
-                        .uri("/")
-                        .header(AUTHORIZATION, variant.headers[0].clone())
-                        .body(Body::empty())
-                        .unwrap(),
-                ),
+                variant
+                    .service
+                    .clone()
+                    .oneshot(support::request(&variant.headers[0])),
             )
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{}", variant.name);

@@ -15,7 +15,6 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer as _, Service, ServiceExt};
@@ -86,11 +85,7 @@ fn main() {
         let mut service = service.clone();
         let start = Instant::now();
         for _ in 0..iterations {
-            let request = Request::builder()
-                .uri("/")
-                .header(AUTHORIZATION, header.clone())
-                .body(Body::empty())
-                .unwrap();
+            let request = support::request(&header);
             let ready = ServiceExt::<Request<Body>>::ready(&mut service)
                 .await
                 .unwrap();

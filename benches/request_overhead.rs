@@ -15,49 +15,11 @@ mod support;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use http::HeaderValue;
 use tower_bearer::BearerAuthLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    tenant: String,
-    scope: String,
-    exp: u64,
-}
-
-/// A HS256 check: what a JWT-based API does on every request. (The `Response` error is
-/// tower-http's `ValidateRequest` signature.)
-#[allow(clippy::result_large_err)]
-fn jwt_check(
-    key: DecodingKey,
-) -> impl FnMut(&mut Request<Body>) -> Result<(), Response<Body>> + Clone {
-    let validation = Validation::new(Algorithm::HS256);
-    move |request: &mut Request<Body>| {
-        let token = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match token.map(|token| jsonwebtoken::decode::<Claims>(token, &key, &validation)) {
-            Some(Ok(data)) => {
-                request.extensions_mut().insert(data.claims);
-                Ok(())
-            }
-            _ => Err(Response::builder()
-                .status(StatusCode::UNAUTHORIZED)
-                .body(Body::empty())
-                .unwrap()),
-        }
-    }
-}
 
 async fn ok() -> &'static str {
     "ok"
@@ -69,19 +31,7 @@ fn overhead(c: &mut Criterion) {
     let token = &tokens[count / 2];
     let bearer = |token: &str| HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
 
-    let secret = b"an HS256 secret of a reasonable length, 32+ bytes";
-    let claims = Claims {
-        sub: "42".into(),
-        tenant: "tenant-1".into(),
-        scope: "read write".into(),
-        exp: 4_102_444_800, // 2100-01-01
-    };
-    let jwt = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap();
+    let jwt = support::hs256::token();
 
     let app = || Router::new().route("/", get(ok));
     let mut group = c.benchmark_group("request_overhead");
@@ -110,9 +60,7 @@ fn overhead(c: &mut Criterion) {
         group,
         &runtime,
         "jsonwebtoken_hs256",
-        app().layer(ValidateRequestHeaderLayer::custom(jwt_check(
-            DecodingKey::from_secret(secret),
-        ))),
+        app().layer(support::hs256::layer()),
         bearer(&jwt),
     );
     // Keep the registry (and its million tokens) alive through the measurements.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod hs256;
+
 use std::time::Duration;
 
 use tower_bearer::registry::IssueRequest;
