@@ -156,6 +156,42 @@ async fn concurrent_misses_for_one_digest_make_one_store_query() {
     assert_eq!(store.lookups(), 1);
 }
 
+/// A request that missed the cache while another request's lookup was in flight, and
+/// that gets to the store only after that lookup landed (a thread preempted between the
+/// two, as CI saw once), finds the cache filled: it makes no second query. The layer
+/// looks in the cache when it is called and asks the store when its answer is polled,
+/// which replays that interleaving on one thread.
+#[tokio::test]
+async fn a_miss_that_reaches_the_store_after_another_filled_the_cache_makes_no_query() {
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+
+    let store = InstrumentedStore::new();
+    let registry = Registry::builder(store.clone()).build();
+    let (_, token) = issue(&registry, "acme", &[]).await;
+    let mut service = tower_bearer::BearerAuthLayer::new(registry.clone()).layer(
+        tower::service_fn(|_: http::Request<String>| async {
+            let answer = http_body_util::Full::new(bytes::Bytes::new());
+            Ok::<_, std::convert::Infallible>(http::Response::new(answer))
+        }),
+    );
+    let request = http::Request::builder()
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+
+    let late = service.ready().await.unwrap().call(request);
+    registry.verify(&token).await.unwrap();
+    assert_eq!(store.lookups(), 1);
+    let answer = late.await.unwrap();
+
+    assert_eq!(answer.status(), http::StatusCode::OK);
+    assert_eq!(
+        store.lookups(),
+        1,
+        "the late miss was answered from the cache"
+    );
+}
+
 #[tokio::test]
 async fn a_waiter_takes_over_when_the_request_asking_the_store_is_cancelled() {
     let store = InstrumentedStore::new();

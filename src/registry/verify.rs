@@ -248,7 +248,10 @@ impl Registry {
                         flights: &self.inner.flights,
                         digest,
                     };
-                    let result = self.query_and_install(digest, token_check).await;
+                    let result = match self.filled_meanwhile(&digest) {
+                        Some(filled) => Ok(filled),
+                        None => self.query_and_install(digest, token_check).await,
+                    };
                     let _ = done.send(Some(result.clone()));
                     return result;
                 }
@@ -272,6 +275,24 @@ impl Registry {
             }
         }
         Err(fill_aborted())
+    }
+
+    /// What the cache knows now about a digest that missed it a moment ago. A request
+    /// can miss, be preempted, and come back after another request's lookup for the
+    /// same digest filled the cache and left the in-flight map: it then finds no flight
+    /// to join, and without this look it would ask the store a second time.
+    fn filled_meanwhile(&self, digest: &Digest) -> Option<Filled> {
+        let epoch = self.inner.cache.epoch(digest);
+        match self
+            .inner
+            .cache
+            .lookup(digest, self.inner.clock.now_nanos())
+        {
+            Lookup::Hit(entry) => Some(Filled::Known(entry, epoch)),
+            Lookup::Unknown => Some(Filled::Unknown),
+            Lookup::Revoked => Some(Filled::Revoked),
+            Lookup::Miss => None,
+        }
     }
 
     async fn query_and_install(&self, digest: Digest, token_check: u64) -> FillResult {
