@@ -652,6 +652,58 @@ async fn write_routes_with_a_body_require_json() {
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
 }
 
+/// Where the document makes a body optional (rotate, revoke), a JSON `null` is no body,
+/// as clients that serialize "nothing" send it; where a body is required (create,
+/// change), `null` is not an object.
+#[tokio::test]
+async fn an_optional_body_may_be_null_and_a_required_one_may_not() {
+    let api = Api::start().await;
+    let id = json_of(&api.create(json!({"name": "target"})).await)["id"]
+        .as_u64()
+        .unwrap();
+
+    let rotated = api
+        .call(
+            "POST",
+            &format!("/tokens/{id}/rotate"),
+            &api.admin,
+            Some("null"),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text());
+    let new_id = json_of(&rotated)["id"].as_u64().unwrap();
+    let revoked = api
+        .call(
+            "DELETE",
+            &format!("/tokens/{new_id}"),
+            &api.admin,
+            Some("null"),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text());
+
+    for (method, path) in [
+        ("POST", "/tokens".to_owned()),
+        ("PATCH", format!("/tokens/{id}")),
+    ] {
+        let answer = api.call(method, &path, &api.admin, Some("null")).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}"
+        );
+        assert_eq!(
+            json_of(&answer)["errors"]["body"][0],
+            "The request body must be a JSON object."
+        );
+    }
+    // Nor is any other value that is not an object.
+    let answer = api
+        .call("DELETE", &format!("/tokens/{id}"), &api.admin, Some("[]"))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 #[tokio::test]
 async fn scopes_and_messages_are_bounded() {
     let api = Api::start().await;
@@ -1296,4 +1348,43 @@ async fn the_openapi_document_describes_every_route() {
         "bearer"
     );
     support::assert_references_resolve(&document);
+
+    // Links lead from an answer to operations of this document that take the `id` they
+    // fill in, from where the answer has it.
+    let by_id: std::collections::HashMap<&str, &Value> = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|operation| (operation["operationId"].as_str().unwrap(), operation))
+        .collect();
+    let mut links = Vec::new();
+    for (from, operation) in &by_id {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let Some(found) = response["links"].as_object() else {
+                continue;
+            };
+            for link in found.values() {
+                let target = link["operationId"].as_str().unwrap();
+                let takes_id = by_id[target]["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|parameter| parameter["name"] == "id" && parameter["in"] == "path");
+                assert!(takes_id, "{from} {status} -> {target}");
+                let source = link["parameters"]["id"].as_str().unwrap();
+                assert!(source.starts_with("$response.body#/"), "{source}");
+                links.push(format!("{from} {status} -> {target}"));
+            }
+        }
+    }
+    links.sort();
+    assert!(
+        links.contains(&"issueToken 201 -> getToken".to_owned()),
+        "{links:?}"
+    );
+    assert!(
+        links.contains(&"listTokenSessions 200 -> revokeSession".to_owned()),
+        "{links:?}"
+    );
 }

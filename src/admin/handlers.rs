@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorStyle};
-use super::input::{flag, list_query, parse_id, read_json, reject_unknown, required};
+use super::input::{
+    flag, list_query, parse_id, read_json, read_optional_json, reject_unknown, required,
+};
 use super::validate;
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{Issued, RotateRequest, TokenInfo};
@@ -320,6 +322,8 @@ pub(super) async fn update(
         ("cascade" = Option<bool>, Query, description = "Also revoke every token it created, recursively"),
         ("force" = Option<bool>, Query, description = "Revoke the tenant's last admin token anyway"),
     ),
+    request_body(content = Option<super::openapi::EmptyBody>, content_type = "application/json",
+                 description = "No body (or an empty JSON object)"),
     responses(
         (status = 200, description = "Revoked with its descendants (cascade)", body = Revoked),
         (status = 204, description = "Revoked"),
@@ -346,7 +350,7 @@ pub(super) async fn revoke(
         let id = parse_id(&id)?;
         let cascade = flag(query.as_deref(), "cascade")?;
         let force = flag(query.as_deref(), "force")?;
-        if let Some(fields) = read_json(request).await? {
+        if let Some(fields) = read_optional_json(request).await? {
             reject_unknown(&fields, &[])?;
         }
         let registry = &ctx.registry;
@@ -401,7 +405,7 @@ pub(super) async fn rotate(
 ) -> Response {
     let result = async {
         let id = parse_id(&id)?;
-        let grace = match read_json(request).await? {
+        let grace = match read_optional_json(request).await? {
             Some(fields) => validate::rotate(&fields)?,
             None => std::time::Duration::ZERO,
         };

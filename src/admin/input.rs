@@ -24,6 +24,20 @@ pub(crate) type Fields = Map<String, Value>;
 /// Reads a JSON object body: `None` when the request has no body. A body (or a
 /// `Content-Type`) that is not `application/json` is a 415; more than 64 KiB a 413.
 pub(crate) async fn read_json(request: Request) -> Result<Option<Fields>, ApiError> {
+    read_value(request).await?.map(object).transpose()
+}
+
+/// Reads the body of an operation that takes no body or a few optional fields: no body
+/// and a JSON `null` both mean no fields (the document allows either, and clients that
+/// serialize "nothing" send `null`).
+pub(crate) async fn read_optional_json(request: Request) -> Result<Option<Fields>, ApiError> {
+    match read_value(request).await? {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => object(value).map(Some),
+    }
+}
+
+async fn read_value(request: Request) -> Result<Option<Value>, ApiError> {
     let (parts, body) = request.into_parts();
     let declares_json = json_content_type(&parts.headers)?;
     let declared_length = parts
@@ -41,15 +55,18 @@ pub(crate) async fn read_json(request: Request) -> Result<Option<Fields>, ApiErr
     if !declares_json {
         return Err(ApiError::unsupported_media_type());
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|_| {
+    serde_json::from_slice(&body).map(Some).map_err(|_| {
         ApiError::field(
             StatusCode::BAD_REQUEST,
             "body",
             "The request body is not valid JSON.",
         )
-    })?;
+    })
+}
+
+fn object(value: Value) -> Result<Fields, ApiError> {
     match value {
-        Value::Object(fields) => Ok(Some(fields)),
+        Value::Object(fields) => Ok(fields),
         _ => Err(ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
             "body",

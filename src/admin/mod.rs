@@ -207,6 +207,8 @@ fn documented_routes() -> OpenApiRouter<Context> {
     let routes = routes
         .routes(routes!(activity::of_token))
         .routes(routes!(activity::of_tenant));
+    let mut routes = routes;
+    openapi::link_operations(routes.get_openapi_mut());
     routes
 }
 

@@ -2,21 +2,24 @@
 //! (documentation types: requests are validated field by field, not deserialized into
 //! them), and the Bearer security scheme.
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, ToSchema};
+use utoipa::{Modify, PartialSchema, ToSchema};
 
 /// `POST /tokens`.
 #[derive(ToSchema)]
 #[schema(as = IssueTokenRequest)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(super) struct CreateTokenBody {
-    /// 1 to 255 characters, no control characters.
-    #[schema(min_length = 1, max_length = 255)]
-    name: String,
+    name: TokenName,
     /// Scopes to grant: `read`, `write`, `admin`, `*` or `resource:action`, only ones the
     /// calling token holds, at most 64.
     #[schema(max_items = 64)]
-    scopes: Option<Vec<String>>,
+    scopes: Option<Vec<ScopeName>>,
     /// Days until expiry (at most 36500, or the lifetime policy).
     #[schema(minimum = 1, maximum = 36500)]
     expires_in_days: Option<u64>,
@@ -35,15 +38,15 @@ pub(super) struct CreateTokenBody {
 
 /// `PATCH /tokens/{id}`: at least one field.
 #[derive(ToSchema)]
-#[schema(as = UpdateTokenRequest)]
+#[schema(as = UpdateTokenRequest, min_properties = 1)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(super) struct UpdateTokenBody {
     /// A new name.
-    #[schema(min_length = 1, max_length = 255)]
-    name: Option<String>,
+    name: Option<TokenName>,
     /// New scopes, within the calling token's.
     #[schema(max_items = 64)]
-    scopes: Option<Vec<String>>,
+    scopes: Option<Vec<ScopeName>>,
     /// An earlier expiry.
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<String>,
@@ -55,12 +58,65 @@ pub(super) struct UpdateTokenBody {
 /// `POST /tokens/{id}/rotate` (the body is optional).
 #[derive(ToSchema)]
 #[schema(as = RotateTokenRequest)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(super) struct RotateBody {
     /// Seconds the old token keeps working (at most a day).
     #[schema(minimum = 0, maximum = 86400)]
     grace_seconds: Option<u64>,
 }
+
+/// A token's name: 1 to 255 characters, not only whitespace, no control characters (the
+/// API checks it with `trim` and `char::is_control`: C0, DEL and C1 are control).
+pub(super) struct TokenName;
+
+impl PartialSchema for TokenName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "1 to 255 characters, not only whitespace, no control characters.",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some(
+                r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for TokenName {}
+
+/// A scope name, as `scope::is_valid_scope` has it.
+pub(super) struct ScopeName;
+
+impl PartialSchema for ScopeName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "`read`, `write`, `admin`, `*`, or `resource:action` (segments of lowercase \
+                 ASCII letters, digits, `_`, `-` and `.`, separated by `:`), at most 64 bytes. \
+                 A token grants only scopes the calling token holds, and custom scopes only \
+                 when the application declared them.",
+            ))
+            .max_length(Some(64))
+            .pattern(Some(
+                r"^(read|write|admin|\*|[a-z0-9_.-]+(:[a-z0-9_.-]+)+)$",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
+
+/// No body, or an empty JSON object: the operation takes no fields.
+#[derive(ToSchema)]
+#[schema(as = NoFields)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct EmptyBody {}
 
 /// An error in the default (Laravel) shape: `message`, and `errors` by field for
 /// validation errors. With `ErrorStyle::Drf` bodies are `{"detail"}` or `{field:
@@ -94,4 +150,77 @@ impl Modify for BearerScheme {
             ),
         );
     }
+}
+
+/// Which answer gives the id that another operation takes: `(operation, status, target
+/// operation, where the id is in the answer)`. Clients that follow links (and
+/// schemathesis' stateful phase) go from a token just issued to what can be done with
+/// it, and from a key's sessions to revoking one; links whose target is not in the
+/// document (a feature that is off) are left out.
+const LINKS: &[(&str, &str, &str, &str)] = &[
+    ("issueToken", "201", "getToken", "$response.body#/id"),
+    ("issueToken", "201", "updateToken", "$response.body#/id"),
+    ("issueToken", "201", "rotateToken", "$response.body#/id"),
+    ("issueToken", "201", "revokeToken", "$response.body#/id"),
+    (
+        "issueToken",
+        "201",
+        "listTokenSessions",
+        "$response.body#/id",
+    ),
+    (
+        "issueToken",
+        "201",
+        "listTokenActivity",
+        "$response.body#/id",
+    ),
+    ("rotateToken", "201", "getToken", "$response.body#/id"),
+    ("rotateToken", "201", "revokeToken", "$response.body#/id"),
+    ("getToken", "200", "updateToken", "$response.body#/id"),
+    ("updateToken", "200", "getToken", "$response.body#/id"),
+    (
+        "listTokenSessions",
+        "200",
+        "revokeSession",
+        "$response.body#/data/0/id",
+    ),
+];
+
+/// Adds [`LINKS`] to the responses they start from, each passing the `id` path parameter.
+pub(super) fn link_operations(openapi: &mut utoipa::openapi::OpenApi) {
+    let present: Vec<String> = operations_mut(openapi)
+        .filter_map(|operation| operation.operation_id.clone())
+        .collect();
+    for operation in operations_mut(openapi) {
+        let Some(from) = operation.operation_id.clone() else {
+            continue;
+        };
+        for &(_, status, target, id) in LINKS.iter().filter(|link| link.0 == from) {
+            if !present.iter().any(|present| present == target) {
+                continue;
+            }
+            let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
+                continue;
+            };
+            let link = LinkBuilder::new()
+                .operation_id(target)
+                .parameter("id", id)
+                .build();
+            response.links.insert(target.to_owned(), RefOr::T(link));
+        }
+    }
+}
+
+fn operations_mut(openapi: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }

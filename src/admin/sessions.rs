@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::handlers::{Context, json};
-use super::input::{parse_id, read_json, reject_unknown};
+use super::input::{parse_id, read_optional_json, reject_unknown};
 use crate::TokenId;
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{RegistryError, SessionInfo};
@@ -109,7 +109,7 @@ pub(super) async fn list(
     tag = "sessions",
     summary = "Revoke a session: its access token stops working at once",
     params(("id" = u64, Path, minimum = 1, description = "The session's id")),
-    request_body(content = Option<Object>, content_type = "application/json",
+    request_body(content = Option<super::openapi::EmptyBody>, content_type = "application/json",
                  description = "No body (or an empty JSON object)"),
     responses(
         (status = 204, description = "Revoked"),
@@ -132,7 +132,7 @@ pub(super) async fn revoke(
 ) -> Response {
     let result = async {
         let id = parse_id(&id)?;
-        if let Some(fields) = read_json(request).await? {
+        if let Some(fields) = read_optional_json(request).await? {
             reject_unknown(&fields, &[])?;
         }
         ctx.registry
