@@ -4,7 +4,9 @@
 Starts `target/debug/examples/server` on 127.0.0.1 with a fresh SQLite database, reads
 its bootstrap admin token, and gives schemathesis an admin token of its own that the
 fuzzer is unlikely to revoke or demote (the fuzzer tries small ids first, so this one
-comes after a few hundred filler tokens), with sessions opened by that token. Checks: no
+comes after a few hundred filler tokens), with sessions opened by that token and by the
+first fillers (so that listing a small id's sessions yields session ids that the
+document's links carry to `DELETE /sessions/{id}`). Checks: no
 server errors, no status code the document does not list, no response body that does not
 match its schema. Exits with schemathesis' status.
 
@@ -35,8 +37,14 @@ def main():
     max_examples = sys.argv[3] if len(sys.argv) > 3 else "100"
     with tempfile.TemporaryDirectory() as directory:
         with example_server(server_binary, directory) as (addr, admin, _):
-            for n in range(300):
-                call(addr, "POST", "/tokens", admin, {"name": f"filler {n}"})
+            fillers = [
+                call(addr, "POST", "/tokens", admin, {"name": f"filler {n}"})["token"]
+                for n in range(300)
+            ]
+            # Sessions of the first fillers, whose small ids the fuzzer tries: a listing
+            # of their sessions links to revoking one with an id that exists.
+            for filler in fillers[:60]:
+                call(addr, "POST", "/auth/login", admin, {"api_key": filler})
             fuzz_admin = call(
                 addr, "POST", "/tokens", admin, {"name": "schemathesis", "scopes": ["admin"]}
             )["token"]
