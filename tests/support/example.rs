@@ -2,7 +2,7 @@
 //! Ctrl-C to stop it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -26,7 +26,40 @@ pub fn example_binary(name: &str, features: &str) -> PathBuf {
             .unwrap();
         assert!(status.success());
     }
+    assert_fresh(&binary);
     binary
+}
+
+/// Fails, naming the command to run, when a file the example was built from changed
+/// after it was built: `cargo test --test NAME` builds no example, and a stale binary
+/// would test old code (and cargo, which holds the build directory while tests run,
+/// cannot be asked to rebuild from here). The files are those of cargo's dep-info file
+/// next to the binary.
+fn assert_fresh(binary: &Path) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let (Some(built), Ok(dep_info)) = (
+        modified(binary),
+        std::fs::read_to_string(binary.with_extension("d")),
+    ) else {
+        return;
+    };
+    let Some((_, sources)) = dep_info.lines().next().and_then(|l| l.split_once(": ")) else {
+        return;
+    };
+    // Paths are separated by spaces; a space within a path is escaped as `\ `.
+    let sources = sources.replace("\\ ", "\u{0}");
+    let changed = sources
+        .split(' ')
+        .map(|source| PathBuf::from(source.replace('\u{0}', " ")))
+        .find(|source| modified(source).is_some_and(|at| at > built));
+    if let Some(source) = changed {
+        panic!(
+            "the example binary {} is older than {}: build the examples first \
+             (`cargo build --examples --all-features`, or run the whole `cargo test --all-features`)",
+            binary.display(),
+            source.display()
+        );
+    }
 }
 
 pub struct ExampleProcess {
