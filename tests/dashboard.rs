@@ -356,6 +356,98 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         StatusCode::UNAUTHORIZED
     );
 
+    // Edited through the page: a new name and other scopes hold at once, for the same
+    // token (writing was refused before, and is allowed after).
+    let kept = create_through_the_form(&mut browser, "edit me", &["read"]).await;
+    browser.click("#secret", "Done").await;
+    let item = json!({ "name": "widget" });
+    assert_eq!(
+        call(&client, "POST", "/items", &kept, item.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let id = listed(&mut browser, "edit me").await;
+    browser
+        .click(&format!("#token-rows tr[data-id='{id}']"), "Edit")
+        .await;
+    browser
+        .wait_for("document.getElementById('edit-dialog').open")
+        .await;
+    let checked = "[...document.querySelectorAll('#edit-scopes input:checked')].map(i => i.value)";
+    assert_eq!(
+        browser
+            .eval("document.getElementById('edit-name').value")
+            .await,
+        json!("edit me")
+    );
+    assert_eq!(browser.eval(checked).await, json!(["read"]));
+    browser.type_into("edit-name", "edited").await;
+    for scope in ["read", "write"] {
+        browser
+            .eval(&format!(
+                "document.querySelector('#edit-scopes input[value={scope:?}]').click()"
+            ))
+            .await;
+    }
+    browser.click("#edit-dialog", "Save").await;
+    assert_eq!(listed(&mut browser, "edited").await, id);
+    let scopes = browser
+        .eval(&format!(
+            "[...document.querySelectorAll(\"#token-rows tr[data-id='{id}'] .badge.scope\")].map(b => b.textContent)"
+        ))
+        .await;
+    assert_eq!(scopes, json!(["write"]));
+    let (status, edited) = call(
+        &client,
+        "GET",
+        &format!("/tokens/{id}"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&edited["name"], &edited["scopes"]),
+        (&json!("edited"), &json!(["write"]))
+    );
+    assert_eq!(
+        call(&client, "POST", "/items", &kept, item).await.0,
+        StatusCode::CREATED
+    );
+
+    // Taking admin from the tenant's last admin token is refused in words, and changes
+    // nothing.
+    let bootstrap = listed(&mut browser, "bootstrap admin").await;
+    browser
+        .click(&format!("#token-rows tr[data-id='{bootstrap}']"), "Edit")
+        .await;
+    browser
+        .wait_for("document.getElementById('edit-dialog').open")
+        .await;
+    browser
+        .eval("document.querySelector('#edit-scopes input[value=\"admin\"]').click()")
+        .await;
+    browser.click("#edit-dialog", "Save").await;
+    browser
+        .wait_for("!document.getElementById('edit-error').hidden")
+        .await;
+    let refusal = browser
+        .eval("document.getElementById('edit-error').textContent")
+        .await;
+    assert!(
+        refusal.as_str().unwrap().contains("last token"),
+        "{refusal}"
+    );
+    browser.click("#edit-dialog", "Cancel").await;
+    let (_, still) = call(
+        &client,
+        "GET",
+        &format!("/tokens/{bootstrap}"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(still["scopes"], json!(["admin"]));
+
     // A call with the expired token shows in its activity, highlighted.
     assert_eq!(
         call(&client, "GET", "/ping", &short_token, Value::Null)

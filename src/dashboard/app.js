@@ -175,6 +175,7 @@
         actions.append(button("Activity", () => showActivity(token).catch(() => {})));
       }
       actions.append(
+        button("Edit", () => openEdit(token)),
         button("Rotate", () => rotate(token).catch(() => {})),
         button("Revoke", () => confirmRevoke(token, row), "danger"),
       );
@@ -225,9 +226,7 @@
   async function create(event) {
     event.preventDefault();
     showError("", $("create-error"));
-    const scopes = [...document.querySelectorAll("#scope-choices input:checked")].map(
-      (input) => input.value,
-    );
+    const scopes = checkedScopes($("scope-choices"));
     try {
       const body = { name: $("token-name").value.trim(), scopes, ...expiryFields() };
       const issued = await call("POST", "/tokens", body);
@@ -263,6 +262,44 @@
       // No clipboard API (a page served over plain HTTP): select it for Ctrl+C.
       $("secret-value").select();
       $("copied").textContent = "Press Ctrl+C (⌘C) to copy the selected token.";
+    }
+  }
+
+  // ----- edit: name and scopes -----------------------------------------------------------
+
+  let editing = null;
+
+  /// The dialog starts from the token as listed; scopes it holds that the page does not
+  /// offer (`*`, an undeclared one) are listed too, so that saving keeps them.
+  function openEdit(token) {
+    editing = token;
+    showError("", $("edit-error"));
+    $("edit-name").value = token.name;
+    const offered = [...new Set([...config.scopes, ...token.scopes])];
+    fillScopeChoices($("edit-scopes"), offered, token.scopes);
+    $("edit-dialog").showModal();
+    $("edit-name").focus();
+  }
+
+  /// Sends only what changed; nothing changed closes the dialog without a call.
+  async function saveEdit(event) {
+    event.preventDefault();
+    showError("", $("edit-error"));
+    const token = editing;
+    const body = {};
+    const name = $("edit-name").value.trim();
+    if (name !== token.name) body.name = name;
+    const scopes = checkedScopes($("edit-scopes"));
+    const same =
+      scopes.length === token.scopes.length && scopes.every((s) => token.scopes.includes(s));
+    if (!same) body.scopes = scopes;
+    try {
+      if (Object.keys(body).length > 0) await call("PATCH", `/tokens/${token.id}`, body);
+      $("edit-dialog").close();
+      editing = null;
+      await reload();
+    } catch (error) {
+      report(error, $("edit-error"));
     }
   }
 
@@ -330,17 +367,23 @@
 
   // ----- start ------------------------------------------------------------------------
 
-  function scopeChoices() {
-    const fieldset = $("scope-choices");
-    for (const scope of config.scopes) {
+  /// One labelled checkbox per scope in `fieldset` (after its legend), `checked` ticked.
+  function fillScopeChoices(fieldset, scopes, checked = []) {
+    const labels = scopes.map((scope) => {
       const label = document.createElement("label");
       const input = document.createElement("input");
       input.type = "checkbox";
       input.name = "scope";
       input.value = scope;
+      input.checked = checked.includes(scope);
       label.append(input, ` ${scope}`);
-      fieldset.append(label);
-    }
+      return label;
+    });
+    fieldset.replaceChildren(fieldset.querySelector("legend"), ...labels);
+  }
+
+  function checkedScopes(fieldset) {
+    return [...fieldset.querySelectorAll("input:checked")].map((input) => input.value);
   }
 
   async function start() {
@@ -352,7 +395,7 @@
       showError("The page's configuration could not be loaded.");
       return;
     }
-    scopeChoices();
+    fillScopeChoices($("scope-choices"), config.scopes);
     $("sign-in").addEventListener("submit", signIn);
     $("sign-out").addEventListener("click", signOut);
     $("new-token").addEventListener("click", openCreate);
@@ -361,6 +404,8 @@
     $("expiry-date").addEventListener("input", () => {
       $("create-form").elements.expiry.value = "date";
     });
+    $("edit-form").addEventListener("submit", saveEdit);
+    $("cancel-edit").addEventListener("click", () => $("edit-dialog").close());
     $("cancel-revoke").addEventListener("click", () => $("confirm-dialog").close("cancel"));
     $("confirm-revoke").addEventListener("click", () => $("confirm-dialog").close("revoke"));
     $("copy-secret").addEventListener("click", copySecret);
