@@ -136,6 +136,16 @@ async fn row_id(browser: &mut Browser, name: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// Clicks `button` on the row of token `id` and waits for the dialog it opens.
+async fn open_from_row(browser: &mut Browser, id: u64, button: &str, dialog: &str) {
+    browser
+        .click(&format!("#token-rows tr[data-id='{id}']"), button)
+        .await;
+    browser
+        .wait_for(&format!("document.getElementById({dialog:?}).open"))
+        .await;
+}
+
 async fn sign_in(browser: &mut Browser, key: &str) {
     browser.type_into("api-key", key).await;
     browser.click("#sign-in", "Sign in").await;
@@ -300,12 +310,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
 
     // Revoked through the page (confirmed): its row goes, and it stops working.
     let id = listed(&mut browser, "deploy bot").await;
-    browser
-        .click(&format!("#token-rows tr[data-id='{id}']"), "Revoke")
-        .await;
-    browser
-        .wait_for("document.getElementById('confirm-dialog').open")
-        .await;
+    open_from_row(&mut browser, id, "Revoke", "confirm-dialog").await;
     browser.click("#confirm-dialog", "Revoke").await;
     browser
         .wait_for(&format!(
@@ -366,12 +371,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         StatusCode::FORBIDDEN
     );
     let id = listed(&mut browser, "edit me").await;
-    browser
-        .click(&format!("#token-rows tr[data-id='{id}']"), "Edit")
-        .await;
-    browser
-        .wait_for("document.getElementById('edit-dialog').open")
-        .await;
+    open_from_row(&mut browser, id, "Edit", "edit-dialog").await;
     let checked = "[...document.querySelectorAll('#edit-scopes input:checked')].map(i => i.value)";
     assert_eq!(
         browser
@@ -417,12 +417,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
     // Taking admin from the tenant's last admin token is refused in words, and changes
     // nothing.
     let bootstrap = listed(&mut browser, "bootstrap admin").await;
-    browser
-        .click(&format!("#token-rows tr[data-id='{bootstrap}']"), "Edit")
-        .await;
-    browser
-        .wait_for("document.getElementById('edit-dialog').open")
-        .await;
+    open_from_row(&mut browser, bootstrap, "Edit", "edit-dialog").await;
     browser
         .eval("document.querySelector('#edit-scopes input[value=\"admin\"]').click()")
         .await;

@@ -148,13 +148,22 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Waits until `condition` (a JavaScript expression) is true, for at most 10 s.
+    /// Waits until `condition` (a JavaScript expression) is true, for at most 10 s. A
+    /// condition that throws is not true yet: on a loaded machine the first checks can
+    /// run before the page has a `document.body`, or before the element exists.
     pub async fn wait_for(&mut self, condition: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.eval(&format!("Boolean({condition})")).await != Value::Bool(true) {
+        let check = format!(
+            "(() => {{ try {{ return Boolean({condition}); }} catch (error) {{ return String(error); }} }})()"
+        );
+        loop {
+            let answer = self.eval(&check).await;
+            if answer == Value::Bool(true) {
+                return;
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "still not true after 10 s: {condition}"
+                "still not true after 10 s: {condition} (last: {answer})"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
