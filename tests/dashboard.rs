@@ -88,7 +88,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     let config: Value = serde_json::from_slice(&config.body).unwrap();
     assert_eq!(
         config,
-        json!({ "api": "", "login": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false })
+        json!({ "api": "", "login": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false, "sessions": false })
     );
     // The management API itself still needs a token.
     assert_eq!(
@@ -443,6 +443,52 @@ async fn a_user_manages_tokens_in_a_real_browser() {
     .await;
     assert_eq!(still["scopes"], json!(["admin"]));
 
+    // A key's sessions, listed on its row: ending one stops its access token at once,
+    // and the key's other session goes on.
+    let holder = create_through_the_form(&mut browser, "session holder", &["read"]).await;
+    browser.click("#secret", "Done").await;
+    let mut access = Vec::new();
+    for session in ["laptop", "phone"] {
+        let body = json!({ "api_key": holder, "session_id": session });
+        let (status, login) = call(&client, "POST", "/auth/login", "", body).await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        access.push(login["access_token"].as_str().unwrap().to_owned());
+    }
+    let id = listed(&mut browser, "session holder").await;
+    browser
+        .click(&format!("#token-rows tr[data-id='{id}']"), "Sessions")
+        .await;
+    let sessions =
+        "[...document.querySelectorAll('#session-rows tr')].map(r => r.cells[0].textContent)";
+    browser
+        .wait_for(&format!("{sessions}.join() === 'laptop,phone'"))
+        .await;
+    let laptop = browser
+        .eval("[...document.querySelectorAll('#session-rows tr')][0].dataset.id")
+        .await;
+    browser
+        .click(
+            &format!("#session-rows tr[data-id={laptop}]"),
+            "End session",
+        )
+        .await;
+    browser
+        .wait_for(&format!("{sessions}.join() === 'phone'"))
+        .await;
+    assert_eq!(
+        call(&client, "GET", "/ping", &access[0], Value::Null)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&client, "GET", "/ping", &access[1], Value::Null)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    browser.click("#sessions", "Close").await;
+
     // A call with the expired token shows in its activity, highlighted.
     assert_eq!(
         call(&client, "GET", "/ping", &short_token, Value::Null)
@@ -469,6 +515,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         );
     }
     browser.click("#activity", "Close").await;
+    browser.eval("window.scrollTo(0, 0)").await;
     screenshot(&mut browser, "dashboard-tokens.png").await;
 
     // Readable at 320 px: nothing wider than the screen but the tables' own scroll.

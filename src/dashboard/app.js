@@ -142,6 +142,8 @@
     closeSecret();
     $("tokens").hidden = true;
     $("activity").hidden = true;
+    $("session-rows").replaceChildren();
+    $("sessions").hidden = true;
     $("sign-out").hidden = true;
     $("sign-in").hidden = false;
     showError("");
@@ -172,7 +174,10 @@
       const actions = document.createElement("td");
       actions.className = "actions";
       if (config.activity) {
-        actions.append(button("Activity", () => showActivity(token).catch(() => {})));
+        actions.append(button("Activity", () => showActivity(token).catch(() => {}), "quiet"));
+      }
+      if (config.sessions) {
+        actions.append(button("Sessions", () => showSessions(token).catch(() => {}), "quiet"));
       }
       actions.append(
         button("Edit", () => openEdit(token)),
@@ -365,6 +370,49 @@
     }
   }
 
+  /// A key's live sessions, each with "End session".
+  async function showSessions(token) {
+    try {
+      const list = await call("GET", `/tokens/${token.id}/sessions`);
+      $("sessions-title").textContent = `Sessions of “${token.name}”`;
+      const rows = list.data.map((session) => {
+        const row = document.createElement("tr");
+        row.dataset.id = String(session.id);
+        const actions = document.createElement("td");
+        actions.className = "actions";
+        actions.append(
+          button("End session", () => endSession(session, row).catch(() => {}), "danger"),
+        );
+        row.append(
+          text("td", session.session_id),
+          text("td", date(session.issued_at)),
+          text("td", date(session.expires_at)),
+          actions,
+        );
+        return row;
+      });
+      $("session-rows").replaceChildren(...rows);
+      $("sessions-empty").hidden = rows.length > 0;
+      $("sessions").hidden = false;
+      $("close-sessions").focus();
+    } catch (error) {
+      report(error);
+      throw error;
+    }
+  }
+
+  async function endSession(session, row) {
+    try {
+      await call("DELETE", `/sessions/${session.id}`);
+      row.remove();
+      $("sessions-empty").hidden = $("session-rows").children.length > 0;
+      showError("");
+    } catch (error) {
+      report(error);
+      throw error;
+    }
+  }
+
   // ----- start ------------------------------------------------------------------------
 
   /// One labelled checkbox per scope in `fieldset` (after its legend), `checked` ticked.
@@ -412,6 +460,9 @@
     $("close-secret").addEventListener("click", closeSecret);
     $("close-activity").addEventListener("click", () => {
       $("activity").hidden = true;
+    });
+    $("close-sessions").addEventListener("click", () => {
+      $("sessions").hidden = true;
     });
     $("next-page").addEventListener("click", () => {
       if (lastId === null) return;

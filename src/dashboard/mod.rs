@@ -17,9 +17,13 @@
 //!   the registry declares), an expiry (30, 90, 180 days (the default), never, or a
 //!   date). The token is shown once, with a "Copy" button; closing the display removes it
 //!   from the page. **Rotate** shows the new token the same way; **Revoke** asks first.
+//! - **Edit** renames a token and changes its scopes.
 //! - **Activity** (feature `activity`, when the registry keeps a log): a token's recent
 //!   calls, newest first, with outcome badges and the "new IP" flag; calls made with a
 //!   revoked or expired token are highlighted.
+//! - **Sessions** (feature `exchange`, when the registry has sessions): an API key's live
+//!   sessions (the client's session id, when its access token was issued and when it
+//!   expires), each with **End session**, which stops its access token at once.
 //! - Every error is shown as the API's own message, in words.
 //!
 //! Every value is rendered as text (a token named `<img src=x onerror=alert(1)>` shows
@@ -89,6 +93,7 @@ pub struct Dashboard {
     login: Option<String>,
     scopes: Vec<String>,
     activity: bool,
+    sessions: bool,
 }
 
 /// What the page's script reads at start (`config.json`).
@@ -100,13 +105,15 @@ struct Config<'a> {
     login: Option<&'a str>,
     scopes: &'a [String],
     activity: bool,
+    /// Whether the management API lists and ends sessions.
+    sessions: bool,
 }
 
 impl Dashboard {
     /// The page for `registry`'s management API, served at `/dashboard` on the same
     /// origin as the API (mounted at the root). It signs in through `POST /auth/login`
-    /// when the registry has sessions, offers the registry's declared scopes, and shows
-    /// activity when the registry keeps a log.
+    /// when the registry has sessions (and lists them), offers the registry's declared
+    /// scopes, and shows activity when the registry keeps a log.
     pub fn new(registry: &Registry) -> Self {
         let mut scopes: Vec<String> = STANDARD_SCOPES.iter().map(|s| (*s).to_owned()).collect();
         // `*` (every scope) is not offered: it is granted deliberately, through the API.
@@ -121,6 +128,7 @@ impl Dashboard {
             login: registry.has_sessions().then(|| "/auth/login".to_owned()),
             scopes,
             activity: registry.has_activity_log(),
+            sessions: registry.has_sessions(),
         }
     }
 
@@ -177,6 +185,7 @@ impl Dashboard {
             login: self.login.as_deref(),
             scopes: &self.scopes,
             activity: self.activity,
+            sessions: self.sessions,
         })
         .expect("the configuration serializes");
         let path = &self.path;
