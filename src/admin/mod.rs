@@ -207,6 +207,7 @@ fn documented_routes() -> OpenApiRouter<Context> {
     let routes = routes
         .routes(routes!(activity::of_token))
         .routes(routes!(activity::of_tenant));
+    // Links are added once every operation is in: they lead only to operations present.
     let mut routes = routes;
     openapi::link_operations(routes.get_openapi_mut());
     routes
