@@ -33,6 +33,13 @@ async fn call(
     client.call_json(method, path, token, &body).await
 }
 
+/// `GET /tokens/{id}` through the API, which must answer it.
+async fn token_info(client: &HttpClient, admin: &str, id: u64) -> Value {
+    let (status, info) = call(client, "GET", &format!("/tokens/{id}"), admin, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    info
+}
+
 #[tokio::test]
 async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     let registry = Registry::builder(MemoryStore::new())
@@ -326,15 +333,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
     create_expiring_on(&mut browser, "dated", &["read"], Some("2031-01-02")).await;
     browser.click("#secret", "Done").await;
     let id = listed(&mut browser, "dated").await;
-    let (status, dated) = call(
-        &client,
-        "GET",
-        &format!("/tokens/{id}"),
-        &admin,
-        Value::Null,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let dated = token_info(&client, &admin, id).await;
     assert_eq!(dated["expires_at"], json!("2031-01-02T00:00:00Z"));
 
     // Rotated through the page: the new token is shown once; the old one is refused.
@@ -396,15 +395,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         ))
         .await;
     assert_eq!(scopes, json!(["write"]));
-    let (status, edited) = call(
-        &client,
-        "GET",
-        &format!("/tokens/{id}"),
-        &admin,
-        Value::Null,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let edited = token_info(&client, &admin, id).await;
     assert_eq!(
         (&edited["name"], &edited["scopes"]),
         (&json!("edited"), &json!(["write"]))
@@ -433,14 +424,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         "{refusal}"
     );
     browser.click("#edit-dialog", "Cancel").await;
-    let (_, still) = call(
-        &client,
-        "GET",
-        &format!("/tokens/{bootstrap}"),
-        &admin,
-        Value::Null,
-    )
-    .await;
+    let still = token_info(&client, &admin, bootstrap).await;
     assert_eq!(still["scopes"], json!(["admin"]));
 
     // A key's sessions, listed on its row: ending one stops its access token at once,
