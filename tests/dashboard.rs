@@ -158,6 +158,14 @@ async fn sign_in(browser: &mut Browser, key: &str) {
     browser.click("#sign-in", "Sign in").await;
 }
 
+/// Signs in with a key that holds `admin`, and waits for the token list.
+async fn signed_in(browser: &mut Browser, key: &str) {
+    sign_in(browser, key).await;
+    browser
+        .wait_for("!document.getElementById('tokens').hidden")
+        .await;
+}
+
 /// Creates a token through the form and returns it, read from the once-only display.
 async fn create_through_the_form(browser: &mut Browser, name: &str, scopes: &[&str]) -> String {
     create_expiring_on(browser, name, scopes, None).await
@@ -274,10 +282,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
 
     // Signed in with the bootstrap admin token: the tenant's tokens.
     tokio::time::sleep(Duration::from_millis(2100)).await; // "short lived" has expired
-    sign_in(&mut browser, &admin).await;
-    browser
-        .wait_for("!document.getElementById('tokens').hidden")
-        .await;
+    signed_in(&mut browser, &admin).await;
     assert_eq!(
         browser
             .eval("document.getElementById('error').hidden")
@@ -443,16 +448,16 @@ async fn a_user_manages_tokens_in_a_real_browser() {
         .click(&format!("#token-rows tr[data-id='{id}']"), "Sessions")
         .await;
     let sessions =
-        "[...document.querySelectorAll('#session-rows tr')].map(r => r.cells[0].textContent)";
+        "[...document.querySelectorAll('#sessions-rows tr')].map(r => r.cells[0].textContent)";
     browser
         .wait_for(&format!("{sessions}.join() === 'laptop,phone'"))
         .await;
     let laptop = browser
-        .eval("[...document.querySelectorAll('#session-rows tr')][0].dataset.id")
+        .eval("[...document.querySelectorAll('#sessions-rows tr')][0].dataset.id")
         .await;
     browser
         .click(
-            &format!("#session-rows tr[data-id={laptop}]"),
+            &format!("#sessions-rows tr[data-id={laptop}]"),
             "End session",
         )
         .await;
@@ -537,10 +542,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
             StatusCode::CREATED
         );
     }
-    sign_in(&mut browser, &admin).await;
-    browser
-        .wait_for("!document.getElementById('tokens').hidden")
-        .await;
+    signed_in(&mut browser, &admin).await;
     assert_eq!(
         browser
             .eval("document.querySelectorAll('#token-rows tr').length")
@@ -574,10 +576,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
     .await;
     assert_eq!(status, StatusCode::CREATED);
     browser.click("header", "Sign out").await;
-    sign_in(&mut browser, second["token"].as_str().unwrap()).await;
-    browser
-        .wait_for("!document.getElementById('tokens').hidden")
-        .await;
+    signed_in(&mut browser, second["token"].as_str().unwrap()).await;
     let path = format!("/tokens/{}", second["id"]);
     assert_eq!(
         call(&client, "DELETE", &path, &admin, Value::Null).await.0,

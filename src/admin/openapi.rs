@@ -158,26 +158,16 @@ impl Modify for BearerScheme {
 /// it, and from a key's sessions to revoking one; links whose target is not in the
 /// document (a feature that is off) are left out.
 const LINKS: &[(&str, &str, &str, &str)] = &[
-    ("issueToken", "201", "getToken", "$response.body#/id"),
-    ("issueToken", "201", "updateToken", "$response.body#/id"),
-    ("issueToken", "201", "rotateToken", "$response.body#/id"),
-    ("issueToken", "201", "revokeToken", "$response.body#/id"),
-    (
-        "issueToken",
-        "201",
-        "listTokenSessions",
-        "$response.body#/id",
-    ),
-    (
-        "issueToken",
-        "201",
-        "listTokenActivity",
-        "$response.body#/id",
-    ),
-    ("rotateToken", "201", "getToken", "$response.body#/id"),
-    ("rotateToken", "201", "revokeToken", "$response.body#/id"),
-    ("getToken", "200", "updateToken", "$response.body#/id"),
-    ("updateToken", "200", "getToken", "$response.body#/id"),
+    ("issueToken", "201", "getToken", ID),
+    ("issueToken", "201", "updateToken", ID),
+    ("issueToken", "201", "rotateToken", ID),
+    ("issueToken", "201", "revokeToken", ID),
+    ("issueToken", "201", "listTokenSessions", ID),
+    ("issueToken", "201", "listTokenActivity", ID),
+    ("rotateToken", "201", "getToken", ID),
+    ("rotateToken", "201", "revokeToken", ID),
+    ("getToken", "200", "updateToken", ID),
+    ("updateToken", "200", "getToken", ID),
     (
         "listTokenSessions",
         "200",
@@ -185,6 +175,9 @@ const LINKS: &[(&str, &str, &str, &str)] = &[
         "$response.body#/data/0/id",
     ),
 ];
+
+/// The id of the token an answer describes.
+const ID: &str = "$response.body#/id";
 
 /// Adds [`LINKS`] to the responses they start from, each passing the `id` path parameter.
 pub(super) fn link_operations(openapi: &mut utoipa::openapi::OpenApi) {

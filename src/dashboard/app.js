@@ -107,6 +107,12 @@
     return element;
   }
 
+  /// A click handler running `work` (an API call and what follows), its failure shown
+  /// in words on the page.
+  function action(work) {
+    return () => work().catch((error) => report(error));
+  }
+
   // ----- signing in and out -----------------------------------------------------------
 
   async function signIn(event) {
@@ -142,7 +148,7 @@
     closeSecret();
     $("tokens").hidden = true;
     $("activity").hidden = true;
-    $("session-rows").replaceChildren();
+    $("sessions-rows").replaceChildren();
     $("sessions").hidden = true;
     $("sign-out").hidden = true;
     $("sign-in").hidden = false;
@@ -174,14 +180,14 @@
       const actions = document.createElement("td");
       actions.className = "actions";
       if (config.activity) {
-        actions.append(button("Activity", () => showActivity(token).catch(() => {}), "quiet"));
+        actions.append(button("Activity", action(() => showActivity(token)), "quiet"));
       }
       if (config.sessions) {
-        actions.append(button("Sessions", () => showSessions(token).catch(() => {}), "quiet"));
+        actions.append(button("Sessions", action(() => showSessions(token)), "quiet"));
       }
       actions.append(
         button("Edit", () => openEdit(token)),
-        button("Rotate", () => rotate(token).catch(() => {})),
+        button("Rotate", action(() => rotate(token))),
         button("Revoke", () => confirmRevoke(token, row), "danger"),
       );
       row.append(
@@ -331,86 +337,66 @@
   }
 
   async function rotate(token) {
-    try {
-      const issued = await call("POST", `/tokens/${token.id}/rotate`, {});
-      showSecret(issued.token);
-      await reload();
-    } catch (error) {
-      report(error);
-      throw error;
-    }
+    const issued = await call("POST", `/tokens/${token.id}/rotate`, {});
+    showSecret(issued.token);
+    await reload();
+  }
+
+  /// Shows the panel `name` (`activity`, `sessions`) below the tokens, titled `title`,
+  /// with `rows`.
+  function showPanel(name, title, rows) {
+    $(`${name}-title`).textContent = title;
+    $(`${name}-rows`).replaceChildren(...rows);
+    $(`${name}-empty`).hidden = rows.length > 0;
+    $(name).hidden = false;
+    $(`close-${name}`).focus();
   }
 
   async function showActivity(token) {
-    try {
-      const page = await call("GET", `/tokens/${token.id}/activity?limit=${PAGE_SIZE}`);
-      $("activity-title").textContent = `Activity of “${token.name}”`;
-      const rows = page.data.map((entry) => {
-        const row = document.createElement("tr");
-        if (entry.outcome === "revoked" || entry.outcome === "expired") row.className = "alarm";
-        const client = document.createElement("td");
-        client.append(entry.client_ip || "—");
-        if (entry.new_ip) client.append(" ", text("span", "new IP", "badge new-ip"));
-        row.append(
-          text("td", date(entry.at)),
-          text("td", `${entry.method} ${entry.route}`),
-          text("td", String(entry.status)),
-          text("td", entry.outcome.replace("_", " "), `badge outcome ${entry.outcome}`),
-          client,
-        );
-        return row;
-      });
-      $("activity-rows").replaceChildren(...rows);
-      $("activity-empty").hidden = rows.length > 0;
-      $("activity").hidden = false;
-      $("close-activity").focus();
-    } catch (error) {
-      report(error);
-      throw error;
-    }
+    const page = await call("GET", `/tokens/${token.id}/activity?limit=${PAGE_SIZE}`);
+    const rows = page.data.map((entry) => {
+      const row = document.createElement("tr");
+      if (entry.outcome === "revoked" || entry.outcome === "expired") row.className = "alarm";
+      const client = document.createElement("td");
+      client.append(entry.client_ip || "—");
+      if (entry.new_ip) client.append(" ", text("span", "new IP", "badge new-ip"));
+      row.append(
+        text("td", date(entry.at)),
+        text("td", `${entry.method} ${entry.route}`),
+        text("td", String(entry.status)),
+        text("td", entry.outcome.replace("_", " "), `badge outcome ${entry.outcome}`),
+        client,
+      );
+      return row;
+    });
+    showPanel("activity", `Activity of “${token.name}”`, rows);
   }
 
   /// A key's live sessions, each with "End session".
   async function showSessions(token) {
-    try {
-      const list = await call("GET", `/tokens/${token.id}/sessions`);
-      $("sessions-title").textContent = `Sessions of “${token.name}”`;
-      const rows = list.data.map((session) => {
-        const row = document.createElement("tr");
-        row.dataset.id = String(session.id);
-        const actions = document.createElement("td");
-        actions.className = "actions";
-        actions.append(
-          button("End session", () => endSession(session, row).catch(() => {}), "danger"),
-        );
-        row.append(
-          text("td", session.session_id),
-          text("td", date(session.issued_at)),
-          text("td", date(session.expires_at)),
-          actions,
-        );
-        return row;
-      });
-      $("session-rows").replaceChildren(...rows);
-      $("sessions-empty").hidden = rows.length > 0;
-      $("sessions").hidden = false;
-      $("close-sessions").focus();
-    } catch (error) {
-      report(error);
-      throw error;
-    }
+    const list = await call("GET", `/tokens/${token.id}/sessions`);
+    const rows = list.data.map((session) => {
+      const row = document.createElement("tr");
+      row.dataset.id = String(session.id);
+      const actions = document.createElement("td");
+      actions.className = "actions";
+      actions.append(button("End session", action(() => endSession(session, row)), "danger"));
+      row.append(
+        text("td", session.session_id),
+        text("td", date(session.issued_at)),
+        text("td", date(session.expires_at)),
+        actions,
+      );
+      return row;
+    });
+    showPanel("sessions", `Sessions of “${token.name}”`, rows);
   }
 
   async function endSession(session, row) {
-    try {
-      await call("DELETE", `/sessions/${session.id}`);
-      row.remove();
-      $("sessions-empty").hidden = $("session-rows").children.length > 0;
-      showError("");
-    } catch (error) {
-      report(error);
-      throw error;
-    }
+    await call("DELETE", `/sessions/${session.id}`);
+    row.remove();
+    $("sessions-empty").hidden = $("sessions-rows").children.length > 0;
+    showError("");
   }
 
   // ----- start ------------------------------------------------------------------------
