@@ -26,7 +26,9 @@ def example_server(binary, directory):
             while addr is None and time.time() < deadline:
                 with open(log_path) as lines:
                     for line in lines:
-                        if "listening on http://" in line:
+                        # Only a whole line: the server writes this one in pieces
+                        # (eprintln! with arguments), and a read can land between them.
+                        if line.endswith("\n") and "listening on http://" in line:
                             addr = line.split("listening on http://")[1].strip()
                 time.sleep(0.05)
             if addr is None:
