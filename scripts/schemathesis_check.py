@@ -6,7 +6,8 @@ its bootstrap admin token, and gives schemathesis an admin token of its own that
 fuzzer is unlikely to revoke or demote (the fuzzer tries small ids first, so this one
 comes after a few hundred filler tokens), with sessions opened by that token and by the
 first fillers (so that listing a small id's sessions yields session ids that the
-document's links carry to `DELETE /sessions/{id}`). Checks: no
+document's links carry to `DELETE /sessions/{id}`), and a key that the hooks
+(`schemathesis_hooks.py`) put into every other login. Checks: no
 server errors, no status code the document does not list, no response body that does not
 match its schema. Exits with schemathesis' status.
 
@@ -14,6 +15,7 @@ usage: schemathesis_check.py SERVER_BINARY SCHEMATHESIS [MAX_EXAMPLES]
 """
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,10 @@ def main():
             fuzz_admin = call(
                 addr, "POST", "/tokens", admin, {"name": "schemathesis", "scopes": ["admin"]}
             )["token"]
+            # The key the hooks put into every other login (a generated one is never valid).
+            login_key = call(
+                addr, "POST", "/tokens", admin, {"name": "logins", "scopes": ["read"]}
+            )["token"]
             # Sessions of the fuzzer's key, so that the session routes meet real ones.
             for n in range(20):
                 call(addr, "POST", "/auth/login", admin,
@@ -69,6 +75,11 @@ def main():
                     "1",
                 ],
                 check=False,
+                env={
+                    **os.environ,
+                    "SCHEMATHESIS_HOOKS": os.path.join(os.path.dirname(__file__), "schemathesis_hooks.py"),
+                    "TOWER_BEARER_LOGIN_KEY": login_key,
+                },
             )
         sys.exit(result.returncode)
 

@@ -1295,6 +1295,79 @@ async fn the_router_nests_in_an_app_with_state() {
     assert_eq!(json_of(&listed)["data"][0]["tenant"], "default");
 }
 
+/// The document's examples are real: every request-body example is accepted by the
+/// router (2xx), and every response example has the fields, with the JSON types, of a
+/// real answer.
+#[tokio::test]
+async fn the_openapi_examples_are_accepted_and_shaped_like_real_answers() {
+    let api = Api::start().await;
+    let document = serde_json::to_value(admin::openapi()).unwrap();
+    let schemas = &document["components"]["schemas"];
+    let mut sent = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            // `{"$ref"}`, or `{"oneOf": [{"$ref"}, {"type": "null"}]}` for an optional body.
+            let body = &operation["requestBody"]["content"]["application/json"]["schema"];
+            let choices = body["oneOf"]
+                .as_array()
+                .map_or(vec![body], |c| c.iter().collect());
+            let Some(reference) = choices.iter().find_map(|choice| choice["$ref"].as_str()) else {
+                continue;
+            };
+            let schema = &schemas[reference.rsplit('/').next().unwrap()];
+            for example in schema["examples"].as_array().into_iter().flatten() {
+                // A token of its own for each example that names one.
+                let target = json_of(
+                    &api.create(json!({"name": "target", "scopes": ["read", "write"]}))
+                        .await,
+                );
+                let concrete = path.replace("{id}", &target["id"].to_string());
+                let method = method.to_uppercase();
+                let answer = api
+                    .call(&method, &concrete, &api.admin, Some(&example.to_string()))
+                    .await;
+                assert!(
+                    answer.status.is_success(),
+                    "{method} {path} {example}: {} {}",
+                    answer.status,
+                    answer.text()
+                );
+                sent.push(format!("{method} {path}"));
+            }
+        }
+    }
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            "PATCH /tokens/{id}",
+            "PATCH /tokens/{id}",
+            "POST /tokens",
+            "POST /tokens",
+            "POST /tokens/{id}/rotate",
+        ]
+    );
+
+    let issued = api
+        .create(json!({"name": "shape", "scopes": ["read"]}))
+        .await;
+    let issued = json_of(&issued);
+    support::assert_shaped_like(&schemas["IssuedToken"]["examples"][0], &issued);
+    let got = api
+        .call(
+            "GET",
+            &format!("/tokens/{}", issued["id"]),
+            &api.admin,
+            None,
+        )
+        .await;
+    support::assert_shaped_like(&schemas["Token"]["examples"][0], &json_of(&got));
+    let refused = api.call("GET", "/tokens", "sk_live_nope", None).await;
+    assert_eq!(schemas["Error"]["examples"][0], json_of(&refused));
+    let invalid = api.create(json!({})).await;
+    assert_eq!(schemas["Error"]["examples"][1], json_of(&invalid));
+}
+
 /// The OpenAPI document names exactly the routes the router serves, each answered by it,
 /// in OpenAPI 3.1, with every reference resolved and the Bearer scheme on every operation.
 #[tokio::test]

@@ -818,4 +818,14 @@ async fn the_openapi_document_describes_the_login_route() {
     let server = Server::start().await;
     let answer = server.login(json!({"api_key": "sk_live_nope"})).await;
     assert!(operation["responses"][answer.status.as_str()].is_object());
+
+    // The examples: the request's, with a real key in place of its placeholder, is
+    // accepted; the answer's is shaped like the real one.
+    let schemas = &document["components"]["schemas"];
+    let mut request = schemas["LoginRequest"]["examples"][0].clone();
+    request["api_key"] = json!(issue(&server.registry, &["read"], Expiry::Default).await);
+    let answer = server.login(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let real: Value = serde_json::from_slice(&answer.body).unwrap();
+    support::assert_shaped_like(&schemas["AccessToken"]["examples"][0], &real);
 }

@@ -37,7 +37,21 @@ impl Context {
 /// The answer to `POST /tokens` and `POST /tokens/{id}/rotate`: the only time `token`
 /// is shown.
 #[derive(Serialize, ToSchema)]
-#[schema(as = IssuedToken)]
+#[schema(
+    as = IssuedToken,
+    examples(json!({
+        "id": 42,
+        "name": "CI deploy key",
+        "token": "sk_live_…",
+        "scopes": ["read", "write"],
+        "tenant": "acme",
+        "created_at": "2026-11-30T09:15:00Z",
+        "expires_at": "2027-02-28T09:15:00Z",
+        "created_by": 1,
+        "owner": null,
+        "metadata": null
+    }))
+)]
 pub(super) struct Created<'a> {
     #[schema(value_type = u64, minimum = 1)]
     id: TokenId,
@@ -79,7 +93,24 @@ impl<'a> From<&'a Issued> for Created<'a> {
 
 /// A token as `GET /tokens` and `GET /tokens/{id}` show it: everything but the secret.
 #[derive(Serialize, ToSchema)]
-#[schema(as = Token)]
+#[schema(
+    as = Token,
+    examples(json!({
+        "id": 42,
+        "name": "CI deploy key",
+        "prefix": "sk_live_4Fq9",
+        "scopes": ["read", "write"],
+        "tenant": "acme",
+        "created_at": "2026-11-30T09:15:00Z",
+        "expires_at": "2027-02-28T09:15:00Z",
+        "last_used_at": "2026-12-01T17:02:11Z",
+        "expired": false,
+        "created_by": 1,
+        "rotated_to": null,
+        "owner": null,
+        "metadata": null
+    }))
+)]
 pub(super) struct Listed {
     #[schema(value_type = u64, minimum = 1)]
     id: TokenId,

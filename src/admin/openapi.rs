@@ -11,7 +11,19 @@ use utoipa::{Modify, PartialSchema, ToSchema};
 
 /// `POST /tokens`.
 #[derive(ToSchema)]
-#[schema(as = IssueTokenRequest)]
+#[schema(
+    as = IssueTokenRequest,
+    examples(
+        json!({"name": "CI deploy key", "scopes": ["read", "write"], "expires_in_days": 90}),
+        json!({
+            "name": "Reporting export",
+            "scopes": ["read"],
+            "never_expires": true,
+            "owner": "user_42",
+            "metadata": {"team": "data"}
+        })
+    )
+)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(super) struct CreateTokenBody {
@@ -38,7 +50,14 @@ pub(super) struct CreateTokenBody {
 
 /// `PATCH /tokens/{id}`: at least one field.
 #[derive(ToSchema)]
-#[schema(as = UpdateTokenRequest, min_properties = 1)]
+#[schema(
+    as = UpdateTokenRequest,
+    min_properties = 1,
+    examples(
+        json!({"name": "CI deploy key (old)"}),
+        json!({"scopes": ["read"], "expires_in_days": 30})
+    )
+)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(super) struct UpdateTokenBody {
@@ -57,7 +76,7 @@ pub(super) struct UpdateTokenBody {
 
 /// `POST /tokens/{id}/rotate` (the body is optional).
 #[derive(ToSchema)]
-#[schema(as = RotateTokenRequest)]
+#[schema(as = RotateTokenRequest, examples(json!({"grace_seconds": 3600})))]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(super) struct RotateBody {
@@ -122,7 +141,16 @@ pub(super) struct EmptyBody {}
 /// validation errors. With `ErrorStyle::Drf` bodies are `{"detail"}` or `{field:
 /// [messages]}`; with `ErrorStyle::Envelope`, the response envelope.
 #[derive(ToSchema)]
-#[schema(as = Error)]
+#[schema(
+    as = Error,
+    examples(
+        json!({"message": "Unauthenticated."}),
+        json!({
+            "message": "The name field is required.",
+            "errors": {"name": ["The name field is required."]}
+        })
+    )
+)]
 #[allow(dead_code)]
 pub(crate) struct ErrorBody {
     /// What went wrong.

@@ -25,7 +25,10 @@ pub(super) struct Context {
 
 /// `POST /auth/login` (a documentation type: the body is validated field by field).
 #[derive(ToSchema)]
-#[schema(as = LoginRequest)]
+#[schema(
+    as = LoginRequest,
+    examples(json!({"api_key": "sk_live_…", "session_id": "browser-7f3a"}))
+)]
 #[allow(dead_code)]
 pub(super) struct LoginBody {
     /// An API key the server accepts (prefixed, Sanctum-style, or account credentials).
@@ -38,7 +41,10 @@ pub(super) struct LoginBody {
 
 /// The answer to a login.
 #[derive(Serialize, ToSchema)]
-#[schema(as = AccessToken)]
+#[schema(
+    as = AccessToken,
+    examples(json!({"access_token": "eyJhbGciOiJIUzI1NiIsImtpZCI6IjEifQ.…", "expires_in": 7200, "token_type": "Bearer"}))
+)]
 pub(super) struct AccessToken<'a> {
     /// The access token: a JWT to send as `Authorization: Bearer <access_token>`.
     access_token: &'a str,

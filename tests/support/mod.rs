@@ -274,3 +274,28 @@ pub fn assert_references_resolve(document: &serde_json::Value) {
         );
     }
 }
+
+/// An OpenAPI example is shaped like a real answer: `example` has the keys of `real`,
+/// and each value the same JSON type (null matches anything: the field is nullable),
+/// recursively through objects.
+pub fn assert_shaped_like(example: &serde_json::Value, real: &serde_json::Value) {
+    use serde_json::Value;
+    let keys = |value: &Value| {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort_unstable();
+        keys
+    };
+    assert_eq!(keys(example), keys(real), "{example} vs {real}");
+    for (key, value) in example.as_object().unwrap() {
+        let other = &real[key];
+        match (value, other) {
+            (Value::Null, _) | (_, Value::Null) => {}
+            (Value::Object(_), Value::Object(_)) => assert_shaped_like(value, other),
+            (Value::Array(_), Value::Array(_))
+            | (Value::String(_), Value::String(_))
+            | (Value::Number(_), Value::Number(_))
+            | (Value::Bool(_), Value::Bool(_)) => {}
+            _ => panic!("{key}: {value} vs {other}"),
+        }
+    }
+}
