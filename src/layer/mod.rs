@@ -89,6 +89,7 @@ mod future;
 mod grpc;
 mod per_thread;
 mod require_scope;
+mod room;
 mod tracking;
 
 #[cfg(feature = "axum")]

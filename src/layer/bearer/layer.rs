@@ -8,6 +8,7 @@ use crate::Registry;
 use crate::header::TokenSources;
 use crate::layer::GrpcScopes;
 use crate::layer::per_thread::PerThread;
+use crate::layer::room::Room;
 use crate::reject::{Renderer, Rendering};
 
 /// Authenticates requests with Bearer tokens verified by a [`Registry`].
@@ -51,6 +52,8 @@ pub(crate) struct Config {
     pub(crate) grpc_scopes: Option<GrpcScopes>,
     /// `None` when empty, so that the hit path does not look at the path.
     pub(crate) public: Option<PublicPaths>,
+    /// Where a request without extensions gets its map from.
+    pub(crate) room: Room,
 }
 
 /// Paths that skip authentication: exact paths, and prefixes written `/docs/*`.
@@ -97,6 +100,7 @@ impl BearerAuthLayer {
                 rendering: PerThread::new(rendering),
                 grpc_scopes: None,
                 public: None,
+                room: Room::new(),
             }),
         }
     }

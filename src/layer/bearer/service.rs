@@ -195,7 +195,7 @@ where
         match verdict {
             Verdict::Authenticated(principal) => {
                 let tracking = tracking::begin(rendering, arrival, &request, &principal);
-                request.extensions_mut().insert(principal);
+                self.config.room.insert(request.extensions_mut(), principal);
                 let private = self.config.scrub_query_token(&mut request);
                 ResponseFuture::authorized(
                     self.inner.call(request),
@@ -205,7 +205,7 @@ where
                 )
             }
             Verdict::Anonymous => {
-                request.extensions_mut().insert(Anonymous);
+                self.config.room.insert(request.extensions_mut(), Anonymous);
                 ResponseFuture::authorized(
                     self.inner.call(request),
                     Some(self.config.rendering.handle()),
@@ -244,7 +244,7 @@ where
                         Ok(principal) => {
                             let mut tracking =
                                 tracking::begin(rendering, arrival, &request, &principal);
-                            request.extensions_mut().insert(principal);
+                            config.room.insert(request.extensions_mut(), principal);
                             let private = config.scrub_query_token(&mut request);
                             let response = inner.call(request).await?;
                             Ok(finish(response, Some(rendering), private, &mut tracking))
