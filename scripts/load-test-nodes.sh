@@ -87,17 +87,10 @@ for node in "$a_addr" "$b_addr"; do
 done
 psql -qAt "$url" -c "SELECT pg_stat_statements_reset()" >/dev/null
 
-run() { # node address: "rps p99_ms non-2xx"
+run() { # node address: its throughput, p99 and answers that were not 2xx, in words
     wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$work/tokens.lua" "http://$1/ping" |
-        awk '
-        /Requests\/sec/ { rps = $2 }
-        /^ +99%/ { p99 = $2 }
-        /Non-2xx/ { errors = $NF }
-        END {
-            unit = p99; sub(/[0-9.]+/, "", unit); value = p99 + 0
-            if (unit == "us") value /= 1000; else if (unit == "s") value *= 1000
-            printf "%s req/s, p99 %.2f ms, %d answers not 2xx\n", rps, value, errors
-        }'
+        awk -f scripts/wrk-summary.awk |
+        awk '{ printf "%s req/s, p99 %.2f ms, %d answers not 2xx\n", $1, $2, $3 }'
 }
 run "$a_addr" >"$work/a.result" &
 load_a=$!

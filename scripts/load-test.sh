@@ -45,15 +45,9 @@ plain_addr=$addr plain_token=$token
 start logged
 logged_addr=$addr logged_token=$token
 
-run() { # name, then wrk arguments; prints "rps p99_ms"
-    wrk -t2 -c"$connections" -d"${duration}s" --latency "$@" | awk '
-        /Requests\/sec/ { rps = $2 }
-        /^ +99%/ { p99 = $2 }
-        END {
-            unit = p99; sub(/[0-9.]+/, "", unit); value = p99 + 0
-            if (unit == "us") value /= 1000; else if (unit == "s") value *= 1000
-            printf "%s %.3f\n", rps, value
-        }'
+run() { # wrk arguments; prints "rps p99_ms"
+    wrk -t2 -c"$connections" -d"${duration}s" --latency "$@" |
+        awk -f scripts/wrk-summary.awk | cut -d' ' -f1-2
 }
 
 : >"$work/none"; : >"$work/auth"; : >"$work/logged"
