@@ -20,7 +20,8 @@
 //! Every request made with a token is recorded in the activity log (in the same
 //! database), read with `GET /tokens/{id}/activity` and `GET /activity`. Behind a
 //! reverse proxy, `--trusted-proxies 10.0.0.0/8,127.0.0.1` makes the log record the
-//! client address the proxy reports.
+//! client address the proxy reports in `X-Forwarded-For` (`--forwarded-header forwarded`
+//! for proxies that write RFC 7239's `Forwarded` instead; the other header is ignored).
 //!
 //! Access tokens are signed with the key in `--session-key-file` (default: next to the
 //! database, `<db>.session-key`, created with a random key on first start); nodes given
@@ -47,7 +48,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_bearer::TokenStore;
-use tower_bearer::activity::{ActivityConfig, ActivityStore, TrustedProxies};
+use tower_bearer::activity::{ActivityConfig, ActivityStore, ForwardedHeader, TrustedProxies};
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
 use tower_bearer::dashboard::Dashboard;
 use tower_bearer::exchange::LoginApi;
@@ -65,7 +66,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--format prefixed|sanctum] [--env live|test]
               [--max-lifetime-days N] [--admin-token-file PATH] [--accept-scheme Token]
               [--session-lifetime SECONDS] [--session-key-file PATH]
-              [--trusted-proxies CIDR,…] [--activity on|off]
+              [--trusted-proxies CIDR,…] [--forwarded-header x-forwarded-for|forwarded]
+              [--activity on|off]
        server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
@@ -82,8 +84,10 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
   --session-key-file   the key access tokens are signed with, in hex (default: <db>.session-key,
                        or tower-bearer.session-key for PostgreSQL; created with a random key
                        and mode 0600 when missing)
-  --trusted-proxies    proxies whose X-Forwarded-For / Forwarded the activity log believes
+  --trusted-proxies    proxies whose forwarding header the activity log believes
                        (comma-separated addresses or networks; default none)
+  --forwarded-header   the header those proxies write the client address into:
+                       x-forwarded-for (default) or forwarded; the other one is ignored
   --activity           record every request with a token in the activity log: on (default)
                        or off (the load test measures authentication alone with off)
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
@@ -102,6 +106,7 @@ struct Args {
     session_lifetime: Duration,
     session_key_file: Option<PathBuf>,
     trusted_proxies: TrustedProxies,
+    forwarded_header: ForwardedHeader,
     /// `--activity off`: no activity log.
     activity: bool,
     /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
@@ -116,6 +121,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         error_style: ErrorStyle::Laravel,
         format: IssueFormat::Prefixed,
         trusted_proxies: TrustedProxies::none(),
+        forwarded_header: ForwardedHeader::XForwardedFor,
         activity: true,
         env: Env::Live,
         max_lifetime: None,
@@ -173,6 +179,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--trusted-proxies" => {
                 parsed.trusted_proxies = TrustedProxies::new(value.split(','))
                     .map_err(|e| format!("--trusted-proxies {value}: {e}"))?;
+            }
+            "--forwarded-header" => {
+                parsed.forwarded_header = value
+                    .parse()
+                    .map_err(|e| format!("--forwarded-header {value}: {e}"))?;
             }
             "--activity" => {
                 parsed.activity = match value.as_str() {
@@ -358,8 +369,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .env(args.env)
         .sessions(sessions);
     if args.activity {
-        builder = builder
-            .activity(ActivityConfig::new(activity).trusted_proxies(args.trusted_proxies.clone()));
+        let proxies = args.trusted_proxies.clone().header(args.forwarded_header);
+        builder = builder.activity(ActivityConfig::new(activity).trusted_proxies(proxies));
     }
     if let Some(max) = args.max_lifetime {
         builder = builder.max_lifetime(max);

@@ -280,6 +280,35 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
     );
 }
 
+/// Issues 26 #4: behind a proxy that appends to `X-Forwarded-For` (nginx's
+/// `$proxy_add_x_forwarded_for`), a client-sent `Forwarded` header must not choose the
+/// recorded address: only the header the operator names is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sent_forwarded_header_does_not_choose_the_recorded_address() {
+    let store = MemoryStore::new();
+    let proxies = TrustedProxies::new(["127.0.0.1"]).unwrap();
+    let registry = Registry::builder(store.clone())
+        .activity(ActivityConfig::new(store).trusted_proxies(proxies))
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    let request = Request::get("/items")
+        .header("authorization", format!("Bearer {token}"))
+        // Sent by the client; the proxy passes it on untouched.
+        .header("forwarded", "for=6.6.6.6")
+        // What the proxy appended: the address it saw.
+        .header("x-forwarded-for", "203.0.113.9")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(client.request(request).await.status, StatusCode::OK);
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    assert_eq!(
+        recorded[0].client_ip.unwrap().to_string(),
+        "203.0.113.9",
+        "the client's own Forwarded header was believed"
+    );
+}
+
 /// An activity store that fails while `down` is set.
 #[derive(Clone)]
 struct Flaky {

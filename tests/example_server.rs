@@ -476,3 +476,47 @@ async fn the_example_server_logs_activity_readable_per_token_across_a_restart() 
     );
     server.interrupt().await;
 }
+
+/// Issue 26 #4 through the example: behind `--trusted-proxies 127.0.0.1` (a proxy that
+/// appends to `X-Forwarded-For`), a client's own `Forwarded` header is not the client.
+#[tokio::test]
+async fn the_example_server_records_the_address_from_the_proxies_header_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("proxied.db");
+    let mut server = Server::start(&db, &["--trusted-proxies", "127.0.0.1"]).await;
+    let line = server.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+    let (_, reader) = server
+        .call(
+            "POST",
+            "/tokens",
+            &admin,
+            r#"{"name":"r","scopes":["read"]}"#,
+        )
+        .await;
+    let (id, token) = (reader["id"].as_u64().unwrap(), reader["token"].clone());
+    let request = http::Request::get("/items")
+        .header(
+            "authorization",
+            format!("Bearer {}", token.as_str().unwrap()),
+        )
+        .header("forwarded", "for=6.6.6.6")
+        .header("x-forwarded-for", "203.0.113.9")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(server.client.request(request).await.status, StatusCode::OK);
+    let path = format!("/tokens/{id}/activity");
+    let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let (status, page) = server.call("GET", &path, &admin, "").await;
+            if status == StatusCode::OK && !page["data"].as_array().unwrap().is_empty() {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a row");
+    assert_eq!(page["data"][0]["client_ip"], "203.0.113.9");
+    server.interrupt().await;
+}

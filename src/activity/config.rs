@@ -93,8 +93,8 @@ impl ActivityConfig {
         self
     }
 
-    /// The proxies whose `Forwarded` / `X-Forwarded-For` are believed (default none: the
-    /// peer's address is recorded).
+    /// The proxies whose forwarding header is believed, and which header that is
+    /// ([`TrustedProxies::header`]; default none: the peer's address is recorded).
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.proxies = proxies;
         self

@@ -85,7 +85,7 @@ use time::OffsetDateTime;
 
 pub use config::{ActivityConfig, DEFAULT_RETENTION};
 pub use log::{ActivityLog, ActivityStats};
-pub use proxies::{InvalidProxy, TrustedProxies};
+pub use proxies::{ForwardedHeader, InvalidForwardedHeader, InvalidProxy, TrustedProxies};
 pub(crate) use queue::Ticket;
 
 use crate::identity::TokenId;

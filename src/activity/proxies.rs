@@ -1,28 +1,76 @@
 //! Which client address a row records: the peer's, or, when the peer is a trusted
-//! proxy, the one the proxies report in `Forwarded` (RFC 7239) or `X-Forwarded-For`.
+//! proxy, the one the proxies report in the header they write: `X-Forwarded-For`, or
+//! `Forwarded` (RFC 7239), never both.
 
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use http::HeaderMap;
 
-/// The proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: none by
-/// default, so that a client cannot choose the address recorded for it.
+/// The proxies whose forwarding header is believed: none by default, so that a client
+/// cannot choose the address recorded for it.
 ///
-/// The chain is read from the right (the hop nearest to us): trusted proxies are skipped,
-/// and the first address that is not one is the client's.
+/// Only the header the proxies write is read ([`ForwardedHeader`]: `X-Forwarded-For` by
+/// default): a proxy that appends to `X-Forwarded-For` passes a client's own `Forwarded`
+/// header on untouched, so reading both would let the client choose. The chain is read
+/// from the right (the hop nearest to us): trusted proxies are skipped, and the first
+/// address that is not one is the client's.
 ///
 /// ```
-/// use tower_bearer::activity::TrustedProxies;
+/// use http::HeaderMap;
+/// use tower_bearer::activity::{ForwardedHeader, TrustedProxies};
 ///
 /// let proxies = TrustedProxies::new(["10.0.0.0/8", "::1"])?;
 /// assert!(proxies.trusts("10.1.2.3".parse()?));
 /// assert!(!proxies.trusts("192.0.2.1".parse()?));
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("forwarded", "for=6.6.6.6".parse()?); // the client's own
+/// headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.7".parse()?);
+/// let peer = Some("10.0.0.1".parse()?);
+/// assert_eq!(proxies.client_ip(peer, &headers), Some("203.0.113.9".parse()?));
+///
+/// // Proxies that write RFC 7239's `Forwarded` instead:
+/// let proxies = proxies.header(ForwardedHeader::Forwarded);
+/// assert_eq!(proxies.client_ip(peer, &headers), Some("6.6.6.6".parse()?));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     networks: Vec<Network>,
+    header: ForwardedHeader,
+}
+
+/// The header trusted proxies write the client's address into; the other one is ignored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx's `$proxy_add_x_forwarded_for`, most
+    /// load balancers): the default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239): the `for=` parameters.
+    Forwarded,
+}
+
+/// A forwarding header name that is neither `x-forwarded-for` nor `forwarded`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a forwarding header: expected x-forwarded-for or forwarded")]
+pub struct InvalidForwardedHeader(String);
+
+impl FromStr for ForwardedHeader {
+    type Err = InvalidForwardedHeader;
+
+    /// `x-forwarded-for` or `forwarded`, in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("x-forwarded-for") {
+            Ok(Self::XForwardedFor)
+        } else if text.eq_ignore_ascii_case("forwarded") {
+            Ok(Self::Forwarded)
+        } else {
+            Err(InvalidForwardedHeader(text.to_owned()))
+        }
+    }
 }
 
 /// A proxy that is not an address or a network (`10.0.0.0/8`, `2001:db8::/32`).
@@ -104,7 +152,23 @@ impl TrustedProxies {
             .into_iter()
             .map(|proxy| proxy.as_ref().parse())
             .collect::<Result<_, _>>()?;
-        Ok(Self { networks })
+        Ok(Self {
+            networks,
+            header: ForwardedHeader::default(),
+        })
+    }
+
+    /// Reads the client's address from `header`, the one the trusted proxies write
+    /// (default [`ForwardedHeader::XForwardedFor`]); the other header is ignored.
+    #[must_use]
+    pub fn header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// The header the client's address is read from.
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.header
     }
 
     /// Whether `ip` is a trusted proxy.
@@ -113,32 +177,27 @@ impl TrustedProxies {
     }
 
     /// The client's address: the peer's, unless it is a trusted proxy; then the nearest
-    /// untrusted address of the forwarding chain (`Forwarded` when present, otherwise
-    /// `X-Forwarded-For`), or the farthest trusted one when every hop is trusted. A hop
-    /// that is not an address (`unknown`, an obfuscated name, garbage) ends the walk at
-    /// the last trusted hop: nothing beyond it can be believed.
+    /// untrusted address of the chain in [the proxies' header](Self::header), or the
+    /// farthest trusted one when every hop is trusted. A hop that is not an address
+    /// (`unknown`, an obfuscated name, garbage) ends the walk at the last trusted hop:
+    /// nothing beyond it can be believed.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = canonical(peer?);
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let forwarded = headers.get_all(http::header::FORWARDED);
-        let hops: Vec<&str> = if forwarded.iter().next().is_some() {
-            forwarded
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .map(forwarded_for)
-                .collect()
-        } else {
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .map(str::trim)
-                .collect()
+        let (name, hop): (_, fn(&str) -> &str) = match self.header {
+            ForwardedHeader::XForwardedFor => ("x-forwarded-for", str::trim),
+            ForwardedHeader::Forwarded => (http::header::FORWARDED.as_str(), forwarded_for),
         };
+        // Several header lines are one list, in order (RFC 9110 §5.3).
+        let hops: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(hop)
+            .collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
             let Some(ip) = parse_hop(hop) else {
@@ -230,18 +289,98 @@ mod tests {
             r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.3:80"#,
         )]);
         assert_eq!(
-            proxies.client_ip(Some(ip("::1")), &forwarded),
+            proxies
+                .clone()
+                .header(ForwardedHeader::Forwarded)
+                .client_ip(Some(ip("::1")), &forwarded),
             Some(ip("2001:db8:cafe::17"))
         );
-        // Forwarded wins over X-Forwarded-For.
+    }
+
+    #[test]
+    fn only_the_named_header_is_read() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
         let both = headers(&[
-            ("forwarded", "for=203.0.113.5"),
-            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.5, 10.0.0.9"),
+        ]);
+        let peer = Some(ip("10.0.0.1"));
+        assert_eq!(proxies.client_ip(peer, &both), Some(ip("203.0.113.5")));
+        let rfc = proxies.header(ForwardedHeader::Forwarded);
+        assert_eq!(rfc.client_ip(peer, &both), Some(ip("6.6.6.6")));
+        // A proxy that writes `Forwarded` ignores a client's `X-Forwarded-For`, and
+        // without its header the peer (the proxy) is all that is known.
+        let spoofed_xff = headers(&[("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(rfc.client_ip(peer, &spoofed_xff), peer);
+        // Header names parse in any case, and nothing else.
+        assert_eq!(
+            "X-Forwarded-For".parse(),
+            Ok(ForwardedHeader::XForwardedFor)
+        );
+        assert_eq!("FORWARDED".parse(), Ok(ForwardedHeader::Forwarded));
+        assert!("x-real-ip".parse::<ForwardedHeader>().is_err());
+    }
+
+    #[test]
+    fn a_chain_of_several_proxies_resolves_to_the_client() {
+        // client -> CDN (198.51.100.0/24, trusted) -> LB (10.0.0.2) -> us, each
+        // appending what it saw; the client forged two entries of its own first.
+        let proxies = TrustedProxies::new(["10.0.0.0/8", "198.51.100.0/24"]).unwrap();
+        let chain = headers(&[(
+            "x-forwarded-for",
+            "1.1.1.1, 10.0.0.99, 203.0.113.77, 198.51.100.20",
+        )]);
+        assert_eq!(
+            proxies.client_ip(Some(ip("10.0.0.2")), &chain),
+            Some(ip("203.0.113.77"))
+        );
+        let rfc = proxies.header(ForwardedHeader::Forwarded);
+        let chain = headers(&[
+            ("forwarded", "for=1.1.1.1;proto=http"),
+            (
+                "forwarded",
+                r#"for="203.0.113.77:5000", for=198.51.100.20;by=x"#,
+            ),
         ]);
         assert_eq!(
-            proxies.client_ip(Some(ip("10.0.0.1")), &both),
-            Some(ip("203.0.113.5"))
+            rfc.client_ip(Some(ip("10.0.0.2")), &chain),
+            Some(ip("203.0.113.77"))
         );
+    }
+
+    #[test]
+    fn malformed_values_never_name_an_untrusted_client_beyond_them() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        let peer = Some(ip("10.0.0.1"));
+        for (value, expected) in [
+            ("", "10.0.0.1"),
+            (",,,", "10.0.0.1"),
+            ("6.6.6.6, 300.1.1.1", "10.0.0.1"),
+            ("6.6.6.6, 10.0.0.4:notaport", "10.0.0.1"),
+            ("6.6.6.6, [::1", "10.0.0.1"),
+            ("6.6.6.6, 203.0.113.1 extra", "10.0.0.1"),
+            ("6.6.6.6,203.0.113.1", "203.0.113.1"),
+            ("  203.0.113.1  ", "203.0.113.1"),
+        ] {
+            let map = headers(&[("x-forwarded-for", value)]);
+            assert_eq!(
+                proxies.client_ip(peer, &map),
+                Some(ip(expected)),
+                "{value:?}"
+            );
+        }
+        let rfc = proxies.header(ForwardedHeader::Forwarded);
+        for (value, expected) in [
+            ("for=", "10.0.0.1"),
+            ("by=203.0.113.1", "10.0.0.1"),
+            ("for=unknown", "10.0.0.1"),
+            ("for=_hidden", "10.0.0.1"),
+            (r#"for="[2001:db8::1]""#, "2001:db8::1"),
+            ("FOR=203.0.113.1", "203.0.113.1"),
+        ] {
+            let map = headers(&[("forwarded", value)]);
+            assert_eq!(rfc.client_ip(peer, &map), Some(ip(expected)), "{value:?}");
+        }
     }
 
     #[test]
@@ -320,8 +459,13 @@ mod tests {
             if let Some(forwarded) = &forwarded {
                 map.insert("forwarded", HeaderValue::from_str(forwarded).unwrap());
             }
+            // Each reading names the peer or an address of its own header only.
             let client = proxies.client_ip(Some(peer), &map).unwrap();
             prop_assert!(client == peer || xff.contains(&client.to_string())
+                || matches!(client, IpAddr::V6(_)));
+            let rfc = proxies.header(ForwardedHeader::Forwarded);
+            let client = rfc.client_ip(Some(peer), &map).unwrap();
+            prop_assert!(client == peer
                 || forwarded.as_deref().is_some_and(|f| f.contains(&client.to_string()))
                 || matches!(client, IpAddr::V6(_)));
         }
