@@ -23,9 +23,12 @@
 //! client address the proxy reports in `X-Forwarded-For` (`--forwarded-header forwarded`
 //! for proxies that write RFC 7239's `Forwarded` instead; the other header is ignored).
 //!
-//! Access tokens are signed with the key in `--session-key-file` (default: next to the
-//! database, `<db>.session-key`, created with a random key on first start); nodes given
-//! the same file accept each other's access tokens.
+//! Access tokens are signed with the key in `--session-key-file`, else in the
+//! `TOWER_BEARER_SESSION_KEY` environment variable (hex), else in
+//! `$XDG_STATE_HOME/tower-bearer/session-key` (`~/.local/state/…`, created with a random
+//! key on first start): never beside the database, whose backups must not carry it. A
+//! key file readable by group or others is refused. Nodes given the same key accept each
+//! other's access tokens.
 //!
 //! Locked out (the last admin token revoked)? `--issue-admin-token [TENANT]` mints a new
 //! admin token against the database, prints it once and exits.
@@ -81,9 +84,10 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
   --admin-token-file   write the bootstrap admin token to this new file (mode 0600), not stdout
   --accept-scheme      also accept `Authorization: <scheme> <token>` (e.g. Token, for DRF clients)
   --session-lifetime   seconds an access token from POST /auth/login is valid (default 7200)
-  --session-key-file   the key access tokens are signed with, in hex (default: <db>.session-key,
-                       or tower-bearer.session-key for PostgreSQL; created with a random key
-                       and mode 0600 when missing)
+  --session-key-file   the key access tokens are signed with, in hex, mode 0600 (default:
+                       $TOWER_BEARER_SESSION_KEY (hex), else
+                       $XDG_STATE_HOME/tower-bearer/session-key (~/.local/state/…), created
+                       with a random key when missing; never beside the database)
   --trusted-proxies    proxies whose forwarding header the activity log believes
                        (comma-separated addresses or networks; default none)
   --forwarded-header   the header those proxies write the client address into:
@@ -293,17 +297,6 @@ fn openapi() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// The session key file: `--session-key-file`, else next to a SQLite database.
-fn session_key_path(args: &Args) -> PathBuf {
-    match &args.session_key_file {
-        Some(path) => path.clone(),
-        None if args.db.starts_with("postgres://") || args.db.starts_with("postgresql://") => {
-            PathBuf::from("tower-bearer.session-key")
-        }
-        None => PathBuf::from(format!("{}.session-key", args.db)),
-    }
-}
-
 /// The store `--db` names: PostgreSQL for a `postgres://` URL (shared by every node on
 /// that database), otherwise a SQLite file. It keeps the activity log too.
 async fn open_store(db: &str) -> Result<(Arc<dyn TokenStore>, Arc<dyn ActivityStore>), String> {
@@ -355,13 +348,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let keys = match session_key::load_or_create(&session_key_path(&args)) {
-        Ok(keys) => keys,
-        Err(message) => {
-            eprintln!("error: {message}");
-            std::process::exit(2);
-        }
-    };
+    let keys = session_key::load_or_exit(args.session_key_file.as_deref());
     let sessions = SessionConfig::new(keys).lifetime(args.session_lifetime)?;
     let mut builder = Registry::builder(store)
         .formats(Formats::default().sanctum())

@@ -17,7 +17,12 @@ def example_server(binary, directory):
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"},
+            # The session key goes to the state directory, never beside the database.
+            env={
+                "RUST_LOG": "warn",
+                "PATH": "/usr/bin:/bin",
+                "XDG_STATE_HOME": f"{directory}/state",
+            },
         )
         try:
             admin = server.stdout.readline().strip().removeprefix("admin token: ")

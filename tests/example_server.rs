@@ -18,9 +18,13 @@ struct Server {
 
 impl Server {
     async fn start(db: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(db, extra, &[]).await
+    }
+
+    async fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let db = db.to_str().unwrap();
         let args = [&["--addr", "127.0.0.1:0", "--db", db], extra].concat();
-        let process = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+        let process = ExampleProcess::start_with_env("server", "sqlite,admin", &args, env, 1).await;
         let client = HttpClient::new(process.addrs[0]);
         Self { process, client }
     }
@@ -291,19 +295,29 @@ async fn issue_admin_token_brings_a_locked_out_tenant_back() {
     );
 }
 
-/// `POST /auth/login` on the example server: the key file is created next to the
-/// database (mode 0600) and reused after a restart, so that access tokens outlive it.
+/// `POST /auth/login` on the example server: the key file is created in the state
+/// directory (mode 0600), never beside the database (issue 26 #1), and reused after a
+/// restart, so that access tokens outlive it.
 #[tokio::test]
 async fn the_example_server_exchanges_keys_for_access_tokens_across_a_restart() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tower-bearer.db");
-    let mut server = Server::start(&db, &["--session-lifetime", "600"]).await;
+    let state = tempfile::tempdir().unwrap();
+    let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let mut server = Server::start_with_env(&db, &["--session-lifetime", "600"], &env).await;
     let admin = server.stdout_line().await;
     let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
-    let key_file = dir.path().join("tower-bearer.db.session-key");
+    let key_file = state.path().join("tower-bearer/session-key");
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    let beside_the_database: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.starts_with("tower-bearer.db"))
+        .collect();
+    assert!(beside_the_database.is_empty(), "{beside_the_database:?}");
+    assert!(!dir.path().join("tower-bearer.db.session-key").exists());
 
     let body = format!(r#"{{"api_key":"{admin}","session_id":"cli"}}"#);
     let (status, login) = server.call("POST", "/auth/login", "", &body).await;
@@ -315,7 +329,7 @@ async fn the_example_server_exchanges_keys_for_access_tokens_across_a_restart() 
     assert_eq!(me["kind"], "session");
     assert_eq!(server.interrupt().await, "");
 
-    let server = Server::start(&db, &["--session-lifetime", "600"]).await;
+    let server = Server::start_with_env(&db, &["--session-lifetime", "600"], &env).await;
     assert_eq!(
         server.call("GET", "/me", &access, "").await.0,
         StatusCode::OK,
@@ -518,5 +532,71 @@ async fn the_example_server_records_the_address_from_the_proxies_header_only() {
     .await
     .expect("a row");
     assert_eq!(page["data"][0]["client_ip"], "203.0.113.9");
+    server.interrupt().await;
+}
+
+/// Issue 26 #1: a session key file that others may read is refused with one line naming
+/// the file and the fix, exit status 2; so is a bad key in `TOWER_BEARER_SESSION_KEY`.
+#[test]
+fn the_example_server_refuses_a_session_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("session-key");
+    std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let db = dir.path().join("t.db");
+        std::process::Command::new(support::example::example_binary("server", "sqlite,admin"))
+            .args(["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()])
+            .args(args)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env_remove("TOWER_BEARER_SESSION_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["--session-key-file", key_file.to_str().unwrap()], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(key_file.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        refused.stdout.is_empty(),
+        "nothing minted before the refusal"
+    );
+
+    let bad = run(&[], &[("TOWER_BEARER_SESSION_KEY", "not hex")]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(stderr.contains("TOWER_BEARER_SESSION_KEY"), "{stderr}");
+}
+
+/// Issue 26 #1: the key may come from `TOWER_BEARER_SESSION_KEY` (hex): no file is
+/// written, and a restart with the same variable re-derives the same access token.
+#[tokio::test]
+async fn the_example_server_takes_its_session_key_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("env.db");
+    let state = tempfile::tempdir().unwrap();
+    let key = "5a".repeat(32);
+    let env = [
+        ("XDG_STATE_HOME", state.path().to_str().unwrap()),
+        ("TOWER_BEARER_SESSION_KEY", key.as_str()),
+    ];
+    let mut server = Server::start_with_env(&db, &[], &env).await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let body = format!(r#"{{"api_key":"{admin}"}}"#);
+    let (status, login) = server.call("POST", "/auth/login", "", &body).await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    server.interrupt().await;
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().next().is_none(),
+        "no key file written"
+    );
+    let server = Server::start_with_env(&db, &[], &env).await;
+    let (_, again) = server.call("POST", "/auth/login", "", &body).await;
+    assert_eq!(again["access_token"], login["access_token"]);
     server.interrupt().await;
 }

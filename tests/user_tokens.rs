@@ -153,3 +153,76 @@ async fn a_registry_without_sessions_says_so() {
         Err(tower_bearer::registry::RegistryError::SessionsNotConfigured)
     ));
 }
+
+/// Issue 26 #1: a copy of the database and the session key together yield no working
+/// user token. The row keeps `sid`, `jti`, `kid`, `iss` and the claims; what it does not
+/// keep (a random secret claim) is what re-deriving the token would need.
+#[tokio::test]
+async fn the_database_and_the_key_together_cannot_re_derive_a_user_token() {
+    use tower_bearer::TokenStore as _;
+    use tower_bearer::session::SessionClaims;
+    use tower_bearer::store::ListQuery;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.db");
+    let registry = Registry::builder(SqliteStore::open(&path).await.unwrap())
+        .sessions(config())
+        .build();
+    let app: Router = Router::new().route("/me", get(|_: Principal| async { "me" }));
+    let client = HttpClient::new(serve(app.layer(BearerAuthLayer::new(registry.clone()))).await);
+    let genuine = user_token(&registry, ALICE, "Alice").await;
+    assert_eq!(client.get("/me", &genuine).await.status, StatusCode::OK);
+
+    // The attacker: the database file (opened on its own) and the key.
+    let copy = SqliteStore::open(&path).await.unwrap();
+    let rows = copy
+        .list_by_tenant(
+            "acme",
+            ListQuery::all().kind(TokenKind::Session).owner(ALICE),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let metadata = row.metadata.clone().unwrap();
+    let field = |name: &str| metadata[name].as_str().unwrap().to_owned();
+    let mut claims = SessionClaims::new(
+        &field("iss"),
+        ALICE,
+        &field("sid"),
+        "acme",
+        "",
+        row.created_at.unix_timestamp(),
+        row.expires_at.unwrap().unix_timestamp(),
+        &field("jti"),
+    );
+    claims.extra = metadata["claims"].as_object().unwrap().clone();
+    let keys = SessionKeys::new("users", &[8u8; 32]).unwrap();
+    let forged = keys.sign_with(&field("kid"), &claims).unwrap();
+    // Everything the row says is in the genuine token; it is still not the token.
+    assert_ne!(forged, genuine);
+    assert_eq!(
+        client.get("/me", &forged).await.status,
+        StatusCode::UNAUTHORIZED,
+        "a token re-derived from the database and the key was accepted"
+    );
+    // Nor does the genuine token's secret appear anywhere in the file.
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(genuine.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let secret = payload["sec"].as_str().expect("a secret claim");
+    assert!(secret.len() >= 43, "256 random bits: {secret}");
+    drop((registry, copy));
+    let mut bytes = std::fs::read(&path).unwrap();
+    for wal in ["-wal", "-shm"] {
+        let side = format!("{}{wal}", path.display());
+        bytes.extend(std::fs::read(side).unwrap_or_default());
+    }
+    assert!(
+        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret claim is stored"
+    );
+}

@@ -57,10 +57,15 @@ use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenKind};
 
 const USAGE: &str = "\
 usage: collab [--addr HOST:PORT] [--db PATH] [--user-token-lifetime SECONDS]
+              [--session-key-file PATH]
 
   --addr                 where to listen (default 127.0.0.1:3002)
   --db                   the SQLite file (default collab.db, created if missing)
-  --user-token-lifetime  seconds a user's token is valid (default 7776000: 90 days)";
+  --user-token-lifetime  seconds a user's token is valid (default 7776000: 90 days)
+  --session-key-file     the key user tokens are signed with, in hex, mode 0600 (default:
+                         $TOWER_BEARER_SESSION_KEY (hex), else
+                         $XDG_STATE_HOME/tower-bearer/session-key (~/.local/state/…),
+                         created when missing; never beside the database)";
 
 /// The rooms every account has.
 const ROOMS: [(&str, &str); 2] = [("lobby", "Lobby"), ("general", "General")];
@@ -69,6 +74,7 @@ struct Args {
     addr: SocketAddr,
     db: String,
     user_token_lifetime: Duration,
+    session_key_file: Option<PathBuf>,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -76,6 +82,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 3002)),
         db: "collab.db".to_owned(),
         user_token_lifetime: DEFAULT_USER_TOKEN_LIFETIME,
+        session_key_file: None,
     };
     bootstrap::parse_flags(args, &[], |flag, value| {
         match flag {
@@ -91,6 +98,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                     })?;
                 parsed.user_token_lifetime = Duration::from_secs(seconds);
             }
+            "--session-key-file" => parsed.session_key_file = Some(PathBuf::from(value)),
             other => return Err(format!("unknown flag {other}")),
         }
         Ok(())
@@ -394,7 +402,7 @@ async fn bootstrap_account(registry: &Registry) -> Result<(), Box<dyn std::error
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(&args.db).await?;
-    let keys = session_key::load_or_create(&PathBuf::from(format!("{}.session-key", args.db)))?;
+    let keys = session_key::load_or_exit(args.session_key_file.as_deref());
     let registry = Registry::builder(store)
         .formats(Formats::default().account())
         .sessions(SessionConfig::new(keys))

@@ -176,6 +176,14 @@ pub(super) fn random_id() -> Result<String, RegistryError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// 256 random bits, base64url: the secret claim (`sec`) of an end user's token, which
+/// no row keeps, so that the database and the key together cannot re-derive the token.
+pub(super) fn random_secret() -> Result<String, RegistryError> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut()).map_err(|e| RegistryError::Random(RandomError::new(e)))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}
+
 pub(super) fn seconds(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(0).unwrap_or(at)
 }

@@ -3,15 +3,19 @@
 //! the application's claims, revocable by user.
 //!
 //! Stored like sessions (a token record of kind `session`, found by the digest of its
-//! signature, whose metadata re-derives the token), but created by no API key: the
-//! record's owner is the user, and revoking the user deletes them all (through the change
-//! feed on every node).
+//! signature), but created by no API key: the record's owner is the user, and revoking
+//! the user deletes them all (through the change feed on every node). Unlike a login
+//! session's, the record cannot re-derive the token: the token carries a random secret
+//! claim (`sec`, 256 bits) that no row keeps (the record's digest, of the signature over
+//! it, is all the store knows), so that a copy of the database, even with the session
+//! key, yields no working user token. Nothing needs to re-derive one: a user token is
+//! handed out once, when it is issued.
 
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::session::{Derivation, random_id, scope_claim, seconds};
+use super::session::{Derivation, random_id, random_secret, scope_claim, seconds};
 use super::{Registry, RegistryError, SessionToken, session};
 use crate::identity::{TokenKind, is_valid_tenant};
 use crate::scope::ScopeSet;
@@ -55,7 +59,7 @@ pub enum InvalidUserToken {
     /// The user id is not 1 to 128 characters of `A-Z a-z 0-9 . _ : -` (a UUID is).
     #[error("invalid user id")]
     UserId,
-    /// A custom claim names a registered claim (`sub`, `exp`, …).
+    /// A custom claim names a registered claim (`sub`, `exp`, `sec`, …).
     #[error("claim `{0}` is reserved")]
     ReservedClaim(String),
     /// The custom claims are larger than 2 KiB as JSON.
@@ -178,6 +182,10 @@ impl Registry {
             &jti,
         );
         claims.extra = request.claims.clone();
+        // In the token, never in the row: see the module's documentation.
+        claims
+            .extra
+            .insert("sec".to_owned(), Value::String(random_secret()?));
         let token = config.keys().sign(&claims);
         let mut metadata = Derivation {
             client_session_id: &request.user_id,

@@ -47,8 +47,8 @@ pub struct SessionClaims {
 }
 
 /// The claims a token always has, which custom claims may not name.
-pub const REGISTERED_CLAIMS: [&str; 10] = [
-    "iss", "sub", "sid", "tenant", "scope", "iat", "exp", "jti", "nbf", "aud",
+pub const REGISTERED_CLAIMS: [&str; 11] = [
+    "iss", "sub", "sid", "tenant", "scope", "iat", "exp", "jti", "nbf", "aud", "sec",
 ];
 
 impl SessionClaims {

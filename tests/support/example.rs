@@ -62,6 +62,11 @@ fn assert_fresh(binary: &Path) {
     }
 }
 
+/// The examples' state directory (their session key) in tests that name none.
+pub fn shared_state_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("example-state")
+}
+
 pub struct ExampleProcess {
     child: Child,
     /// The addresses of its `… listening on http://ADDR` lines, in order.
@@ -71,9 +76,25 @@ pub struct ExampleProcess {
 impl ExampleProcess {
     /// Starts `example` with `args` and waits for `listeners` "listening on" lines.
     pub async fn start(example: &str, features: &str, args: &[&str], listeners: usize) -> Self {
+        Self::start_with_env(example, features, args, &[], listeners).await
+    }
+
+    /// [`start`](Self::start) with environment variables. The examples keep their
+    /// session key in `$XDG_STATE_HOME`: one directory under cargo's target directory
+    /// for all tests unless `env` names another, never the user's home.
+    pub async fn start_with_env(
+        example: &str,
+        features: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        listeners: usize,
+    ) -> Self {
         let mut child = Command::new(example_binary(example, features))
             .args(args)
             .env("RUST_LOG", "warn")
+            .env("XDG_STATE_HOME", shared_state_dir())
+            .env_remove("TOWER_BEARER_SESSION_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
