@@ -23,6 +23,14 @@
 //! is revoked (on this node at once, on others when the change feed delivers) or expires,
 //! the handler is stopped, and the client gets `authFailed` and 4001 too.
 //!
+//! Before a socket has authenticated, little is spent on it: a socket that waits for its
+//! first message may send at most 16 KiB in one frame or message
+//! ([`SocketAuth::first_message_limit`]; a larger one ends it with `authFailed` and 4001
+//! as soon as its header arrives, without being read), and at most 1,000 sockets wait at
+//! once ([`SocketAuth::max_pending`]; more are refused at the handshake with 503).
+//! Sockets that carry their token in the handshake are verified before the upgrade and
+//! read nothing before.
+//!
 //! A watched socket costs one shared notification per token and one expiry timer: no task
 //! or wake-up of its own (measured: no CPU at 10,000 idle sockets). Most of an idle
 //! socket's memory is tungstenite's read buffer, 128 KiB by default: for many idle
@@ -76,7 +84,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Uri};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::header::TokenSources;
 use crate::reject::{RejectCause, Rejection};
@@ -92,6 +100,10 @@ pub const AUTH_FAILED_EVENT: &str = r#"{"event":"authFailed"}"#;
 pub const UNAVAILABLE_CODE: u16 = 1013;
 /// The subprotocol that carries a token: `Sec-WebSocket-Protocol: bearer, <token>`.
 pub const BEARER_PROTOCOL: &str = "bearer";
+/// The default bound of a frame or message before authentication: 16 KiB.
+pub const DEFAULT_FIRST_MESSAGE_LIMIT: usize = 16 * 1024;
+/// The default number of sockets that may wait for their first message at once.
+pub const DEFAULT_MAX_PENDING: usize = 1_000;
 
 /// Authenticates WebSocket upgrades with a registry. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -99,6 +111,9 @@ pub const BEARER_PROTOCOL: &str = "bearer";
 pub struct SocketAuth {
     registry: Registry,
     first_message_timeout: Duration,
+    first_message_limit: usize,
+    /// A place for each socket waiting for its first message; shared by the clones.
+    pending: Arc<Semaphore>,
     sources: TokenSources,
     reject_at_handshake: bool,
 }
@@ -117,9 +132,32 @@ impl SocketAuth {
         Self {
             registry,
             first_message_timeout: Duration::from_secs(10),
+            first_message_limit: DEFAULT_FIRST_MESSAGE_LIMIT,
+            pending: Arc::new(Semaphore::new(DEFAULT_MAX_PENDING)),
             sources: TokenSources::new(),
             reject_at_handshake: false,
         }
+    }
+
+    /// The largest frame or message a socket may send before it has authenticated
+    /// (default 16 KiB: an auth message is far smaller). A larger one ends the socket
+    /// with `authFailed` and 4001 as soon as its header is read, unbuffered.
+    ///
+    /// axum cannot widen a socket's limits once it is open, so a socket that
+    /// authenticates by its first message keeps this bound for its life; one that
+    /// authenticates at the handshake (header or subprotocol pair) has the upgrade's own
+    /// limits. Raise it if your clients authenticate by message and then send more.
+    pub fn first_message_limit(mut self, bytes: usize) -> Self {
+        self.first_message_limit = bytes.max(1);
+        self
+    }
+
+    /// How many sockets may wait for their first message at once (default 1,000); the
+    /// upgrade of one more is refused with 503 and `Retry-After`. Each place is held from
+    /// the handshake until the first message arrives or times out.
+    pub fn max_pending(mut self, sockets: usize) -> Self {
+        self.pending = Arc::new(Semaphore::new(sockets.min(Semaphore::MAX_PERMITS)));
+        self
     }
 
     /// How long a socket without a token at the handshake may take to send
@@ -181,9 +219,20 @@ impl SocketAuth {
                 auth_failed(&mut socket).await;
             }),
             Handshake::None => {
+                let Ok(place) = self.pending.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        target: "tower_bearer::ws",
+                        "socket refused: too many sockets waiting for their first message"
+                    );
+                    return Rejection::Unavailable.into_response();
+                };
                 let timeout = self.first_message_timeout;
+                let limit = self.first_message_limit;
+                let ws = ws.max_frame_size(limit).max_message_size(limit);
                 ws.on_upgrade(move |mut socket| async move {
-                    let Some(token) = first_message_token(&mut socket, timeout).await else {
+                    let token = first_message_token(&mut socket, timeout).await;
+                    drop(place);
+                    let Some(token) = token else {
                         auth_failed(&mut socket).await;
                         return;
                     };

@@ -328,3 +328,80 @@ async fn expiry_and_session_revocation_close_live_sockets() {
         .unwrap();
     assert_auth_failed(&mut client).await;
 }
+
+/// Issue 26 #2: before a socket has authenticated, its frames and messages are bounded
+/// (16 KiB by default): a larger first message ends it without being read, even a valid
+/// auth message; the bound is configurable.
+#[tokio::test]
+async fn a_first_message_over_the_bound_ends_the_socket() {
+    let server = Server::start(|auth| auth).await;
+    let (_, token) = server.token(Expiry::Default).await;
+    let padded = |pad: usize| {
+        Message::text(format!(
+            r#"{{"type":"auth","token":"{token}","pad":"{}"}}"#,
+            "x".repeat(pad)
+        ))
+    };
+    let (mut client, _) = server.connect(server.request("")).await;
+    // A valid auth message, 20 KiB long.
+    let _ = client.send(padded(20 * 1024)).await;
+    let ended = next(&mut client).await;
+    assert!(
+        matches!(&ended, Ok(event) if event == r#"{"event":"authFailed"}"#)
+            || matches!(&ended, Err((1009 | 4001 | 1006, _))),
+        "an oversized first message authenticated: {ended:?}"
+    );
+    // One of 10 KiB is within the bound.
+    let (mut client, _) = server.connect(server.request("")).await;
+    client.send(padded(10 * 1024)).await.unwrap();
+    assert_authenticated(&mut client).await;
+
+    // The bound is the application's to set.
+    let server = Server::start(|auth| auth.first_message_limit(64 * 1024)).await;
+    let (_, token) = server.token(Expiry::Default).await;
+    let (mut client, _) = server.connect(server.request("")).await;
+    client
+        .send(Message::text(format!(
+            r#"{{"type":"auth","token":"{token}","pad":"{}"}}"#,
+            "x".repeat(20 * 1024)
+        )))
+        .await
+        .unwrap();
+    assert_authenticated(&mut client).await;
+}
+
+/// Issue 26 #2: the sockets waiting for their first message are bounded; over the bound
+/// the upgrade is refused with 503, and a socket that authenticated frees its place.
+#[tokio::test]
+async fn sockets_waiting_for_their_first_message_are_bounded() {
+    let server = Server::start(|auth| auth.max_pending(2)).await;
+    let (_, token) = server.token(Expiry::Default).await;
+    let (mut first, _) = server.connect(server.request("")).await;
+    let (_second, _) = server.connect(server.request("")).await;
+    match tokio_tungstenite::connect_async(server.request("")).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        other => panic!("expected a 503 at the handshake, got {other:?}"),
+    }
+    // A token at the handshake waits for nothing: never refused for the bound.
+    let mut with_token = server.with_header(&token).await;
+    assert_authenticated(&mut with_token).await;
+    // The first authenticates: its place is free again.
+    first
+        .send(Message::text(format!(
+            r#"{{"type":"auth","token":"{token}"}}"#
+        )))
+        .await
+        .unwrap();
+    assert_authenticated(&mut first).await;
+    let (mut third, _) = server.connect(server.request("")).await;
+    third
+        .send(Message::text(format!(
+            r#"{{"type":"auth","token":"{token}"}}"#
+        )))
+        .await
+        .unwrap();
+    assert_authenticated(&mut third).await;
+}
