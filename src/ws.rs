@@ -20,7 +20,8 @@
 //! works: API keys, session access tokens from `POST /auth/login`.
 //!
 //! For the life of the connection the token is [watched](crate::Registry::watch): when it
-//! is revoked (on this node at once, on others when the change feed delivers) or expires,
+//! is revoked (on this node at once, on others when the change feed delivers, or when
+//! this node's cached entry goes stale and the store is asked again) or expires,
 //! the handler is stopped, and the client gets `authFailed` and 4001 too.
 //!
 //! Before a socket has authenticated, little is spent on it: a socket that waits for its

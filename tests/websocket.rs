@@ -405,3 +405,68 @@ async fn sockets_waiting_for_their_first_message_are_bounded() {
         .unwrap();
     assert_authenticated(&mut third).await;
 }
+
+/// Issue 26 #3: two servers on one SQLite file, no change feed between them. A socket on
+/// B whose token A revokes closes when B's cached entry goes stale (the positive TTL,
+/// 1 s here) and B re-checks it, within the TTL + 5 s, instead of living on.
+#[tokio::test]
+async fn a_socket_closes_when_a_revocation_reaches_its_node_only_through_the_store() {
+    use tower_bearer::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let registry = Registry::builder(SqliteStore::open(&path).await.unwrap())
+            .positive_ttl(Duration::from_secs(1))
+            .build();
+        let app: Router = Router::new()
+            .route("/socket", any(socket))
+            .with_state(SocketAuth::new(registry.clone()));
+        nodes.push((registry, serve(app).await));
+    }
+    let (a, (_, b_addr)) = (&nodes[0].0, &nodes[1]);
+    let issued = a
+        .issue(IssueRequest::new("socket user", "acme").unwrap())
+        .await
+        .unwrap();
+    let token = issued.secret.expose_secret();
+    let mut request = format!("ws://{b_addr}/socket")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_authenticated(&mut client).await;
+    let start = Instant::now();
+    a.revoke("acme", issued.info.id).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            match next_within(&mut client, Duration::from_secs(6)).await {
+                Ok(text) if text == r#"{"event":"authFailed"}"# => {}
+                Ok(_) => continue,
+                Err(close) => return close,
+            }
+        }
+    })
+    .await
+    .expect("the socket on B closes within the positive TTL + 5 s");
+    assert_eq!(closed, (4001, "authentication failed".to_owned()));
+    eprintln!(
+        "revoked on A, socket on B closed after {:?}",
+        start.elapsed()
+    );
+}
+
+/// [`next`], waiting up to `wait`.
+async fn next_within(client: &mut Client, wait: Duration) -> Result<String, (u16, String)> {
+    match tokio::time::timeout(wait, client.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => Ok(text.to_string()),
+        Ok(Some(Ok(Message::Close(Some(frame))))) => {
+            Err((u16::from(frame.code), frame.reason.to_string()))
+        }
+        Ok(None | Some(Ok(Message::Close(None)))) | Err(_) => Err((1005, String::new())),
+        Ok(Some(Ok(_))) => Ok(String::new()),
+        Ok(Some(Err(error))) => Err((1006, error.to_string())),
+    }
+}

@@ -246,6 +246,29 @@ impl Cache {
         now_secs < down_since + short || i64::from(fresh_until) <= now_secs + short
     }
 
+    /// When (Unix seconds) the cached entry of `digest` stops being fresh, as
+    /// [`is_fresh`](Self::is_fresh) counts at `now_secs` and after: a time at or before
+    /// `now_secs` means it is stale already. `None` when nothing is cached for it.
+    pub(crate) fn fresh_end(&self, digest: &Digest, now_secs: i64) -> Option<i64> {
+        let fresh_until = self
+            .known
+            .peek_with(&key(digest), |_, entry| {
+                (entry.extra.digest_tail == tail(digest)).then_some(entry.extra.fresh_until)
+            })
+            .flatten()?;
+        let fresh_until = i64::from(fresh_until);
+        let down_since = self.feed_down_since.load(Ordering::Relaxed);
+        if down_since == 0 {
+            return Some(fresh_until);
+        }
+        let short = self.short_ttl().saturating_add(NANOS_PER_SEC - 1) / NANOS_PER_SEC;
+        if fresh_until <= now_secs + short {
+            // Fresh until its own end from now on (filled since the feed went down).
+            return Some(fresh_until);
+        }
+        Some((down_since + short).min(fresh_until))
+    }
+
     pub(crate) fn fresh_until(&self, now: i64) -> u32 {
         if now == i64::MAX {
             return 0;
@@ -380,6 +403,10 @@ impl Cache {
             0
         };
         self.feed_down_since.store(since, Ordering::SeqCst);
+        if down {
+            // Entries are fresh for a shorter while now: watchers count again.
+            self.watchers.notify_all();
+        }
     }
 
     /// Forgets every verified token (the change feed lost events).

@@ -4,13 +4,20 @@
 //!
 //! Watchers of one token share one [`Notify`], keyed by its digest. The cache wakes them
 //! whenever it evicts that digest (a revocation here, or one the change feed delivers, or
-//! a change of the token) or forgets everything (a feed reset); each woken watcher checks
-//! its credential again. A watcher waits on that notification and on one timer set to its
-//! token's expiry: no task of its own, nothing that ticks.
+//! a change of the token), forgets everything (a feed reset), or the change feed goes
+//! down; each woken watcher checks its credential again. A watcher waits on that
+//! notification and on one timer: its token's expiry, or the moment its cached entry
+//! stops being fresh, whichever comes first. Then it checks again, as a new request
+//! would: a revocation that reached the store but not this node (no change feed, or the
+//! feed down) ends the watch when the entry goes stale, as it ends new requests then.
+//! Watchers of one token share its entry, so they wake together and ask the store once
+//! (single-flight), not once per watcher. No task of its own, nothing that ticks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::{Registry, VerifyError};
@@ -70,8 +77,11 @@ impl Registry {
     /// entry may no longer be trusted. Resolves at once for a token that is not valid.
     ///
     /// A change that leaves the token valid (new scopes, a name) does not end the watch.
-    /// Expiry is timed by the runtime's timer against the registry's clock as read when
-    /// the watch (re)checks the token.
+    /// A revocation that reaches the store but not this registry (no change feed between
+    /// them, or the feed down) ends it when the token's cached entry goes stale (the
+    /// positive TTL, or the feed-down TTL), as it ends new requests then. Expiry and
+    /// staleness are timed by the runtime's timer against the registry's clock as read
+    /// when the watch (re)checks the token.
     ///
     /// ```
     /// use std::time::Duration;
@@ -117,17 +127,28 @@ impl Registry {
             let now = self.inner.clock.now();
             let until_expiry = principal
                 .expires_at()
-                .map(|at| std::time::Duration::try_from(at - now).unwrap_or_default());
+                .map(|at| Duration::try_from(at - now).unwrap_or_default());
             drop(principal);
-            match until_expiry {
-                Some(left) => {
-                    tokio::select! {
-                        () = &mut woken => {}
-                        () = tokio::time::sleep(left) => {}
-                    }
-                }
-                None => woken.await,
+            let until_recheck = self.until_stale(presented.digest(), now);
+            let wait = until_expiry.map_or(until_recheck, |left| left.min(until_recheck));
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// How long a watched token's cached entry stays fresh: when it goes stale, a new
+    /// request would ask the store, and so does the watch. An entry already stale (the
+    /// store failing, the token served stale-if-error) or not cached is checked again at
+    /// the next whole second, the same instant for every watcher of it.
+    fn until_stale(&self, digest: &crate::token::Digest, now: OffsetDateTime) -> Duration {
+        let now_secs = now.unix_timestamp();
+        let at = match self.inner.cache.fresh_end(digest, now_secs) {
+            Some(end) if end > now_secs => end,
+            _ => now_secs + 1,
+        };
+        Duration::try_from(OffsetDateTime::from_unix_timestamp(at).unwrap_or(now) - now)
+            .unwrap_or_default()
     }
 }
