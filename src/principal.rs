@@ -71,7 +71,12 @@ pub(crate) struct Rare {
     /// (the cache finds it by its signature). Here rather than beside every cached API
     /// key, which has no use for it.
     pub(crate) token_check: u64,
+    /// An end user's token's custom claims, as signed.
+    pub(crate) claims: Option<Arc<Claims>>,
 }
+
+/// The custom claims of an end user's token: JSON names and values.
+pub type Claims = serde_json::Map<String, serde_json::Value>;
 
 impl Rare {
     /// `None` when there is nothing to keep.
@@ -81,6 +86,7 @@ impl Rare {
                 owner: owner.map(Into::into),
                 session_id: session_id.map(Into::into),
                 token_check: 0,
+                claims: None,
             })
         })
     }
@@ -128,6 +134,7 @@ impl Principal {
             expires_at: None,
             session_id: None,
             owner: None,
+            claims: None,
         }
     }
 
@@ -194,6 +201,29 @@ impl Principal {
         self.identity().rare.as_ref()?.session_id.as_deref()
     }
 
+    /// The custom claims of an end user's token
+    /// ([`Registry::issue_user_token`](crate::Registry::issue_user_token)): what the
+    /// application signed into it (a room, a plan), verified with the token. `None` for
+    /// API keys and login sessions, which carry none.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tower_bearer::{Principal, TokenId, TokenKind};
+    ///
+    /// let mut claims = tower_bearer::principal::Claims::new();
+    /// claims.insert("roomId".to_owned(), json!("general"));
+    /// let user = Principal::builder(TokenId::new(9), "Alice", "acme")
+    ///     .kind(TokenKind::Session)
+    ///     .claims(claims)
+    ///     .build();
+    /// assert_eq!(user.claims().unwrap()["roomId"], "general");
+    /// let key = Principal::builder(TokenId::new(1), "ci", "acme").build();
+    /// assert!(key.claims().is_none());
+    /// ```
+    pub fn claims(&self) -> Option<&Claims> {
+        self.identity().rare.as_ref()?.claims.as_deref()
+    }
+
     /// When the token was issued (millisecond precision, as stored).
     pub fn created_at(&self) -> OffsetDateTime {
         crate::clock::from_nanos(self.identity().created_at.saturating_mul(1_000_000))
@@ -221,6 +251,7 @@ pub struct PrincipalBuilder {
     expires_at: Option<OffsetDateTime>,
     session_id: Option<Box<str>>,
     owner: Option<Box<str>>,
+    claims: Option<Claims>,
 }
 
 impl PrincipalBuilder {
@@ -273,6 +304,12 @@ impl PrincipalBuilder {
         self
     }
 
+    /// The credential's custom claims ([`Principal::claims`]).
+    pub fn claims(mut self, claims: Claims) -> Self {
+        self.claims = Some(claims);
+        self
+    }
+
     /// The principal.
     pub fn build(self) -> Principal {
         let implications = self.implications.unwrap_or_default();
@@ -286,7 +323,15 @@ impl PrincipalBuilder {
             expires_at: self.expires_at.map_or(i64::MAX, crate::clock::to_nanos),
             env: self.env,
             kind: self.kind,
-            rare: Rare::boxed(self.owner.as_deref(), self.session_id.as_deref()),
+            rare: match self.claims {
+                Some(claims) => Some(Box::new(Rare {
+                    owner: self.owner,
+                    session_id: self.session_id,
+                    token_check: 0,
+                    claims: Some(Arc::new(claims)),
+                })),
+                None => Rare::boxed(self.owner.as_deref(), self.session_id.as_deref()),
+            },
         };
         Principal::from_inner(Arc::new(Inner {
             identity,
@@ -307,13 +352,14 @@ impl fmt::Debug for Principal {
             .field("kind", &identity.kind)
             .field("owner", &self.owner())
             .field("session_id", &self.session_id())
+            .field("claims", &self.claims())
             .field("expires_at", &self.expires_at())
             .finish()
     }
 }
 
 /// Serializes as `{"id","name","tenant","scopes","env","kind","created_at","expires_at"}`
-/// (plus `owner` and `session_id` when set) with RFC 3339 times (`expires_at` is `null`
+/// (plus `owner`, `session_id` and `claims` when set) with RFC 3339 times (`expires_at` is `null`
 /// for tokens that never expire).
 impl Serialize for Principal {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -329,6 +375,8 @@ impl Serialize for Principal {
             owner: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             session_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            claims: Option<&'a Claims>,
             #[serde(with = "time::serde::rfc3339")]
             created_at: OffsetDateTime,
             #[serde(with = "time::serde::rfc3339::option")]
@@ -344,6 +392,7 @@ impl Serialize for Principal {
             kind: identity.kind,
             owner: self.owner(),
             session_id: self.session_id(),
+            claims: self.claims(),
             created_at: self.created_at(),
             expires_at: self.expires_at(),
         }

@@ -53,6 +53,19 @@ impl Collab {
         }
     }
 
+    /// Stops the process (Ctrl-C) and starts another on the same database.
+    async fn restart(self) -> Self {
+        self.process.interrupt().await;
+        let db = self._dir.path().join("collab.db");
+        let args = ["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()];
+        let process = ExampleProcess::start("collab", FEATURES, &args, 1).await;
+        Self {
+            client: HttpClient::new(process.addrs[0]),
+            process,
+            ..self
+        }
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -278,4 +291,48 @@ async fn the_page_in_a_headless_browser() {
         "authenticated"
     );
     assert_eq!(browser_status(chromium, addr, &revoked).await, "authFailed");
+}
+
+/// Issue 26 #8: a user's room is the one signed into their token (`roomId`, read with
+/// `Principal::claims`), after a restart too (the example kept rooms in memory and put
+/// everyone in "lobby"). #16: a Ping frame (Python `websockets` keepalives) is answered
+/// and the socket goes on (it used to end the socket).
+#[tokio::test]
+async fn the_signed_room_survives_a_restart_and_pings_are_answered() {
+    let collab = Collab::start().await;
+    let (_, carol) = collab.user("Carol", "general").await;
+    let (_, dave) = collab.user("Dave", "general").await;
+    let collab = collab.restart().await;
+    let mut socket = collab.socket(&carol).await;
+    let hello = next(&mut socket).await.unwrap();
+    assert_eq!(hello["user"]["roomId"], "general", "{hello}");
+
+    socket
+        .send(Message::Ping(b"keepalive".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Pong(payload))) => return payload,
+                Some(Ok(Message::Text(_))) => continue,
+                other => panic!("the socket ended instead of answering a ping: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong within 5 s");
+    assert_eq!(&pong[..], b"keepalive");
+    // Still in the room: a message reaches the other member.
+    let mut other = collab.socket(&dave).await;
+    assert_eq!(next(&mut other).await.unwrap()["user"]["roomId"], "general");
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "hi"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let relayed = next(&mut other).await.unwrap();
+    assert_eq!(relayed["text"], "hi", "{relayed}");
+    collab.process.interrupt().await;
 }

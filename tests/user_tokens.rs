@@ -226,3 +226,44 @@ async fn the_database_and_the_key_together_cannot_re_derive_a_user_token() {
         "the secret claim is stored"
     );
 }
+
+/// Issue 26 #8: a verified user token's custom claims are readable (and only the custom
+/// ones: never the secret claim); API keys and login sessions have none.
+#[tokio::test]
+async fn a_user_tokens_claims_are_read_from_its_principal() {
+    use tower_bearer::registry::IssueRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("claims.db"))
+        .await
+        .unwrap();
+    let registry = Registry::builder(store).sessions(config()).build();
+    let token = user_token(&registry, ALICE, "Alice").await;
+    let principal = registry.verify(&token).await.unwrap();
+    let claims = principal.claims().expect("a user token's claims");
+    assert_eq!(claims.len(), 1, "{claims:?}");
+    assert_eq!(claims["roomId"], "lobby");
+    // A second registry on the same file reads them from the row (a cache miss).
+    let other = Registry::builder(
+        SqliteStore::open(dir.path().join("claims.db"))
+            .await
+            .unwrap(),
+    )
+    .sessions(config())
+    .build();
+    assert_eq!(
+        other.verify(&token).await.unwrap().claims().unwrap()["roomId"],
+        "lobby"
+    );
+    let key = registry
+        .issue(IssueRequest::new("key", "acme").unwrap())
+        .await
+        .unwrap();
+    let key = key.secret.expose_secret().to_owned();
+    assert!(registry.verify(&key).await.unwrap().claims().is_none());
+    let session = registry.login(&key, None).await.unwrap();
+    let session = registry
+        .verify(session.access_token.expose_secret())
+        .await
+        .unwrap();
+    assert!(session.claims().is_none());
+}

@@ -307,10 +307,17 @@ async fn socket(
         let key = (account.to_owned(), user_id.to_owned());
         let user = {
             let mut users = app.users.lock().unwrap_or_else(|e| e.into_inner());
+            // The room signed into the token: it holds after a restart, when this map
+            // starts empty.
+            let room_id = principal
+                .claims()
+                .and_then(|claims| claims.get("roomId")?.as_str())
+                .filter(|room| ROOMS.iter().any(|(id, _)| id == room))
+                .unwrap_or(ROOMS[0].0);
             let user = users.entry(key.clone()).or_insert_with(|| User {
                 id: user_id.to_owned(),
                 name: principal.name().to_owned(),
-                room_id: ROOMS[0].0.to_owned(),
+                room_id: room_id.to_owned(),
                 sockets: 0,
             });
             user.sockets += 1;
@@ -335,7 +342,13 @@ async fn socket(
             loop {
                 tokio::select! {
                     received = socket.recv() => {
-                        let Some(Ok(Message::Text(text))) = received else { break };
+                        let text = match received {
+                            Some(Ok(Message::Text(text))) => text,
+                            // Keepalives (tungstenite answers pings itself), and frames
+                            // this protocol does not use: the socket goes on.
+                            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => continue,
+                            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                        };
                         let message: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
                         if message["type"] == "message" {
                             if let Some(text) = message["text"].as_str() {

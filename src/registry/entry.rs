@@ -66,6 +66,12 @@ pub(crate) fn from_record(
                     owner: record.owner.as_deref().map(Into::into),
                     session_id: Some(session_id.into()),
                     token_check,
+                    // An end user's token's claims, as signed (the row keeps them).
+                    claims: record
+                        .metadata
+                        .as_ref()
+                        .and_then(|metadata| metadata.get("claims")?.as_object())
+                        .map(|claims| Arc::new(claims.clone())),
                 })),
                 None => Rare::boxed(record.owner.as_deref(), None),
             },
