@@ -1072,6 +1072,78 @@ async fn the_last_admin_cannot_be_revoked_or_demoted_by_accident() {
     assert_eq!(listed.len(), 1);
 }
 
+/// Issue 26 #7: bringing the last admin's expiry forward locks the tenant out when it
+/// passes: a 409 unless `?force=true`, like revoking or demoting it.
+#[tokio::test]
+async fn the_last_admins_expiry_cannot_be_brought_forward_by_accident() {
+    let api = Api::start().await;
+    let admin_id = api.registry.verify(&api.admin).await.unwrap().id().get();
+    let soon = (time::OffsetDateTime::now_utc() + std::time::Duration::from_secs(5))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for body in [
+        json!({ "expires_at": soon }),
+        json!({ "expires_in_days": 1 }),
+        json!({ "name": "renamed", "expires_at": soon }),
+    ] {
+        let answer = api
+            .call(
+                "PATCH",
+                &format!("/tokens/{admin_id}"),
+                &api.admin,
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{body}: {}", answer.text());
+        assert!(
+            json_of(&answer)["message"]
+                .as_str()
+                .unwrap()
+                .contains("force=true")
+        );
+    }
+    let shown = json_of(
+        &api.call("GET", &format!("/tokens/{admin_id}"), &api.admin, None)
+            .await,
+    );
+    assert_eq!(shown["name"], "seed", "nothing changed: {shown}");
+    assert!(shown["expires_at"].is_null(), "{shown}");
+    // A rename alone is harmless.
+    let answer = api
+        .call(
+            "PATCH",
+            &format!("/tokens/{admin_id}"),
+            &api.admin,
+            Some(r#"{"name":"renamed"}"#),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // With force, as asked.
+    let answer = api
+        .call(
+            "PATCH",
+            &format!("/tokens/{admin_id}?force=true"),
+            &api.admin,
+            Some(&json!({ "expires_at": soon }).to_string()),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // Another admin's expiry may move while this one stays.
+    let second = json_of(
+        &api.create(json!({"name": "second", "scopes": ["admin"]}))
+            .await,
+    );
+    let answer = api
+        .call(
+            "PATCH",
+            &format!("/tokens/{}", second["id"]),
+            &api.admin,
+            Some(r#"{"expires_in_days":1}"#),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
+
 #[tokio::test]
 async fn one_token_can_be_read_and_changed() {
     let api = Api::start().await;

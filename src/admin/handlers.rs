@@ -298,7 +298,7 @@ pub(super) async fn get_one(
     tag = "tokens",
     summary = "Rename a token, change its scopes, or bring its expiry forward",
     params(("id" = u64, Path, minimum = 1, description = "The token's id"),
-        ("force" = Option<bool>, Query, description = "Take admin from the tenant's last admin token anyway"),
+        ("force" = Option<bool>, Query, description = "Take admin from (or set an expiry on) the tenant's last admin token anyway"),
     ),
     request_body(content = super::openapi::UpdateTokenBody, content_type = "application/json"),
     responses(
@@ -307,7 +307,7 @@ pub(super) async fn get_one(
         (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
         (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
         (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
-        (status = 409, description = "It would take admin from the tenant's last admin token", body = super::openapi::ErrorBody),
+        (status = 409, description = "It would take admin from the tenant's last admin token, or set it an expiry", body = super::openapi::ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
         (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
         (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
@@ -328,11 +328,14 @@ pub(super) async fn update(
         let fields = required(read_json(request).await?)?;
         let update = validate::update(&fields, &admin, &ctx.registry)?;
         let registry = &ctx.registry;
-        if let Some(scopes) = &update.scopes {
-            let takes_admin_away = !registry.grants(scopes, Scope::ADMIN);
-            if takes_admin_away && !force {
-                guard_last_admin(registry, &admin, id, false).await?;
-            }
+        // Demoting it ends its admin access now, a nearer expiry when it passes: either
+        // locks the tenant out if it is the last admin.
+        let takes_admin_away = update
+            .scopes
+            .as_ref()
+            .is_some_and(|scopes| !registry.grants(scopes, Scope::ADMIN));
+        if (takes_admin_away || update.expires_at.is_some()) && !force {
+            guard_last_admin(registry, &admin, id, false).await?;
         }
         let info = registry
             .update(admin.tenant(), id, update)

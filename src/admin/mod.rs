@@ -54,9 +54,10 @@
 //! # }
 //! ```
 //!
-//! **The last admin.** Revoking (or taking `admin` from) the tenant's last live token
-//! that holds `admin` answers 409, unless `?force=true`: otherwise nobody could manage the
-//! tenant's tokens any more. The way back in is
+//! **The last admin.** Revoking the tenant's last live token that holds `admin` (alone or
+//! in a cascade), taking `admin` from it, or setting it an expiry answers 409, unless
+//! `?force=true`: otherwise nobody could manage the tenant's tokens any more (now, or once
+//! the expiry passes). Rotating it is allowed: the replacement holds `admin`. The way back in is
 //! [`Registry::issue_recovery_admin`](crate::Registry::issue_recovery_admin), from a
 //! command line (the example server's `--issue-admin-token`).
 //!
