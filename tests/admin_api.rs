@@ -1094,7 +1094,12 @@ async fn the_last_admins_expiry_cannot_be_brought_forward_by_accident() {
                 Some(&body.to_string()),
             )
             .await;
-        assert_eq!(answer.status, StatusCode::CONFLICT, "{body}: {}", answer.text());
+        assert_eq!(
+            answer.status,
+            StatusCode::CONFLICT,
+            "{body}: {}",
+            answer.text()
+        );
         assert!(
             json_of(&answer)["message"]
                 .as_str()

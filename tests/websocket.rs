@@ -470,3 +470,27 @@ async fn next_within(client: &mut Client, wait: Duration) -> Result<String, (u16
         Ok(Some(Err(error))) => Err((1006, error.to_string())),
     }
 }
+
+/// Issue 26 #11: narrowing a token's scopes closes its live sockets like a revocation
+/// (the socket kept its old rights); the client reconnects with the new ones.
+#[tokio::test]
+async fn a_scope_change_closes_the_tokens_sockets() {
+    use tower_bearer::ScopeSet;
+    use tower_bearer::store::TokenUpdate;
+    let server = Server::start(|auth| auth).await;
+    let (id, token) = server.token(Expiry::Default).await;
+    let mut client = server.with_header(&token).await;
+    assert_authenticated(&mut client).await;
+    server
+        .registry
+        .update(
+            "acme",
+            id,
+            TokenUpdate::new().scopes(ScopeSet::parse(["write"]).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_auth_failed(&mut client).await;
+    let mut again = server.with_header(&token).await;
+    assert_authenticated(&mut again).await;
+}

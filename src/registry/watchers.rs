@@ -5,7 +5,8 @@
 //! Watchers of one token share one [`Notify`], keyed by its digest. The cache wakes them
 //! whenever it evicts that digest (a revocation here, or one the change feed delivers, or
 //! a change of the token), forgets everything (a feed reset), or the change feed goes
-//! down; each woken watcher checks its credential again. A watcher waits on that
+//! down; each woken watcher checks its credential again, and ends if it is no longer
+//! valid or no longer what it was (a change of scopes, name or expiry). A watcher waits on that
 //! notification and on one timer: its token's expiry, or the moment its cached entry
 //! stops being fresh, whichever comes first. Then it checks again, as a new request
 //! would: a revocation that reached the store but not this node (no change feed, or the
@@ -21,6 +22,8 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::{Registry, VerifyError};
+use crate::Principal;
+use crate::reject::RejectCause;
 use crate::token::Digest;
 
 /// The watched digests, each with the notification its watchers share.
@@ -76,7 +79,8 @@ impl Registry {
     /// API key revoked (for a session token), or its store unreachable once its cached
     /// entry may no longer be trusted. Resolves at once for a token that is not valid.
     ///
-    /// A change that leaves the token valid (new scopes, a name) does not end the watch.
+    /// Any change to the token (scopes, name, expiry) ends the watch too, with
+    /// [`RejectCause::Changed`]: the connection ends, and a new one gets the new rights.
     /// A revocation that reaches the store but not this registry (no change feed between
     /// them, or the feed down) ends it when the token's cached entry goes stale (the
     /// positive TTL, or the feed-down TTL), as it ends new requests then. Expiry and
@@ -110,6 +114,8 @@ impl Registry {
         };
         let registration = self.inner.cache.watchers().register(*presented.digest());
         let notify = registration.notify.as_ref().expect("held until dropped");
+        // The token as the connection was authenticated with it.
+        let mut first: Option<Principal> = None;
         loop {
             // Armed before the check: an eviction between the check and the wait still
             // wakes this watcher.
@@ -124,6 +130,13 @@ impl Registry {
                 Ok(principal) => principal,
                 Err(error) => return error,
             };
+            match &first {
+                None => first = Some(principal.clone()),
+                Some(first) if !same_rights(first, &principal) => {
+                    return VerifyError::rejected(RejectCause::Changed, Some(principal.id()));
+                }
+                Some(_) => {}
+            }
             let now = self.inner.clock.now();
             let until_expiry = principal
                 .expires_at()
@@ -151,4 +164,16 @@ impl Registry {
         Duration::try_from(OffsetDateTime::from_unix_timestamp(at).unwrap_or(now) - now)
             .unwrap_or_default()
     }
+}
+
+/// Whether two verifications of one token found it as it was: what a connection was
+/// authenticated with still holds.
+fn same_rights(before: &Principal, now: &Principal) -> bool {
+    before.id() == now.id()
+        && before.name() == now.name()
+        && before.tenant() == now.tenant()
+        && before.scopes() == now.scopes()
+        && before.expires_at() == now.expires_at()
+        && before.owner() == now.owner()
+        && before.session_id() == now.session_id()
 }

@@ -55,6 +55,10 @@ pub enum RejectCause {
     WrongEnv,
     /// An account-style credential whose account is not the token's tenant.
     TenantMismatch,
+    /// The token changed (scopes, name, expiry) while a connection held it
+    /// ([`Registry::watch`](crate::Registry::watch)): the connection ends, and a new one
+    /// gets the token's new rights.
+    Changed,
 }
 
 impl RejectCause {
@@ -69,6 +73,7 @@ impl RejectCause {
             RejectCause::Revoked => "revoked",
             RejectCause::WrongEnv => "wrong_env",
             RejectCause::TenantMismatch => "tenant_mismatch",
+            RejectCause::Changed => "changed",
         }
     }
 }
