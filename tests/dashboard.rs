@@ -95,7 +95,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     let config: Value = serde_json::from_slice(&config.body).unwrap();
     assert_eq!(
         config,
-        json!({ "api": "", "login": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false, "sessions": false })
+        json!({ "api": "", "login": null, "logout": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false, "sessions": false })
     );
     // The management API itself still needs a token.
     assert_eq!(
@@ -525,6 +525,9 @@ async fn a_user_manages_tokens_in_a_real_browser() {
             json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
         )
         .await;
+    let sessions_path = format!("/tokens/{bootstrap}/sessions");
+    let (_, before) = call(&client, "GET", &sessions_path, &admin, Value::Null).await;
+    assert_eq!(before["data"].as_array().unwrap().len(), 1, "{before}");
     browser.click("header", "Sign out").await;
     browser.wait_for("!document.getElementById('sign-in').hidden && document.getElementById('tokens').hidden").await;
     assert_eq!(
@@ -533,6 +536,19 @@ async fn a_user_manages_tokens_in_a_real_browser() {
             .await,
         json!(0)
     );
+    // ... and ends its session on the server (issue 26 #10): login hands the same token
+    // out again while it is valid, so forgetting it in the page alone would not end it.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let (_, after) = call(&client, "GET", &sessions_path, &admin, Value::Null).await;
+            if after["data"].as_array().is_some_and(Vec::is_empty) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "Sign out left the session live");
 
     // More tokens than a page holds: "Next page" and back.
     for n in 0..20 {

@@ -798,15 +798,27 @@ async fn rejected_within(registry: &Registry, token: &str, limit: Duration) -> b
     false
 }
 
-/// The login route's OpenAPI document: OpenAPI 3.1, the one route, no security
-/// requirement, every status it answers, every reference resolved; and the router
+/// The login routes' OpenAPI document: OpenAPI 3.1, login without a security
+/// requirement and logout with the access token, every status it answers, every reference resolved; and the router
 /// answers what the document names.
 #[tokio::test]
 async fn the_openapi_document_describes_the_login_route() {
     let document = serde_json::to_value(exchange::openapi()).unwrap();
     assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.keys().collect::<Vec<_>>(), ["/auth/login"]);
+    assert_eq!(
+        paths.keys().collect::<Vec<_>>(),
+        ["/auth/login", "/auth/logout"]
+    );
+    let logout = &paths["/auth/logout"]["post"];
+    assert_eq!(logout["security"], json!([{"access_token": []}]));
+    assert_eq!(
+        document["components"]["securitySchemes"]["access_token"]["scheme"],
+        "bearer"
+    );
+    for status in ["204", "400", "401", "503"] {
+        assert!(logout["responses"][status].is_object(), "{status}");
+    }
     let login = &paths["/auth/login"];
     assert_eq!(login.as_object().unwrap().len(), 1, "POST only");
     let operation = &login["post"];
@@ -828,4 +840,44 @@ async fn the_openapi_document_describes_the_login_route() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let real: Value = serde_json::from_slice(&answer.body).unwrap();
     support::assert_shaped_like(&schemas["AccessToken"]["examples"][0], &real);
+}
+
+/// Issue 26 #10: re-login hands out the same token, so signing out must end the session:
+/// `POST /auth/logout` with the access token ends that session (204), the token is 401 at
+/// once, the key and its other sessions go on, and the next login is a new token.
+#[tokio::test]
+async fn logout_ends_the_session_of_the_access_token() {
+    let server = Server::start().await;
+    let key = issue(&server.registry, &["read"], Expiry::Never).await;
+    let (access, _) = server.access_token(&key, Some("browser")).await;
+    let (other, _) = server.access_token(&key, Some("phone")).await;
+    assert_eq!(
+        server.call("GET", "/me", &access).await.status,
+        StatusCode::OK
+    );
+
+    let answer = server.call("POST", "/auth/logout", &access).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    assert_eq!(
+        server.call("GET", "/me", &access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.call("GET", "/me", &other).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(server.call("GET", "/me", &key).await.status, StatusCode::OK);
+    let (again, _) = server.access_token(&key, Some("browser")).await;
+    assert_ne!(again, access, "a new session after the logout");
+
+    // Twice: the token is no longer valid, the uniform 401.
+    let answer = server.call("POST", "/auth/logout", &access).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    // Without a token, the layer's 401; with an API key, there is no session to end.
+    let answer = server.client.send("POST", "/auth/logout", &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let answer = server.call("POST", "/auth/logout", &key).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text());
+    assert!(answer.text().contains("access token"), "{}", answer.text());
+    assert_eq!(server.call("GET", "/me", &key).await.status, StatusCode::OK);
 }

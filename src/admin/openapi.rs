@@ -135,7 +135,7 @@ impl ToSchema for ScopeName {}
 #[schema(as = NoFields)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub(super) struct EmptyBody {}
+pub(crate) struct EmptyBody {}
 
 /// An error in the default (Laravel) shape: `message`, and `errors` by field for
 /// validation errors. With `ErrorStyle::Drf` bodies are `{"detail"}` or `{field:

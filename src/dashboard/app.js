@@ -139,6 +139,19 @@
     }
   }
 
+  /// Sign out, clicked: ends the session on the server first (login hands the same
+  /// token out again while it is valid, so forgetting it here would not end it).
+  async function signOutClicked() {
+    if (config.logout && credential) {
+      try {
+        await api("POST", config.logout);
+      } catch (_) {
+        // Already over (401) or unreachable: the page forgets the token either way.
+      }
+    }
+    signOut();
+  }
+
   function signOut() {
     credential = null;
     for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
@@ -431,7 +444,7 @@
     }
     fillScopeChoices($("scope-choices"), config.scopes);
     $("sign-in").addEventListener("submit", signIn);
-    $("sign-out").addEventListener("click", signOut);
+    $("sign-out").addEventListener("click", signOutClicked);
     $("new-token").addEventListener("click", openCreate);
     $("cancel-create").addEventListener("click", () => $("create-dialog").close());
     $("create-form").addEventListener("submit", create);

@@ -103,6 +103,8 @@ struct Config<'a> {
     api: &'a str,
     /// The login route, when the page should trade the key for an access token.
     login: Option<&'a str>,
+    /// The logout route beside it, which Sign out calls to end the session.
+    logout: Option<String>,
     scopes: &'a [String],
     activity: bool,
     /// Whether the management API lists and ends sessions.
@@ -183,6 +185,12 @@ impl Dashboard {
         let config = serde_json::to_string(&Config {
             api: &self.api,
             login: self.login.as_deref(),
+            // `…/login` → `…/logout`: the exchange router mounts both.
+            logout: self
+                .login
+                .as_deref()
+                .and_then(|login| login.strip_suffix("/login"))
+                .map(|base| format!("{base}/logout")),
             scopes: &self.scopes,
             activity: self.activity,
             sessions: self.sessions,

@@ -1,5 +1,6 @@
 //! The `POST /auth/login` handler: reads the request field by field, so that each
-//! problem gets its own status and message, and answers with the access token.
+//! problem gets its own status and message, and answers with the access token; and
+//! `POST /auth/logout`, which ends the session of the access token it is called with.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,13 +9,14 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::Registry;
 use crate::admin::ErrorStyle;
 use crate::admin::error::ApiError;
 use crate::admin::handlers::json;
-use crate::admin::input::{Fields, read_json, reject_unknown, required};
+use crate::admin::input::{Fields, read_json, read_optional_json, reject_unknown, required};
+use crate::identity::{TokenId, TokenKind};
 use crate::registry::LoginError;
 use crate::reject::{RejectCause, Rejection};
+use crate::{Principal, Registry};
 
 /// What the handler needs.
 #[derive(Clone)]
@@ -166,6 +168,66 @@ pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Respo
             .styled(ctx.style)
             .into_response(),
     }
+}
+
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    summary = "End the session of the access token this is called with",
+    description = "Login hands out the same token while it is valid, so signing out ends the \
+                   session: its token is refused at once (on every node once the change feed \
+                   delivers). The next login opens a new session.",
+    request_body(content = Option<crate::admin::openapi::EmptyBody>, content_type = "application/json",
+                 description = "No body (or an empty JSON object)"),
+    responses(
+        (status = 204, description = "The session is over"),
+        (status = 400, description = "Called with an API key (revoke keys with DELETE /tokens/{id}), or a body that is not JSON", body = crate::admin::openapi::ErrorBody),
+        (status = 401, description = "No valid access token (the layer's 401)", body = crate::admin::openapi::ErrorBody,
+         headers(("www-authenticate" = String, description = "The Bearer challenge"))),
+        (status = 413, description = "Body over 64 KiB", body = crate::admin::openapi::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = crate::admin::openapi::ErrorBody),
+        (status = 422, description = "A body with fields", body = crate::admin::openapi::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::admin::openapi::ErrorBody),
+    ),
+    security(("access_token" = [])),
+)]
+pub(super) async fn logout(
+    State(ctx): State<Context>,
+    principal: Principal,
+    request: Request,
+) -> Response {
+    let result = async {
+        if let Some(fields) = read_optional_json(request).await? {
+            reject_unknown(&fields, &[])?;
+        }
+        let session = principal
+            .session_id()
+            .filter(|_| principal.kind() == TokenKind::Session)
+            .and_then(|id| id.parse::<TokenId>().ok())
+            .ok_or_else(|| {
+                ApiError::plain(
+                    StatusCode::BAD_REQUEST,
+                    "Log out with the access token of a session; API keys are revoked \
+                     with DELETE /tokens/{id}.",
+                )
+            })?;
+        ctx.registry
+            .revoke_session(principal.tenant(), session)
+            .await
+            .map_err(ApiError::from_lifecycle)?;
+        tracing::info!(
+            target: "tower_bearer::exchange",
+            token_id = %principal.id(),
+            session_id = %session,
+            "logged out"
+        );
+        Ok::<_, ApiError>(StatusCode::NO_CONTENT.into_response())
+    };
+    result
+        .await
+        .unwrap_or_else(|error| error.styled(ctx.style).into_response())
 }
 
 fn bad_session_id() -> ApiError {

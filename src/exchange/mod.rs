@@ -5,6 +5,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /auth/login` `{"api_key", "session_id"}` (no `Authorization` header) | 200 `{"access_token","expires_in","token_type":"Bearer"}`, `Cache-Control: no-store` |
+//! | `POST /auth/logout` (the access token as `Authorization: Bearer`) | 204: the session is over, its token refused at once |
 //!
 //! - **`api_key`**: any token the registry accepts (prefixed, Sanctum-style, account
 //!   credentials). A missing, unknown, expired, revoked or malformed key answers the
@@ -15,6 +16,10 @@
 //! - **The same token while valid**: the same key and session id get the byte-identical
 //!   token back while more than 10% of its lifetime remains (`expires_in` counts down),
 //!   concurrent logins included; then, or once the session was revoked, a new one.
+//! - **Signing out**: login hands out the same token while it is valid, so a client that
+//!   signs out calls `POST /auth/logout` with its access token, which ends the session
+//!   (on every node once the change feed delivers); the next login opens a new one.
+//!   Called with an API key it is a 400 (keys are revoked through the management API).
 //! - **Errors** of the request itself: invalid JSON is a 400, a mistyped field, an unknown
 //!   field or a bad `session_id` a 422, in the management API's [`ErrorStyle`]; nothing
 //!   is stored on any error.
@@ -25,8 +30,9 @@
 //! cache afterwards; revoking the session (`DELETE /sessions/{id}` of the management
 //! API, or [`Registry::revoke_session`]) or the key ends it at once.
 //!
-//! Mount the router inside the layer, with its path public, so that its 401s are
-//! rendered by the layer's preset:
+//! Mount the router inside the layer, with `/auth/login` public (and `/auth/logout`
+//! not: it needs the caller's principal), so that its 401s are rendered by the layer's
+//! preset:
 //!
 //! ```
 //! use axum::body::Body;
@@ -93,7 +99,7 @@ pub use crate::session::{
 use crate::Registry;
 use login::Context;
 
-/// `POST /auth/login` over `registry` (which needs a
+/// `POST /auth/login` and `POST /auth/logout` over `registry` (which needs a
 /// [`SessionConfig`](crate::registry::RegistryBuilder::sessions)), with Laravel-style
 /// request errors. Generic over the application's state.
 pub fn router<S>(registry: Registry) -> Router<S>
@@ -103,7 +109,7 @@ where
     LoginApi::new(registry).router()
 }
 
-/// The login route, configured: `LoginApi::new(registry).error_style(ErrorStyle::Drf).router()`.
+/// The login and logout routes, configured: `LoginApi::new(registry).error_style(ErrorStyle::Drf).router()`.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct LoginApi {
@@ -127,7 +133,7 @@ impl LoginApi {
         self
     }
 
-    /// The route.
+    /// The routes.
     pub fn router<S>(self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
@@ -135,7 +141,7 @@ impl LoginApi {
         self.split().0
     }
 
-    /// The route and its OpenAPI document, built together.
+    /// The routes and their OpenAPI document, built together.
     pub fn split<S>(self) -> (Router<S>, utoipa::openapi::OpenApi)
     where
         S: Clone + Send + Sync + 'static,
@@ -150,10 +156,12 @@ impl LoginApi {
 }
 
 fn documented_routes() -> OpenApiRouter<Context> {
-    OpenApiRouter::with_openapi(Document::openapi()).routes(routes!(login::login))
+    OpenApiRouter::with_openapi(Document::openapi())
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
 }
 
-/// The OpenAPI 3.1 document of `POST /auth/login`, to merge with
+/// The OpenAPI 3.1 document of `POST /auth/login` and `POST /auth/logout`, to merge with
 /// [`admin::openapi`](crate::admin::openapi) or an application's own.
 ///
 /// ```
@@ -170,6 +178,29 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         title = "tower-bearer session exchange",
         description = "Trade an API key for a short-lived Bearer access token."
     ),
-    tags((name = "auth", description = "Session exchange"))
+    tags((name = "auth", description = "Session exchange")),
+    modifiers(&AccessTokenScheme)
 )]
 struct Document;
+
+/// The scheme of `POST /auth/logout`: the access token a login answered.
+struct AccessTokenScheme;
+
+impl utoipa::Modify for AccessTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /auth/login`: `Authorization: Bearer <access_token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
