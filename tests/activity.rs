@@ -512,6 +512,82 @@ async fn a_full_queue_drops_and_counts_and_every_request_is_answered() {
     assert_eq!(recorded.len() as u64, stats.written);
 }
 
+/// An activity store whose look-up of revoked tokens is slow: the writer is busy
+/// attributing unknown credentials while requests keep coming.
+#[derive(Clone)]
+struct SlowLookups(MemoryStore);
+
+#[async_trait]
+impl ActivityStore for SlowLookups {
+    async fn append_activity(
+        &self,
+        rows: &[NewActivity],
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.0.append_activity(rows, since).await
+    }
+    async fn activity(
+        &self,
+        tenant: &str,
+        query: &ActivityQuery,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.0.activity(tenant, query).await
+    }
+    async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        self.0.prune_activity(cutoff).await
+    }
+    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
+        self.0.remember_revoked(tokens).await
+    }
+    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.0.find_revoked(digests).await
+    }
+}
+
+/// Issue 26 #14: rows of well-formed unknown credentials (which the writer must look up
+/// among revoked tokens) are queued apart: a flood of them, beside real requests, never
+/// makes a real row drop, even while the writer is slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_tokens_drops_no_real_row() {
+    let store = MemoryStore::new();
+    let registry = Registry::builder(store.clone())
+        .activity(ActivityConfig::new(SlowLookups(store)).queue_capacity(64))
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    // Well-formed, checksummed, unknown here: minted by another registry.
+    let elsewhere = Registry::builder(MemoryStore::new()).build();
+    let mut junk = Vec::new();
+    for _ in 0..20 {
+        junk.push(issue(&elsewhere, "acme", &["read"]).await.1);
+    }
+    let client = serve(&registry).await;
+    for round in 0..40 {
+        for unknown in &junk {
+            assert_eq!(
+                call(&client, "GET", "/items", unknown).await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(
+            call(&client, "GET", "/items", &token).await,
+            StatusCode::OK,
+            "round {round}"
+        );
+    }
+    let log = registry.activity().unwrap();
+    log.flush().await.unwrap();
+    let recorded = log
+        .query("acme", &ActivityQuery::new().token(id).limit(100))
+        .await
+        .unwrap();
+    let stats = log.stats();
+    assert_eq!(recorded.len(), 40, "real rows dropped: {stats:?}");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    // Every junk request is accounted for: counted unattributable, written or not.
+    assert_eq!(stats.unattributed, 800, "{stats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_token_is_recorded_against_its_key_with_the_session() {
     use tower_bearer::session::{SessionConfig, SessionKeys};

@@ -35,6 +35,9 @@ pub struct ActivityLog {
 
 struct Shared {
     queue: Queue,
+    /// Rows of credentials the cache could not attribute (well-formed, unknown here),
+    /// which the writer looks up among revoked tokens: apart, with a bound of their own.
+    unresolved_queue: Queue,
     config: ActivityConfig,
     clock: Clock,
     writer: tokio::sync::Mutex<Writer>,
@@ -116,8 +119,10 @@ impl ActivityLog {
     /// Starts the log's writer and pruner (on the current tokio runtime).
     #[track_caller]
     pub(crate) fn start(config: ActivityConfig, clock: Clock) -> Self {
+        let queue = Queue::new(config.capacity, config.batch);
         let shared = Arc::new(Shared {
-            queue: Queue::new(config.capacity, config.batch),
+            unresolved_queue: Queue::waking(config.capacity, config.batch, queue.waker()),
+            queue,
             config,
             clock,
             writer: tokio::sync::Mutex::new(Writer::default()),
@@ -163,10 +168,14 @@ impl ActivityLog {
             .try_lock()
             .map_or(0, |writer| writer.open.len() + writer.unwritten.len());
         ActivityStats {
-            waiting: shared.queue.len() + unwritten,
+            waiting: shared.queue.len() + shared.unresolved_queue.len() + unwritten,
             written: shared.written.load(Ordering::Relaxed),
             dropped: shared.queue.dropped() + shared.dropped_unwritten.load(Ordering::Relaxed),
-            unattributed: shared.queue.unattributed() + shared.unresolved.load(Ordering::Relaxed),
+            // Rows of unknown credentials past their own queue's bound are unattributed
+            // too: never written.
+            unattributed: shared.queue.unattributed()
+                + shared.unresolved.load(Ordering::Relaxed)
+                + shared.unresolved_queue.dropped(),
             write_errors: shared.write_errors.load(Ordering::Relaxed),
             pruned: shared.pruned.load(Ordering::Relaxed),
         }
@@ -249,9 +258,10 @@ impl ActivityLog {
     ) {
         let mut arrival = unattributed(request, start, &self.shared.config.proxies);
         arrival.digest = Some(digest);
-        // The writer attributes it as revoked, or counts it.
+        // The writer attributes it as revoked, or counts it. In a queue of its own: a
+        // flood of unknown credentials fills that one, never the real rows'.
         let answer = self.answer_now(status, Outcome::Revoked);
-        self.shared.queue.begin(&arrival, Some(answer));
+        self.shared.unresolved_queue.begin(&arrival, Some(answer));
     }
 
     /// The answer `status` and `outcome`, now.
@@ -287,6 +297,8 @@ impl Shared {
         self.remember_revoked().await?;
         let mut batches = Vec::new();
         self.queue.drain(&mut writer.spares, &mut batches);
+        self.unresolved_queue
+            .drain(&mut writer.spares, &mut batches);
         self.watch_drops();
         let now = Instant::now();
         // Rows with their precise arrival (Unix nanoseconds), to be put in order by it.

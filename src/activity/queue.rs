@@ -194,6 +194,12 @@ impl Queue {
     /// A queue of about `capacity` rows that wakes the writer when about `batch` are
     /// waiting.
     pub(crate) fn new(capacity: usize, batch: usize) -> Self {
+        Self::waking(capacity, batch, Arc::new(Notify::new()))
+    }
+
+    /// [`new`](Self::new), waking the writer through `wake` (one writer empties several
+    /// queues).
+    pub(crate) fn waking(capacity: usize, batch: usize, wake: Arc<Notify>) -> Self {
         let threads = std::thread::available_parallelism().map_or(4, usize::from);
         let count = (threads * 2).clamp(1, MAX_SHARDS);
         let capacity = capacity.max(1);
@@ -214,7 +220,7 @@ impl Queue {
             bound: AtomicUsize::new(capacity),
             wake_at: AtomicUsize::new(batch.clamp(1, capacity)),
             batch: batch.clamp(1, capacity),
-            wake: Arc::new(Notify::new()),
+            wake,
         }
     }
 
