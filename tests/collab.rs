@@ -336,3 +336,79 @@ async fn the_signed_room_survives_a_restart_and_pings_are_answered() {
     assert_eq!(relayed["text"], "hi", "{relayed}");
     collab.process.interrupt().await;
 }
+
+/// Issue 26 #3 through the example: two collab processes on one SQLite file (a web and
+/// a worker process, a rolling restart). A user deleted on A loses the socket open on B
+/// when B's cached entry goes stale (the 60 s positive TTL) and B asks the store again:
+/// within the TTL + 5 s, instead of relaying messages for the token's 90 days.
+#[tokio::test]
+async fn a_socket_on_a_second_process_closes_after_a_revocation_on_the_first() {
+    let a = Collab::start().await;
+    let db = a._dir.path().join("collab.db");
+    let args = ["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()];
+    let b = ExampleProcess::start("collab", FEATURES, &args, 1).await;
+    let (user, token) = a.user("Erin", "lobby").await;
+    let mut request = format!("ws://{}/v1/socket", b.addrs[0])
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("bearer, {token}").parse().unwrap(),
+    );
+    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "authenticated");
+    let (status, _) = a
+        .call(
+            "DELETE",
+            &format!("/v1/accounts/{}/users/{user}", a.account),
+            &a.credentials,
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let start = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(65), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map_or(1005, |frame| u16::from(frame.code));
+                }
+                Some(Ok(_)) => continue,
+                _ => return 1006,
+            }
+        }
+    })
+    .await
+    .expect("the socket on B closes within the positive TTL + 5 s");
+    assert_eq!(closed, 4001);
+    eprintln!(
+        "deleted on A, socket on B closed after {:?}",
+        start.elapsed()
+    );
+    b.interrupt().await;
+    a.process.interrupt().await;
+}
+
+/// Issue 26 #2 through the example: a socket that has not authenticated cannot make the
+/// server read a large message; it ends as soon as the frame's header arrives.
+#[tokio::test]
+async fn an_oversized_first_message_ends_the_socket_unread() {
+    let collab = Collab::start().await;
+    let request = format!("ws://{}/v1/socket", collab.process.addrs[0])
+        .into_client_request()
+        .unwrap();
+    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let _ = socket
+        .send(Message::text(format!(
+            r#"{{"type":"auth","token":"{}"}}"#,
+            "x".repeat(1 << 20)
+        )))
+        .await;
+    let ended = next(&mut socket).await;
+    assert!(
+        matches!(&ended, Ok(event) if event["event"] == "authFailed")
+            || matches!(ended, Err(4001 | 1009 | 1006)),
+        "{ended:?}"
+    );
+    collab.process.interrupt().await;
+}
