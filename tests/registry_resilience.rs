@@ -50,7 +50,15 @@ async fn a_hung_store_answers_unavailable_after_the_timeout_for_every_waiter() {
     }
     assert!(cold.cache_stats().store_errors >= 1);
     store.set_hanging(false);
-    cold.verify(&token).await.unwrap();
+    // Known down since the timeout: answered again once the background probe sees the
+    // store answer (issue 26 #5).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while cold.verify(&token).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the store's return is noticed");
 }
 
 #[tokio::test]
@@ -492,4 +500,89 @@ async fn a_policy_set_later_applies_to_rotations_and_changes() {
         strict.update("acme", rotated.info.id, too_far).await,
         Err(RegistryError::LifetimeTooLong)
     ));
+}
+
+/// Issue 26 #5: stale serving is counted from the last moment this node heard from the
+/// store, not from the entry's freshness: a node cut off right after filling a token
+/// (its last word from the store) serves it stale for `stale_if_error`, not for the
+/// positive TTL plus `stale_if_error` (the review saw 353 s for a 300 s window).
+#[tokio::test]
+async fn stale_answers_end_stale_if_error_after_the_store_was_last_heard() {
+    let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+    let store = InstrumentedStore::without_change_feed();
+    let registry = Registry::builder(store.clone())
+        .clock(clock.clone())
+        .positive_ttl(Duration::from_secs(60))
+        .stale_if_error(Duration::from_secs(300))
+        .build();
+    let token = issue(&registry, "acme").await;
+    registry.verify(&token).await.unwrap(); // the store's last answer
+    store.set_down(true);
+    clock.advance(Duration::from_secs(90));
+    registry
+        .verify(&token)
+        .await
+        .expect("stale, 90 s after the store was heard");
+    clock.advance(Duration::from_secs(220)); // 310 s after: past the window
+    assert!(
+        registry.verify(&token).await.unwrap_err().is_unavailable(),
+        "served stale past stale_if_error after the store was last heard"
+    );
+}
+
+/// Issue 26 #5: once a store lookup has timed out, the store is known down: misses are
+/// answered 503 and stale hits served at once (on tokio's paused clock: no timer moves)
+/// instead of each waiting the store timeout; a background probe notices its return.
+#[tokio::test(start_paused = true)]
+async fn once_the_store_is_known_hung_requests_do_not_wait_for_it() {
+    let store = InstrumentedStore::new();
+    let registry = Registry::builder(store.clone())
+        .store_timeout(Duration::from_millis(500))
+        .positive_ttl(Duration::from_secs(1))
+        .build();
+    let cached = issue(&registry, "acme").await;
+    registry.verify(&cached).await.unwrap();
+    let mut uncached = Vec::new();
+    for _ in 0..5 {
+        uncached.push(issue(&registry, "acme").await);
+    }
+    // Wall time moves for the registry's clock; tokio's stays paused.
+    std::thread::sleep(Duration::from_millis(1100));
+    store.set_hanging(true);
+    let first = tokio::time::Instant::now();
+    assert!(
+        registry
+            .verify(&uncached[0])
+            .await
+            .unwrap_err()
+            .is_unavailable()
+    );
+    assert!(
+        first.elapsed() >= Duration::from_millis(500),
+        "the first waits"
+    );
+    let lookups = store.lookups();
+    let start = tokio::time::Instant::now();
+    for token in &uncached[1..] {
+        assert!(registry.verify(token).await.unwrap_err().is_unavailable());
+    }
+    registry.verify(&cached).await.expect("served stale");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "requests waited for the store once it was known down"
+    );
+    assert!(store.lookups() <= lookups + 1, "at most the probe asked");
+    // The store comes back: the probe notices, and misses are answered again.
+    store.set_hanging(false);
+    let back = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if registry.verify(&uncached[1]).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(back.is_ok(), "the store's return was noticed");
 }

@@ -313,7 +313,7 @@ impl RegistryBuilder {
             lifetime_policy: self.max_lifetime.is_some(),
             store_timeout: self.store_timeout,
             declared,
-            health: Default::default(),
+            health: super::StoreHealth::heard_at(self.clock.now_nanos()),
             store: self.store,
             tasks: Default::default(),
             #[cfg(feature = "exchange")]

@@ -160,16 +160,19 @@ impl Cache {
             .wrapping_add(self.resets.load(Ordering::SeqCst))
     }
 
-    /// A verified token whose freshness ran out less than the stale-if-error window ago
-    /// and that has not expired: what a request may be answered with while the store
-    /// fails. Revoked tokens are never here (revocation removes them).
-    pub(crate) fn stale(&self, digest: &Digest, now: i64) -> Option<Entry> {
+    /// A verified token whose freshness ran out less than the stale-if-error window ago,
+    /// whose store was heard from (at `last_heard`, Unix nanoseconds) less than that
+    /// window ago, and that has not expired: what a request may be answered with while
+    /// the store fails. Revoked tokens are never here (revocation removes them).
+    pub(crate) fn stale(&self, digest: &Digest, now: i64, last_heard: i64) -> Option<Entry> {
+        let heard_until = last_heard.saturating_add(self.limits.stale_if_error);
         self.known
             .peek_with(&key(digest), |_, entry| {
                 let slot = &entry.extra;
                 let stale_until = i64::from(slot.fresh_until)
                     .saturating_mul(NANOS_PER_SEC)
-                    .saturating_add(self.limits.stale_if_error);
+                    .saturating_add(self.limits.stale_if_error)
+                    .min(heard_until);
                 (slot.digest_tail == tail(digest)
                     && now < stale_until
                     && now < entry.expires_at_nanos())

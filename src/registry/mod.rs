@@ -136,13 +136,35 @@ struct Inner {
 /// The lifetime no token may exceed, policy or not: 100 years.
 pub(crate) const HARD_MAX_LIFETIME: Duration = Duration::from_secs(36_500 * 86_400);
 
-/// How the store has been answering cache misses: counters for [`CacheStats`] and the
-/// outage flag that keeps the warning to one per outage.
-#[derive(Default)]
+/// How the store has been answering cache misses: counters for [`CacheStats`], the
+/// outage flag that keeps the warning to one per outage, when it was last heard from,
+/// and whether it is known to hang.
 struct StoreHealth {
     down: AtomicBool,
     errors: AtomicU64,
     stale_answers: AtomicU64,
+    /// When (Unix nanoseconds, the registry's clock) the store last answered a lookup or
+    /// its change feed last spoke: stale answers end `stale_if_error` after it.
+    last_heard: std::sync::atomic::AtomicI64,
+    /// A lookup timed out: until a background probe sees the store answer again, misses
+    /// do not ask it (503 and stale answers at once, instead of a timeout each).
+    hung: AtomicBool,
+}
+
+impl StoreHealth {
+    fn heard_at(now: i64) -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+            stale_answers: AtomicU64::new(0),
+            last_heard: std::sync::atomic::AtomicI64::new(now),
+            hung: AtomicBool::new(false),
+        }
+    }
+
+    fn heard(&self, now: i64) {
+        self.last_heard.fetch_max(now, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Inner {

@@ -46,6 +46,12 @@ impl Registry {
                     break;
                 };
                 let cache = &registry.inner.cache;
+                // The feed spoke: the store was there a moment ago (a feed that just
+                // went down was up until now).
+                registry
+                    .inner
+                    .health
+                    .heard(registry.inner.clock.now_nanos());
                 match change {
                     Change::Invalidated(invalidation) => {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "evicting token announced by the change feed");

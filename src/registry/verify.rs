@@ -172,7 +172,8 @@ impl Registry {
         error: Arc<StoreError>,
     ) -> Result<Principal, VerifyError> {
         let now = self.inner.clock.now_nanos();
-        match self.inner.cache.stale(presented.digest(), now) {
+        let last_heard = self.inner.health.last_heard.load(Ordering::Relaxed);
+        match self.inner.cache.stale(presented.digest(), now, last_heard) {
             Some(entry) => {
                 self.inner
                     .health
@@ -298,11 +299,16 @@ impl Registry {
     async fn query_and_install(&self, digest: Digest, token_check: u64) -> FillResult {
         let inner = &self.inner;
         for _ in 0..MAX_FILL_ATTEMPTS {
+            if inner.health.hung.load(Ordering::Relaxed) {
+                // Known down: a probe asks it in the background, nobody waits here.
+                return Err(self.store_failed(known_hung()));
+            }
             let epoch = inner.cache.epoch(&digest);
             let found =
                 tokio::time::timeout(inner.store_timeout, inner.store.find_by_digest(&digest))
                     .await
                     .unwrap_or_else(|_elapsed| {
+                        self.store_hung();
                         Err(StoreError::unavailable("token store timed out"))
                     });
             let now = inner.clock.now_nanos();
@@ -367,11 +373,49 @@ impl Registry {
 
     fn store_answered(&self) {
         let health = &self.inner.health;
+        health.heard(self.inner.clock.now_nanos());
         if health.down.load(Ordering::Relaxed) && health.down.swap(false, Ordering::Relaxed) {
             tracing::info!(target: "tower_bearer::registry", "token store answers again");
         }
     }
 }
+
+impl Registry {
+    /// A lookup timed out: the store is known down until it answers a probe. Misses stop
+    /// asking it meanwhile (each would wait the whole timeout); one task probes it.
+    fn store_hung(&self) {
+        if self.inner.health.hung.swap(true, Ordering::Relaxed) {
+            return; // already probing
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.health.hung.store(false, Ordering::Relaxed);
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            // A digest nobody holds: the store answers "not found" once it answers.
+            let probe = Digest::of(b"tower-bearer: is the token store answering?");
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let registry = Registry { inner };
+                let answer = tokio::time::timeout(
+                    registry.inner.store_timeout,
+                    registry.inner.store.find_by_digest(&probe),
+                )
+                .await;
+                if let Ok(Ok(_) | Err(StoreError::NotFound)) = answer {
+                    registry.inner.health.hung.store(false, Ordering::Relaxed);
+                    registry.store_answered();
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// How often a store known to hang is probed.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Removes a finished, cancelled or panicked lookup from the in-flight map.
 struct FlightLanding<'a> {
@@ -413,6 +457,12 @@ fn revoked(presented: &Presented) -> VerifyError {
 
 fn timed_out() -> Arc<StoreError> {
     Arc::new(StoreError::unavailable("token store timed out"))
+}
+
+fn known_hung() -> Arc<StoreError> {
+    Arc::new(StoreError::unavailable(
+        "token store timed out recently: answering without it until a probe succeeds",
+    ))
 }
 
 fn fill_aborted() -> Arc<StoreError> {
