@@ -63,6 +63,7 @@ macro_rules! store_contract_tests {
             usage_adds_up_and_keeps_the_latest_use,
             delete_is_tenant_scoped_and_says_what_to_evict,
             prune_deletes_only_what_expired_before_the_cutoff,
+            session_pruning_keeps_api_keys,
             ids_are_never_reused,
             cascade_deletes_a_token_and_its_descendants_only,
             rotation_replaces_a_token_in_one_transaction,
@@ -350,6 +351,35 @@ pub async fn prune_deletes_only_what_expired_before_the_cutoff(store: &impl Toke
     assert_eq!(pruned.len(), 1);
     assert_eq!((pruned[0].id, pruned[0].digest), (old.id, old.digest));
     assert_eq!(ids(store, "acme", ListQuery::all()).await.len(), 2);
+}
+
+/// Pruning sessions removes the sessions that expired before the cutoff, and nothing
+/// else: expired API keys stay listed until deleted.
+pub async fn session_pruning_keeps_api_keys(store: &impl TokenStore) {
+    let expired = Some(datetime!(2030-01-02 0:00 UTC));
+    let key = insert(store, token("acme", "expired key", expired)).await;
+    let session = |secret: &str, expires_at| NewToken {
+        kind: TokenKind::Session,
+        created_by: Some(key.id),
+        ..token("acme", secret, expires_at)
+    };
+    let old = insert(store, session("old session", expired)).await;
+    let live = insert(
+        store,
+        session("live session", Some(datetime!(2030-01-05 0:00 UTC))),
+    )
+    .await;
+    let pruned = store
+        .prune_expired_sessions(datetime!(2030-01-03 0:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(pruned.len(), 1, "{pruned:?}");
+    assert_eq!((pruned[0].id, pruned[0].digest), (old.id, old.digest));
+    assert_eq!(
+        ids(store, "acme", ListQuery::all()).await,
+        [key.id, live.id],
+        "the expired key and the live session stay"
+    );
 }
 
 /// A deleted record's id is never given to another.

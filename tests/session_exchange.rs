@@ -881,3 +881,99 @@ async fn logout_ends_the_session_of_the_access_token() {
     assert!(answer.text().contains("access token"), "{}", answer.text());
     assert_eq!(server.call("GET", "/me", &key).await.status, StatusCode::OK);
 }
+
+/// Issue 26 #6: sessions do not accumulate. A key keeps at most `max_sessions_per_key`
+/// live sessions (the oldest ends when one more opens), expired sessions are pruned, and
+/// the sessions list is paginated like `GET /tokens`.
+#[tokio::test]
+async fn a_keys_sessions_are_capped_pruned_and_paginated() {
+    let server = Server::start_with(
+        |builder| builder.sessions(config().max_sessions_per_key(3)),
+        ErrorStyle::Laravel,
+    )
+    .await;
+    let key = issue(&server.registry, &["read"], Expiry::Never).await;
+    let key_id = server.registry.verify(&key).await.unwrap().id();
+    let mut tokens = Vec::new();
+    for n in 0..5 {
+        tokens.push(
+            server
+                .access_token(&key, Some(&format!("device-{n}")))
+                .await
+                .0,
+        );
+    }
+    for (n, token) in tokens.iter().enumerate() {
+        let expected = if n < 2 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(
+            server.call("GET", "/me", token).await.status,
+            expected,
+            "device-{n}"
+        );
+    }
+    assert_eq!(
+        server.session_rows().await,
+        3,
+        "the oldest were ended, not kept"
+    );
+
+    // Paginated like GET /tokens.
+    let path = format!("/tokens/{key_id}/sessions");
+    let first = json_of(
+        &server
+            .call("GET", &format!("{path}?limit=2"), &server.admin)
+            .await,
+    );
+    let ids: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["device-2", "device-3"], "{first}");
+    assert_eq!(first["has_more"], true);
+    let last = first["data"][1]["id"].as_u64().unwrap();
+    let rest = json_of(
+        &server
+            .call(
+                "GET",
+                &format!("{path}?limit=2&starting_after={last}"),
+                &server.admin,
+            )
+            .await,
+    );
+    assert_eq!(rest["data"][0]["session_id"], "device-4", "{rest}");
+    assert_eq!(rest["has_more"], false);
+    let bad = server
+        .call("GET", &format!("{path}?limit=0"), &server.admin)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+/// Issue 26 #6: expired sessions are pruned (the registry does so hourly); live ones and
+/// expired API keys are kept.
+#[tokio::test]
+async fn expired_sessions_are_pruned() {
+    let clock = tower_bearer::clock::ManualClock::new(time::OffsetDateTime::now_utc());
+    let server = Server::start_with(
+        |builder| {
+            builder
+                .clock(clock.clone())
+                .sessions(config().lifetime(Duration::from_secs(60)).unwrap())
+        },
+        ErrorStyle::Laravel,
+    )
+    .await;
+    let key = issue(&server.registry, &["read"], Expiry::Never).await;
+    server.access_token(&key, Some("old")).await;
+    clock.advance(Duration::from_secs(120));
+    server.access_token(&key, Some("new")).await;
+    assert_eq!(server.session_rows().await, 2);
+    assert_eq!(server.registry.prune_expired_sessions().await.unwrap(), 1);
+    assert_eq!(server.session_rows().await, 1);
+    assert_eq!(server.call("GET", "/me", &key).await.status, StatusCode::OK);
+}

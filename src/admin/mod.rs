@@ -13,7 +13,7 @@
 //! | `DELETE /tokens/{id}` | 204; the token stops working at once |
 //! | `DELETE /tokens/{id}?cascade=true` | 200 `{"revoked":[ids]}`: the token and every token it created, recursively, in one transaction |
 //! | `POST /tokens/{id}/rotate` `{"grace_seconds"}` (body optional) | 201 like `POST /tokens`, with a new token; the old one stops working at once, or after `grace_seconds` (at most 86400) |
-//! | `GET /tokens/{id}/sessions` (feature `exchange`) | 200 `{"data":[{"id","api_key_id","session_id","issued_at","expires_at","kid"}]}`: the key's live sessions, never their tokens |
+//! | `GET /tokens/{id}/sessions?limit=&starting_after=` (feature `exchange`) | 200 `{"data":[{"id","api_key_id","session_id","issued_at","expires_at","kid"}],"has_more":false}`: the key's live sessions, never their tokens, a page at a time |
 //! | `DELETE /sessions/{id}` (feature `exchange`) | 204; the session's access token stops working at once |
 //! | `GET /tokens/{id}/activity?limit=&starting_after=&outcome=&status=&since=&until=` (feature `activity`) | 200 `{"data":[{"id","at","token_id","session_id","tenant","method","route","status","outcome","latency_us","client_ip","user_agent","request_id","new_ip"}],"has_more":false}`: the token's requests, newest first (a key's include its sessions'; a revoked token's stay readable) |
 //! | `GET /activity?…` (feature `activity`) | 200 the same for every token of the tenant |

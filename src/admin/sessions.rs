@@ -1,7 +1,7 @@
 //! The session routes of the management API (feature `exchange`): an API key's live
 //! sessions, and revoking one.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::handlers::{Context, json};
-use super::input::{parse_id, read_optional_json, reject_unknown};
+use super::input::{list_query, parse_id, read_optional_json, reject_unknown};
 use crate::TokenId;
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{RegistryError, SessionInfo};
@@ -52,12 +52,14 @@ impl<'a> From<&'a SessionInfo> for SessionView<'a> {
     }
 }
 
-/// `GET /tokens/{id}/sessions`.
+/// `GET /tokens/{id}/sessions`: a page.
 #[derive(Serialize, ToSchema)]
 #[schema(as = SessionList)]
 pub(super) struct SessionList<'a> {
     /// The key's live sessions, oldest first.
     data: Vec<SessionView<'a>>,
+    /// Whether more sessions follow (ask again with `starting_after` = the last id).
+    has_more: bool,
 }
 
 fn session_error(error: RegistryError, what: &'static str) -> ApiError {
@@ -72,11 +74,15 @@ fn session_error(error: RegistryError, what: &'static str) -> ApiError {
     path = "/tokens/{id}/sessions",
     operation_id = "listTokenSessions",
     tag = "sessions",
-    summary = "List an API key's live sessions",
-    params(("id" = u64, Path, minimum = 1, description = "The API key's id")),
+    summary = "List an API key's live sessions, a page at a time",
+    params(
+        ("id" = u64, Path, minimum = 1, description = "The API key's id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
+        ("starting_after" = Option<u64>, Query, minimum = 1, description = "The last session id of the previous page"),
+    ),
     responses(
-        (status = 200, description = "The key's live sessions, never their tokens", body = SessionList),
-        (status = 400, description = "The id is invalid", body = super::openapi::ErrorBody),
+        (status = 200, description = "A page of the key's live sessions, never their tokens", body = SessionList),
+        (status = 400, description = "The id or a parameter is invalid", body = super::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
         (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
         (status = 404, description = "No such API key in the tenant", body = super::openapi::ErrorBody),
@@ -88,16 +94,22 @@ pub(super) async fn list(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
         let id = parse_id(&id)?;
-        let sessions = ctx
+        let query = list_query(query.as_deref())?;
+        let page = ctx
             .registry
-            .sessions(admin.tenant(), id)
+            .sessions_page(admin.tenant(), id, query)
             .await
             .map_err(|e| session_error(e, "Token not found."))?;
-        let data = sessions.iter().map(SessionView::from).collect();
-        Ok(json(StatusCode::OK, &SessionList { data }))
+        let data = page.sessions.iter().map(SessionView::from).collect();
+        let list = SessionList {
+            data,
+            has_more: page.has_more,
+        };
+        Ok(json(StatusCode::OK, &list))
     };
     ctx.answer(result.await)
 }

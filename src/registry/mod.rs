@@ -64,7 +64,7 @@ pub use issue::{
 pub(crate) use issue::{is_valid_metadata, is_valid_owner};
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
-pub use session::{LoginError, SessionInfo, SessionToken};
+pub use session::{LoginError, SessionInfo, SessionPage, SessionToken};
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub use user_tokens::{InvalidUserToken, UserTokenRequest};

@@ -25,7 +25,7 @@ use crate::session::{
     DEFAULT_CLIENT_SESSION_ID, JwtRejected, SessionClaims, SessionConfig,
     is_valid_client_session_id,
 };
-use crate::store::{Metadata, NewToken, StoreError, TokenRecord};
+use crate::store::{ListQuery, Metadata, NewToken, StoreError, TokenRecord};
 use crate::token::Secret;
 use crate::token::formats::jwt_digest;
 
@@ -41,7 +41,9 @@ const REUSE_WHILE_REMAINING: i64 = 10;
 pub(super) struct Sessions {
     pub(super) config: SessionConfig,
     locks: Box<[tokio::sync::Mutex<()>]>,
-    hasher: foldhash::fast::FixedState,
+    /// Random per registry: nobody can pick keys or session ids whose logins contend
+    /// with another tenant's.
+    hasher: foldhash::fast::RandomState,
     /// The key of the hash that tells a cached token's header and payload from any
     /// other with the same signature: random per registry, so that nobody can aim at it.
     check: foldhash::quality::RandomState,
@@ -54,7 +56,7 @@ impl Sessions {
             locks: (0..LOGIN_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            hasher: foldhash::fast::FixedState::default(),
+            hasher: foldhash::fast::RandomState::default(),
             check: foldhash::quality::RandomState::default(),
         }
     }
@@ -81,6 +83,16 @@ pub struct SessionToken {
     pub expires_in: u64,
     /// The session it belongs to.
     pub session: SessionInfo,
+}
+
+/// A page of an API key's live sessions ([`Registry::sessions_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionPage {
+    /// The sessions, oldest first.
+    pub sessions: Vec<SessionInfo>,
+    /// Whether more sessions follow the last one.
+    pub has_more: bool,
 }
 
 /// A live session of an API key, as [`Registry::sessions`] lists it (never its token).
@@ -407,6 +419,7 @@ impl Registry {
             tenant = %record.tenant,
             "session opened"
         );
+        self.end_surplus_sessions(config, key).await?;
         let session = SessionInfo::from_record(&record).expect("a session row as just written");
         Ok(SessionToken {
             access_token: Secret::new(token),
@@ -415,6 +428,29 @@ impl Registry {
                 .min(u64::try_from((expires_at - now).whole_seconds()).unwrap_or(0)),
             session,
         })
+    }
+
+    /// Ends the oldest live sessions of `key` beyond the configured bound.
+    async fn end_surplus_sessions(
+        &self,
+        config: &SessionConfig,
+        key: &Principal,
+    ) -> Result<(), LoginError> {
+        let now = self.inner.clock.now();
+        let records = self.session_records(key.tenant(), key.id()).await?;
+        let live: Vec<&TokenRecord> = records.iter().filter(|r| !r.is_expired_at(now)).collect();
+        let surplus = live.len().saturating_sub(config.sessions_per_key());
+        // Oldest first (ids grow).
+        for record in &live[..surplus] {
+            self.remove_session(record).await?;
+            tracing::info!(
+                target: "tower_bearer::registry",
+                token_id = %key.id(),
+                session_id = %record.id,
+                "oldest session ended: the key is at its bound of live sessions"
+            );
+        }
+        Ok(())
     }
 
     /// The live (unexpired) sessions of API key `key` in `tenant`, oldest first.
@@ -436,6 +472,39 @@ impl Registry {
             .filter(|record| !record.is_expired_at(now))
             .filter_map(SessionInfo::from_record)
             .collect())
+    }
+
+    /// A page of the live sessions of API key `key` in `tenant`, oldest first:
+    /// `query`'s `limit` and `after` (a session id) apply, its other filters do not. A
+    /// page may hold fewer than `limit` sessions when some expired and are not pruned
+    /// yet. [`RegistryError::NotFound`] when `tenant` has no such API key.
+    pub async fn sessions_page(
+        &self,
+        tenant: &str,
+        key: TokenId,
+        query: ListQuery,
+    ) -> Result<SessionPage, RegistryError> {
+        let record = self.inner.store.find_by_id(tenant, key).await?;
+        if record.kind != TokenKind::ApiKey {
+            return Err(RegistryError::NotFound);
+        }
+        let limit = query.limit;
+        let mut probe = ListQuery::first(limit.saturating_add(1))
+            .kind(TokenKind::Session)
+            .created_by(key);
+        probe.after = query.after;
+        let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
+        let has_more = records.len() > limit;
+        records.truncate(limit);
+        let now = self.inner.clock.now();
+        Ok(SessionPage {
+            sessions: records
+                .iter()
+                .filter(|record| !record.is_expired_at(now))
+                .filter_map(SessionInfo::from_record)
+                .collect(),
+            has_more,
+        })
     }
 
     /// Revokes one session of `tenant`: its token stops working on this registry when

@@ -38,6 +38,24 @@ impl Registry {
         }
     }
 
+    /// Deletes every session that has expired, in every tenant (the registry does so
+    /// hourly): their rows would otherwise accumulate. Returns how many.
+    pub async fn prune_expired_sessions(&self) -> Result<usize, RegistryError> {
+        let pruned = self
+            .inner
+            .store
+            .prune_expired_sessions(self.inner.clock.now())
+            .await?;
+        let now = self.inner.clock.now_nanos();
+        for invalidation in &pruned {
+            self.inner.cache.invalidate(&invalidation.digest, now);
+        }
+        if !pruned.is_empty() {
+            tracing::debug!(target: "tower_bearer::registry", sessions = pruned.len(), "expired sessions pruned");
+        }
+        Ok(pruned.len())
+    }
+
     /// Revokes every session of API key `key` (it was revoked, rotated, or its scopes or
     /// expiry changed): returns how many.
     pub(super) async fn revoke_sessions_of(

@@ -1,5 +1,5 @@
-//! The registry's background tasks: usage flushing and cache sweeping, and the store's
-//! change feed.
+//! The registry's background tasks: usage flushing, cache sweeping and the hourly
+//! pruning of expired sessions, and the store's change feed.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -9,6 +9,9 @@ use tokio::task::AbortHandle;
 
 use super::{Inner, Registry};
 use crate::store::{Change, ChangeStream};
+
+/// How often expired sessions are deleted.
+const PRUNE_SESSIONS_EVERY: Duration = Duration::from_secs(3600);
 
 impl Registry {
     // ----- background tasks -----------------------------------------------------------
@@ -20,6 +23,7 @@ impl Registry {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await; // the first tick is immediate
+            let mut sessions_pruned = tokio::time::Instant::now();
             loop {
                 ticker.tick().await;
                 let Some(registry) = upgrade(&weak) else {
@@ -31,6 +35,12 @@ impl Registry {
                 let now = registry.inner.clock.now_nanos();
                 if registry.inner.cache.sweep(now, false) {
                     registry.inner.interner.sweep();
+                }
+                if sessions_pruned.elapsed() >= PRUNE_SESSIONS_EVERY {
+                    sessions_pruned = tokio::time::Instant::now();
+                    if let Err(error) = registry.prune_expired_sessions().await {
+                        tracing::warn!(target: "tower_bearer::registry", %error, "pruning expired sessions failed; will retry");
+                    }
                 }
             }
         });

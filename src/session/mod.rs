@@ -36,6 +36,9 @@ pub const DEFAULT_ISSUER: &str = "tower-bearer";
 /// The longest client session id accepted.
 pub const MAX_CLIENT_SESSION_ID_LEN: usize = 128;
 
+/// How many live sessions an API key keeps by default: one more ends the oldest.
+pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 100;
+
 /// The client session id of a login that names none: the key's default session.
 pub const DEFAULT_CLIENT_SESSION_ID: &str = "default";
 
@@ -74,6 +77,7 @@ pub struct SessionConfig {
     keys: SessionKeys,
     issuer: String,
     lifetime: Duration,
+    max_sessions_per_key: usize,
 }
 
 /// A session lifetime outside 1 s to one year ([`MAX_LIFETIME`]).
@@ -89,7 +93,21 @@ impl SessionConfig {
             keys,
             issuer: DEFAULT_ISSUER.to_owned(),
             lifetime: DEFAULT_LIFETIME,
+            max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
         }
+    }
+
+    /// How many live sessions one API key may have (default 100, at least 1): a login
+    /// that opens one more ends the oldest, so that a key's sessions (and the cost of
+    /// its logins) stay bounded however often it logs in.
+    pub fn max_sessions_per_key(mut self, sessions: usize) -> Self {
+        self.max_sessions_per_key = sessions.max(1);
+        self
+    }
+
+    /// The live sessions one API key may have.
+    pub fn sessions_per_key(&self) -> usize {
+        self.max_sessions_per_key
     }
 
     /// The `iss` written into tokens and required of them.

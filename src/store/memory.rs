@@ -10,7 +10,7 @@ use super::{
     Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,
 };
-use crate::identity::TokenId;
+use crate::identity::{TokenId, TokenKind};
 use crate::token::Digest;
 
 /// How many invalidations a slow subscriber may fall behind before it gets a
@@ -102,6 +102,28 @@ impl MemoryStore {
     fn publish(&self, change: Change) {
         // No subscribers is fine: nobody caches.
         let _ = self.shared.feed.send(change);
+    }
+
+    /// Deletes the records (of `kind`, or all) that expired before `cutoff`.
+    fn prune(&self, cutoff: OffsetDateTime, kind: Option<TokenKind>) -> Vec<Invalidation> {
+        let pruned: Vec<Invalidation> = {
+            let mut state = self.write();
+            let expired: Vec<TokenId> = state
+                .records
+                .values()
+                .filter(|record| record.expires_at.is_some_and(|at| at < cutoff))
+                .filter(|record| kind.is_none_or(|kind| record.kind == kind))
+                .map(|record| record.id)
+                .collect();
+            expired
+                .into_iter()
+                .filter_map(|id| state.remove(id))
+                .collect()
+        };
+        for invalidation in &pruned {
+            self.publish(Change::Invalidated(*invalidation));
+        }
+        pruned
     }
 }
 
@@ -322,23 +344,14 @@ impl TokenStore for MemoryStore {
     }
 
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
-        let pruned: Vec<Invalidation> = {
-            let mut state = self.write();
-            let expired: Vec<TokenId> = state
-                .records
-                .values()
-                .filter(|record| record.expires_at.is_some_and(|at| at < cutoff))
-                .map(|record| record.id)
-                .collect();
-            expired
-                .into_iter()
-                .filter_map(|id| state.remove(id))
-                .collect()
-        };
-        for invalidation in &pruned {
-            self.publish(Change::Invalidated(*invalidation));
-        }
-        Ok(pruned)
+        Ok(self.prune(cutoff, None))
+    }
+
+    async fn prune_expired_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        Ok(self.prune(cutoff, Some(TokenKind::Session)))
     }
 
     fn changes(&self) -> Option<ChangeStream> {

@@ -536,6 +536,19 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Deletes every record that expired before `cutoff` and says what caches must evict.
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError>;
 
+    /// Deletes the sessions (records of kind [`TokenKind::Session`]) that expired before
+    /// `cutoff`, and says what caches must evict; API keys are left alone (expired keys
+    /// stay listed until deleted). The registry calls it hourly, so that a key's sessions
+    /// do not accumulate. The default keeps every session: a store that keeps sessions
+    /// should implement it.
+    async fn prune_expired_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        let _ = cutoff;
+        Ok(Vec::new())
+    }
+
     /// A feed of invalidations made by any user of the store (this process or others),
     /// if the store has one. Called once per registry.
     fn changes(&self) -> Option<ChangeStream> {
@@ -609,6 +622,13 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
         (**self).prune_expired(cutoff).await
+    }
+
+    async fn prune_expired_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        (**self).prune_expired_sessions(cutoff).await
     }
 
     fn changes(&self) -> Option<ChangeStream> {

@@ -218,6 +218,27 @@ impl PostgresStore {
             .await
             .map_err(StoreError::unavailable)
     }
+
+    /// Runs a `DELETE … WHERE … < $1 RETURNING id, digest` with `cutoff`, logging each
+    /// deletion in the change log in the same transaction.
+    async fn prune(
+        &self,
+        delete: &str,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = write_transaction(&mut client).await?;
+        let rows = transaction
+            .query(delete, &[&millis(cutoff)])
+            .await
+            .map_err(unavailable)?;
+        let pruned: Vec<Invalidation> = rows.iter().map(invalidation).collect::<Result<_, _>>()?;
+        for gone in &pruned {
+            log_change(&transaction, Kind::Invalidated, gone).await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(pruned)
+    }
 }
 
 pub(crate) fn unavailable(error: tokio_postgres::Error) -> StoreError {
@@ -707,22 +728,24 @@ impl TokenStore for PostgresStore {
     }
 
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
-        let mut client = self.client().await?;
-        let transaction = write_transaction(&mut client).await?;
-        let rows = transaction
-            .query(
-                "DELETE FROM tower_bearer_tokens WHERE expires_at IS NOT NULL AND expires_at < $1 \
-                 RETURNING id, digest",
-                &[&millis(cutoff)],
-            )
-            .await
-            .map_err(unavailable)?;
-        let pruned: Vec<Invalidation> = rows.iter().map(invalidation).collect::<Result<_, _>>()?;
-        for gone in &pruned {
-            log_change(&transaction, Kind::Invalidated, gone).await?;
-        }
-        transaction.commit().await.map_err(unavailable)?;
-        Ok(pruned)
+        self.prune(
+            "DELETE FROM tower_bearer_tokens WHERE expires_at IS NOT NULL AND expires_at < $1 \
+             RETURNING id, digest",
+            cutoff,
+        )
+        .await
+    }
+
+    async fn prune_expired_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        self.prune(
+            "DELETE FROM tower_bearer_tokens WHERE kind = 'session' AND expires_at IS NOT NULL \
+             AND expires_at < $1 RETURNING id, digest",
+            cutoff,
+        )
+        .await
     }
 
     fn changes(&self) -> Option<ChangeStream> {

@@ -176,6 +176,23 @@ impl SqliteStore {
                 .map_err(StoreError::unavailable)?
         }
     }
+
+    /// Runs a `DELETE … WHERE … < ?1 RETURNING id, digest` with `cutoff`.
+    async fn prune(
+        &self,
+        delete: &'static str,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        self.run(Role::Write, move |db| {
+            let mut statement = db.prepare_cached(delete).map_err(unavailable)?;
+            invalidations(
+                statement
+                    .query_map([millis(cutoff)], id_and_digest)
+                    .map_err(unavailable)?,
+            )
+        })
+        .await
+    }
 }
 
 impl Connections {
@@ -625,19 +642,23 @@ impl TokenStore for SqliteStore {
     }
 
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
-        self.run(Role::Write, move |db| {
-            let mut statement = db
-                .prepare_cached(
-                    "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?1 \
-                     RETURNING id, digest",
-                )
-                .map_err(unavailable)?;
-            invalidations(
-                statement
-                    .query_map([millis(cutoff)], id_and_digest)
-                    .map_err(unavailable)?,
-            )
-        })
+        self.prune(
+            "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?1 \
+             RETURNING id, digest",
+            cutoff,
+        )
+        .await
+    }
+
+    async fn prune_expired_sessions(
+        &self,
+        cutoff: OffsetDateTime,
+    ) -> Result<Vec<Invalidation>, StoreError> {
+        self.prune(
+            "DELETE FROM tokens WHERE kind = 'session' AND expires_at IS NOT NULL \
+             AND expires_at < ?1 RETURNING id, digest",
+            cutoff,
+        )
         .await
     }
 }
