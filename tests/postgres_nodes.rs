@@ -74,6 +74,95 @@ async fn a_revocation_on_one_node_holds_on_the_other_within_moments() {
     );
 }
 
+/// Issue 26 #15: a prune between a catch-up's reading of `pruned_through` and of the log
+/// must not let the node skip a change without dropping its cache. Interleaved for real:
+/// a transaction holds the change log locked while it revokes a token without telling
+/// anyone (its NOTIFY lost), logs that and one more change, prunes the first and records
+/// it; node B's heartbeat catch-up waits on the lock meanwhile, and reads once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_during_a_catch_up_never_skips_a_change() {
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+    let (id, token) = issue(&a).await;
+    b.verify(&token).await.unwrap();
+    let digest = tower_bearer::token::Digest::of(token.as_bytes());
+    // The listeners prune the log when they start: let that pass before the lock.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut admin = Server::client(&url).await;
+    let transaction = admin.transaction().await.unwrap();
+    transaction
+        .batch_execute("LOCK TABLE tower_bearer_changes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // The revocation, and its change, that no NOTIFY announces.
+    transaction
+        .execute(
+            "DELETE FROM tower_bearer_tokens WHERE id = $1",
+            &[&i64::try_from(id.get()).unwrap()],
+        )
+        .await
+        .unwrap();
+    let revoked: i64 = transaction
+        .query_one(
+            "INSERT INTO tower_bearer_changes (kind, token_id, digest, at) \
+             VALUES ('invalidated', $1, $2, 0) RETURNING seq",
+            &[
+                &i64::try_from(id.get()).unwrap(),
+                &digest.as_bytes().as_slice(),
+            ],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // A later change, which the node will read past the pruned one.
+    transaction
+        .execute(
+            "INSERT INTO tower_bearer_changes (kind, token_id, digest, at) \
+             VALUES ('updated', 999999, $1, 0)",
+            &[&[7u8; 32].as_slice()],
+        )
+        .await
+        .unwrap();
+    // The prune: the revocation's change is gone, and recorded as pruned.
+    transaction
+        .execute(
+            "DELETE FROM tower_bearer_changes WHERE seq <= $1",
+            &[&revoked],
+        )
+        .await
+        .unwrap();
+    transaction
+        .execute(
+            "UPDATE tower_bearer_feed SET pruned_through = GREATEST(pruned_through, $1)",
+            &[&revoked],
+        )
+        .await
+        .unwrap();
+    // B's heartbeat catch-up (every second) comes and waits on the lock.
+    let other = Server::client(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = other
+            .query(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'node-b listener' \
+                 AND wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        if !waiting.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's catch-up never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    transaction.commit().await.unwrap();
+    rejected_within(&b, &token, Duration::from_secs(5))
+        .await
+        .expect("B drops what it cannot know is current, and the token is gone");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_listener_catches_up_without_a_restart() {
     let Some(server) = server() else { return };

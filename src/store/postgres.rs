@@ -37,6 +37,10 @@ const WRITE_LOCK: i64 = 0x746f_7765_722d_6265;
 const MIGRATION_LOCK: i64 = WRITE_LOCK + 1;
 /// The notification channel.
 const CHANNEL: &str = "tower_bearer_changes";
+
+/// The database's clock in Unix milliseconds, as SQL: change-log rows are stamped and
+/// pruned by it, so that no two machines' clocks are compared.
+const NOW_MILLIS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 /// How many invalidations a slow subscriber may fall behind before it gets a
 /// [`Change::Reset`].
 const FEED_CAPACITY: usize = 4096;
@@ -399,21 +403,16 @@ async fn log_change(
 ) -> Result<(), StoreError> {
     let digest = invalidation.digest.as_bytes().as_slice();
     let statement = transaction
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO tower_bearer_changes (kind, token_id, digest, at) \
-             VALUES ($1, $2, $3, $4) RETURNING seq",
-        )
+                 VALUES ($1, $2, $3, {NOW_MILLIS}) RETURNING seq"
+        ))
         .await
         .map_err(unavailable)?;
     let seq: i64 = transaction
         .query_one(
             &statement,
-            &[
-                &kind.as_str(),
-                &id_param(invalidation.id),
-                &digest,
-                &millis(OffsetDateTime::now_utc()),
-            ],
+            &[&kind.as_str(), &id_param(invalidation.id), &digest],
         )
         .await
         .map_err(unavailable)?
@@ -871,7 +870,10 @@ impl Listener {
                         .await
                         .map_err(|_| StoreError::unavailable("change feed heartbeat timed out"))??;
                 }
-                _ = prune.tick() => self.prune_log().await,
+                // Bounded: a prune that waits on a lock must not stop the heartbeats.
+                _ = prune.tick() => {
+                    let _ = tokio::time::timeout(self.options.timeout, self.prune_log()).await;
+                }
             }
         }
     }
@@ -894,34 +896,41 @@ impl Listener {
     }
 
     /// Applies every logged change after the last one applied. If some were pruned
-    /// before this node read them, its whole cache goes.
+    /// before this node read them, its whole cache goes. How far the log was pruned and
+    /// what it still holds are read in one statement, so in one snapshot: a prune that
+    /// commits between two reads could otherwise remove changes this node never saw
+    /// while it reads a `pruned_through` from before that prune.
     async fn catch_up(&mut self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
-        let pruned_through: i64 = client
-            .query_one("SELECT pruned_through FROM tower_bearer_feed", &[])
+        let rows = client
+            .query(
+                "SELECT f.pruned_through, c.seq, c.kind, c.token_id, c.digest \
+                 FROM tower_bearer_feed f \
+                 LEFT JOIN tower_bearer_changes c ON c.seq > $1 \
+                 ORDER BY c.seq",
+                &[&self.last_seq],
+            )
             .await
-            .map_err(unavailable)?
-            .get(0);
+            .map_err(unavailable)?;
+        let pruned_through: i64 = rows.first().map_or(0, |row| row.get(0));
         if pruned_through > self.last_seq {
             tracing::warn!(target: "tower_bearer::store::postgres", "missed changes were pruned: dropping the cache");
             self.publish(Change::Reset);
             self.last_seq = pruned_through;
         }
-        let rows = client
-            .query(
-                "SELECT seq, kind, token_id, digest FROM tower_bearer_changes \
-                 WHERE seq > $1 ORDER BY seq",
-                &[&self.last_seq],
-            )
-            .await
-            .map_err(unavailable)?;
         for row in rows {
-            let seq: i64 = row.get(0);
-            let kind = match row.get::<_, &str>(1) {
+            // The one row of an empty log past `last_seq`: the feed's alone.
+            let Some(seq) = row.get::<_, Option<i64>>(1) else {
+                continue;
+            };
+            if seq <= self.last_seq {
+                continue;
+            }
+            let kind = match row.get::<_, &str>(2) {
                 "updated" => Kind::Updated,
                 _ => Kind::Invalidated,
             };
-            let id: i64 = row.get(2);
-            let digest: Vec<u8> = row.get(3);
+            let id: i64 = row.get(3);
+            let digest: Vec<u8> = row.get(4);
             let change = kind.change(Invalidation {
                 id: token_id(id)?,
                 digest: digest_of(digest)?,
@@ -934,16 +943,19 @@ impl Listener {
 
     /// Deletes change-log rows older than the retention, and records how far.
     async fn prune_log(&self) {
-        let cutoff = millis(OffsetDateTime::now_utc())
-            .saturating_sub(i64::try_from(self.options.retention.as_millis()).unwrap_or(i64::MAX));
+        let retention = i64::try_from(self.options.retention.as_millis()).unwrap_or(i64::MAX);
         let result = async {
             let client = self.pool.get().await.map_err(StoreError::unavailable)?;
+            // By the database's clock, which also stamps the rows: never two machines'.
             client
                 .execute(
-                    "WITH gone AS (DELETE FROM tower_bearer_changes WHERE at < $1 RETURNING seq) \
-                     UPDATE tower_bearer_feed SET pruned_through = \
-                         GREATEST(pruned_through, (SELECT COALESCE(MAX(seq), 0) FROM gone))",
-                    &[&cutoff],
+                    &format!(
+                        "WITH gone AS (DELETE FROM tower_bearer_changes WHERE at < {NOW_MILLIS} - $1 \
+                         RETURNING seq) \
+                         UPDATE tower_bearer_feed SET pruned_through = \
+                             GREATEST(pruned_through, (SELECT COALESCE(MAX(seq), 0) FROM gone))"
+                    ),
+                    &[&retention],
                 )
                 .await
                 .map_err(unavailable)
