@@ -170,8 +170,9 @@ async fn every_outcome_is_recorded_against_its_token_in_a_real_sqlite_file() {
             ("GET", "/items", 200, Outcome::Ok),
             ("GET", "/missing", 404, Outcome::Ok),
             ("POST", "/write", 403, Outcome::ScopeDenied),
-            ("GET", "/items", 401, Outcome::Revoked),
-            ("GET", "/items", 401, Outcome::Revoked),
+            // Rejected before routing: no template, and the path only when asked for.
+            ("GET", "", 401, Outcome::Revoked),
+            ("GET", "", 401, Outcome::Revoked),
         ]
     );
     let first = reader_rows.last().unwrap();
@@ -230,6 +231,52 @@ async fn every_outcome_is_recorded_against_its_token_in_a_real_sqlite_file() {
             );
         }
     }
+}
+
+/// Issue 26 #13: around the whole router (`protect`), the layer runs before routing, yet
+/// the row keeps axum's route template, never the raw path (which can hold an invite code
+/// or an e-mail address). Without a template (a request rejected before routing) the
+/// path is recorded only when the application opts in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn around_the_router_the_route_template_is_recorded_not_the_path() {
+    let store = MemoryStore::new();
+    let registry = with_log(Registry::builder(store.clone()), store);
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    assert_eq!(
+        call(&client, "GET", "/items/invite-7f3a9c", &token).await,
+        StatusCode::OK
+    );
+    registry.revoke("acme", id).await.unwrap();
+    assert_eq!(
+        call(&client, "GET", "/items/invite-7f3a9c", &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    let routes: Vec<&str> = recorded
+        .iter()
+        .rev()
+        .map(|row| row.route.as_str())
+        .collect();
+    assert_eq!(routes, ["/items/{id}", ""], "the raw path was recorded");
+
+    // Opted in: the path where there is no template.
+    let store = MemoryStore::new();
+    let registry = Registry::builder(store.clone())
+        .activity(ActivityConfig::new(store).record_raw_paths())
+        .build();
+    let (id, token) = issue(&registry, "acme", &["read"]).await;
+    let client = serve(&registry).await;
+    call(&client, "GET", "/items/invite-7f3a9c", &token).await;
+    registry.revoke("acme", id).await.unwrap();
+    call(&client, "GET", "/items/invite-7f3a9c", &token).await;
+    let recorded = rows(&registry, "acme", ActivityQuery::new().token(id)).await;
+    let routes: Vec<&str> = recorded
+        .iter()
+        .rev()
+        .map(|row| row.route.as_str())
+        .collect();
+    assert_eq!(routes, ["/items/{id}", "/items/invite-7f3a9c"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,6 +709,7 @@ async fn a_token_revoked_long_ago_is_still_recorded_as_revoked_after_a_restart()
         (Outcome::Revoked, 401)
     );
     assert_eq!(recorded[0].tenant, "acme");
-    assert_eq!(recorded[0].route, "/items");
+    // Rejected before routing, around the router: no template, and no raw path.
+    assert_eq!(recorded[0].route, "");
     assert_eq!(registry.activity().unwrap().stats().unattributed, 1);
 }

@@ -8,10 +8,11 @@ use http::Request;
 
 use super::queue::{Answer, Arrival, Batch, FIELDS, Row};
 use super::{
-    MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, RevokedToken, TrustedProxies, clip,
+    ActivityConfig, MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, RevokedToken, clip,
 };
 use crate::Principal;
 use crate::identity::TokenId;
+use axum::extract::MatchedPath;
 
 /// Named once: a header looked up by a `&str` name is parsed on every lookup.
 const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -29,9 +30,9 @@ pub(crate) fn arrival<'a, B>(
     request: &'a Request<B>,
     principal: &'a Principal,
     start: i64,
-    proxies: &TrustedProxies,
+    config: &ActivityConfig,
 ) -> Arrival<'a> {
-    let mut arrival = unattributed(request, start, proxies);
+    let mut arrival = unattributed(request, start, config);
     arrival.token_id = principal.id();
     arrival.text[TENANT] = Some(principal.tenant());
     arrival.text[SESSION_ID] = principal.session_id();
@@ -42,18 +43,18 @@ pub(crate) fn arrival<'a, B>(
 pub(crate) fn unattributed<'a, B>(
     request: &'a Request<B>,
     start: i64,
-    proxies: &TrustedProxies,
+    config: &ActivityConfig,
 ) -> Arrival<'a> {
     let headers = request.headers();
     let mut text = [None; FIELDS];
-    text[ROUTE] = Some(clip(route(request), MAX_FIELD_LEN));
+    text[ROUTE] = route(request, config.raw_paths).map(|route| clip(route, MAX_FIELD_LEN));
     text[USER_AGENT] = header(headers, http::header::USER_AGENT, MAX_FIELD_LEN);
     text[REQUEST_ID] = header(headers, X_REQUEST_ID, MAX_REQUEST_ID_LEN);
     Arrival {
         start,
         token_id: TokenId::new(0),
         method: request.method(),
-        ip: proxies.client_ip(peer(request), headers),
+        ip: config.proxies.client_ip(peer(request), headers),
         text,
         digest: None,
     }
@@ -65,6 +66,14 @@ pub(crate) fn attribute(row: &mut NewActivity, revoked: &RevokedToken) {
     row.session_id.clone_from(&revoked.session_id);
     row.tenant.clone_from(&revoked.tenant);
     row.outcome = Outcome::Revoked;
+}
+
+/// `row` with the route template its answer brought, when it brought one.
+pub(crate) fn with_template(mut row: NewActivity, template: Option<&MatchedPath>) -> NewActivity {
+    if let Some(template) = template {
+        clip(template.as_str(), MAX_FIELD_LEN).clone_into(&mut row.route);
+    }
+    row
 }
 
 /// The stored form of `row` (of `batch`) with its `answer`.
@@ -95,14 +104,14 @@ fn millis(nanos: i64) -> time::OffsetDateTime {
     crate::clock::from_nanos(nanos - nanos.rem_euclid(1_000_000))
 }
 
-/// axum's matched route when the layer sits inside the router, otherwise the path (never
-/// the query string).
-fn route<B>(request: &Request<B>) -> &str {
-    #[cfg(feature = "axum")]
+/// axum's route template when the layer sits inside the router (around it, the template
+/// comes with the answer: see `route`); otherwise the path (never the query string) when
+/// the application opted in, else nothing: a path can hold an invite code.
+fn route<B>(request: &Request<B>, raw_paths: bool) -> Option<&str> {
     if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
-        return matched.as_str();
+        return Some(matched.as_str());
     }
-    request.uri().path()
+    raw_paths.then(|| request.uri().path())
 }
 
 /// The peer's address, as axum's `into_make_service_with_connect_info` records it.
@@ -139,18 +148,26 @@ mod tests {
         builder.build()
     }
 
-    /// Through the queue and back, as the layer and the writer do.
+    /// Through the queue and back, as the layer and the writer do, recording raw paths.
     fn recorded<B>(
         request: &Request<B>,
         principal: &Principal,
         start: i64,
         answer: Answer,
     ) -> NewActivity {
+        let config = ActivityConfig::new(crate::MemoryStore::new()).record_raw_paths();
+        recorded_with(&config, request, principal, start, answer)
+    }
+
+    fn recorded_with<B>(
+        config: &ActivityConfig,
+        request: &Request<B>,
+        principal: &Principal,
+        start: i64,
+        answer: Answer,
+    ) -> NewActivity {
         let queue = Queue::new(10, 10);
-        queue.begin(
-            &arrival(request, principal, start, &TrustedProxies::none()),
-            Some(answer),
-        );
+        queue.begin(&arrival(request, principal, start, config), Some(answer));
         let (mut spares, mut batches) = (Vec::new(), Vec::new());
         queue.drain(&mut spares, &mut batches);
         new_activity(&batches[0], &batches[0].rows[0], answer)
@@ -178,6 +195,19 @@ mod tests {
         assert_eq!(row.client_ip, Some("192.0.2.7".parse().unwrap()));
         assert_eq!((row.status, row.latency_us), (201, 200));
         assert_eq!(crate::clock::to_nanos(row.at), 5_000_000_000);
+    }
+
+    #[test]
+    fn without_a_template_the_path_is_kept_only_when_asked() {
+        let request = Request::get("/invites/7f3a9c").body(()).unwrap();
+        let answer = Answer {
+            end: 0,
+            status: 200,
+            outcome: Outcome::Ok,
+        };
+        let config = ActivityConfig::new(crate::MemoryStore::new());
+        let row = recorded_with(&config, &request, &principal(None), 0, answer);
+        assert_eq!(row.route, "");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct ActivityConfig {
     pub(crate) flush_every: Duration,
     pub(crate) prune_every: Duration,
     pub(crate) proxies: TrustedProxies,
+    /// Record the path of a request that has no route template (opt-in).
+    pub(crate) raw_paths: bool,
 }
 
 impl std::fmt::Debug for ActivityConfig {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for ActivityConfig {
             .field("flush_every", &self.flush_every)
             .field("prune_every", &self.prune_every)
             .field("proxies", &self.proxies)
+            .field("raw_paths", &self.raw_paths)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +61,7 @@ impl ActivityConfig {
             flush_every: Duration::from_secs(1),
             prune_every: Duration::from_secs(3_600),
             proxies: TrustedProxies::none(),
+            raw_paths: false,
         }
     }
 
@@ -90,6 +94,16 @@ impl ActivityConfig {
     /// How often rows past the retention are pruned (default 1 h).
     pub fn prune_interval(mut self, every: Duration) -> Self {
         self.prune_every = every;
+        self
+    }
+
+    /// Records the path of a request that has no route template (a request rejected
+    /// before routing, a path no route matches, a service that is not an axum router).
+    /// By default such rows keep no route: a path can hold an invite code, a reset
+    /// token or an e-mail address. Rows of matched routes keep axum's template
+    /// (`/items/{id}`) either way, wherever the layer sits. Never the query string.
+    pub fn record_raw_paths(mut self) -> Self {
+        self.raw_paths = true;
         self
     }
 

@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use axum::extract::MatchedPath;
 use http::StatusCode;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::capture::{arrival, attribute, latency_us, new_activity, unattributed};
+use super::capture::{arrival, attribute, latency_us, new_activity, unattributed, with_template};
 use super::queue::{Answer, Batch, Queue, Ticket};
 use super::{
     Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
@@ -66,7 +67,7 @@ struct Writer {
     /// and when the writer first saw it.
     open: HashMap<Ticket, (NewActivity, i64, Instant), foldhash::fast::RandomState>,
     /// Answers whose row has not been taken from its shard yet.
-    early: HashMap<Ticket, (Answer, Instant), foldhash::fast::RandomState>,
+    early: HashMap<Ticket, (Answer, Option<MatchedPath>, Instant), foldhash::fast::RandomState>,
     /// Rows answered, not accepted by the store yet (retried), at most the queue's
     /// capacity.
     unwritten: Vec<NewActivity>,
@@ -219,16 +220,23 @@ impl ActivityLog {
         principal: &crate::Principal,
         start: i64,
     ) -> Option<Ticket> {
-        let arrival = arrival(request, principal, start, &self.shared.config.proxies);
+        let arrival = arrival(request, principal, start, &self.shared.config);
         self.shared.queue.begin(&arrival, None)
     }
 
-    /// Answers the row of `ticket`: its response head is ready. Never waits.
+    /// Answers the row of `ticket`: its response head is ready, with the route template
+    /// it brought (a row begun before routing has none yet). Never waits.
     #[inline]
-    pub(crate) fn answer(&self, ticket: Ticket, status: StatusCode, outcome: Outcome) {
+    pub(crate) fn answer(
+        &self,
+        ticket: Ticket,
+        status: StatusCode,
+        outcome: Outcome,
+        template: Option<MatchedPath>,
+    ) {
         self.shared
             .queue
-            .answer(ticket, self.answer_now(status, outcome));
+            .answer(ticket, self.answer_now(status, outcome), template);
     }
 
     /// Records a request answered before any handler ran (rejected), made by `principal`.
@@ -240,7 +248,7 @@ impl ActivityLog {
         status: StatusCode,
         outcome: Outcome,
     ) {
-        let arrival = arrival(request, principal, start, &self.shared.config.proxies);
+        let arrival = arrival(request, principal, start, &self.shared.config);
         self.shared
             .queue
             .begin(&arrival, Some(self.answer_now(status, outcome)));
@@ -256,7 +264,7 @@ impl ActivityLog {
         start: i64,
         status: StatusCode,
     ) {
-        let mut arrival = unattributed(request, start, &self.shared.config.proxies);
+        let mut arrival = unattributed(request, start, &self.shared.config);
         arrival.digest = Some(digest);
         // The writer attributes it as revoked, or counts it. In a queue of its own: a
         // flood of unknown credentials fills that one, never the real rows'.
@@ -306,11 +314,16 @@ impl Shared {
         // Answers first: a row begun on one thread may be answered on another, and both
         // may be in this drain.
         for batch in &batches {
-            for (ticket, answer) in &batch.answers {
+            for (ticket, answer, template) in &batch.answers {
                 match writer.open.remove(ticket) {
-                    Some((row, start, _)) => answered.push((start, complete(row, start, *answer))),
+                    Some((row, start, _)) => {
+                        let row = with_template(complete(row, start, *answer), template.as_ref());
+                        answered.push((start, row));
+                    }
                     None => {
-                        writer.early.insert(*ticket, (*answer, now));
+                        writer
+                            .early
+                            .insert(*ticket, (*answer, template.clone(), now));
                     }
                 }
             }
@@ -325,11 +338,18 @@ impl Shared {
                     }
                     continue;
                 }
-                let answer = row
-                    .answer()
-                    .or_else(|| writer.early.remove(&row.ticket).map(|(answer, _)| answer));
+                let answer = row.answer().map(|answer| (answer, None)).or_else(|| {
+                    writer
+                        .early
+                        .remove(&row.ticket)
+                        .map(|(answer, template, _)| (answer, template))
+                });
                 match answer {
-                    Some(answer) => answered.push((row.start, new_activity(batch, row, answer))),
+                    Some((answer, template)) => {
+                        let activity =
+                            with_template(new_activity(batch, row, answer), template.as_ref());
+                        answered.push((row.start, activity));
+                    }
                     None => {
                         let unanswered = Answer {
                             end: row.start,
@@ -350,7 +370,7 @@ impl Shared {
             .retain(|_, (_, _, seen)| now.duration_since(*seen) < ABANDON_AFTER);
         writer
             .early
-            .retain(|_, (_, seen)| now.duration_since(*seen) < ABANDON_AFTER);
+            .retain(|_, (_, _, seen)| now.duration_since(*seen) < ABANDON_AFTER);
         self.dropped_unwritten
             .fetch_add((before - writer.open.len()) as u64, Ordering::Relaxed);
         // Shards are drained one after the other: put the rows back in arrival order,

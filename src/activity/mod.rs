@@ -13,7 +13,9 @@
 //! ([`ActivityStore::remember_revoked`]), so that a call made with it a week later, on
 //! another node, or after a restart is still recorded as `revoked`. Unknown tokens are not
 //! attributable: they are only counted ([`ActivityStats::unattributed`]). Never a secret,
-//! never a query string, never a body.
+//! never a query string, never a body; the route is axum's template (`/items/{id}`), in
+//! both placements of the layer, and a raw path (which can hold an invite code) only when
+//! the application asks for it ([`ActivityConfig::record_raw_paths`]).
 //!
 //! # Off the request path
 //!
@@ -180,8 +182,10 @@ pub struct NewActivity {
     pub tenant: String,
     /// The HTTP method.
     pub method: String,
-    /// The matched route (`/items/{id}`) when the layer sits inside the router, otherwise
-    /// the path, without its query string; at most [`MAX_FIELD_LEN`] bytes.
+    /// axum's route template (`/items/{id}`), wherever the layer sits; without one (a
+    /// request rejected before routing around the router, an unmatched path) empty,
+    /// or the path without its query string when the application opted in
+    /// ([`ActivityConfig::record_raw_paths`]); at most [`MAX_FIELD_LEN`] bytes.
     pub route: String,
     /// The response status.
     pub status: u16,

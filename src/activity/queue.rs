@@ -18,6 +18,7 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::extract::MatchedPath;
 use http::Method;
 use tokio::sync::Notify;
 
@@ -125,8 +126,9 @@ impl Row {
 pub(crate) struct Batch {
     pub(crate) rows: Vec<Row>,
     pub(crate) text: String,
-    /// Answers to rows begun here or on other shards.
-    pub(crate) answers: Vec<(Ticket, Answer)>,
+    /// Answers to rows begun here or on other shards, with the route template the
+    /// response brought (around a whole router the row began before routing).
+    pub(crate) answers: Vec<(Ticket, Answer, Option<MatchedPath>)>,
     /// The digests of the rows not attributed yet, by index in `rows`.
     pub(crate) digests: Vec<(u32, Digest)>,
 }
@@ -296,10 +298,10 @@ impl Queue {
         Some(ticket)
     }
 
-    /// Records the answer to the row of `ticket`.
-    pub(crate) fn answer(&self, ticket: Ticket, answer: Answer) {
+    /// Records the answer to the row of `ticket`, and the route template it brought.
+    pub(crate) fn answer(&self, ticket: Ticket, answer: Answer, template: Option<MatchedPath>) {
         let (_, shard) = self.shard();
-        lock(shard).batch.answers.push((ticket, answer));
+        lock(shard).batch.answers.push((ticket, answer, template));
     }
 
     /// Counts a request that could not be attributed to a token.
@@ -410,7 +412,7 @@ mod tests {
         let first = queue.begin(&arrival("/a"), None).unwrap();
         let second = queue.begin(&arrival("/bb"), None).unwrap();
         assert_ne!(first, second);
-        queue.answer(second, answered().unwrap());
+        queue.answer(second, answered().unwrap(), None);
         let (mut spares, mut batches) = (Vec::new(), Vec::new());
         queue.drain(&mut spares, &mut batches);
         let batch = &batches[0];

@@ -37,7 +37,8 @@ pub(super) struct ActivityView<'a> {
     session_id: Option<&'a str>,
     tenant: &'a str,
     method: &'a str,
-    /// The matched route, or the path without its query string.
+    /// The route template (`/items/{id}`); empty without one, unless raw paths are
+    /// recorded.
     route: &'a str,
     status: u16,
     /// `ok`, `scope_denied`, `expired`, `revoked`, `wrong_env`, `tenant_mismatch` or

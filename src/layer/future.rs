@@ -124,10 +124,11 @@ pub(crate) fn finish<B: RejectionBody>(
     private: bool,
     tracking: &mut Tracking,
 ) -> Response<B> {
-    // Looked at before the rejection is rendered again (which removes the mark).
-    let scope_denied = tracking::scope_denied(tracking, &response);
+    // Looked at before the rejection is rendered again (which removes the mark, and the
+    // route template with the rest of the inner response's extensions).
+    let seen = tracking::seen(tracking, &response);
     let response = rerender(response, rendering, private);
-    tracking::responded(rendering, tracking, &response, scope_denied);
+    tracking::responded(rendering, tracking, &response, seen);
     response
 }
 

@@ -90,6 +90,8 @@ mod grpc;
 mod per_thread;
 mod require_scope;
 mod room;
+#[cfg(feature = "activity")]
+mod route_template;
 mod tracking;
 
 #[cfg(feature = "axum")]

@@ -52,15 +52,26 @@ mod enabled {
         log.begin(request, principal, arrival?)
     }
 
-    /// Whether an extractor or `RequireScope` further in refused the request for its scope:
-    /// look before the rejection is rendered again.
+    /// What the row of a request takes from the inner service's response before this
+    /// layer renders a rejection in it again.
+    pub(crate) struct Seen {
+        /// An extractor or `RequireScope` further in refused the request for its scope.
+        scope_denied: bool,
+        /// The route template the response brought (around a whole router).
+        template: Option<axum::extract::MatchedPath>,
+    }
+
+    /// What the row of the request will need of `response`, when it has a row.
     #[inline]
-    pub(crate) fn scope_denied<B>(tracking: &Tracking, response: &Response<B>) -> bool {
-        tracking.is_some()
-            && response
-                .extensions()
+    pub(crate) fn seen<B>(tracking: &Tracking, response: &Response<B>) -> Option<Seen> {
+        tracking.as_ref()?;
+        let extensions = response.extensions();
+        Some(Seen {
+            scope_denied: extensions
                 .get::<RenderLater>()
-                .is_some_and(|later| later.0.status() == StatusCode::FORBIDDEN)
+                .is_some_and(|later| later.0.status() == StatusCode::FORBIDDEN),
+            template: extensions.get::<axum::extract::MatchedPath>().cloned(),
+        })
     }
 
     /// Queues the row of an authenticated request with its response.
@@ -69,7 +80,7 @@ mod enabled {
         rendering: Option<&Rendering>,
         tracking: &mut Tracking,
         response: &Response<B>,
-        scope_denied: bool,
+        seen: Option<Seen>,
     ) {
         let (Some(ticket), Some(log)) = (
             tracking.take(),
@@ -77,12 +88,19 @@ mod enabled {
         ) else {
             return;
         };
+        let Seen {
+            scope_denied,
+            template,
+        } = seen.unwrap_or(Seen {
+            scope_denied: false,
+            template: None,
+        });
         let outcome = if scope_denied {
             Outcome::ScopeDenied
         } else {
             Outcome::Ok
         };
-        log.answer(ticket, response.status(), outcome);
+        log.answer(ticket, response.status(), outcome, template);
     }
 
     /// Whom a failed verification is recorded against, when a log would record it: the
@@ -185,13 +203,23 @@ mod disabled {
         Tracking
     }
 
+    /// Nothing seen.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Seen;
+
     #[inline(always)]
-    pub(crate) fn scope_denied<B>(_: &Tracking, _: &Response<B>) -> bool {
-        false
+    pub(crate) fn seen<B>(_: &Tracking, _: &Response<B>) -> Option<Seen> {
+        None
     }
 
     #[inline(always)]
-    pub(crate) fn responded<B>(_: Option<&Rendering>, _: &mut Tracking, _: &Response<B>, _: bool) {}
+    pub(crate) fn responded<B>(
+        _: Option<&Rendering>,
+        _: &mut Tracking,
+        _: &Response<B>,
+        _: Option<Seen>,
+    ) {
+    }
 
     #[inline(always)]
     pub(crate) fn attribution(

@@ -270,7 +270,7 @@ impl Registry {
     }
 
     /// Whether the registry keeps an activity log.
-    #[cfg(feature = "dashboard")]
+    #[cfg(any(feature = "dashboard", feature = "activity"))]
     pub(crate) fn has_activity_log(&self) -> bool {
         #[cfg(feature = "activity")]
         return self.inner.activity.is_some();

@@ -233,7 +233,13 @@ impl BearerAuthLayer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn protect<S>(&self, service: S) -> BearerAuth<S> {
+    pub fn protect<S: 'static>(&self, service: S) -> BearerAuth<S> {
+        // With an activity log, each route of a `Router` passes its template on, so
+        // that rows keep `/items/{id}` and never the raw path (the layer runs before
+        // routing here, and cannot see the template in the request).
+        #[cfg(feature = "activity")]
+        let service =
+            crate::layer::route_template::passing_templates_on(service, &self.config.registry);
         BearerAuth::new(service, self.config.clone())
     }
 }
