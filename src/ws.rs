@@ -88,6 +88,7 @@ use http::{HeaderMap, Uri};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::header::TokenSources;
+use crate::layer::tracking;
 use crate::reject::{RejectCause, Rejection};
 use crate::{Principal, Registry, VerifyError};
 
@@ -202,23 +203,44 @@ impl SocketAuth {
         // failure alike: a client that offered subprotocols may refuse a server that
         // selects none, and would never read `authFailed`.
         let ws = ws.protocols([BEARER_PROTOCOL]);
+        // The authentication's row in the activity log (when the registry keeps one).
+        let witness = tracking::witness_of_head(&registry, uri, headers);
         match self.handshake(headers, uri) {
-            Handshake::Token { token } => match registry.verify(&token).await {
-                Ok(principal) => {
-                    ws.on_upgrade(move |socket| serve(socket, registry, token, principal, handler))
+            Handshake::Token { token } => {
+                let verified = registry.verify(&token).await;
+                if let Some(witness) = &witness {
+                    record(&registry, witness, &token, &verified);
                 }
-                Err(error) if self.reject_at_handshake => {
-                    Rejection::from_verify_error(&error).into_response()
+                match verified {
+                    Ok(principal) => ws.on_upgrade(move |socket| {
+                        serve(socket, registry, token, principal, handler)
+                    }),
+                    Err(error) if self.reject_at_handshake => {
+                        Rejection::from_verify_error(&error).into_response()
+                    }
+                    Err(error) => ws.on_upgrade(move |mut socket| async move {
+                        refuse(&mut socket, &error).await;
+                    }),
                 }
-                Err(error) => ws.on_upgrade(move |mut socket| async move {
-                    refuse(&mut socket, &error).await;
-                }),
-            },
+            }
             Handshake::None if self.reject_at_handshake => unauthenticated(RejectCause::Missing),
-            Handshake::Invalid if self.reject_at_handshake => unauthenticated(RejectCause::Unknown),
-            Handshake::Invalid => ws.on_upgrade(|mut socket| async move {
-                auth_failed(&mut socket).await;
-            }),
+            Handshake::Invalid => {
+                if let Some(witness) = &witness {
+                    // Unreadable: not attributable, only counted.
+                    let error = VerifyError::Rejected {
+                        cause: RejectCause::Unknown,
+                        token_id: None,
+                    };
+                    let status = http::StatusCode::UNAUTHORIZED;
+                    tracking::attempt(&registry, witness, None, Err(&error), status);
+                }
+                if self.reject_at_handshake {
+                    return unauthenticated(RejectCause::Unknown);
+                }
+                ws.on_upgrade(|mut socket| async move {
+                    auth_failed(&mut socket).await;
+                })
+            }
             Handshake::None => {
                 let Ok(place) = self.pending.clone().try_acquire_owned() else {
                     tracing::warn!(
@@ -237,7 +259,11 @@ impl SocketAuth {
                         auth_failed(&mut socket).await;
                         return;
                     };
-                    match registry.verify(&token).await {
+                    let verified = registry.verify(&token).await;
+                    if let Some(witness) = &witness {
+                        record(&registry, witness, &token, &verified);
+                    }
+                    match verified {
                         Ok(principal) => serve(socket, registry, token, principal, handler).await,
                         Err(error) => refuse(&mut socket, &error).await,
                     }
@@ -261,6 +287,22 @@ impl SocketAuth {
             (None, None) => Handshake::None,
         }
     }
+}
+
+/// Records a socket's authentication in the activity log: 101 against its token, or the
+/// 401 (503 when the store could not answer) of its `authFailed`, as the layer records a
+/// rejected request.
+fn record(
+    registry: &Registry,
+    witness: &http::Request<()>,
+    token: &str,
+    verified: &Result<Principal, VerifyError>,
+) {
+    let status = match verified {
+        Ok(_) => http::StatusCode::SWITCHING_PROTOCOLS,
+        Err(error) => Rejection::from_verify_error(error).status(),
+    };
+    tracking::attempt(registry, witness, Some(token), verified.as_ref(), status);
 }
 
 /// A socket whose token was verified, with its principal.

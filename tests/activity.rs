@@ -713,3 +713,98 @@ async fn a_token_revoked_long_ago_is_still_recorded_as_revoked_after_a_restart()
     assert_eq!(recorded[0].route, "");
     assert_eq!(registry.activity().unwrap().stats().unattributed, 1);
 }
+
+/// Issue 26 #12: WebSocket authentications (success and failure) and `/auth/login`
+/// attempts are recorded, attributed to the key when it is known, never the key itself.
+#[cfg(all(feature = "ws", feature = "exchange"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_authentications_and_logins_are_recorded() {
+    use axum::extract::ws::WebSocketUpgrade;
+    use axum::http::{HeaderMap, Uri};
+    use axum::routing::any;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tower_bearer::session::{SessionConfig, SessionKeys};
+    use tower_bearer::ws::SocketAuth;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("a.db")).await.unwrap();
+    let registry = Registry::builder(store.clone())
+        .sessions(SessionConfig::new(
+            SessionKeys::new("k1", &[3; 32]).unwrap(),
+        ))
+        .activity(ActivityConfig::new(store))
+        .build();
+    let (key_id, key) = issue(&registry, "acme", &["read"]).await;
+    let (revoked_id, revoked) = issue(&registry, "acme", &["read"]).await;
+    registry.revoke("acme", revoked_id).await.unwrap();
+
+    let auth = SocketAuth::new(registry.clone());
+    let app: Router = Router::new()
+        .route(
+            "/socket",
+            any(
+                |ws: WebSocketUpgrade, headers: HeaderMap, uri: Uri| async move {
+                    auth.upgrade(ws, &headers, &uri, |_socket| async {}).await
+                },
+            ),
+        )
+        .merge(tower_bearer::exchange::router(registry.clone()));
+    let app = BearerAuthLayer::new(registry.clone())
+        .public(["/socket", "/auth/login"])
+        .protect(app);
+    let addr = support::http::serve_with_peer(app).await;
+    for token in [key.as_str(), revoked.as_str(), "sk_live_not_a_real_token"] {
+        let mut request = format!("ws://{addr}/socket").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let _ = tokio_tungstenite::connect_async(request).await.unwrap();
+    }
+    let client = HttpClient::new(addr);
+    for api_key in [key.as_str(), revoked.as_str()] {
+        let request = Request::post("/auth/login")
+            .header("content-type", "application/json")
+            .header("user-agent", "login-test")
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"api_key":"{api_key}"}}"#
+            ))))
+            .unwrap();
+        client.request(request).await;
+    }
+
+    let key_rows = rows(&registry, "acme", ActivityQuery::new().token(key_id)).await;
+    let seen: Vec<(u16, Outcome, &str, bool)> = key_rows
+        .iter()
+        .rev()
+        .map(|row| {
+            (
+                row.status,
+                row.outcome,
+                row.route.as_str(),
+                row.session_id.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (101, Outcome::Ok, "", false),
+            (200, Outcome::Ok, "/auth/login", true),
+        ],
+        "{key_rows:?}"
+    );
+    let login = key_rows.first().unwrap();
+    assert_eq!(login.user_agent.as_deref(), Some("login-test"));
+    assert_eq!(login.client_ip.unwrap().to_string(), "127.0.0.1");
+    let revoked_rows = rows(&registry, "acme", ActivityQuery::new().token(revoked_id)).await;
+    let seen: Vec<(u16, Outcome)> = revoked_rows
+        .iter()
+        .rev()
+        .map(|row| (row.status, row.outcome))
+        .collect();
+    assert_eq!(seen, [(401, Outcome::Revoked), (401, Outcome::Revoked)]);
+    assert_eq!(registry.activity().unwrap().stats().unattributed, 1);
+    // Never the key itself.
+    let all = rows(&registry, "acme", ActivityQuery::new()).await;
+    assert!(!format!("{all:?}").contains(&key));
+}

@@ -239,8 +239,9 @@ impl ActivityLog {
             .answer(ticket, self.answer_now(status, outcome), template);
     }
 
-    /// Records a request answered before any handler ran (rejected), made by `principal`.
-    pub(crate) fn rejected<B>(
+    /// Records a request made by `principal` and answered at once: rejected before any
+    /// handler ran, or an authentication made outside the layer (a WebSocket, a login).
+    pub(crate) fn answered<B>(
         &self,
         request: &http::Request<B>,
         principal: &crate::Principal,

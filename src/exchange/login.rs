@@ -14,6 +14,7 @@ use crate::admin::error::ApiError;
 use crate::admin::handlers::json;
 use crate::admin::input::{Fields, read_json, read_optional_json, reject_unknown, required};
 use crate::identity::{TokenId, TokenKind};
+use crate::layer::tracking;
 use crate::registry::LoginError;
 use crate::reject::{RejectCause, Rejection};
 use crate::{Principal, Registry};
@@ -124,6 +125,9 @@ fn read_fields(fields: &Fields) -> Result<(&str, Option<&str>), Refused> {
     security(()),
 )]
 pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Response {
+    // The attempt is recorded in the activity log (against the key, never the key
+    // itself): the body is read below, so the row's part is kept first.
+    let witness = tracking::witness(&ctx.registry, &request);
     let fields = match read_json(request).await.and_then(required) {
         Ok(fields) => fields,
         Err(error) => return error.styled(ctx.style).into_response(),
@@ -133,7 +137,11 @@ pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Respo
         Err(Refused::Request(error)) => return error.styled(ctx.style).into_response(),
         Err(Refused::Key(cause)) => return unauthenticated(cause),
     };
-    match ctx.registry.login(api_key, session_id).await {
+    let answer = ctx.registry.login(api_key, session_id).await;
+    if let Some(witness) = &witness {
+        record(&ctx.registry, witness, api_key, &answer).await;
+    }
+    match answer {
         Ok(token) => {
             let mut response = json(
                 StatusCode::OK,
@@ -228,6 +236,33 @@ pub(super) async fn logout(
     result
         .await
         .unwrap_or_else(|error| error.styled(ctx.style).into_response())
+}
+
+/// Records a login in the activity log: a success against the key, with the session it
+/// opened; a refused key as the layer records a rejected request.
+async fn record(
+    registry: &Registry,
+    witness: &http::Request<()>,
+    api_key: &str,
+    answer: &Result<crate::registry::SessionToken, LoginError>,
+) {
+    match answer {
+        Ok(token) => {
+            // The key was verified a moment ago: a cache hit.
+            if let Ok(key) = registry.verify(api_key).await {
+                let session = Principal::builder(key.id(), key.name(), key.tenant())
+                    .kind(TokenKind::Session)
+                    .session_id(&token.session.id.to_string())
+                    .build();
+                tracking::attempt(registry, witness, None, Ok(&session), StatusCode::OK);
+            }
+        }
+        Err(LoginError::Key(error)) => {
+            let status = Rejection::from_verify_error(error).status();
+            tracking::attempt(registry, witness, Some(api_key), Err(error), status);
+        }
+        Err(_) => {}
+    }
 }
 
 fn bad_session_id() -> ApiError {

@@ -92,7 +92,7 @@ mod require_scope;
 mod room;
 #[cfg(feature = "activity")]
 mod route_template;
-mod tracking;
+pub(crate) mod tracking;
 
 #[cfg(feature = "axum")]
 pub use bearer::MakeFuture;

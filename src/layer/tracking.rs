@@ -113,6 +113,14 @@ mod enabled {
         error: &VerifyError,
     ) -> Option<Attribution> {
         rendering.activity.as_ref()?;
+        attribute(registry, presented, error)
+    }
+
+    fn attribute(
+        registry: &crate::Registry,
+        presented: &Presented,
+        error: &VerifyError,
+    ) -> Option<Attribution> {
         let cause = error.cause();
         let known = matches!(
             cause,
@@ -128,6 +136,102 @@ mod enabled {
         }
         matches!(cause, Some(RejectCause::Unknown | RejectCause::Revoked))
             .then(|| Attribution::Digest(*presented.digest()))
+    }
+
+    /// What [`attempt`] needs of a request that a handler consumes: its head (method,
+    /// URI, headers) and the extensions a row reads (peer, route template). Built only
+    /// when a log would record the attempt.
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    pub(crate) fn witness<B>(
+        registry: &crate::Registry,
+        request: &Request<B>,
+    ) -> Option<Request<()>> {
+        registry.activity()?;
+        let mut witness = Request::new(());
+        *witness.method_mut() = request.method().clone();
+        *witness.uri_mut() = request.uri().clone();
+        *witness.headers_mut() = request.headers().clone();
+        let (from, to) = (request.extensions(), witness.extensions_mut());
+        if let Some(peer) = from.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            to.insert(*peer);
+        }
+        if let Some(peer) = from.get::<std::net::SocketAddr>() {
+            to.insert(*peer);
+        }
+        if let Some(template) = from.get::<axum::extract::MatchedPath>() {
+            to.insert(template.clone());
+        }
+        Some(witness)
+    }
+
+    /// [`witness`] of a request known only by its URI and headers (a WebSocket's
+    /// upgrade, as a handler sees it).
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    pub(crate) fn witness_of_head(
+        registry: &crate::Registry,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Option<Request<()>> {
+        registry.activity()?;
+        let mut witness = Request::new(());
+        uri.clone_into(witness.uri_mut());
+        headers.clone_into(witness.headers_mut());
+        Some(witness)
+    }
+
+    /// Records an authentication made outside the layer (a WebSocket's handshake or first
+    /// message, a login): against the token `verified` found, with `status`; a failure
+    /// as the layer records a rejected request (against the token when it is known, by
+    /// digest when the writer may still attribute it, else only counted). Never the
+    /// credential itself. `credential` is `None` when none could be read.
+    #[cold]
+    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    pub(crate) fn attempt<B>(
+        registry: &crate::Registry,
+        request: &Request<B>,
+        credential: Option<&str>,
+        verified: Result<&Principal, &VerifyError>,
+        status: StatusCode,
+    ) {
+        let Some(log) = registry.activity() else {
+            return;
+        };
+        let start = log.now();
+        let error = match verified {
+            Ok(principal) => return log.answered(request, principal, start, status, Outcome::Ok),
+            Err(error) => error,
+        };
+        let Some(outcome) = outcome_of(error) else {
+            return; // no credential at all: nothing to attribute or count
+        };
+        let attribution = credential
+            .and_then(|credential| registry.decode(credential).ok())
+            .and_then(|presented| attribute(registry, &presented, error));
+        match (attribution, outcome) {
+            (Some(Attribution::Token(holder)), Some(outcome)) => {
+                log.answered(request, &holder, start, status, outcome);
+            }
+            (Some(Attribution::Digest(digest)), _) => {
+                log.unresolved(request, digest, start, status);
+            }
+            _ => log.count_unattributed(),
+        }
+    }
+
+    /// The outcome a row of a failed verification records (`Some(None)`: not
+    /// attributable); `None` when no credential came at all.
+    fn outcome_of(error: &VerifyError) -> Option<Option<Outcome>> {
+        Some(match error {
+            VerifyError::Unavailable(_) => Some(Outcome::Unavailable),
+            VerifyError::Rejected { cause, .. } => match cause {
+                RejectCause::Missing => return None,
+                RejectCause::Expired => Some(Outcome::Expired),
+                RejectCause::Revoked => Some(Outcome::Revoked),
+                RejectCause::WrongEnv => Some(Outcome::WrongEnv),
+                RejectCause::TenantMismatch => Some(Outcome::TenantMismatch),
+                _ => None,
+            },
+        })
     }
 
     /// Records a rejected request: against its token when it is known, by digest when
@@ -164,7 +268,7 @@ mod enabled {
         let arrival = arrival.unwrap_or_else(|| log.now());
         match (attribution, outcome) {
             (Some(Attribution::Token(holder)), Some(outcome)) => {
-                log.rejected(request, holder, arrival, rejection.status(), outcome);
+                log.answered(request, holder, arrival, rejection.status(), outcome);
             }
             (Some(Attribution::Digest(digest)), _) => {
                 log.unresolved(request, *digest, arrival, rejection.status());
@@ -218,6 +322,33 @@ mod disabled {
         _: &mut Tracking,
         _: &Response<B>,
         _: Option<Seen>,
+    ) {
+    }
+
+    #[inline(always)]
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    pub(crate) fn witness<B>(_: &crate::Registry, _: &Request<B>) -> Option<Request<()>> {
+        None
+    }
+
+    #[inline(always)]
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    pub(crate) fn witness_of_head(
+        _: &crate::Registry,
+        _: &http::Uri,
+        _: &http::HeaderMap,
+    ) -> Option<Request<()>> {
+        None
+    }
+
+    #[inline(always)]
+    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    pub(crate) fn attempt<B>(
+        _: &crate::Registry,
+        _: &Request<B>,
+        _: Option<&str>,
+        _: Result<&Principal, &VerifyError>,
+        _: http::StatusCode,
     ) {
     }
 
