@@ -64,6 +64,7 @@ macro_rules! store_contract_tests {
             delete_is_tenant_scoped_and_says_what_to_evict,
             prune_deletes_only_what_expired_before_the_cutoff,
             session_pruning_keeps_api_keys,
+            lineage_keeps_the_session_a_token_was_issued_through,
             ids_are_never_reused,
             cascade_deletes_a_token_and_its_descendants_only,
             rotation_replaces_a_token_in_one_transaction,
@@ -112,6 +113,7 @@ fn token(tenant: &str, secret: &str, expires_at: Option<OffsetDateTime>) -> NewT
         created_at: datetime!(2030-01-01 0:00 UTC),
         expires_at,
         created_by: None,
+        created_by_session: None,
         owner: None,
         metadata: None,
     }
@@ -379,6 +381,52 @@ pub async fn session_pruning_keeps_api_keys(store: &impl TokenStore) {
         ids(store, "acme", ListQuery::all()).await,
         [key.id, live.id],
         "the expired key and the live session stay"
+    );
+}
+
+/// A token issued through a session keeps that session in its lineage, and lists select
+/// by it.
+pub async fn lineage_keeps_the_session_a_token_was_issued_through(store: &impl TokenStore) {
+    let key = insert(store, token("acme", "admin key", None)).await;
+    let session = insert(
+        store,
+        NewToken {
+            kind: TokenKind::Session,
+            created_by: Some(key.id),
+            ..token("acme", "its session", None)
+        },
+    )
+    .await;
+    let minted = insert(
+        store,
+        NewToken {
+            created_by: Some(key.id),
+            created_by_session: Some(session.id),
+            ..token("acme", "minted in the session", None)
+        },
+    )
+    .await;
+    insert(store, child(key.id, "acme", "minted with the key itself")).await;
+    assert_eq!(minted.created_by_session, Some(session.id));
+    let found = store.find_by_id("acme", minted.id).await.unwrap();
+    assert_eq!(found.created_by_session, Some(session.id));
+    assert_eq!(
+        ids(
+            store,
+            "acme",
+            ListQuery::all().created_by_session(session.id)
+        )
+        .await,
+        [minted.id]
+    );
+    assert!(
+        ids(
+            store,
+            "other",
+            ListQuery::all().created_by_session(session.id)
+        )
+        .await
+        .is_empty()
     );
 }
 

@@ -123,6 +123,7 @@ async fn create_answers_the_token_once_and_it_works() {
         [
             "created_at",
             "created_by",
+            "created_by_session",
             "expires_at",
             "id",
             "metadata",
@@ -161,6 +162,7 @@ async fn create_answers_the_token_once_and_it_works() {
         [
             "created_at",
             "created_by",
+            "created_by_session",
             "expired",
             "expires_at",
             "id",

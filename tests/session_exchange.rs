@@ -977,3 +977,86 @@ async fn expired_sessions_are_pruned() {
     assert_eq!(server.session_rows().await, 1);
     assert_eq!(server.call("GET", "/me", &key).await.status, StatusCode::OK);
 }
+
+/// Issue 26 #9: what a session leaves behind. A two-hour session of an admin key mints a
+/// never-expiring admin key; the lineage records the session, and ending the session
+/// with `?cascade=true` revokes that key too (without, the key outlives the session).
+#[tokio::test]
+async fn a_session_cascade_revokes_what_the_session_issued() {
+    let server = Server::start().await;
+    let (access, _) = server.access_token(&server.admin, Some("laptop")).await;
+    let session_id: u64 = server
+        .registry
+        .verify(&access)
+        .await
+        .unwrap()
+        .session_id()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let create = |name: &'static str| {
+        let access = access.clone();
+        let client = server.client.clone();
+        async move {
+            let request = Request::post("/tokens")
+                .header("authorization", format!("Bearer {access}"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(
+                    json!({"name": name, "scopes": ["admin"], "never_expires": true}).to_string(),
+                )))
+                .unwrap();
+            json_of(&client.request(request).await)
+        }
+    };
+    let minted = create("left behind").await;
+    assert_eq!(minted["created_by_session"], session_id, "{minted}");
+    let minted_token = minted["token"].as_str().unwrap().to_owned();
+    let listed = json_of(
+        &server
+            .call("GET", &format!("/tokens/{}", minted["id"]), &server.admin)
+            .await,
+    );
+    assert_eq!(listed["created_by_session"], session_id);
+    // A token the key minted itself (no session) is not the session's.
+    let own = json_of(
+        &server
+            .client
+            .request(
+                Request::post("/tokens")
+                    .header("authorization", format!("Bearer {}", server.admin))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(
+                        r#"{"name":"own","scopes":["read"]}"#,
+                    )))
+                    .unwrap(),
+            )
+            .await,
+    );
+    assert!(own["created_by_session"].is_null());
+
+    let answer = server
+        .call(
+            "DELETE",
+            &format!("/sessions/{session_id}?cascade=true"),
+            &server.admin,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let revoked = json_of(&answer)["revoked"].clone();
+    assert_eq!(revoked, json!([session_id, minted["id"]]));
+    for gone in [&access, &minted_token] {
+        assert_eq!(
+            server.call("GET", "/me", gone).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let own_token = own["token"].as_str().unwrap();
+    assert_eq!(
+        server.call("GET", "/me", own_token).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.call("GET", "/me", &server.admin).await.status,
+        StatusCode::OK
+    );
+}

@@ -50,7 +50,7 @@ async fn the_database_is_in_wal_mode_with_a_unique_digest_index() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 5, "migrations are recorded");
+    assert_eq!(version, 6, "migrations are recorded");
 }
 
 #[tokio::test]
@@ -254,9 +254,10 @@ async fn a_version_1_database_is_migrated_in_place() {
         .await
         .unwrap();
     assert_eq!((old.created_by, old.rotated_to), (None, None));
+    assert_eq!(old.created_by_session, None, "the session lineage column was added");
     let version: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }

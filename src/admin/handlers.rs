@@ -48,6 +48,7 @@ impl Context {
         "created_at": "2026-11-30T09:15:00Z",
         "expires_at": "2027-02-28T09:15:00Z",
         "created_by": 1,
+        "created_by_session": null,
         "owner": null,
         "metadata": null
     }))
@@ -69,6 +70,9 @@ pub(super) struct Created<'a> {
     expires_at: Option<OffsetDateTime>,
     #[schema(value_type = Option<u64>)]
     created_by: Option<TokenId>,
+    /// The session `created_by` issued it through (its access token), if any.
+    #[schema(value_type = Option<u64>)]
+    created_by_session: Option<TokenId>,
     owner: Option<&'a str>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<&'a Metadata>,
@@ -85,6 +89,7 @@ impl<'a> From<&'a Issued> for Created<'a> {
             created_at: issued.info.created_at,
             expires_at: issued.info.expires_at,
             created_by: issued.info.created_by,
+            created_by_session: issued.info.created_by_session,
             owner: issued.info.owner.as_deref(),
             metadata: issued.info.metadata.as_ref(),
         }
@@ -106,6 +111,7 @@ impl<'a> From<&'a Issued> for Created<'a> {
         "last_used_at": "2026-12-01T17:02:11Z",
         "expired": false,
         "created_by": 1,
+        "created_by_session": null,
         "rotated_to": null,
         "owner": null,
         "metadata": null
@@ -133,6 +139,9 @@ pub(super) struct Listed {
     expired: bool,
     #[schema(value_type = Option<u64>)]
     created_by: Option<TokenId>,
+    /// The session `created_by` issued it through (its access token), if any.
+    #[schema(value_type = Option<u64>)]
+    created_by_session: Option<TokenId>,
     #[schema(value_type = Option<u64>)]
     rotated_to: Option<TokenId>,
     owner: Option<String>,
@@ -153,6 +162,7 @@ impl From<TokenInfo> for Listed {
             last_used_at: info.last_used_at,
             expired: info.expired,
             created_by: info.created_by,
+            created_by_session: info.created_by_session,
             rotated_to: info.rotated_to,
             owner: info.owner,
             metadata: info.metadata,
@@ -173,9 +183,16 @@ pub(super) struct Page {
 #[derive(Serialize, ToSchema)]
 #[schema(as = RevokedTokens)]
 pub(super) struct Revoked {
-    /// The revoked tokens' ids, the token's own first.
+    /// The revoked tokens' ids, the token's (or session's) own first.
     #[schema(value_type = Vec<u64>)]
     revoked: Vec<TokenId>,
+}
+
+impl Revoked {
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    pub(super) fn new(revoked: Vec<TokenId>) -> Self {
+        Self { revoked }
+    }
 }
 
 #[utoipa::path(
@@ -462,8 +479,22 @@ async fn guard_last_admin(
     id: TokenId,
     cascade: bool,
 ) -> Result<(), ApiError> {
+    guard_last_admin_of(registry, admin, &[id], cascade).await
+}
+
+/// 409 when removing `ids` (with their descendants when `cascade`) would leave the
+/// tenant without an admin token.
+pub(super) async fn guard_last_admin_of(
+    registry: &Registry,
+    admin: &Principal,
+    ids: &[TokenId],
+    cascade: bool,
+) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     let last = registry
-        .would_remove_last_admin(admin.tenant(), &[id], cascade)
+        .would_remove_last_admin(admin.tenant(), ids, cascade)
         .await
         .map_err(ApiError::from_lifecycle)?;
     if last {

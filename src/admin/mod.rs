@@ -6,15 +6,15 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /tokens` `{"name","scopes","expires_in_days" \| "expires_at" \| "never_expires","owner","metadata"}` | 201 `{"id","name","token","scopes","tenant","created_at","expires_at","created_by","owner","metadata"}` — the only time `token` is shown |
-//! | `GET /tokens?limit=50&starting_after=<id>&owner=<owner>` | 200 `{"data":[{"id","name","prefix","scopes","tenant","created_at","expires_at","last_used_at","expired","created_by","rotated_to","owner","metadata"}],"has_more":false}` |
+//! | `POST /tokens` `{"name","scopes","expires_in_days" \| "expires_at" \| "never_expires","owner","metadata"}` | 201 `{"id","name","token","scopes","tenant","created_at","expires_at","created_by","created_by_session","owner","metadata"}` — the only time `token` is shown |
+//! | `GET /tokens?limit=50&starting_after=<id>&owner=<owner>` | 200 `{"data":[{"id","name","prefix","scopes","tenant","created_at","expires_at","last_used_at","expired","created_by","created_by_session","rotated_to","owner","metadata"}],"has_more":false}` |
 //! | `GET /tokens/{id}` | 200 one token as listed (never its secret) |
 //! | `PATCH /tokens/{id}` `{"name","scopes","expires_at" \| "expires_in_days"}` | 200 the token as listed: renamed, new scopes (within the caller's), or an earlier expiry; effective on every node at once |
 //! | `DELETE /tokens/{id}` | 204; the token stops working at once |
 //! | `DELETE /tokens/{id}?cascade=true` | 200 `{"revoked":[ids]}`: the token and every token it created, recursively, in one transaction |
 //! | `POST /tokens/{id}/rotate` `{"grace_seconds"}` (body optional) | 201 like `POST /tokens`, with a new token; the old one stops working at once, or after `grace_seconds` (at most 86400) |
 //! | `GET /tokens/{id}/sessions?limit=&starting_after=` (feature `exchange`) | 200 `{"data":[{"id","api_key_id","session_id","issued_at","expires_at","kid"}],"has_more":false}`: the key's live sessions, never their tokens, a page at a time |
-//! | `DELETE /sessions/{id}` (feature `exchange`) | 204; the session's access token stops working at once |
+//! | `DELETE /sessions/{id}?cascade=true` (feature `exchange`) | 204; the session's access token stops working at once; with `cascade`, 200 `{"revoked":[ids]}`: the tokens issued through the session go too |
 //! | `GET /tokens/{id}/activity?limit=&starting_after=&outcome=&status=&since=&until=` (feature `activity`) | 200 `{"data":[{"id","at","token_id","session_id","tenant","method","route","status","outcome","latency_us","client_ip","user_agent","request_id","new_ip"}],"has_more":false}`: the token's requests, newest first (a key's include its sessions'; a revoked token's stay readable) |
 //! | `GET /activity?…` (feature `activity`) | 200 the same for every token of the tenant |
 //!
@@ -70,8 +70,12 @@
 //! envelope, like the layer's presets ([`ManagementApi::error_style`]).
 //!
 //! **Lineage.** Every token records `created_by`: the id of the token that issued it
-//! through this API (`null` for tokens issued server-side). A rotated token's replacement
-//! is created by the rotating token, and inherits what the old one had created.
+//! through this API (`null` for tokens issued server-side), and `created_by_session`:
+//! the session it was issued through, when the caller used a session's access token
+//! (`DELETE /sessions/{id}?cascade=true` revokes what a session issued, so that a
+//! two-hour session cannot leave never-expiring keys behind). A rotated token's
+//! replacement is created by the rotating token, and inherits what the old one had
+//! created.
 //!
 //! **Lists** are paginated the way Stripe's are: `limit` (1 to 100, default 50) and
 //! `starting_after` (the last id of the previous page), answering `{"data","has_more"}`.

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::handlers::{Context, json};
-use super::input::{list_query, parse_id, read_optional_json, reject_unknown};
+use super::handlers::{Context, Revoked, guard_last_admin_of, json};
+use super::input::{flag, list_query, parse_id, read_optional_json, reject_unknown};
 use crate::TokenId;
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{RegistryError, SessionInfo};
@@ -120,15 +120,21 @@ pub(super) async fn list(
     operation_id = "revokeSession",
     tag = "sessions",
     summary = "Revoke a session: its access token stops working at once",
-    params(("id" = u64, Path, minimum = 1, description = "The session's id")),
+    params(
+        ("id" = u64, Path, minimum = 1, description = "The session's id"),
+        ("cascade" = Option<bool>, Query, description = "Also revoke every token issued through the session, with their descendants"),
+        ("force" = Option<bool>, Query, description = "Revoke the tenant's last admin token anyway, if the cascade reaches it"),
+    ),
     request_body(content = Option<super::openapi::EmptyBody>, content_type = "application/json",
                  description = "No body (or an empty JSON object)"),
     responses(
+        (status = 200, description = "Revoked with what it issued (cascade)", body = super::handlers::Revoked),
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Not JSON, or the id is invalid", body = super::openapi::ErrorBody),
+        (status = 400, description = "Not JSON, or the id or a parameter is invalid", body = super::openapi::ErrorBody),
         (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
         (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
         (status = 404, description = "No such session in the tenant", body = super::openapi::ErrorBody),
+        (status = 409, description = "The cascade would revoke the tenant's last admin token", body = super::openapi::ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
         (status = 415, description = "A body not sent as application/json", body = super::openapi::ErrorBody),
         (status = 422, description = "A body with fields", body = super::openapi::ErrorBody),
@@ -140,12 +146,30 @@ pub(super) async fn revoke(
     State(ctx): State<Context>,
     admin: Scoped<AdminScope>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
     let result = async {
         let id = parse_id(&id)?;
+        let cascade = flag(query.as_deref(), "cascade")?;
+        let force = flag(query.as_deref(), "force")?;
         if let Some(fields) = read_optional_json(request).await? {
             reject_unknown(&fields, &[])?;
+        }
+        if cascade {
+            let registry = &ctx.registry;
+            if !force {
+                let issued = registry
+                    .issued_through_session(admin.tenant(), id)
+                    .await
+                    .map_err(|e| session_error(e, "Session not found."))?;
+                guard_last_admin_of(registry, &admin, &issued, true).await?;
+            }
+            let revoked = registry
+                .revoke_session_cascade(admin.tenant(), id)
+                .await
+                .map_err(|e| session_error(e, "Session not found."))?;
+            return Ok(json(StatusCode::OK, &Revoked::new(revoked)));
         }
         ctx.registry
             .revoke_session(admin.tenant(), id)

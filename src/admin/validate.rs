@@ -85,7 +85,7 @@ pub(super) fn create(
                 .scope_set(scopes)
                 .expires(expiry.unwrap_or(Expiry::Default))
                 .env(registry.default_env())
-                .created_by(Some(admin.id()));
+                .issued_by(admin);
             if let Some(owner) = owner {
                 request = request.owner(owner).map_err(invalid("owner"))?;
             }

@@ -102,6 +102,7 @@ pub struct IssueRequest {
     pub(crate) env: Env,
     pub(crate) kind: TokenKind,
     pub(crate) created_by: Option<TokenId>,
+    pub(crate) created_by_session: Option<TokenId>,
     pub(crate) owner: Option<String>,
     pub(crate) metadata: Option<Metadata>,
 }
@@ -124,6 +125,7 @@ impl IssueRequest {
             env: Env::Live,
             kind: TokenKind::ApiKey,
             created_by: None,
+            created_by_session: None,
             owner: None,
             metadata: None,
         })
@@ -196,6 +198,18 @@ impl IssueRequest {
         self
     }
 
+    /// Records `caller` as the token that issues this one ([`created_by`](Self::created_by)),
+    /// and, when `caller` is a session's access token, that session too: ending the
+    /// session with its cascade (`DELETE /sessions/{id}?cascade=true`,
+    /// [`Registry::revoke_session_cascade`](crate::Registry::revoke_session_cascade))
+    /// revokes what it issued.
+    #[must_use]
+    pub fn issued_by(mut self, caller: &crate::Principal) -> Self {
+        self.created_by = Some(caller.id());
+        self.created_by_session = session_of(caller);
+        self
+    }
+
     /// Sets the kind (default [`TokenKind::ApiKey`]).
     #[must_use]
     pub fn kind(mut self, kind: TokenKind) -> Self {
@@ -234,6 +248,8 @@ pub struct TokenInfo {
     pub use_count: u64,
     /// The token that issued this one; `None` when issued server-side.
     pub created_by: Option<TokenId>,
+    /// The session it was issued through (an access token of `created_by`), if any.
+    pub created_by_session: Option<TokenId>,
     /// While a rotated token lives on for its grace period: its replacement.
     pub rotated_to: Option<TokenId>,
     /// The application user the token belongs to.
@@ -261,6 +277,7 @@ impl TokenInfo {
             last_used_at: record.last_used_at,
             use_count: record.use_count,
             created_by: record.created_by,
+            created_by_session: record.created_by_session,
             rotated_to: record.rotated_to,
             owner: record.owner,
             metadata: record.metadata,
@@ -334,4 +351,11 @@ impl RotateRequest {
         self.grace = grace;
         self
     }
+}
+
+/// The session a principal's credential belongs to, when it is a session's access token.
+pub(crate) fn session_of(principal: &crate::Principal) -> Option<TokenId> {
+    (principal.kind() == TokenKind::Session)
+        .then(|| principal.session_id()?.parse().ok())
+        .flatten()
 }

@@ -86,6 +86,7 @@ impl Registry {
             created_at: now,
             expires_at,
             created_by: request.created_by,
+            created_by_session: request.created_by_session,
             owner: request.owner,
             metadata: request.metadata,
         };
@@ -351,9 +352,11 @@ impl Registry {
         });
         // The new token's creator: the caller, unless it rotates itself (then its own
         // creator), so that cascading revocation still reaches it.
-        let created_by = match &caller {
-            Some(caller) if caller.id() != old.id => Some(caller.id()),
-            _ => old.created_by,
+        let (created_by, created_by_session) = match &caller {
+            Some(caller) if caller.id() != old.id => {
+                (Some(caller.id()), super::issue::session_of(caller))
+            }
+            _ => (old.created_by, old.created_by_session),
         };
         let request = IssueRequest {
             name: old.name.clone(),
@@ -369,6 +372,7 @@ impl Registry {
             env: old.env,
             kind: old.kind,
             created_by,
+            created_by_session,
             owner: old.owner.clone(),
             metadata: old.metadata.clone(),
         };

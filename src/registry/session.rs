@@ -389,6 +389,7 @@ impl Registry {
                 created_at: now,
                 expires_at: Some(expires_at),
                 created_by: Some(key.id()),
+                created_by_session: None,
                 owner: key.owner().map(str::to_owned),
                 metadata: Some(derivation.write()),
             })
@@ -518,6 +519,53 @@ impl Registry {
         self.remove_session(&record).await?;
         tracing::info!(target: "tower_bearer::registry", session_id = %id, %tenant, "session revoked");
         Ok(())
+    }
+
+    /// Revokes one session of `tenant` with everything issued through it (each with
+    /// its own descendants, as [`revoke_cascade`](Self::revoke_cascade) does): a session
+    /// of an admin key cannot leave keys behind that outlive it. Returns the revoked
+    /// ids, the session's first. Another tenant's session, or an id that is not a
+    /// session's, is [`RegistryError::NotFound`].
+    pub async fn revoke_session_cascade(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<TokenId>, RegistryError> {
+        let record = self.inner.store.find_by_id(tenant, id).await?;
+        if record.kind != TokenKind::Session {
+            return Err(RegistryError::NotFound);
+        }
+        // The session first: nothing more can be issued through it meanwhile.
+        self.remove_session(&record).await?;
+        let mut revoked = vec![id];
+        for token in self.issued_through_session(tenant, id).await? {
+            match self.revoke_cascade(tenant, token).await {
+                Ok(ids) => revoked.extend(ids),
+                // Gone meanwhile, or with an ancestor revoked just before.
+                Err(RegistryError::NotFound) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        tracing::info!(target: "tower_bearer::registry", session_id = %id, %tenant, revoked = revoked.len(), "session revoked with what it issued");
+        Ok(revoked)
+    }
+
+    /// The API keys issued through session `id` of `tenant`, oldest first.
+    pub async fn issued_through_session(
+        &self,
+        tenant: &str,
+        id: TokenId,
+    ) -> Result<Vec<TokenId>, RegistryError> {
+        let records = self
+            .inner
+            .store
+            .list_by_tenant(tenant, ListQuery::all().created_by_session(id))
+            .await?;
+        Ok(records
+            .iter()
+            .filter(|record| record.kind == TokenKind::ApiKey)
+            .map(|record| record.id)
+            .collect())
     }
 
     /// Checks a session token's signature and claims before its digest is looked up:

@@ -211,6 +211,7 @@ impl Registry {
                 created_at: now,
                 expires_at: Some(expires_at),
                 created_by: None,
+                created_by_session: None,
                 owner: Some(request.user_id),
                 metadata: Some(metadata),
             })

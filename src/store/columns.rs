@@ -14,7 +14,7 @@ use crate::token::{Digest, Env};
 /// The columns, in the order [`RawRecord`] reads them.
 pub(super) const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_prefix, digest, \
                                   created_at, expires_at, last_used_at, use_count, created_by, \
-                                  rotated_to, owner, metadata";
+                                  rotated_to, owner, metadata, created_by_session";
 
 pub(crate) fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
@@ -70,6 +70,7 @@ pub(super) struct RawRecord {
     pub(super) rotated_to: Option<i64>,
     pub(super) owner: Option<String>,
     pub(super) metadata: Option<String>,
+    pub(super) created_by_session: Option<i64>,
 }
 
 impl RawRecord {
@@ -89,6 +90,7 @@ impl RawRecord {
             last_used_at: self.last_used_at.map(from_millis).transpose()?,
             use_count: self.use_count.max(0) as u64,
             created_by: self.created_by.map(token_id).transpose()?,
+            created_by_session: self.created_by_session.map(token_id).transpose()?,
             rotated_to: self.rotated_to.map(token_id).transpose()?,
             owner: self.owner,
             metadata: self

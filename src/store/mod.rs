@@ -178,6 +178,10 @@ pub struct NewToken {
     /// The token that issued this one (through the management API), or `None` when it
     /// was issued server-side. Cascading revocation follows this lineage.
     pub created_by: Option<TokenId>,
+    /// The session (of the `created_by` key) it was issued through, when the caller
+    /// used a session's access token: revoking that session with its cascade revokes
+    /// what it created.
+    pub created_by_session: Option<TokenId>,
     /// The application user the token belongs to (opaque, at most 255 bytes).
     pub owner: Option<String>,
     /// The application's notes about the token (a JSON object of at most 4 KiB).
@@ -216,6 +220,8 @@ pub struct TokenRecord {
     pub use_count: u64,
     /// The token that issued this one, or `None` when issued server-side.
     pub created_by: Option<TokenId>,
+    /// The session it was issued through, if any.
+    pub created_by_session: Option<TokenId>,
     /// The token this one was rotated into, while it lives on for a grace period.
     pub rotated_to: Option<TokenId>,
     /// The application user the token belongs to.
@@ -241,6 +247,7 @@ impl TokenRecord {
             last_used_at: None,
             use_count: 0,
             created_by: token.created_by,
+            created_by_session: token.created_by_session,
             rotated_to: None,
             owner: token.owner,
             metadata: token.metadata,
@@ -301,6 +308,8 @@ pub struct ListQuery {
     /// Only the records this token created (the sessions of an API key, the tokens an
     /// admin token issued).
     pub created_by: Option<TokenId>,
+    /// Only the records issued through this session.
+    pub created_by_session: Option<TokenId>,
 }
 
 impl ListQuery {
@@ -317,6 +326,7 @@ impl ListQuery {
             owner: None,
             kind: None,
             created_by: None,
+            created_by_session: None,
         }
     }
 
@@ -341,6 +351,13 @@ impl ListQuery {
         self
     }
 
+    /// Only the records issued through session `id`.
+    #[must_use]
+    pub fn created_by_session(mut self, id: TokenId) -> Self {
+        self.created_by_session = Some(id);
+        self
+    }
+
     /// Whether `record` is selected (apart from `after` and `limit`).
     pub fn selects(&self, record: &TokenRecord) -> bool {
         (self.owner.is_none() || record.owner == self.owner)
@@ -348,6 +365,9 @@ impl ListQuery {
             && self
                 .created_by
                 .is_none_or(|id| record.created_by == Some(id))
+            && self
+                .created_by_session
+                .is_none_or(|id| record.created_by_session == Some(id))
     }
 
     /// Starts after the record with id `id`.

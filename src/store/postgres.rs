@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_create_tokens.sql"),
     include_str!("../../migrations/postgres/0002_activity.sql"),
     include_str!("../../migrations/postgres/0003_activity_revoked.sql"),
+    include_str!("../../migrations/postgres/0004_session_lineage.sql"),
 ];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").
@@ -271,6 +272,7 @@ fn raw(row: &Row) -> Result<RawRecord, StoreError> {
         rotated_to: row.try_get(13).map_err(get)?,
         owner: row.try_get(14).map_err(get)?,
         metadata: row.try_get(15).map_err(get)?,
+        created_by_session: row.try_get(16).map_err(get)?,
     })
 }
 
@@ -510,7 +512,8 @@ impl TokenStore for PostgresStore {
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM tower_bearer_tokens WHERE tenant = $1 AND id > $2 \
                  AND ($4::TEXT IS NULL OR owner = $4) AND ($5::TEXT IS NULL OR kind = $5) \
-                 AND ($6::BIGINT IS NULL OR created_by = $6) ORDER BY id LIMIT $3"
+                 AND ($6::BIGINT IS NULL OR created_by = $6) \
+                 AND ($7::BIGINT IS NULL OR created_by_session = $7) ORDER BY id LIMIT $3"
             ))
             .await
             .map_err(unavailable)?;
@@ -518,10 +521,19 @@ impl TokenStore for PostgresStore {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let kind = query.kind.map(TokenKind::as_str);
         let created_by = query.created_by.map(id_param);
+        let session = query.created_by_session.map(id_param);
         let rows = client
             .query(
                 &statement,
-                &[&tenant, &after, &limit, &query.owner, &kind, &created_by],
+                &[
+                    &tenant,
+                    &after,
+                    &limit,
+                    &query.owner,
+                    &kind,
+                    &created_by,
+                    &session,
+                ],
             )
             .await
             .map_err(unavailable)?;
@@ -759,8 +771,8 @@ async fn insert(
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO tower_bearer_tokens (name, tenant, scopes, env, kind, display_prefix, \
-             digest, created_at, expires_at, created_by, owner, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+             digest, created_at, expires_at, created_by, owner, metadata, created_by_session) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
         ))
         .await
         .map_err(unavailable)?;
@@ -781,6 +793,7 @@ async fn insert(
                 &token.created_by.map(id_param),
                 &token.owner,
                 &token.metadata.as_ref().map(metadata_column),
+                &token.created_by_session.map(id_param),
             ],
         )
         .await

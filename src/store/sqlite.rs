@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_owner_and_metadata.sql"),
     include_str!("../../migrations/sqlite/0004_activity.sql"),
     include_str!("../../migrations/sqlite/0005_activity_revoked.sql"),
+    include_str!("../../migrations/sqlite/0006_session_lineage.sql"),
 ];
 
 /// Read connections beside the writer.
@@ -313,6 +314,7 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         rotated_to: row.get(13)?,
         owner: row.get(14)?,
         metadata: row.get(15)?,
+        created_by_session: row.get(16)?,
     })
 }
 
@@ -331,8 +333,8 @@ fn one(
 fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> {
     let sql = format!(
         "INSERT INTO tokens (name, tenant, scopes, env, kind, display_prefix, digest, \
-         created_at, expires_at, created_by, owner, metadata) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING {COLUMNS}"
+         created_at, expires_at, created_by, owner, metadata, created_by_session) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {COLUMNS}"
     );
     one(
         db,
@@ -350,6 +352,7 @@ fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> 
             token.created_by.map(id_param),
             token.owner,
             token.metadata.as_ref().map(metadata_column),
+            token.created_by_session.map(id_param),
         ],
     )
 }
@@ -421,15 +424,18 @@ impl TokenStore for SqliteStore {
         let owner = query.owner;
         let kind = query.kind.map(TokenKind::as_str);
         let created_by = query.created_by.map(id_param);
+        let session = query.created_by_session.map(id_param);
         self.run(Role::Read, move |db| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM tokens WHERE tenant = ?1 AND id > ?2 \
                  AND (?4 IS NULL OR owner = ?4) AND (?5 IS NULL OR kind = ?5) \
-                 AND (?6 IS NULL OR created_by = ?6) ORDER BY id LIMIT ?3"
+                 AND (?6 IS NULL OR created_by = ?6) \
+                 AND (?7 IS NULL OR created_by_session = ?7) ORDER BY id LIMIT ?3"
             );
             let mut statement = db.prepare_cached(&sql).map_err(unavailable)?;
+            let params = params![tenant, after, limit, owner, kind, created_by, session];
             let rows = statement
-                .query_map(params![tenant, after, limit, owner, kind, created_by], raw)
+                .query_map(params, raw)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(unavailable)?;
