@@ -412,3 +412,73 @@ async fn an_oversized_first_message_ends_the_socket_unread() {
     );
     collab.process.interrupt().await;
 }
+
+/// Issue 26 #1 through the example: a copy of the collab database plus its session key
+/// re-derives no user token (the tokens carry a secret claim no row keeps).
+#[tokio::test]
+async fn the_database_and_the_key_together_cannot_re_derive_a_users_token() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::Digest as _;
+    use tower_bearer::TokenStore as _;
+    use tower_bearer::session::{SessionClaims, SessionKeys};
+    use tower_bearer::store::{ListQuery, SqliteStore};
+
+    let collab = Collab::start().await;
+    let (user, genuine) = collab.user("Frank", "general").await;
+    // The attacker's copy: the database file, and the key from where the example keeps
+    // it (the state directory, not beside the database).
+    let key_file = support::example::shared_state_dir().join("tower-bearer/session-key");
+    let hex = std::fs::read_to_string(&key_file).unwrap();
+    let secret: Vec<u8> = (0..hex.trim().len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex.trim()[at..at + 2], 16).unwrap())
+        .collect();
+    let kid: String = sha2::Sha256::digest(&secret)[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let keys = SessionKeys::new(&kid, &secret).unwrap();
+    let copy = SqliteStore::open(collab._dir.path().join("collab.db"))
+        .await
+        .unwrap();
+    let row = copy
+        .list_by_tenant(
+            &collab.account,
+            ListQuery::all()
+                .kind(tower_bearer::TokenKind::Session)
+                .owner(&user),
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let metadata = row.metadata.clone().unwrap();
+    let field = |name: &str| metadata[name].as_str().unwrap().to_owned();
+    let mut claims = SessionClaims::new(
+        &field("iss"),
+        &user,
+        &field("sid"),
+        &collab.account,
+        "",
+        row.created_at.unix_timestamp(),
+        row.expires_at.unwrap().unix_timestamp(),
+        &field("jti"),
+    );
+    claims.extra = metadata["claims"].as_object().unwrap().clone();
+    let forged = keys.sign_with(&field("kid"), &claims).unwrap();
+    assert_ne!(forged, genuine);
+    let payload = |token: &str| -> Value {
+        serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(payload(&forged)["roomId"], payload(&genuine)["roomId"]);
+
+    let mut socket = collab.socket(&forged).await;
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "authFailed");
+    let mut socket = collab.socket(&genuine).await;
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "authenticated");
+    collab.process.interrupt().await;
+}

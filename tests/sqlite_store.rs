@@ -254,7 +254,10 @@ async fn a_version_1_database_is_migrated_in_place() {
         .await
         .unwrap();
     assert_eq!((old.created_by, old.rotated_to), (None, None));
-    assert_eq!(old.created_by_session, None, "the session lineage column was added");
+    assert_eq!(
+        old.created_by_session, None,
+        "the session lineage column was added"
+    );
     let version: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
