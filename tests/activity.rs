@@ -356,11 +356,24 @@ async fn a_client_sent_forwarded_header_does_not_choose_the_recorded_address() {
     );
 }
 
-/// An activity store that fails while `down` is set.
+/// An activity store that fails while `down` is set, and whose look-up of revoked
+/// tokens takes 200 ms while `slow` is (the writer busy attributing unknown credentials
+/// while requests keep coming).
 #[derive(Clone)]
 struct Flaky {
     inner: MemoryStore,
     down: Arc<AtomicBool>,
+    slow: Arc<AtomicBool>,
+}
+
+impl Flaky {
+    fn new(inner: MemoryStore, down: bool, slow: bool) -> Self {
+        Self {
+            inner,
+            down: Arc::new(AtomicBool::new(down)),
+            slow: Arc::new(AtomicBool::new(slow)),
+        }
+    }
 }
 
 #[async_trait]
@@ -393,6 +406,9 @@ impl ActivityStore for Flaky {
     }
 
     async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
+        if self.slow.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         self.inner.find_revoked(digests).await
     }
 }
@@ -400,10 +416,7 @@ impl ActivityStore for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_never_fails_a_request_and_the_writer_retries() {
     let store = MemoryStore::new();
-    let flaky = Flaky {
-        inner: store.clone(),
-        down: Arc::new(AtomicBool::new(true)),
-    };
+    let flaky = Flaky::new(store.clone(), true, false);
     let registry = Registry::builder(store.clone())
         .activity(ActivityConfig::new(flaky.clone()).flush_interval(Duration::from_millis(20)))
         .build();
@@ -521,10 +534,7 @@ async fn the_background_pruner_runs_by_itself() {
 async fn a_full_queue_drops_and_counts_and_every_request_is_answered() {
     let store = MemoryStore::new();
     // The store is down: rows pile up to the bound, then are dropped.
-    let flaky = Flaky {
-        inner: store.clone(),
-        down: Arc::new(AtomicBool::new(true)),
-    };
+    let flaky = Flaky::new(store.clone(), true, false);
     let registry = Registry::builder(store.clone())
         .activity(ActivityConfig::new(flaky.clone()).queue_capacity(10))
         .build();
@@ -559,39 +569,6 @@ async fn a_full_queue_drops_and_counts_and_every_request_is_answered() {
     assert_eq!(recorded.len() as u64, stats.written);
 }
 
-/// An activity store whose look-up of revoked tokens is slow: the writer is busy
-/// attributing unknown credentials while requests keep coming.
-#[derive(Clone)]
-struct SlowLookups(MemoryStore);
-
-#[async_trait]
-impl ActivityStore for SlowLookups {
-    async fn append_activity(
-        &self,
-        rows: &[NewActivity],
-        since: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.0.append_activity(rows, since).await
-    }
-    async fn activity(
-        &self,
-        tenant: &str,
-        query: &ActivityQuery,
-    ) -> Result<Vec<Activity>, StoreError> {
-        self.0.activity(tenant, query).await
-    }
-    async fn prune_activity(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
-        self.0.prune_activity(cutoff).await
-    }
-    async fn remember_revoked(&self, tokens: &[RevokedToken]) -> Result<(), StoreError> {
-        self.0.remember_revoked(tokens).await
-    }
-    async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.0.find_revoked(digests).await
-    }
-}
-
 /// Issue 26 #14: rows of well-formed unknown credentials (which the writer must look up
 /// among revoked tokens) are queued apart: a flood of them, beside real requests, never
 /// makes a real row drop, even while the writer is slow.
@@ -599,7 +576,7 @@ impl ActivityStore for SlowLookups {
 async fn a_flood_of_unknown_tokens_drops_no_real_row() {
     let store = MemoryStore::new();
     let registry = Registry::builder(store.clone())
-        .activity(ActivityConfig::new(SlowLookups(store)).queue_capacity(64))
+        .activity(ActivityConfig::new(Flaky::new(store, false, true)).queue_capacity(64))
         .build();
     let (id, token) = issue(&registry, "acme", &["read"]).await;
     // Well-formed, checksummed, unknown here: minted by another registry.

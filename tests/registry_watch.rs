@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 
 use tower_bearer::registry::{Expiry, IssueRequest};
 use tower_bearer::session::{SessionConfig, SessionKeys};
-use tower_bearer::store::{
-    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenUpdate,
-    UsageUpdate,
-};
-use tower_bearer::token::Digest;
+use tower_bearer::store::TokenUpdate;
 use tower_bearer::{MemoryStore, Registry, RejectCause, ScopeSet, TokenId, VerifyError};
 
 fn registry() -> Registry {
@@ -204,6 +200,22 @@ async fn a_revocation_on_another_node_ends_the_watch() {
     );
 }
 
+/// Waits for `watch` to end, within `bound` (`what` says why that bound), because its
+/// token is gone from the store (unknown there, or revoked).
+async fn ends_as_gone(watch: tokio::task::JoinHandle<VerifyError>, bound: Duration, what: &str) {
+    let ended = tokio::time::timeout(bound, watch)
+        .await
+        .unwrap_or_else(|_| panic!("the watch did not end within {what}"))
+        .unwrap();
+    assert!(
+        matches!(
+            cause(&ended),
+            Some(RejectCause::Unknown | RejectCause::Revoked)
+        ),
+        "{ended:?}"
+    );
+}
+
 /// Issue 26 #3: two processes on one SQLite file (two registries on two connections, no
 /// change feed between them). A revocation on A reaches B only by B's cache TTL; a watch
 /// on B must end then, when B re-checks the token against the store, not live on.
@@ -226,101 +238,11 @@ async fn a_revocation_seen_only_through_the_store_ends_the_watch_after_the_ttl()
     let bystander = watching(&b, &other).await;
     let start = Instant::now();
     a.revoke("acme", id).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(6), watch)
-        .await
-        .expect("the watch on B ends within the positive TTL + 5 s")
-        .unwrap();
-    assert!(
-        matches!(
-            cause(&ended),
-            Some(RejectCause::Unknown | RejectCause::Revoked)
-        ),
-        "{ended:?}"
-    );
+    ends_as_gone(watch, Duration::from_secs(6), "the positive TTL + 5 s").await;
     eprintln!("revoked on A, watch on B ended after {:?}", start.elapsed());
     // A token that is still valid is re-checked too, and goes on.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!bystander.is_finished(), "a valid token's watch goes on");
-}
-
-/// A store whose change feed the test drives: the memory store's records, but only the
-/// changes the test sends (a node whose feed connection broke).
-struct DrivenFeed {
-    inner: MemoryStore,
-    feed:
-        std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<tower_bearer::store::Change>>>,
-}
-
-#[async_trait::async_trait]
-impl tower_bearer::TokenStore for DrivenFeed {
-    async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
-        self.inner.insert(token).await
-    }
-    async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
-        self.inner.find_by_digest(digest).await
-    }
-    async fn find_by_id(&self, tenant: &str, id: TokenId) -> Result<TokenRecord, StoreError> {
-        self.inner.find_by_id(tenant, id).await
-    }
-    async fn list_by_tenant(
-        &self,
-        tenant: &str,
-        query: ListQuery,
-    ) -> Result<Vec<TokenRecord>, StoreError> {
-        self.inner.list_by_tenant(tenant, query).await
-    }
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
-        self.inner.delete(tenant, id).await
-    }
-    async fn update(
-        &self,
-        tenant: &str,
-        id: TokenId,
-        update: TokenUpdate,
-    ) -> Result<TokenRecord, StoreError> {
-        self.inner.update(tenant, id, update).await
-    }
-    async fn delete_with_descendants(
-        &self,
-        tenant: &str,
-        id: TokenId,
-    ) -> Result<Vec<Invalidation>, StoreError> {
-        self.inner.delete_with_descendants(tenant, id).await
-    }
-    async fn rotate(
-        &self,
-        old: &TokenRecord,
-        new: NewToken,
-        grace_until: Option<time::OffsetDateTime>,
-    ) -> Result<TokenRecord, StoreError> {
-        self.inner.rotate(old, new, grace_until).await
-    }
-    async fn insert_once(
-        &self,
-        marker: &str,
-        token: NewToken,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.insert_once(marker, token).await
-    }
-    async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {
-        self.inner.record_usage(batch).await
-    }
-    async fn prune_expired(
-        &self,
-        cutoff: time::OffsetDateTime,
-    ) -> Result<Vec<Invalidation>, StoreError> {
-        self.inner.prune_expired(cutoff).await
-    }
-    fn changes(&self) -> Option<ChangeStream> {
-        use futures_util::StreamExt as _;
-        let receiver = self.feed.lock().unwrap().take()?;
-        Some(
-            futures_util::stream::unfold(receiver, |mut receiver| async move {
-                receiver.recv().await.map(|change| (change, receiver))
-            })
-            .boxed(),
-        )
-    }
 }
 
 /// Issue 26 #3: a node whose change feed goes down misses a revocation made elsewhere;
@@ -331,13 +253,10 @@ impl tower_bearer::TokenStore for DrivenFeed {
 async fn a_feed_down_past_its_ttl_ends_the_watch_of_a_token_revoked_meanwhile() {
     use tower_bearer::store::Change;
     let shared = MemoryStore::new();
-    let (feed, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let b = Registry::builder(DrivenFeed {
-        inner: shared.clone(),
-        feed: std::sync::Mutex::new(Some(receiver)),
-    })
-    .feed_down_ttl(Duration::from_secs(1))
-    .build();
+    let (driven, feed) = support::InstrumentedStore::with_driven_feed(shared.clone());
+    let b = Registry::builder(driven)
+        .feed_down_ttl(Duration::from_secs(1))
+        .build();
     let a = Registry::builder(shared).build();
     let (id, token) = issue(&a, Expiry::Default).await;
     b.verify(&token).await.unwrap();
@@ -346,16 +265,11 @@ async fn a_feed_down_past_its_ttl_ends_the_watch_of_a_token_revoked_meanwhile() 
     feed.send(Change::FeedDown).unwrap();
     let start = Instant::now();
     a.revoke("acme", id).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(4), watch)
-        .await
-        .expect("the watch ends within the feed-down TTL and a re-check")
-        .unwrap();
-    assert!(
-        matches!(
-            cause(&ended),
-            Some(RejectCause::Unknown | RejectCause::Revoked)
-        ),
-        "{ended:?}"
-    );
+    ends_as_gone(
+        watch,
+        Duration::from_secs(4),
+        "the feed-down TTL and a re-check",
+    )
+    .await;
     eprintln!("feed down, watch ended after {:?}", start.elapsed());
 }

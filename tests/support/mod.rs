@@ -18,7 +18,7 @@ use tokio::sync::{Notify, Semaphore};
 use tower_bearer::MemoryStore;
 use tower_bearer::principal::TokenId;
 use tower_bearer::store::{
-    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+    Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,
 };
 use tower_bearer::token::Digest;
@@ -38,6 +38,8 @@ struct Probes {
     list_delay_micros: std::sync::atomic::AtomicU64,
     hold: AtomicBool,
     no_feed: AtomicBool,
+    /// A change feed the test drives, instead of the memory store's.
+    driven_feed: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Change>>>,
     record_read: Notify,
     release: Semaphore,
 }
@@ -53,6 +55,7 @@ impl Default for Probes {
             list_delay_micros: std::sync::atomic::AtomicU64::new(0),
             hold: AtomicBool::new(false),
             no_feed: AtomicBool::new(false),
+            driven_feed: std::sync::Mutex::new(None),
             record_read: Notify::new(),
             release: Semaphore::new(0),
         }
@@ -70,6 +73,20 @@ impl InstrumentedStore {
         let store = Self::default();
         store.probes.no_feed.store(true, Ordering::SeqCst);
         store
+    }
+
+    /// The records of `shared` (another registry's store, say), with a change feed that
+    /// carries only what the test sends: a node whose feed connection broke.
+    pub fn with_driven_feed(
+        shared: MemoryStore,
+    ) -> (Self, tokio::sync::mpsc::UnboundedSender<Change>) {
+        let (feed, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let store = Self {
+            inner: shared,
+            probes: Arc::default(),
+        };
+        *store.probes.driven_feed.lock().unwrap() = Some(receiver);
+        (store, feed)
     }
 
     /// Digest lookups made so far.
@@ -235,6 +252,15 @@ impl TokenStore for InstrumentedStore {
     fn changes(&self) -> Option<ChangeStream> {
         if self.probes.no_feed.load(Ordering::SeqCst) {
             return None;
+        }
+        if let Some(receiver) = self.probes.driven_feed.lock().unwrap().take() {
+            use futures_util::StreamExt as _;
+            return Some(
+                futures_util::stream::unfold(receiver, |mut receiver| async move {
+                    receiver.recv().await.map(|change| (change, receiver))
+                })
+                .boxed(),
+            );
         }
         self.inner.changes()
     }
