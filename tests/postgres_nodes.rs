@@ -440,3 +440,54 @@ async fn refused_within_2s(node: &support::http::HttpClient, token: &str, what: 
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// Issue 26 #3 on PostgreSQL: a node whose listener is cut off (its connection killed,
+/// and its catch-up held by a lock, so the feed stays down) misses a revocation whose
+/// NOTIFY never reached it. A watch of that token (what keeps a WebSocket open) ends
+/// within the feed-down TTL and one re-check against the store, not at the token's
+/// expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_within_the_feed_down_ttl_when_the_listener_is_cut_off() {
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+    let (id, token) = issue(&a).await;
+    b.verify(&token).await.unwrap();
+    let watching = {
+        let (b, token) = (b.clone(), token.clone());
+        tokio::spawn(async move { b.watch(&token).await })
+    };
+    // Let the listeners' start-up prune pass before the lock.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut holder = Server::client(&url).await;
+    let lock = holder.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE tower_bearer_changes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // The revocation, committed, whose notification never reaches B.
+    let admin = Server::client(&url).await;
+    admin
+        .execute(
+            "DELETE FROM tower_bearer_tokens WHERE id = $1",
+            &[&i64::try_from(id.get()).unwrap()],
+        )
+        .await
+        .unwrap();
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'node-b listener' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed.len(), 1, "node B has one listener");
+    let start = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(5), watching)
+        .await
+        .expect("the watch ends within the feed-down TTL (1 s) and a re-check")
+        .unwrap();
+    assert!(matches!(ended, VerifyError::Rejected { .. }), "{ended:?}");
+    eprintln!("listener cut off, watch ended after {:?}", start.elapsed());
+    lock.rollback().await.unwrap();
+}
