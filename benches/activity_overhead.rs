@@ -1,6 +1,7 @@
 //! The activity log's cost on the request path: cache-hit overhead through an axum
-//! `Router` (layer via `Router::layer`, called in-process) with the log on and off, in
-//! the same run, with 1,000,000 tokens cached.
+//! `Router` (layer via `Router::layer`, and around the whole router with `protect`,
+//! called in-process) with the log on and off, in the same run, with 1,000,000 tokens
+//! cached.
 //!
 //! `cargo bench --bench activity_overhead`, then `python3 scripts/bench_report.py`:
 //! target: log on ≤ log off + 10% and + 50 ns. (That the log adds exactly one allocation
@@ -101,6 +102,26 @@ fn overhead(c: &mut Criterion) {
     let log_on = app().layer(BearerAuthLayer::new(on.clone()));
     support::bench_router(bench, &runtime, "log_off", log_off.clone(), header.clone());
     support::bench_router(bench, &runtime, "log_on", log_on.clone(), header.clone());
+    // Around the whole router (`protect`): with the log on, each route passes its
+    // template on to the row through one more route layer.
+    let outer = |registry: &tower_bearer::Registry| {
+        Router::new().fallback_service(BearerAuthLayer::new(registry.clone()).protect(app()))
+    };
+    let (outer_off, outer_on) = (outer(&off), outer(&on));
+    support::bench_router(
+        bench,
+        &runtime,
+        "outer_log_off",
+        outer_off.clone(),
+        header.clone(),
+    );
+    support::bench_router(
+        bench,
+        &runtime,
+        "outer_log_on",
+        outer_on.clone(),
+        header.clone(),
+    );
     group.finish();
 
     interleaved(
@@ -109,6 +130,8 @@ fn overhead(c: &mut Criterion) {
             ("no_auth", app()),
             ("log_off", log_off.clone()),
             ("log_on", log_on.clone()),
+            ("outer_log_off", outer_off),
+            ("outer_log_on", outer_on),
         ],
         &header,
     );
