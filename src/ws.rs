@@ -243,7 +243,8 @@ impl SocketAuth {
             }
             Handshake::None => {
                 let Ok(place) = self.pending.clone().try_acquire_owned() else {
-                    tracing::warn!(
+                    // Per refused upgrade, so not a warning: a flood would flood the log.
+                    tracing::debug!(
                         target: "tower_bearer::ws",
                         "socket refused: too many sockets waiting for their first message"
                     );

@@ -161,10 +161,16 @@ impl Registry {
             Some(end) if end > now_secs => end,
             _ => now_secs + 1,
         };
+        // A little past the second: hits read the kernel's coarse clock, a few
+        // milliseconds behind, which must see the entry stale too.
         Duration::try_from(OffsetDateTime::from_unix_timestamp(at).unwrap_or(now) - now)
             .unwrap_or_default()
+            + COARSE_CLOCK_MARGIN
     }
 }
+
+/// How far the coarse clock may lag the precise one (a few jiffies).
+const COARSE_CLOCK_MARGIN: Duration = Duration::from_millis(20);
 
 /// Whether two verifications of one token found it as it was: what a connection was
 /// authenticated with still holds.
