@@ -139,7 +139,7 @@ pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Respo
     };
     let answer = ctx.registry.login(api_key, session_id).await;
     if let Some(witness) = &witness {
-        record(&ctx.registry, witness, api_key, &answer).await;
+        record(&ctx.registry, witness, api_key, &answer);
     }
     match answer {
         Ok(token) => {
@@ -240,7 +240,7 @@ pub(super) async fn logout(
 
 /// Records a login in the activity log: a success against the key, with the session it
 /// opened; a refused key as the layer records a rejected request.
-async fn record(
+fn record(
     registry: &Registry,
     witness: &http::Request<()>,
     api_key: &str,
@@ -248,8 +248,8 @@ async fn record(
 ) {
     match answer {
         Ok(token) => {
-            // The key was verified a moment ago: a cache hit.
-            if let Ok(key) = registry.verify(api_key).await {
+            // As the login verified it (verifying it again would count a use).
+            if let Some(key) = &token.key {
                 let session = Principal::builder(key.id(), key.name(), key.tenant())
                     .kind(TokenKind::Session)
                     .session_id(&token.session.id.to_string())

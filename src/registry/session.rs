@@ -83,6 +83,9 @@ pub struct SessionToken {
     pub expires_in: u64,
     /// The session it belongs to.
     pub session: SessionInfo,
+    /// The API key it was obtained with, as verified (for the activity log's row of the
+    /// login); `None` for an end user's token.
+    pub(crate) key: Option<Principal>,
 }
 
 /// A page of an API key's live sessions ([`Registry::sessions_page`]).
@@ -331,6 +334,7 @@ impl Registry {
                 access_token: Secret::new(token),
                 expires_in: u64::try_from(exp - now).unwrap_or(0),
                 session,
+                key: Some(key.clone()),
             }));
         }
         Ok(None)
@@ -428,6 +432,7 @@ impl Registry {
                 .lifetime_secs()
                 .min(u64::try_from((expires_at - now).whole_seconds()).unwrap_or(0)),
             session,
+            key: Some(key.clone()),
         })
     }
 

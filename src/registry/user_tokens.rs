@@ -222,6 +222,7 @@ impl Registry {
             access_token: Secret::new(token),
             expires_in: request.lifetime.as_secs(),
             session,
+            key: None,
         })
     }
 
