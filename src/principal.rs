@@ -224,6 +224,15 @@ impl Principal {
         self.identity().rare.as_ref()?.claims.as_deref()
     }
 
+    /// The id of the session record this credential is, for a session's access token or
+    /// an end user's token (what `revoke_session` takes).
+    pub(crate) fn session_record(&self) -> Option<TokenId> {
+        if self.kind() != TokenKind::Session {
+            return None;
+        }
+        self.session_id()?.parse().ok()
+    }
+
     /// When the token was issued (millisecond precision, as stored).
     pub fn created_at(&self) -> OffsetDateTime {
         crate::clock::from_nanos(self.identity().created_at.saturating_mul(1_000_000))

@@ -227,12 +227,8 @@ impl SocketAuth {
             Handshake::Invalid => {
                 if let Some(witness) = &witness {
                     // Unreadable: not attributable, only counted.
-                    let error = VerifyError::Rejected {
-                        cause: RejectCause::Unknown,
-                        token_id: None,
-                    };
-                    let status = http::StatusCode::UNAUTHORIZED;
-                    tracking::attempt(&registry, witness, None, Err(&error), status);
+                    let error = VerifyError::rejected(RejectCause::Unknown, None);
+                    tracking::refused(&registry, witness, None, &error);
                 }
                 if self.reject_at_handshake {
                     return unauthenticated(RejectCause::Unknown);
@@ -299,11 +295,13 @@ fn record(
     token: &str,
     verified: &Result<Principal, VerifyError>,
 ) {
-    let status = match verified {
-        Ok(_) => http::StatusCode::SWITCHING_PROTOCOLS,
-        Err(error) => Rejection::from_verify_error(error).status(),
-    };
-    tracking::attempt(registry, witness, Some(token), verified.as_ref(), status);
+    match verified {
+        Ok(principal) => {
+            let status = http::StatusCode::SWITCHING_PROTOCOLS;
+            tracking::authenticated(registry, witness, principal, status);
+        }
+        Err(error) => tracking::refused(registry, witness, Some(token), error),
+    }
 }
 
 /// A socket whose token was verified, with its principal.

@@ -13,7 +13,7 @@ use crate::admin::ErrorStyle;
 use crate::admin::error::ApiError;
 use crate::admin::handlers::json;
 use crate::admin::input::{Fields, read_json, read_optional_json, reject_unknown, required};
-use crate::identity::{TokenId, TokenKind};
+use crate::identity::TokenKind;
 use crate::layer::tracking;
 use crate::registry::LoginError;
 use crate::reject::{RejectCause, Rejection};
@@ -210,17 +210,13 @@ pub(super) async fn logout(
         if let Some(fields) = read_optional_json(request).await? {
             reject_unknown(&fields, &[])?;
         }
-        let session = principal
-            .session_id()
-            .filter(|_| principal.kind() == TokenKind::Session)
-            .and_then(|id| id.parse::<TokenId>().ok())
-            .ok_or_else(|| {
-                ApiError::plain(
-                    StatusCode::BAD_REQUEST,
-                    "Log out with the access token of a session; API keys are revoked \
+        let session = principal.session_record().ok_or_else(|| {
+            ApiError::plain(
+                StatusCode::BAD_REQUEST,
+                "Log out with the access token of a session; API keys are revoked \
                      with DELETE /tokens/{id}.",
-                )
-            })?;
+            )
+        })?;
         ctx.registry
             .revoke_session(principal.tenant(), session)
             .await
@@ -254,13 +250,10 @@ fn record(
                     .kind(TokenKind::Session)
                     .session_id(&token.session.id.to_string())
                     .build();
-                tracking::attempt(registry, witness, None, Ok(&session), StatusCode::OK);
+                tracking::authenticated(registry, witness, &session, StatusCode::OK);
             }
         }
-        Err(LoginError::Key(error)) => {
-            let status = Rejection::from_verify_error(error).status();
-            tracking::attempt(registry, witness, Some(api_key), Err(error), status);
-        }
+        Err(LoginError::Key(error)) => tracking::refused(registry, witness, Some(api_key), error),
         Err(_) => {}
     }
 }

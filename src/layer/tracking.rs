@@ -138,19 +138,16 @@ mod enabled {
             .then(|| Attribution::Digest(*presented.digest()))
     }
 
-    /// What [`attempt`] needs of a request that a handler consumes: its head (method,
-    /// URI, headers) and the extensions a row reads (peer, route template). Built only
-    /// when a log would record the attempt.
+    /// What [`authenticated`] and [`refused`] need of a request that a handler consumes:
+    /// its head (method, URI, headers) and the extensions a row reads (peer, route
+    /// template). Built only when a log would record the attempt.
     #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
     pub(crate) fn witness<B>(
         registry: &crate::Registry,
         request: &Request<B>,
     ) -> Option<Request<()>> {
-        registry.activity()?;
-        let mut witness = Request::new(());
+        let mut witness = witness_of_head(registry, request.uri(), request.headers())?;
         *witness.method_mut() = request.method().clone();
-        *witness.uri_mut() = request.uri().clone();
-        *witness.headers_mut() = request.headers().clone();
         let (from, to) = (request.extensions(), witness.extensions_mut());
         if let Some(peer) = from.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
             to.insert(*peer);
@@ -166,7 +163,7 @@ mod enabled {
 
     /// [`witness`] of a request known only by its URI and headers (a WebSocket's
     /// upgrade, as a handler sees it).
-    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
     pub(crate) fn witness_of_head(
         registry: &crate::Registry,
         uri: &http::Uri,
@@ -180,58 +177,40 @@ mod enabled {
     }
 
     /// Records an authentication made outside the layer (a WebSocket's handshake or first
-    /// message, a login): against the token `verified` found, with `status`; a failure
-    /// as the layer records a rejected request (against the token when it is known, by
-    /// digest when the writer may still attribute it, else only counted). Never the
-    /// credential itself. `credential` is `None` when none could be read.
+    /// message, a login) that `principal` passed, answered with `status`.
     #[cold]
     #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
-    pub(crate) fn attempt<B>(
+    pub(crate) fn authenticated<B>(
+        registry: &crate::Registry,
+        request: &Request<B>,
+        principal: &Principal,
+        status: StatusCode,
+    ) {
+        if let Some(log) = registry.activity() {
+            log.answered(request, principal, log.now(), status, Outcome::Ok);
+        }
+    }
+
+    /// Records an authentication made outside the layer that failed with `error`, as the
+    /// layer records a rejected request (against the token when it is known, by digest
+    /// when the writer may still attribute it, else only counted). Never the credential
+    /// itself; `credential` is `None` when none could be read.
+    #[cold]
+    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    pub(crate) fn refused<B>(
         registry: &crate::Registry,
         request: &Request<B>,
         credential: Option<&str>,
-        verified: Result<&Principal, &VerifyError>,
-        status: StatusCode,
+        error: &VerifyError,
     ) {
         let Some(log) = registry.activity() else {
             return;
         };
-        let start = log.now();
-        let error = match verified {
-            Ok(principal) => return log.answered(request, principal, start, status, Outcome::Ok),
-            Err(error) => error,
-        };
-        let Some(outcome) = outcome_of(error) else {
-            return; // no credential at all: nothing to attribute or count
-        };
         let attribution = credential
             .and_then(|credential| registry.decode(credential).ok())
             .and_then(|presented| attribute(registry, &presented, error));
-        match (attribution, outcome) {
-            (Some(Attribution::Token(holder)), Some(outcome)) => {
-                log.answered(request, &holder, start, status, outcome);
-            }
-            (Some(Attribution::Digest(digest)), _) => {
-                log.unresolved(request, digest, start, status);
-            }
-            _ => log.count_unattributed(),
-        }
-    }
-
-    /// The outcome a row of a failed verification records (`Some(None)`: not
-    /// attributable); `None` when no credential came at all.
-    fn outcome_of(error: &VerifyError) -> Option<Option<Outcome>> {
-        Some(match error {
-            VerifyError::Unavailable(_) => Some(Outcome::Unavailable),
-            VerifyError::Rejected { cause, .. } => match cause {
-                RejectCause::Missing => return None,
-                RejectCause::Expired => Some(Outcome::Expired),
-                RejectCause::Revoked => Some(Outcome::Revoked),
-                RejectCause::WrongEnv => Some(Outcome::WrongEnv),
-                RejectCause::TenantMismatch => Some(Outcome::TenantMismatch),
-                _ => None,
-            },
-        })
+        let rejection = Rejection::from_verify_error(error);
+        record_rejection(log, None, request, &rejection, attribution.as_ref());
     }
 
     /// Records a rejected request: against its token when it is known, by digest when
@@ -245,9 +224,19 @@ mod enabled {
         rejection: &Rejection,
         attribution: Option<&Attribution>,
     ) {
-        let Some(log) = &rendering.activity else {
-            return;
-        };
+        if let Some(log) = &rendering.activity {
+            record_rejection(log, arrival, request, rejection, attribution);
+        }
+    }
+
+    /// [`rejected`], with the log at hand.
+    fn record_rejection<B>(
+        log: &crate::activity::ActivityLog,
+        arrival: Option<i64>,
+        request: &Request<B>,
+        rejection: &Rejection,
+        attribution: Option<&Attribution>,
+    ) {
         let outcome = match rejection {
             Rejection::Unauthenticated {
                 cause: RejectCause::Missing,
@@ -343,12 +332,21 @@ mod disabled {
 
     #[inline(always)]
     #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
-    pub(crate) fn attempt<B>(
+    pub(crate) fn authenticated<B>(
+        _: &crate::Registry,
+        _: &Request<B>,
+        _: &Principal,
+        _: http::StatusCode,
+    ) {
+    }
+
+    #[inline(always)]
+    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    pub(crate) fn refused<B>(
         _: &crate::Registry,
         _: &Request<B>,
         _: Option<&str>,
-        _: Result<&Principal, &VerifyError>,
-        _: http::StatusCode,
+        _: &VerifyError,
     ) {
     }
 

@@ -206,7 +206,7 @@ impl IssueRequest {
     #[must_use]
     pub fn issued_by(mut self, caller: &crate::Principal) -> Self {
         self.created_by = Some(caller.id());
-        self.created_by_session = session_of(caller);
+        self.created_by_session = caller.session_record();
         self
     }
 
@@ -351,11 +351,4 @@ impl RotateRequest {
         self.grace = grace;
         self
     }
-}
-
-/// The session a principal's credential belongs to, when it is a session's access token.
-pub(crate) fn session_of(principal: &crate::Principal) -> Option<TokenId> {
-    (principal.kind() == TokenKind::Session)
-        .then(|| principal.session_id()?.parse().ok())
-        .flatten()
 }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::identity::{TokenId, TokenKind};
 use crate::scope::{Scope, ScopeSet};
-use crate::store::{NewToken, TokenRecord, TokenUpdate};
+use crate::store::{Invalidation, NewToken, StoreError, TokenRecord, TokenUpdate};
 use crate::token::PendingToken;
 
 impl Registry {
@@ -130,12 +130,7 @@ impl Registry {
         query: ListQuery,
     ) -> Result<TokenPage, RegistryError> {
         let now = self.inner.clock.now();
-        let limit = query.limit;
-        let mut probe = query.kind(TokenKind::ApiKey);
-        probe.limit = limit.saturating_add(1);
-        let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
-        let has_more = records.len() > limit;
-        records.truncate(limit);
+        let (records, has_more) = self.page(tenant, query.kind(TokenKind::ApiKey)).await?;
         Ok(TokenPage {
             tokens: records
                 .into_iter()
@@ -143,6 +138,29 @@ impl Registry {
                 .collect(),
             has_more,
         })
+    }
+
+    /// The records `query` selects (at most its `limit`), and whether more follow: one
+    /// more is asked for, to know.
+    pub(super) async fn page(
+        &self,
+        tenant: &str,
+        mut query: ListQuery,
+    ) -> Result<(Vec<TokenRecord>, bool), StoreError> {
+        let limit = query.limit;
+        query.limit = limit.saturating_add(1);
+        let mut records = self.inner.store.list_by_tenant(tenant, query).await?;
+        let has_more = records.len() > limit;
+        records.truncate(limit);
+        Ok((records, has_more))
+    }
+
+    /// Evicts what a prune deleted from the store, for good.
+    pub(super) fn evict_pruned(&self, pruned: &[Invalidation]) {
+        let now = self.inner.clock.now_nanos();
+        for invalidation in pruned {
+            self.inner.cache.invalidate(&invalidation.digest, now);
+        }
     }
 
     /// One API key of `tenant`, without its secret.
@@ -353,9 +371,7 @@ impl Registry {
         // The new token's creator: the caller, unless it rotates itself (then its own
         // creator), so that cascading revocation still reaches it.
         let (created_by, created_by_session) = match &caller {
-            Some(caller) if caller.id() != old.id => {
-                (Some(caller.id()), super::issue::session_of(caller))
-            }
+            Some(caller) if caller.id() != old.id => (Some(caller.id()), caller.session_record()),
             _ => (old.created_by, old.created_by_session),
         };
         let request = IssueRequest {
@@ -405,10 +421,7 @@ impl Registry {
             .and_then(|age| now.checked_sub(age))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let pruned = self.inner.store.prune_expired(cutoff).await?;
-        let now = self.inner.clock.now_nanos();
-        for invalidation in &pruned {
-            self.inner.cache.invalidate(&invalidation.digest, now);
-        }
+        self.evict_pruned(&pruned);
         Ok(pruned.len())
     }
 

@@ -186,15 +186,18 @@ pub(super) fn scope_claim(scopes: &ScopeSet) -> String {
 
 /// 96 random bits, base64url: a session's `sid` and `jti`.
 pub(super) fn random_id() -> Result<String, RegistryError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).map_err(|e| RegistryError::Random(RandomError::new(e)))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    random_base64::<12>()
 }
 
 /// 256 random bits, base64url: the secret claim (`sec`) of an end user's token, which
 /// no row keeps, so that the database and the key together cannot re-derive the token.
 pub(super) fn random_secret() -> Result<String, RegistryError> {
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    random_base64::<32>()
+}
+
+/// `N` random bytes from the OS, base64url; the bytes are zeroed after.
+fn random_base64<const N: usize>() -> Result<String, RegistryError> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; N]);
     getrandom::fill(bytes.as_mut()).map_err(|e| RegistryError::Random(RandomError::new(e)))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
@@ -494,14 +497,11 @@ impl Registry {
         if record.kind != TokenKind::ApiKey {
             return Err(RegistryError::NotFound);
         }
-        let limit = query.limit;
-        let mut probe = ListQuery::first(limit.saturating_add(1))
+        let mut sessions = ListQuery::first(query.limit)
             .kind(TokenKind::Session)
             .created_by(key);
-        probe.after = query.after;
-        let mut records = self.inner.store.list_by_tenant(tenant, probe).await?;
-        let has_more = records.len() > limit;
-        records.truncate(limit);
+        sessions.after = query.after;
+        let (records, has_more) = self.page(tenant, sessions).await?;
         let now = self.inner.clock.now();
         Ok(SessionPage {
             sessions: records

@@ -46,10 +46,7 @@ impl Registry {
             .store
             .prune_expired_sessions(self.inner.clock.now())
             .await?;
-        let now = self.inner.clock.now_nanos();
-        for invalidation in &pruned {
-            self.inner.cache.invalidate(&invalidation.digest, now);
-        }
+        self.evict_pruned(&pruned);
         if !pruned.is_empty() {
             tracing::debug!(target: "tower_bearer::registry", sessions = pruned.len(), "expired sessions pruned");
         }

@@ -1,0 +1,192 @@
+//! The activity store's contract (features `testing` and `activity`).
+
+use time::macros::datetime;
+
+use crate::identity::TokenId;
+use crate::token::Digest;
+
+/// The [`ActivityStore`](crate::activity::ActivityStore) contract (features `testing` and
+/// `activity`): ids, order, every filter, pagination, `new_ip`, tenant isolation and
+/// pruning, in one run on an empty store.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// tower_bearer::testing::activity_contract(&tower_bearer::MemoryStore::new()).await;
+/// # }
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
+pub async fn activity_contract(store: &impl crate::activity::ActivityStore) {
+    use crate::activity::{ActivityQuery, NewActivity, Outcome};
+
+    let t0 = datetime!(2026-11-01 12:00:00.123 UTC);
+    let minutes = |n: i64| t0 + time::Duration::minutes(n);
+    let key = TokenId::new(1);
+    let other = TokenId::new(2);
+    let home: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let away: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+    let mut full =
+        NewActivity::new(minutes(0), key, "acme", "/items/{id}", 200, Outcome::Ok).client_ip(home);
+    full.session_id = Some("41".to_owned());
+    full.method = "POST".to_owned();
+    full.latency_us = 1234;
+    full.user_agent = Some("curl/8.5".to_owned());
+    full.request_id = Some("req-1".to_owned());
+    let batch = vec![
+        full.clone(),
+        // The same token and address in the same batch: not new.
+        NewActivity::new(minutes(1), key, "acme", "/items", 403, Outcome::ScopeDenied)
+            .client_ip(home),
+        NewActivity::new(minutes(2), key, "acme", "/items", 401, Outcome::Revoked).client_ip(away),
+        NewActivity::new(minutes(3), other, "acme", "/items", 200, Outcome::Ok).client_ip(home),
+        NewActivity::new(minutes(4), other, "globex", "/items", 401, Outcome::Expired),
+    ];
+    store
+        .append_activity(&batch, minutes(-60))
+        .await
+        .expect("append");
+    // A later batch: the address is known (within the window), unless the window
+    // starts after the rows that saw it.
+    store
+        .append_activity(
+            &[
+                NewActivity::new(minutes(5), key, "acme", "/items", 200, Outcome::Ok)
+                    .client_ip(home),
+            ],
+            minutes(-60),
+        )
+        .await
+        .expect("append");
+    store
+        .append_activity(
+            &[
+                NewActivity::new(minutes(6), key, "acme", "/items", 200, Outcome::Ok)
+                    .client_ip(home),
+            ],
+            minutes(5) + time::Duration::milliseconds(1),
+        )
+        .await
+        .expect("append");
+
+    let all = store
+        .activity("acme", &ActivityQuery::new())
+        .await
+        .expect("query");
+    assert_eq!(all.len(), 6, "a tenant sees its own rows only");
+    assert!(
+        all.windows(2).all(|w| w[0].id > w[1].id),
+        "newest first, ids grow"
+    );
+    let oldest = all.last().unwrap();
+    assert_eq!(
+        oldest.request, full,
+        "every field is kept, to the millisecond"
+    );
+    let flags: Vec<bool> = all.iter().rev().map(|row| row.new_ip).collect();
+    assert_eq!(flags, [true, false, true, true, false, true], "new_ip");
+
+    let globex = store
+        .activity("globex", &ActivityQuery::new())
+        .await
+        .expect("query");
+    assert_eq!(globex.len(), 1);
+    assert_eq!((globex[0].client_ip, globex[0].new_ip), (None, false));
+
+    let select = |query: ActivityQuery| async move {
+        store
+            .activity("acme", &query)
+            .await
+            .expect("query")
+            .iter()
+            .map(|row| row.at)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        select(ActivityQuery::new().token(other)).await,
+        [minutes(3)]
+    );
+    assert_eq!(
+        select(ActivityQuery::new().outcome(Outcome::Revoked)).await,
+        [minutes(2)]
+    );
+    assert_eq!(
+        select(ActivityQuery::new().status("4xx".parse().unwrap())).await,
+        [minutes(2), minutes(1)]
+    );
+    assert_eq!(
+        select(ActivityQuery::new().status("403".parse().unwrap())).await,
+        [minutes(1)]
+    );
+    assert_eq!(
+        select(ActivityQuery::new().since(minutes(2)).until(minutes(3))).await,
+        [minutes(3), minutes(2)]
+    );
+    // Pages by id.
+    let first = store
+        .activity("acme", &ActivityQuery::new().limit(4))
+        .await
+        .expect("query");
+    assert_eq!(first.len(), 4);
+    let rest = store
+        .activity("acme", &ActivityQuery::new().limit(4).before(first[3].id))
+        .await
+        .expect("query");
+    assert_eq!(
+        rest.iter().map(|row| row.at).collect::<Vec<_>>(),
+        [minutes(1), minutes(0)]
+    );
+
+    // Pruning deletes what was recorded before the cutoff, in every tenant.
+    assert_eq!(store.prune_activity(minutes(3)).await.expect("prune"), 3);
+    assert_eq!(
+        select(ActivityQuery::new()).await,
+        [minutes(6), minutes(5), minutes(3)]
+    );
+    // Ids are never reused.
+    store
+        .append_activity(
+            &[NewActivity::new(
+                minutes(7),
+                key,
+                "acme",
+                "/",
+                200,
+                Outcome::Ok,
+            )],
+            minutes(-60),
+        )
+        .await
+        .expect("append");
+    let newest = store
+        .activity("acme", &ActivityQuery::new().limit(1))
+        .await
+        .expect("query");
+    assert!(newest[0].id > all[0].id);
+
+    // Revoked tokens, remembered by digest, replaced when remembered again, pruned.
+    use crate::activity::RevokedToken;
+    let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+    let mut session = RevokedToken::new(b, key, "acme", minutes(10));
+    session.session_id = Some("41".to_owned());
+    store
+        .remember_revoked(&[
+            RevokedToken::new(a, other, "globex", minutes(0)),
+            session.clone(),
+        ])
+        .await
+        .expect("remember");
+    store
+        .remember_revoked(&[RevokedToken::new(a, other, "acme", minutes(1))])
+        .await
+        .expect("remember again");
+    let mut found = store.find_revoked(&[c, b, a]).await.expect("find");
+    found.sort_by_key(|token| token.revoked_at);
+    assert_eq!(
+        found,
+        [RevokedToken::new(a, other, "acme", minutes(1)), session]
+    );
+    assert!(store.find_revoked(&[]).await.expect("find").is_empty());
+    store.prune_activity(minutes(5)).await.expect("prune");
+    let left = store.find_revoked(&[a, b]).await.expect("find");
+    assert_eq!(left.iter().map(|t| t.digest).collect::<Vec<_>>(), [b]);
+}
