@@ -294,8 +294,9 @@ async fn inside_the_router_the_matched_route_is_recorded() {
     assert_eq!(recorded[0].route, "/items/{id}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
+/// A registry that logs activity and trusts the proxy at 127.0.0.1 (the test client),
+/// a token of it, and a client of it served with the peer's address.
+async fn behind_a_proxy_at_127_0_0_1() -> (Registry, TokenId, String, HttpClient) {
     let store = MemoryStore::new();
     let proxies = TrustedProxies::new(["127.0.0.1"]).unwrap();
     let registry = Registry::builder(store.clone())
@@ -303,6 +304,12 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
         .build();
     let (id, token) = issue(&registry, "acme", &["read"]).await;
     let client = serve(&registry).await;
+    (registry, id, token, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
+    let (registry, id, token, client) = behind_a_proxy_at_127_0_0_1().await;
     for forwarded in ["203.0.113.9", "203.0.113.9", "198.51.100.4"] {
         let request = Request::get("/items")
             .header("authorization", format!("Bearer {token}"))
@@ -332,13 +339,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
 /// recorded address: only the header the operator names is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sent_forwarded_header_does_not_choose_the_recorded_address() {
-    let store = MemoryStore::new();
-    let proxies = TrustedProxies::new(["127.0.0.1"]).unwrap();
-    let registry = Registry::builder(store.clone())
-        .activity(ActivityConfig::new(store).trusted_proxies(proxies))
-        .build();
-    let (id, token) = issue(&registry, "acme", &["read"]).await;
-    let client = serve(&registry).await;
+    let (registry, id, token, client) = behind_a_proxy_at_127_0_0_1().await;
     let request = Request::get("/items")
         .header("authorization", format!("Bearer {token}"))
         // Sent by the client; the proxy passes it on untouched.

@@ -40,6 +40,26 @@ impl Server {
     async fn call(&self, method: &str, path: &str, token: &str, body: &str) -> (StatusCode, Value) {
         self.client.call_json(method, path, token, body).await
     }
+
+    /// The activity page at `path` once it holds `rows` rows (the writer appends within
+    /// a second; a revoked token's page is a 404 until a row of it is written).
+    async fn activity(&self, path: &str, admin: &str, rows: usize) -> Value {
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                let (status, page) = self.call("GET", path, admin, "").await;
+                assert!(
+                    matches!(status, StatusCode::OK | StatusCode::NOT_FOUND),
+                    "{page}"
+                );
+                if status == StatusCode::OK && page["data"].as_array().unwrap().len() == rows {
+                    return page;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{rows} rows at {path}"))
+    }
 }
 
 #[tokio::test]
@@ -389,22 +409,7 @@ async fn the_example_server_logs_activity_readable_per_token_across_a_restart() 
 
     // The writer appends within a second.
     let path = format!("/tokens/{reader_id}/activity");
-    let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            // A revoked token is a 404 until a row of it is written.
-            let (status, page) = server.call("GET", &path, &admin, "").await;
-            assert!(
-                matches!(status, StatusCode::OK | StatusCode::NOT_FOUND),
-                "{page}"
-            );
-            if status == StatusCode::OK && page["data"].as_array().unwrap().len() == 3 {
-                return page;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("three rows");
+    let page = server.activity(&path, &admin, 3).await;
     let data = page["data"].as_array().unwrap();
     let outcomes: Vec<&str> = data
         .iter()
@@ -520,17 +525,7 @@ async fn the_example_server_records_the_address_from_the_proxies_header_only() {
         .unwrap();
     assert_eq!(server.client.request(request).await.status, StatusCode::OK);
     let path = format!("/tokens/{id}/activity");
-    let page = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            let (status, page) = server.call("GET", &path, &admin, "").await;
-            if status == StatusCode::OK && !page["data"].as_array().unwrap().is_empty() {
-                return page;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("a row");
+    let page = server.activity(&path, &admin, 1).await;
     assert_eq!(page["data"][0]["client_ip"], "203.0.113.9");
     server.interrupt().await;
 }

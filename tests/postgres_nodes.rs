@@ -47,6 +47,40 @@ async fn rejected_within(node: &Registry, token: &str, bound: Duration) -> Optio
     None
 }
 
+/// Terminates node `name`'s LISTEN connection, waiting for it to exist (it connects in
+/// the background: under a loaded test run it may not be there yet).
+async fn kill_listener(admin: &tokio_postgres::Client, name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let killed = loop {
+        let killed = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND datname = current_database()",
+                &[&format!("{name} listener")],
+            )
+            .await
+            .unwrap();
+        if !killed.is_empty() || std::time::Instant::now() > deadline {
+            break killed;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(killed.len(), 1, "node {name} has one listener");
+}
+
+/// A connection in a transaction that holds the change log locked (readers and writers
+/// of it wait), once the listeners' start-up prune has passed. Ends with
+/// `batch_execute("COMMIT")` or `("ROLLBACK")`.
+async fn holding_the_change_log(url: &str) -> tokio_postgres::Client {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let client = Server::client(url).await;
+    client
+        .batch_execute("BEGIN; LOCK TABLE tower_bearer_changes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    client
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -87,14 +121,7 @@ async fn a_prune_during_a_catch_up_never_skips_a_change() {
     let (id, token) = issue(&a).await;
     b.verify(&token).await.unwrap();
     let digest = tower_bearer::token::Digest::of(token.as_bytes());
-    // The listeners prune the log when they start: let that pass before the lock.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut admin = Server::client(&url).await;
-    let transaction = admin.transaction().await.unwrap();
-    transaction
-        .batch_execute("LOCK TABLE tower_bearer_changes IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let transaction = holding_the_change_log(&url).await;
     // The revocation, and its change, that no NOTIFY announces.
     transaction
         .execute(
@@ -157,7 +184,7 @@ async fn a_prune_during_a_catch_up_never_skips_a_change() {
         assert!(Instant::now() < deadline, "B's catch-up never came");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    transaction.commit().await.unwrap();
+    transaction.batch_execute("COMMIT").await.unwrap();
     rejected_within(&b, &token, Duration::from_secs(5))
         .await
         .expect("B drops what it cannot know is current, and the token is gone");
@@ -171,24 +198,7 @@ async fn a_killed_listener_catches_up_without_a_restart() {
     let (id, token) = issue(&a).await;
     b.verify(&token).await.unwrap();
     let admin = Server::client(&url).await;
-    // The listener connects in the background: under a loaded test run it may not be
-    // there yet.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let killed = loop {
-        let killed = admin
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE application_name = 'node-b listener' AND datname = current_database()",
-                &[],
-            )
-            .await
-            .unwrap();
-        if !killed.is_empty() || std::time::Instant::now() > deadline {
-            break killed;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(killed.len(), 1, "node B has one listener");
+    kill_listener(&admin, "node-b").await;
     a.revoke("acme", id).await.unwrap();
     rejected_within(&b, &token, Duration::from_secs(2))
         .await
@@ -457,13 +467,7 @@ async fn a_watch_ends_within_the_feed_down_ttl_when_the_listener_is_cut_off() {
         let (b, token) = (b.clone(), token.clone());
         tokio::spawn(async move { b.watch(&token).await })
     };
-    // Let the listeners' start-up prune pass before the lock.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut holder = Server::client(&url).await;
-    let lock = holder.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE tower_bearer_changes IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
+    let lock = holding_the_change_log(&url).await;
     // The revocation, committed, whose notification never reaches B.
     let admin = Server::client(&url).await;
     admin
@@ -473,15 +477,7 @@ async fn a_watch_ends_within_the_feed_down_ttl_when_the_listener_is_cut_off() {
         )
         .await
         .unwrap();
-    let killed = admin
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'node-b listener' AND datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(killed.len(), 1, "node B has one listener");
+    kill_listener(&admin, "node-b").await;
     let start = Instant::now();
     let ended = tokio::time::timeout(Duration::from_secs(5), watching)
         .await
@@ -489,5 +485,5 @@ async fn a_watch_ends_within_the_feed_down_ttl_when_the_listener_is_cut_off() {
         .unwrap();
     assert!(matches!(ended, VerifyError::Rejected { .. }), "{ended:?}");
     eprintln!("listener cut off, watch ended after {:?}", start.elapsed());
-    lock.rollback().await.unwrap();
+    lock.batch_execute("ROLLBACK").await.unwrap();
 }
