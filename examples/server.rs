@@ -1,8 +1,8 @@
 //! The example server: SQLite storage, the management API, a few protected routes.
 //!
 //! ```sh
-//! cargo run --example server --features sqlite,admin
-//! cargo run --example server --features sqlite,admin -- --addr 127.0.0.1:8080 --db /tmp/t.db --style drf
+//! cargo run --example server --features full
+//! cargo run --example server --features full -- --addr 127.0.0.1:8080 --db /tmp/t.db --style drf
 //! ```
 //!
 //! On first start with a new database it prints `admin token: <token>` (scope `admin`,
@@ -278,7 +278,7 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
                 .router(),
         )
         // The API Tokens page, at /dashboard (it asks for a key itself).
-        .merge(Dashboard::new(&registry).router())
+        .merge(Dashboard::new(registry.clone()).router())
         .merge(
             ManagementApi::new(registry)
                 .error_style(args.error_style)

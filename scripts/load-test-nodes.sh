@@ -27,7 +27,7 @@ tokens=${3:-100}
 if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --quiet --release --example server --features sqlite,admin
+cargo build --quiet --release --example server --features full
 
 work=$(mktemp -d)
 database="tower_bearer_nodes_$$"

@@ -21,7 +21,7 @@ rounds=${3:-7}
 if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --quiet --release --example server --features sqlite,admin
+cargo build --quiet --release --example server --features full
 
 work=$(mktemp -d)
 servers=()

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-600}"
-cargo build --release --example server --features sqlite,admin --quiet
+cargo build --release --example server --features full --quiet
 python3 scripts/soak.py target/release/examples/server "$seconds"

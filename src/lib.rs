@@ -59,12 +59,14 @@ pub mod activity;
 #[cfg(feature = "admin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
+#[cfg(feature = "admin")]
+mod api;
 pub mod clock;
 #[cfg(feature = "dashboard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod dashboard;
-#[cfg(feature = "exchange")]
-#[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
+#[cfg(all(feature = "exchange", feature = "admin"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "exchange", feature = "admin"))))]
 pub mod exchange;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -100,7 +102,8 @@ pub use reject::RejectCause;
 pub use scope::{Scope, ScopeSet};
 pub use store::{MemoryStore, TokenStore};
 
-/// The README's examples, compiled (and run where they can be) as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled (and run where they can be) as doctests: they use
+/// every feature a server may.
+#[cfg(all(doctest, feature = "full"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -49,7 +49,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     let app = Router::new()
         .merge(ManagementApi::new(registry.clone()).router())
         .merge(
-            Dashboard::new(&registry)
+            Dashboard::new(registry.clone())
                 .path("/settings/api-tokens")
                 .router(),
         );
@@ -218,7 +218,7 @@ async fn a_user_manages_tokens_in_a_real_browser() {
     let db = dir.path().join("tokens.db");
     let mut server = ExampleProcess::start(
         "server",
-        "sqlite,admin",
+        "full",
         &["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()],
         1,
     )

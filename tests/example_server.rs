@@ -24,7 +24,7 @@ impl Server {
     async fn start_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let db = db.to_str().unwrap();
         let args = [&["--addr", "127.0.0.1:0", "--db", db], extra].concat();
-        let process = ExampleProcess::start_with_env("server", "sqlite,admin", &args, env, 1).await;
+        let process = ExampleProcess::start_with_env("server", "full", &args, env, 1).await;
         let client = HttpClient::new(process.addrs[0]);
         Self { process, client }
     }
@@ -284,13 +284,12 @@ async fn issue_admin_token_brings_a_locked_out_tenant_back() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(server.interrupt().await, "");
 
-    let output =
-        tokio::process::Command::new(support::example::example_binary("server", "sqlite,admin"))
-            .args(["--db", db.to_str().unwrap(), "--issue-admin-token"])
-            .env("RUST_LOG", "warn")
-            .output()
-            .await
-            .unwrap();
+    let output = tokio::process::Command::new(support::example::example_binary("server", "full"))
+        .args(["--db", db.to_str().unwrap(), "--issue-admin-token"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -456,18 +455,17 @@ async fn the_example_server_logs_activity_readable_per_token_across_a_restart() 
     assert_eq!(server.interrupt().await, "");
 
     // Another tenant sees none of it; the rows survive the restart.
-    let output =
-        tokio::process::Command::new(support::example::example_binary("server", "sqlite,admin"))
-            .args([
-                "--db",
-                db.to_str().unwrap(),
-                "--issue-admin-token",
-                "globex",
-            ])
-            .env("RUST_LOG", "warn")
-            .output()
-            .await
-            .unwrap();
+    let output = tokio::process::Command::new(support::example::example_binary("server", "full"))
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "--issue-admin-token",
+            "globex",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
     let globex = String::from_utf8(output.stdout)
         .unwrap()
         .trim_end()
@@ -541,7 +539,7 @@ fn the_example_server_refuses_a_session_key_others_can_read() {
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let db = dir.path().join("t.db");
-        std::process::Command::new(support::example::example_binary("server", "sqlite,admin"))
+        std::process::Command::new(support::example::example_binary("server", "full"))
             .args(["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()])
             .args(args)
             .env("XDG_STATE_HOME", dir.path().join("state"))

@@ -417,7 +417,8 @@ async fn the_grpc_example_serves_its_services_behind_the_layer() {
         "--db",
         db.to_str().unwrap(),
     ];
-    let mut example = support::example::ExampleProcess::start("grpc", "grpc", &args, 2).await;
+    let mut example =
+        support::example::ExampleProcess::start("grpc", "grpc,sqlite,admin", &args, 2).await;
     let line = example.stdout_line().await;
     let admin = line
         .strip_prefix("admin token: ")

@@ -359,11 +359,11 @@ async fn three_example_servers_share_tokens_and_revocations() {
         "--session-key-file",
         key_file,
     ];
-    let mut a = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+    let mut a = ExampleProcess::start("server", "full", &args, 1).await;
     let line = a.stdout_line().await;
     let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
-    let b = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
-    let c = ExampleProcess::start("server", "sqlite,admin", &args, 1).await;
+    let b = ExampleProcess::start("server", "full", &args, 1).await;
+    let c = ExampleProcess::start("server", "full", &args, 1).await;
     let (on_a, on_b, on_c) = (
         HttpClient::new(a.addrs[0]),
         HttpClient::new(b.addrs[0]),

@@ -1,7 +1,7 @@
 //! The gRPC example: tonic services behind `BearerAuthLayer`, on SQLite.
 //!
 //! ```sh
-//! cargo run --example grpc --features grpc
+//! cargo run --example grpc --features grpc,sqlite,admin
 //! ```
 //!
 //! Serves `grpc.health.v1.Health` (`Check` and `Watch` need scope `read`) and

@@ -11,11 +11,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::handlers::{Context, json};
-use super::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs};
+use super::handlers::Context;
 use crate::TokenId;
 use crate::activity::{Activity, ActivityLog, ActivityQuery, Outcome, StatusFilter};
+use crate::api::body::json;
+use crate::api::error::ApiError;
+use crate::api::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs};
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::RegistryError;
 
@@ -172,11 +173,11 @@ async fn page(
     ),
     responses(
         (status = 200, description = "A page of requests", body = ActivityPage),
-        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such token in the tenant (nor any activity of it), or no activity log", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "A parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such token in the tenant (nor any activity of it), or no activity log", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -216,11 +217,11 @@ pub(super) async fn of_token(
     params(ActivityParams),
     responses(
         (status = 200, description = "A page of requests", body = ActivityPage),
-        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No activity log is configured", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "A parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No activity log is configured", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

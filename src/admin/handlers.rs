@@ -7,11 +7,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorStyle};
-use super::input::{
+use super::validate;
+use crate::api::body::json;
+use crate::api::error::{ApiError, ErrorStyle};
+use crate::api::input::{
     flag, list_query, parse_id, read_json, read_optional_json, reject_unknown, required,
 };
-use super::validate;
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{Issued, RotateRequest, TokenInfo};
 use crate::scope::{Scope, ScopeSet};
@@ -205,13 +206,13 @@ impl Revoked {
     responses(
         (status = 201, description = "Issued; the token is shown this once", body = Created,
          headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "Not JSON", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
-        (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "Not JSON", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -246,10 +247,10 @@ pub(super) async fn create(
     ),
     responses(
         (status = 200, description = "A page of tokens", body = Page),
-        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "A parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -283,11 +284,11 @@ pub(super) async fn list(
     params(("id" = u64, Path, minimum = 1, description = "The token's id")),
     responses(
         (status = 200, description = "The token", body = Listed),
-        (status = 400, description = "The id is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "The id is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -320,15 +321,15 @@ pub(super) async fn get_one(
     request_body(content = super::openapi::UpdateTokenBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The token as it is now", body = Listed),
-        (status = 400, description = "Not JSON, or a parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
-        (status = 409, description = "It would take admin from the tenant's last admin token, or set it an expiry", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
-        (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "Not JSON, or a parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = crate::api::body::ErrorBody),
+        (status = 409, description = "It would take admin from the tenant's last admin token, or set it an expiry", body = crate::api::body::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -373,20 +374,20 @@ pub(super) async fn update(
         ("cascade" = Option<bool>, Query, description = "Also revoke every token it created, recursively"),
         ("force" = Option<bool>, Query, description = "Revoke the tenant's last admin token anyway"),
     ),
-    request_body(content = Option<super::openapi::EmptyBody>, content_type = "application/json",
+    request_body(content = Option<crate::api::body::EmptyBody>, content_type = "application/json",
                  description = "No body (or an empty JSON object)"),
     responses(
         (status = 200, description = "Revoked with its descendants (cascade)", body = Revoked),
         (status = 204, description = "Revoked"),
-        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
-        (status = 409, description = "It is the tenant's last admin token", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
-        (status = 415, description = "A body not sent as application/json", body = super::openapi::ErrorBody),
-        (status = 422, description = "A body with fields", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "A parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = crate::api::body::ErrorBody),
+        (status = 409, description = "It is the tenant's last admin token", body = crate::api::body::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A body with fields", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -436,15 +437,15 @@ pub(super) async fn revoke(
     responses(
         (status = 201, description = "The replacement; the token is shown this once", body = Created,
          headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "Not JSON, or the id is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin, or a scope of the rotated token", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such token in the tenant", body = super::openapi::ErrorBody),
-        (status = 409, description = "Already rotated or changed meanwhile", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
-        (status = 415, description = "Body not sent as application/json", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field is invalid, or the token expired", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "Not JSON, or the id is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin, or a scope of the rotated token", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such token in the tenant", body = crate::api::body::ErrorBody),
+        (status = 409, description = "Already rotated or changed meanwhile", body = crate::api::body::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A field is invalid, or the token expired", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -510,22 +511,4 @@ fn created(issued: &Issued) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-pub(crate) fn json(status: StatusCode, value: &impl Serialize) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
-        Err(error) => {
-            tracing::error!(target: "tower_bearer::admin", %error, "could not serialize a response");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
 }

@@ -118,12 +118,11 @@
 
 #[cfg(feature = "activity")]
 mod activity;
-pub(crate) mod error;
-pub(crate) mod handlers;
-pub(crate) mod input;
-pub(crate) mod openapi;
+mod handlers;
+mod openapi;
 #[cfg(feature = "exchange")]
 mod sessions;
+mod token_errors;
 mod validate;
 
 use axum::Router;
@@ -133,7 +132,7 @@ use utoipa_axum::routes;
 
 use openapi::BearerScheme;
 
-pub use error::ErrorStyle;
+pub use crate::api::error::ErrorStyle;
 use handlers::Context;
 
 use crate::Registry;

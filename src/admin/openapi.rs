@@ -130,36 +130,6 @@ impl PartialSchema for ScopeName {
 
 impl ToSchema for ScopeName {}
 
-/// No body, or an empty JSON object: the operation takes no fields.
-#[derive(ToSchema)]
-#[schema(as = NoFields)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub(crate) struct EmptyBody {}
-
-/// An error in the default (Laravel) shape: `message`, and `errors` by field for
-/// validation errors. With `ErrorStyle::Drf` bodies are `{"detail"}` or `{field:
-/// [messages]}`; with `ErrorStyle::Envelope`, the response envelope.
-#[derive(ToSchema)]
-#[schema(
-    as = Error,
-    examples(
-        json!({"message": "Unauthenticated."}),
-        json!({
-            "message": "The name field is required.",
-            "errors": {"name": ["The name field is required."]}
-        })
-    )
-)]
-#[allow(dead_code)]
-pub(crate) struct ErrorBody {
-    /// What went wrong.
-    message: String,
-    /// Messages by field.
-    #[schema(value_type = Option<std::collections::BTreeMap<String, Vec<String>>>)]
-    errors: Option<serde_json::Value>,
-}
-
 /// The Bearer security scheme every route requires.
 pub(super) struct BearerScheme;
 

@@ -8,10 +8,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::handlers::{Context, Revoked, guard_last_admin_of, json};
-use super::input::{flag, list_query, parse_id, read_optional_json, reject_unknown};
+use super::handlers::{Context, Revoked, guard_last_admin_of};
 use crate::TokenId;
+use crate::api::body::json;
+use crate::api::error::ApiError;
+use crate::api::input::{flag, list_query, parse_id, read_optional_json, reject_unknown};
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{RegistryError, SessionInfo};
 
@@ -82,11 +83,11 @@ fn session_error(error: RegistryError, what: &'static str) -> ApiError {
     ),
     responses(
         (status = 200, description = "A page of the key's live sessions, never their tokens", body = SessionList),
-        (status = 400, description = "The id or a parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such API key in the tenant", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "The id or a parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such API key in the tenant", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -125,20 +126,20 @@ pub(super) async fn list(
         ("cascade" = Option<bool>, Query, description = "Also revoke every token issued through the session, with their descendants"),
         ("force" = Option<bool>, Query, description = "Revoke the tenant's last admin token anyway, if the cascade reaches it"),
     ),
-    request_body(content = Option<super::openapi::EmptyBody>, content_type = "application/json",
+    request_body(content = Option<crate::api::body::EmptyBody>, content_type = "application/json",
                  description = "No body (or an empty JSON object)"),
     responses(
         (status = 200, description = "Revoked with what it issued (cascade)", body = super::handlers::Revoked),
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Not JSON, or the id or a parameter is invalid", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid token", body = super::openapi::ErrorBody),
-        (status = 403, description = "The token lacks scope admin", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such session in the tenant", body = super::openapi::ErrorBody),
-        (status = 409, description = "The cascade would revoke the tenant's last admin token", body = super::openapi::ErrorBody),
-        (status = 413, description = "Body over 64 KiB", body = super::openapi::ErrorBody),
-        (status = 415, description = "A body not sent as application/json", body = super::openapi::ErrorBody),
-        (status = 422, description = "A body with fields", body = super::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = super::openapi::ErrorBody),
+        (status = 400, description = "Not JSON, or the id or a parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such session in the tenant", body = crate::api::body::ErrorBody),
+        (status = 409, description = "The cascade would revoke the tenant's last admin token", body = crate::api::body::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A body with fields", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -8,8 +8,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::error::{ApiError, FieldErrors};
-use super::input::{Fields, reject_unknown, truncate};
+use crate::api::error::{ApiError, FieldErrors};
+use crate::api::input::{Fields, reject_unknown, truncate};
 use crate::registry::{
     Expiry, IssueRequest, MAX_GRACE, MAX_NAME_LEN, MAX_OWNER_LEN, is_valid_metadata, is_valid_owner,
 };

@@ -48,7 +48,7 @@
 //! let registry = Registry::builder(MemoryStore::new()).build();
 //! let app = Router::new()
 //!     .merge(ManagementApi::new(registry.clone()).router())
-//!     .merge(Dashboard::new(&registry).router());
+//!     .merge(Dashboard::new(registry.clone()).router());
 //! let app = BearerAuthLayer::new(registry)
 //!     .public(["/dashboard", "/dashboard/*"])
 //!     .protect(app);
@@ -116,7 +116,7 @@ impl Dashboard {
     /// origin as the API (mounted at the root). It signs in through `POST /auth/login`
     /// when the registry has sessions (and lists them), offers the registry's declared
     /// scopes, and shows activity when the registry keeps a log.
-    pub fn new(registry: &Registry) -> Self {
+    pub fn new(registry: Registry) -> Self {
         let mut scopes: Vec<String> = STANDARD_SCOPES.iter().map(|s| (*s).to_owned()).collect();
         // `*` (every scope) is not offered: it is granted deliberately, through the API.
         for scope in registry.declared_scopes().filter(|scope| *scope != "*") {
@@ -219,7 +219,7 @@ impl Dashboard {
 }
 
 /// The page's routes for `registry`, at `/dashboard`: `Dashboard::new(registry).router()`.
-pub fn router<S: Clone + Send + Sync + 'static>(registry: &Registry) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(registry: Registry) -> Router<S> {
     Dashboard::new(registry).router()
 }
 

@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::admin::ErrorStyle;
-use crate::admin::error::ApiError;
-use crate::admin::handlers::json;
-use crate::admin::input::{Fields, read_json, read_optional_json, reject_unknown, required};
+use crate::api::body::json;
+use crate::api::error::ApiError;
+use crate::api::error::ErrorStyle;
+use crate::api::input::{Fields, read_json, read_optional_json, reject_unknown, required};
 use crate::identity::TokenKind;
 use crate::layer::tracking;
 use crate::registry::LoginError;
@@ -112,14 +112,14 @@ fn read_fields(fields: &Fields) -> Result<(&str, Option<&str>), Refused> {
     responses(
         (status = 200, description = "The access token", body = AccessToken,
          headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "The body is not valid JSON", body = crate::admin::openapi::ErrorBody),
+        (status = 400, description = "The body is not valid JSON", body = crate::api::body::ErrorBody),
         (status = 401, description = "The API key is missing, unknown, expired, revoked or malformed (the layer's 401)",
-         body = crate::admin::openapi::ErrorBody,
+         body = crate::api::body::ErrorBody,
          headers(("www-authenticate" = String, description = "The Bearer challenge"))),
-        (status = 413, description = "Body over 64 KiB", body = crate::admin::openapi::ErrorBody),
-        (status = 415, description = "A body not sent as application/json", body = crate::admin::openapi::ErrorBody),
-        (status = 422, description = "A field is mistyped, unknown, or session_id is invalid", body = crate::admin::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = crate::admin::openapi::ErrorBody,
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A field is mistyped, unknown, or session_id is invalid", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody,
          headers(("retry-after" = String, description = "Seconds to wait"))),
     ),
     security(()),
@@ -187,17 +187,17 @@ pub(super) async fn login(State(ctx): State<Context>, request: Request) -> Respo
     description = "Login hands out the same token while it is valid, so signing out ends the \
                    session: its token is refused at once (on every node once the change feed \
                    delivers). The next login opens a new session.",
-    request_body(content = Option<crate::admin::openapi::EmptyBody>, content_type = "application/json",
+    request_body(content = Option<crate::api::body::EmptyBody>, content_type = "application/json",
                  description = "No body (or an empty JSON object)"),
     responses(
         (status = 204, description = "The session is over"),
-        (status = 400, description = "Called with an API key (revoke keys with DELETE /tokens/{id}), or a body that is not JSON", body = crate::admin::openapi::ErrorBody),
-        (status = 401, description = "No valid access token (the layer's 401)", body = crate::admin::openapi::ErrorBody,
+        (status = 400, description = "Called with an API key (revoke keys with DELETE /tokens/{id}), or a body that is not JSON", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid access token (the layer's 401)", body = crate::api::body::ErrorBody,
          headers(("www-authenticate" = String, description = "The Bearer challenge"))),
-        (status = 413, description = "Body over 64 KiB", body = crate::admin::openapi::ErrorBody),
-        (status = 415, description = "A body not sent as application/json", body = crate::admin::openapi::ErrorBody),
-        (status = 422, description = "A body with fields", body = crate::admin::openapi::ErrorBody),
-        (status = 503, description = "The store cannot answer", body = crate::admin::openapi::ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = crate::api::body::ErrorBody),
+        (status = 415, description = "A body not sent as application/json", body = crate::api::body::ErrorBody),
+        (status = 422, description = "A body with fields", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
     ),
     security(("access_token" = [])),
 )]

@@ -1,4 +1,4 @@
-//! Session exchange (feature `exchange`): `POST /auth/login` trades an API key for a
+//! Session exchange (features `exchange` and `admin`): `POST /auth/login` trades an API key for a
 //! short-lived access token, which the same [`BearerAuthLayer`](crate::BearerAuthLayer)
 //! then accepts, at the cost of an opaque token once it is cached.
 //!
@@ -90,11 +90,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use crate::admin::ErrorStyle;
-pub use crate::session::{
-    InvalidSessionKey, JwtRejected, LEEWAY_SECS, MIN_KEY_LEN, SessionClaims, SessionConfig,
-    SessionKeys, looks_like_jwt,
-};
+use crate::api::error::ErrorStyle;
 
 use crate::Registry;
 use login::Context;

@@ -141,7 +141,7 @@ mod enabled {
     /// What [`authenticated`] and [`refused`] need of a request that a handler consumes:
     /// its head (method, URI, headers) and the extensions a row reads (peer, route
     /// template). Built only when a log would record the attempt.
-    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "exchange", feature = "admin")), allow(dead_code))]
     pub(crate) fn witness<B>(
         registry: &crate::Registry,
         request: &Request<B>,
@@ -163,7 +163,10 @@ mod enabled {
 
     /// [`witness`] of a request known only by its URI and headers (a WebSocket's
     /// upgrade, as a handler sees it).
-    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "ws", all(feature = "exchange", feature = "admin"))),
+        allow(dead_code)
+    )]
     pub(crate) fn witness_of_head(
         registry: &crate::Registry,
         uri: &http::Uri,
@@ -179,7 +182,10 @@ mod enabled {
     /// Records an authentication made outside the layer (a WebSocket's handshake or first
     /// message, a login) that `principal` passed, answered with `status`.
     #[cold]
-    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "ws", all(feature = "exchange", feature = "admin"))),
+        allow(dead_code)
+    )]
     pub(crate) fn authenticated<B>(
         registry: &crate::Registry,
         request: &Request<B>,
@@ -196,7 +202,10 @@ mod enabled {
     /// when the writer may still attribute it, else only counted). Never the credential
     /// itself; `credential` is `None` when none could be read.
     #[cold]
-    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "ws", all(feature = "exchange", feature = "admin"))),
+        allow(dead_code)
+    )]
     pub(crate) fn refused<B>(
         registry: &crate::Registry,
         request: &Request<B>,
@@ -315,7 +324,7 @@ mod disabled {
     }
 
     #[inline(always)]
-    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    #[cfg_attr(not(all(feature = "exchange", feature = "admin")), allow(dead_code))]
     pub(crate) fn witness<B>(_: &crate::Registry, _: &Request<B>) -> Option<Request<()>> {
         None
     }
@@ -331,7 +340,10 @@ mod disabled {
     }
 
     #[inline(always)]
-    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "ws", all(feature = "exchange", feature = "admin"))),
+        allow(dead_code)
+    )]
     pub(crate) fn authenticated<B>(
         _: &crate::Registry,
         _: &Request<B>,
@@ -341,7 +353,10 @@ mod disabled {
     }
 
     #[inline(always)]
-    #[cfg_attr(not(any(feature = "ws", feature = "exchange")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "ws", all(feature = "exchange", feature = "admin"))),
+        allow(dead_code)
+    )]
     pub(crate) fn refused<B>(
         _: &crate::Registry,
         _: &Request<B>,

@@ -85,6 +85,7 @@ pub struct SessionToken {
     pub session: SessionInfo,
     /// The API key it was obtained with, as verified (for the activity log's row of the
     /// login); `None` for an end user's token.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
     pub(crate) key: Option<Principal>,
 }
 

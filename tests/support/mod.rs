@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod example;
 pub mod http;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 
 use std::sync::Arc;

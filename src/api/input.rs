@@ -15,7 +15,7 @@ use crate::store::ListQuery;
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
 /// Page sizes of `GET /tokens`.
-pub(super) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
 /// A JSON object body.
@@ -128,14 +128,14 @@ pub(crate) fn parse_id(id: &str) -> Result<TokenId, ApiError> {
     }
 }
 
-pub(super) fn query_pairs(
+pub(crate) fn query_pairs(
     query: Option<&str>,
 ) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
 }
 
 /// `?limit=&starting_after=&owner=` of `GET /tokens`.
-pub(super) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
+pub(crate) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
     let mut list = ListQuery::first(DEFAULT_LIMIT);
     for (name, value) in query_pairs(query) {
         match &*name {
@@ -158,7 +158,7 @@ pub(super) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
 }
 
 /// A page's `limit`: 1 to 100.
-pub(super) fn page_limit(value: &str) -> Result<usize, ApiError> {
+pub(crate) fn page_limit(value: &str) -> Result<usize, ApiError> {
     match value.parse::<usize>() {
         Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
         _ => Err(ApiError::field(
@@ -170,7 +170,7 @@ pub(super) fn page_limit(value: &str) -> Result<usize, ApiError> {
 }
 
 /// A `true`/`false` query flag such as `?cascade=true`; absent is `false`.
-pub(super) fn flag(query: Option<&str>, flag: &'static str) -> Result<bool, ApiError> {
+pub(crate) fn flag(query: Option<&str>, flag: &'static str) -> Result<bool, ApiError> {
     let mut set = false;
     for (name, value) in query_pairs(query) {
         if name == flag {

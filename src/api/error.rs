@@ -1,4 +1,5 @@
-//! The management API's errors, in the shape of the configured [`ErrorStyle`].
+//! The errors of the JSON routes (management API, login), in the shape of the configured
+//! [`ErrorStyle`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -7,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::handlers::json;
+use super::body::json;
 use crate::registry::RegistryError;
 
 /// The most messages reported per field; the rest are counted.
@@ -141,69 +142,8 @@ impl ApiError {
         )
     }
 
-    pub(crate) fn last_admin() -> Self {
-        Self::plain(
-            StatusCode::CONFLICT,
-            "This is the last token of the tenant that holds admin: without it nobody could \
-             manage tokens. Create another admin token first, or repeat with ?force=true.",
-        )
-    }
-
-    pub(crate) fn from_issue(error: RegistryError) -> Self {
-        match error {
-            RegistryError::InvalidExpiry => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "expires_at",
-                "The expiry must be a date-time in the future.",
-            ),
-            RegistryError::LifetimeTooLong => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "expires_at",
-                "The expiry is beyond the longest lifetime allowed.",
-            ),
-            RegistryError::ExpiryExtended => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "expires_at",
-                "The expiry can only be brought forward.",
-            ),
-            RegistryError::UndeclaredScope(scope) => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "scopes",
-                format!("The scope `{scope}` is not declared by this application."),
-            ),
-            RegistryError::InvalidName => Self::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "name",
-                "The name field must be 1 to 255 characters without control characters.",
-            ),
-            other => Self::from_lifecycle(other),
-        }
-    }
-
-    pub(crate) fn from_rotate(error: RegistryError) -> Self {
-        match error {
-            RegistryError::Expired => Self::plain(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "This token has expired and cannot be rotated. Create a new token instead.",
-            ),
-            RegistryError::ScopesNotHeld(missing) => {
-                let names: Vec<&str> = missing.iter().map(|scope| scope.as_str()).collect();
-                Self::plain(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "This token has scopes you cannot grant: {}. Only a token that holds them can rotate it.",
-                        names.join(", ")
-                    ),
-                )
-            }
-            RegistryError::Conflict => Self::plain(
-                StatusCode::CONFLICT,
-                "This token was already rotated or changed meanwhile.",
-            ),
-            other => Self::from_issue(other),
-        }
-    }
-
+    /// A registry error of a route that names one token: 404 when it does not exist,
+    /// else 503 (logged).
     pub(crate) fn from_lifecycle(error: RegistryError) -> Self {
         match error {
             RegistryError::NotFound => Self::plain(StatusCode::NOT_FOUND, "Token not found."),
