@@ -25,10 +25,11 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderValue;
 use time::OffsetDateTime;
-use tower_bearer::activity::{
-    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, RevokedToken,
-};
+use tower_bearer::activity::ActivityConfig;
 use tower_bearer::store::StoreError;
+use tower_bearer::store::activity::{
+    Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken,
+};
 use tower_bearer::token::Digest;
 use tower_bearer::{BearerAuthLayer, MemoryStore};
 

@@ -15,13 +15,13 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use support::http::HttpClient;
 use time::OffsetDateTime;
-use tower_bearer::activity::{
-    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
-    TrustedProxies,
-};
+use tower_bearer::activity::{ActivityConfig, TrustedProxies};
 use tower_bearer::clock::ManualClock;
 use tower_bearer::extract::{Scoped, WriteScope};
 use tower_bearer::registry::{Expiry, IssueRequest, RegistryBuilder};
+use tower_bearer::store::activity::{
+    Activity, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
+};
 use tower_bearer::store::{SqliteStore, StoreError};
 use tower_bearer::token::Digest;
 use tower_bearer::{BearerAuthLayer, MemoryStore, Registry, TokenId};

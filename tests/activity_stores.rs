@@ -37,9 +37,10 @@ async fn postgres_keeps_the_activity_contract() {
 /// feed's tombstone remembers the token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_share_the_log_and_record_revoked_calls_made_elsewhere() {
-    use tower_bearer::activity::{ActivityConfig, ActivityQuery, Outcome};
+    use tower_bearer::activity::ActivityConfig;
     use tower_bearer::registry::{Expiry, IssueRequest};
     use tower_bearer::store::PostgresStore;
+    use tower_bearer::store::activity::{ActivityQuery, Outcome};
     use tower_bearer::{BearerAuthLayer, RejectCause};
 
     let Some(server) = support::postgres::server() else {

@@ -6,12 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::Request;
 
+use super::ActivityConfig;
 use super::queue::{Answer, Arrival, Batch, FIELDS, Row};
-use super::{
-    ActivityConfig, MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, RevokedToken, clip,
-};
 use crate::Principal;
 use crate::identity::TokenId;
+use crate::store::activity::clip;
+use crate::store::activity::{
+    MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, RevokedToken,
+};
 use axum::extract::MatchedPath;
 
 /// Named once: a header looked up by a `&str` name is parsed on every lookup.

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ActivityStore, TrustedProxies};
+use super::TrustedProxies;
+use crate::store::activity::ActivityStore;
 
 /// How long rows are kept by default: 30 days, as comparable products keep theirs.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);

@@ -12,13 +12,14 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::ActivityConfig;
 use super::capture::{arrival, attribute, latency_us, new_activity, unattributed, with_template};
 use super::queue::{Answer, Batch, Queue, Ticket};
-use super::{
-    Activity, ActivityConfig, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
-};
 use crate::clock::Clock;
 use crate::store::StoreError;
+use crate::store::activity::{
+    Activity, ActivityQuery, ActivityStore, NewActivity, Outcome, RevokedToken,
+};
 use crate::token::Digest;
 
 /// The longest pause between two attempts of a failing write.

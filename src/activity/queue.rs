@@ -22,8 +22,8 @@ use axum::extract::MatchedPath;
 use http::Method;
 use tokio::sync::Notify;
 
-use super::Outcome;
 use crate::identity::TokenId;
+use crate::store::activity::Outcome;
 use crate::token::Digest;
 
 /// Threads are given shards in turn, once each.
@@ -260,7 +260,7 @@ impl Queue {
             .map_or(OTHER_METHOD, |at| at as u8);
         let mut fields = arrival.text;
         if method == OTHER_METHOD {
-            fields[METHOD] = Some(super::clip(arrival.method.as_str(), 32));
+            fields[METHOD] = Some(crate::store::activity::clip(arrival.method.as_str(), 32));
         }
         let batch = &mut state.batch;
         let text_start = batch.text.len();

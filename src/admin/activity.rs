@@ -13,12 +13,13 @@ use utoipa::ToSchema;
 
 use super::handlers::Context;
 use crate::TokenId;
-use crate::activity::{Activity, ActivityLog, ActivityQuery, Outcome, StatusFilter};
+use crate::activity::ActivityLog;
 use crate::api::body::json;
 use crate::api::error::ApiError;
 use crate::api::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs};
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::RegistryError;
+use crate::store::activity::{Activity, ActivityQuery, Outcome, StatusFilter};
 
 /// One recorded request: never a secret, a query string or a body.
 #[derive(Serialize, ToSchema)]

@@ -19,9 +19,10 @@ mod enabled {
 
     use super::Attribution;
     use crate::Principal;
-    use crate::activity::{Outcome, Ticket};
+    use crate::activity::Ticket;
     use crate::registry::VerifyError;
     use crate::reject::{RejectCause, Rejection, RenderLater, Rendering};
+    use crate::store::activity::Outcome;
     use crate::token::Presented;
 
     /// The row of a request on its way through the inner service (eight bytes).

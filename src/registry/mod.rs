@@ -338,7 +338,7 @@ impl Registry {
     ) {
         #[cfg(feature = "activity")]
         if let Some(log) = &self.inner.activity {
-            let mut token = crate::activity::RevokedToken::new(
+            let mut token = crate::store::activity::RevokedToken::new(
                 *digest,
                 token_id,
                 tenant,

@@ -109,8 +109,13 @@ use crate::identity::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 
+#[cfg(feature = "activity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
+pub mod activity;
+#[cfg(all(feature = "activity", any(feature = "sqlite", feature = "postgres")))]
+mod activity_rows;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) mod columns;
+mod columns;
 mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -5,7 +5,7 @@ use time::macros::datetime;
 use crate::identity::TokenId;
 use crate::token::Digest;
 
-/// The [`ActivityStore`](crate::activity::ActivityStore) contract (features `testing` and
+/// The [`ActivityStore`](crate::store::activity::ActivityStore) contract (features `testing` and
 /// `activity`): ids, order, every filter, pagination, `new_ip`, tenant isolation and
 /// pruning, in one run on an empty store.
 ///
@@ -16,8 +16,8 @@ use crate::token::Digest;
 /// # }
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
-pub async fn activity_contract(store: &impl crate::activity::ActivityStore) {
-    use crate::activity::{ActivityQuery, NewActivity, Outcome};
+pub async fn activity_contract(store: &impl crate::store::activity::ActivityStore) {
+    use crate::store::activity::{ActivityQuery, NewActivity, Outcome};
 
     let t0 = datetime!(2026-11-01 12:00:00.123 UTC);
     let minutes = |n: i64| t0 + time::Duration::minutes(n);
@@ -164,7 +164,7 @@ pub async fn activity_contract(store: &impl crate::activity::ActivityStore) {
     assert!(newest[0].id > all[0].id);
 
     // Revoked tokens, remembered by digest, replaced when remembered again, pruned.
-    use crate::activity::RevokedToken;
+    use crate::store::activity::RevokedToken;
     let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
     let mut session = RevokedToken::new(b, key, "acme", minutes(10));
     session.session_id = Some("41".to_owned());

@@ -10,10 +10,10 @@ use futures_util::StreamExt as _;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::super::columns::{digest_of, id_param, token_id};
-use super::super::{Change, Invalidation, StoreError};
 use super::{PostgresOptions, unavailable};
 use crate::identity::TokenId;
+use crate::store::columns::{digest_of, id_param, token_id};
+use crate::store::{Change, Invalidation, StoreError};
 use crate::token::Digest;
 
 /// The notification channel.

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
-use crate::MemoryStore;
+use super::MemoryStore;
 use crate::store::StoreError;
+use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
 use crate::token::Digest;
 
 /// A memory store's activity rows.

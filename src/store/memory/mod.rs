@@ -1,3 +1,9 @@
+//! [`MemoryStore`]: tokens, sessions and (feature `activity`) the activity log in
+//! process memory.
+
+#[cfg(feature = "activity")]
+mod activity;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use super::{Activity, ActivityQuery, NewActivity, Outcome};
 use crate::identity::TokenId;
 use crate::store::StoreError;
+use crate::store::activity::{Activity, ActivityQuery, NewActivity, Outcome};
 
 /// The columns of a row, in the order [`RawActivity`] reads them.
 pub(super) const COLUMNS: &str = "id, at, token_id, session_id, tenant, method, route, status, \
@@ -116,9 +116,9 @@ pub(super) fn revoked_token(
     session_id: Option<String>,
     tenant: String,
     revoked_at: i64,
-) -> Result<super::RevokedToken, StoreError> {
+) -> Result<super::activity::RevokedToken, StoreError> {
     use crate::store::columns;
-    Ok(super::RevokedToken {
+    Ok(super::activity::RevokedToken {
         digest: columns::digest_of(digest)?,
         token_id: columns::token_id(token_id)?,
         session_id,

@@ -5,12 +5,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, params, params_from_iter};
 use time::OffsetDateTime;
 
-use super::sql::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
-use super::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use super::{Role, SqliteStore, in_transaction, unavailable};
 use crate::clock::to_millis as millis;
-use crate::store::SqliteStore;
 use crate::store::StoreError;
-use crate::store::sqlite::{Role, in_transaction, unavailable};
+use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
 use crate::token::Digest;
 
 #[async_trait]

@@ -7,12 +7,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
-use super::sql::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
-use super::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use super::{PostgresStore, unavailable};
 use crate::clock::to_millis as millis;
-use crate::store::PostgresStore;
 use crate::store::StoreError;
-use crate::store::postgres::unavailable;
+use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
 use crate::token::Digest;
 
 /// `new_ip` is decided in the statement for rows stored before, and here for earlier rows
