@@ -23,7 +23,6 @@ mod enabled {
     use crate::registry::VerifyError;
     use crate::reject::{RejectCause, Rejection, RenderLater, Rendering};
     use crate::store::activity::Outcome;
-    use crate::token::Presented;
 
     /// The row of a request on its way through the inner service (eight bytes).
     pub(crate) type Tracking = Option<Ticket>;
@@ -107,21 +106,25 @@ mod enabled {
     /// Whom a failed verification is recorded against, when a log would record it: the
     /// token the cache remembers, or else, for an unknown or revoked credential, its
     /// digest (the writer looks it up among the revoked tokens the store remembers).
+    /// Whom the activity log records a refusal of `credential` against (decoded again:
+    /// only refusals, only with a log, pay for it).
     pub(crate) fn attribution(
         rendering: &Rendering,
         registry: &crate::Registry,
-        presented: &Presented,
+        credential: &str,
         error: &VerifyError,
     ) -> Option<Attribution> {
         rendering.activity.as_ref()?;
-        attribute(registry, presented, error)
+        attribute(registry, credential, error)
     }
 
     fn attribute(
         registry: &crate::Registry,
-        presented: &Presented,
+        credential: &str,
         error: &VerifyError,
     ) -> Option<Attribution> {
+        let presented = registry.decode(credential).ok()?;
+        let presented = &presented;
         let cause = error.cause();
         let known = matches!(
             cause,
@@ -216,9 +219,7 @@ mod enabled {
         let Some(log) = registry.activity() else {
             return;
         };
-        let attribution = credential
-            .and_then(|credential| registry.decode(credential).ok())
-            .and_then(|presented| attribute(registry, &presented, error));
+        let attribution = credential.and_then(|credential| attribute(registry, credential, error));
         let rejection = Rejection::from_verify_error(error);
         record_rejection(log, None, request, &rejection, attribution.as_ref());
     }
@@ -285,7 +286,6 @@ mod disabled {
     use crate::Principal;
     use crate::registry::VerifyError;
     use crate::reject::{Rejection, Rendering};
-    use crate::token::Presented;
 
     /// Nothing to carry.
     #[derive(Clone, Copy, Default)]
@@ -370,7 +370,7 @@ mod disabled {
     pub(crate) fn attribution(
         _: &Rendering,
         _: &crate::Registry,
-        _: &Presented,
+        _: &str,
         _: &VerifyError,
     ) -> Option<Attribution> {
         None

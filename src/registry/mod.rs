@@ -43,6 +43,7 @@ mod usage;
 #[cfg(feature = "exchange")]
 mod user_tokens;
 mod verify;
+pub use verify::{Check, Miss};
 mod watchers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

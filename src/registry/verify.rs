@@ -19,29 +19,138 @@ use crate::reject::RejectCause;
 use crate::store::StoreError;
 use crate::token::{Digest, Env, Presented};
 
+/// What the cache alone says about a credential ([`Registry::check`]).
+#[derive(Debug)]
+#[must_use]
+pub enum Check {
+    /// Decided without the store: the principal, or why not.
+    Done(Result<Principal, VerifyError>),
+    /// A well-formed credential (checksum included) that the cache does not know:
+    /// [`Miss::resolve`] asks the store.
+    Miss(Miss),
+}
+
+/// A credential the cache does not know ([`Check::Miss`]), decoded once and with its
+/// checksum checked, so that resolving it goes straight to the store.
+#[must_use]
+pub struct Miss {
+    registry: Registry,
+    presented: Presented,
+    credential: Box<str>,
+}
+
+impl std::fmt::Debug for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credential.
+        f.debug_struct("Miss")
+            .field("digest", &self.presented.digest())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Miss {
+    /// Asks the store (once for all the requests waiting on the same credential), after
+    /// checking a session access token's signature and claims, so that forgeries never
+    /// reach it; bounded by the store timeout, answered stale while the store fails.
+    pub async fn resolve(&self) -> Result<Principal, VerifyError> {
+        let (registry, presented) = (&self.registry, &self.presented);
+        #[cfg(feature = "exchange")]
+        if presented.is_jwt() {
+            let claims = registry.check_jwt(Some(&self.credential))?;
+            let principal = registry.verify_filled(presented).await?;
+            if !Registry::claims_match(&claims, &principal) {
+                return Err(unknown(presented));
+            }
+            return Ok(principal);
+        }
+        registry.verify_filled(presented).await
+    }
+
+    /// The credential, for the activity log's attribution of a refusal.
+    pub(crate) fn credential(&self) -> &str {
+        &self.credential
+    }
+}
+
 impl Registry {
     // ----- verification -------------------------------------------------------------
 
-    /// Verifies a plaintext credential and returns the principal it stands for.
+    /// Verifies a plaintext credential and returns the principal it stands for:
+    /// [`check`](Self::check), and on a miss [`Miss::resolve`].
     ///
     /// A cache hit completes without I/O. Errors say why (for logs): a
     /// [`VerifyError::Rejected`] must be answered like any other invalid token; a
     /// [`VerifyError::Unavailable`] means the store could not answer a cache miss.
     #[inline]
     pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let presented = self.decode(token)?;
-        match self.verify_cached(&presented) {
-            Some(answer) => answer,
-            None => self.verify_missed(&presented, token).await,
+        match self.check(token) {
+            Check::Done(answer) => answer,
+            Check::Miss(miss) => miss.resolve().await,
         }
     }
 
-    /// Checks a credential's shape without any lookup. Its checksum is checked on a cache
-    /// miss, before the store is asked ([`verify`](Self::verify) does): a hit proves the
-    /// credential already. A step of [`verify`](Self::verify), public for the crate's
-    /// benchmarks only.
-    #[doc(hidden)]
-    pub fn decode(&self, token: &str) -> Result<Presented, VerifyError> {
+    /// Verifies a credential from the cache alone, without waiting: the answer, or a
+    /// [`Miss`] to resolve. Never blocks, never allocates on a hit.
+    ///
+    /// ```
+    /// use tower_bearer::registry::{Check, IssueRequest};
+    /// use tower_bearer::{MemoryStore, Registry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::builder(MemoryStore::new()).build();
+    /// let issued = registry.issue(IssueRequest::new("ci", "acme")?).await?;
+    /// let token = issued.secret.expose_secret();
+    ///
+    /// // Issuing caches the token: a hit.
+    /// let Check::Done(Ok(principal)) = registry.check(token) else { panic!() };
+    /// assert_eq!(principal.tenant(), "acme");
+    /// // Junk is refused without a lookup.
+    /// assert!(matches!(registry.check("tb_live_junk"), Check::Done(Err(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn check(&self, credential: &str) -> Check {
+        self.check_at(credential, self.inner.clock.coarse_nanos())
+    }
+
+    /// [`check`](Self::check) at `now` (Unix nanoseconds, read from the registry's clock
+    /// by the caller, who needs the time too; a coarse reading will do, see
+    /// `Clock::has_passed`).
+    #[inline]
+    pub(crate) fn check_at(&self, credential: &str, now: i64) -> Check {
+        let presented = match self.decode(credential) {
+            Ok(presented) => presented,
+            Err(error) => return Check::Done(Err(error)),
+        };
+        if let Some(answer) = self.cached(&presented, now) {
+            return Check::Done(answer);
+        }
+        self.missed(presented, credential)
+    }
+
+    /// A cache miss: the checksum, deferred by `decode` (a hit proves the credential
+    /// already), is checked once, here, so that junk never reaches the store nor a
+    /// lookup future. Out of line: the hit path stays as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn missed(&self, presented: Presented, credential: &str) -> Check {
+        if presented.checksum_deferred() {
+            if let Err(why) = self.inner.formats.decode(credential) {
+                return Check::Done(Err(malformed(why)));
+            }
+        }
+        Check::Miss(Miss {
+            registry: self.clone(),
+            presented,
+            credential: Box::from(credential),
+        })
+    }
+
+    /// Reads a credential's shape without any lookup; the checksum is left to a cache
+    /// miss ([`check_at`](Self::check_at)).
+    pub(crate) fn decode(&self, token: &str) -> Result<Presented, VerifyError> {
         #[cfg(feature = "exchange")]
         if self.inner.sessions.is_some() && token.contains('.') {
             // No other format has a `.`: this can only be a session access token. Its
@@ -64,24 +173,9 @@ impl Registry {
             .map_err(malformed)
     }
 
-    /// Answers from the cache alone: `None` means the store must be asked. Never blocks,
-    /// never allocates on a hit. A step of [`verify`](Self::verify), public for the
-    /// crate's benchmarks only.
-    #[doc(hidden)]
+    /// Answers from the cache alone: `None` means the store must be asked.
     #[inline]
-    pub fn verify_cached(&self, presented: &Presented) -> Option<Result<Principal, VerifyError>> {
-        self.verify_cached_at(presented, self.inner.clock.coarse_nanos())
-    }
-
-    /// [`verify_cached`](Self::verify_cached) at `now` (Unix nanoseconds, read from the
-    /// registry's clock by the caller, who needs the time too; a coarse reading will do,
-    /// see `Clock::has_passed`).
-    #[inline]
-    pub(crate) fn verify_cached_at(
-        &self,
-        presented: &Presented,
-        now: i64,
-    ) -> Option<Result<Principal, VerifyError>> {
+    fn cached(&self, presented: &Presented, now: i64) -> Option<Result<Principal, VerifyError>> {
         if presented.env().is_some_and(|env| !self.accepts_env(env)) {
             return Some(Err(VerifyError::rejected(RejectCause::WrongEnv, None)));
         }
@@ -91,20 +185,6 @@ impl Registry {
             Lookup::Revoked => Some(Err(revoked(presented))),
             Lookup::Miss => None,
         }
-    }
-
-    /// Checks what [`decode`](Self::decode) left for a cache miss (the checksum), so that
-    /// junk never reaches the store. [`verify_missed`](Self::verify_missed) does;
-    /// the layer calls it first too, to reject junk without a lookup future.
-    pub(crate) fn check_deferred(
-        &self,
-        presented: &Presented,
-        credential: &str,
-    ) -> Result<(), VerifyError> {
-        if presented.checksum_deferred() {
-            self.inner.formats.decode(credential).map_err(malformed)?;
-        }
-        Ok(())
     }
 
     /// Who a rejected credential belongs to, as far as the cache remembers: the token of
@@ -118,28 +198,6 @@ impl Registry {
             .map(Principal::from_inner)
     }
 
-    /// Verifies a decoded `credential` that [`Registry::verify_cached`] just missed: asks
-    /// the store (once for all the requests waiting on the same digest). Its checksum is
-    /// checked first, and a session access token's signature and claims, so that junk
-    /// and forgeries never reach the store.
-    pub(crate) async fn verify_missed(
-        &self,
-        presented: &Presented,
-        credential: &str,
-    ) -> Result<Principal, VerifyError> {
-        self.check_deferred(presented, credential)?;
-        #[cfg(feature = "exchange")]
-        if presented.is_jwt() {
-            let claims = self.check_jwt(Some(credential))?;
-            let principal = self.verify_filled(presented).await?;
-            if !Self::claims_match(&claims, &principal) {
-                return Err(unknown(presented));
-            }
-            return Ok(principal);
-        }
-        self.verify_filled(presented).await
-    }
-
     async fn verify_filled(&self, presented: &Presented) -> Result<Principal, VerifyError> {
         let digest = presented.digest();
         for _ in 0..MAX_FILL_ATTEMPTS {
@@ -148,7 +206,8 @@ impl Registry {
                     // A revocation since the record was read may concern this token: the
                     // cache, which revocations update atomically, has the last word.
                     if epoch != self.inner.cache.epoch(digest) {
-                        if let Some(answer) = self.verify_cached(presented) {
+                        let now = self.inner.clock.coarse_nanos();
+                        if let Some(answer) = self.cached(presented, now) {
                             return answer;
                         }
                         continue;

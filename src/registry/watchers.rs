@@ -122,10 +122,7 @@ impl Registry {
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let verified = match self.verify_cached(&presented) {
-                Some(answer) => answer,
-                None => self.verify_missed(&presented, token).await,
-            };
+            let verified = self.verify(token).await;
             let principal = match verified {
                 Ok(principal) => principal,
                 Err(error) => return error,

@@ -8,9 +8,10 @@ use super::Config;
 use crate::layer::future::{ResponseFuture, finish};
 use crate::layer::tracking::{self, Attribution};
 use crate::layer::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
+use crate::registry::VerifyError;
+use crate::registry::{Check, Miss};
 use crate::reject::RejectCause;
 use crate::reject::Rejection;
-use crate::token::Presented;
 
 /// The middleware built by [`BearerAuthLayer`](crate::layer::BearerAuthLayer).
 #[derive(Debug)]
@@ -49,9 +50,9 @@ enum Verdict {
     Anonymous,
     /// With whom it is recorded against, for the activity log.
     Rejected(Rejection, Option<Attribution>),
-    /// The cache missed: the store must be asked. The credential goes along: its
-    /// checksum (a session token's signature) is checked first.
-    Lookup(Presented, Box<str>),
+    /// The cache missed: the store must be asked (the checksum is right; a session
+    /// token's signature is checked first).
+    Lookup(Miss),
 }
 
 impl Config {
@@ -89,15 +90,48 @@ impl Config {
         }
     }
 
-    /// Removes an `access_token` query parameter that authenticated `request` from its
-    /// URI, so that the inner service (its access log, its traces) never sees it. Returns
-    /// whether it did: the response must then be `Cache-Control: private`.
-    fn scrub_query_token<B>(&self, request: &mut Request<B>) -> bool {
-        if !self.sources.came_from_query(request.uri()) {
-            return false;
+    /// What an authenticated request gets before the inner service sees it: its row in
+    /// the activity log begun, the principal in its extensions, and an `access_token`
+    /// query parameter removed from its URI (so that the inner service, its access log
+    /// and its traces never see it). Returns the row and whether the token came from the
+    /// query: the response must then be `Cache-Control: private`.
+    #[inline]
+    fn admit<B>(
+        &self,
+        arrival: Option<i64>,
+        request: &mut Request<B>,
+        principal: crate::Principal,
+    ) -> (tracking::Tracking, bool) {
+        let tracking = tracking::begin(&self.rendering, arrival, request, &principal);
+        self.room.insert(request.extensions_mut(), principal);
+        let private = self.sources.came_from_query(request.uri());
+        if private {
+            *request.uri_mut() = crate::header::without_access_token(request.uri());
         }
-        *request.uri_mut() = crate::header::without_access_token(request.uri());
-        true
+        (tracking, private)
+    }
+
+    /// The principal, if the gRPC method map lets it call `request`; else the rejection,
+    /// recorded against it.
+    #[inline]
+    fn authorized<B>(
+        &self,
+        principal: crate::Principal,
+        request: &Request<B>,
+    ) -> Result<crate::Principal, (Rejection, Option<Attribution>)> {
+        match self.authorize(Some(&principal), request) {
+            Ok(()) => Ok(principal),
+            Err(rejection) => Err((rejection, Some(Attribution::Token(principal)))),
+        }
+    }
+
+    /// The rejection of a failed verification of `credential`, and whom the activity log
+    /// records it against.
+    fn refused(&self, credential: &str, error: &VerifyError) -> (Rejection, Option<Attribution>) {
+        (
+            Rejection::from_verify_error(error),
+            tracking::attribution(&self.rendering, &self.registry, credential, error),
+        )
     }
 
     /// Renders a rejection of `request` (as a gRPC status for gRPC calls), logs it, and
@@ -140,25 +174,18 @@ impl<S> BearerAuth<S> {
             Ok(None) => return unauthenticated(RejectCause::Missing),
             Err(invalid) => return unauthenticated(RejectCause::InvalidRequest(invalid)),
         };
-        let presented = match config.registry.decode(&credential) {
-            Ok(presented) => presented,
-            Err(error) => return Verdict::Rejected(Rejection::from_verify_error(&error), None),
-        };
         let at = tracking::now(&config.rendering, config.registry.clock());
         *now = Some(at);
-        match config.registry.verify_cached_at(&presented, at) {
-            Some(Ok(principal)) => match config.authorize(Some(&principal), request) {
-                Ok(()) => Verdict::Authenticated(principal),
-                Err(rejection) => Verdict::Rejected(rejection, Some(Attribution::Token(principal))),
+        match config.registry.check_at(&credential, at) {
+            Check::Done(Ok(principal)) => match config.authorized(principal, request) {
+                Ok(principal) => Verdict::Authenticated(principal),
+                Err((rejection, attribution)) => Verdict::Rejected(rejection, attribution),
             },
-            Some(Err(error)) => Verdict::Rejected(
-                Rejection::from_verify_error(&error),
-                tracking::attribution(&config.rendering, &config.registry, &presented, &error),
-            ),
-            None => match config.registry.check_deferred(&presented, &credential) {
-                Ok(()) => Verdict::Lookup(presented, Box::from(&*credential)),
-                Err(error) => Verdict::Rejected(Rejection::from_verify_error(&error), None),
-            },
+            Check::Done(Err(error)) => {
+                let (rejection, attribution) = config.refused(&credential, &error);
+                Verdict::Rejected(rejection, attribution)
+            }
+            Check::Miss(miss) => Verdict::Lookup(miss),
         }
     }
 }
@@ -189,14 +216,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let rendering = &*self.config.rendering;
         let mut arrival = None;
         let verdict = self.judge(&request, &mut arrival);
         match verdict {
             Verdict::Authenticated(principal) => {
-                let tracking = tracking::begin(rendering, arrival, &request, &principal);
-                self.config.room.insert(request.extensions_mut(), principal);
-                let private = self.config.scrub_query_token(&mut request);
+                let (tracking, private) = self.config.admit(arrival, &mut request, principal);
                 ResponseFuture::authorized(
                     self.inner.call(request),
                     Some(self.config.rendering.handle()),
@@ -219,35 +243,27 @@ where
                         .reject(&rejection, attribution.as_ref(), arrival, &request);
                 ResponseFuture::rejected(response)
             }
-            Verdict::Lookup(presented, credential) => {
+            Verdict::Lookup(miss) => {
                 // The service that was polled ready goes with the request; a clone stays.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = self.config.clone();
                 ResponseFuture::lookup(Box::pin(async move {
-                    let rendering = &config.rendering;
-                    let verified = match config
-                        .registry
-                        .verify_missed(&presented, &credential)
-                        .await
-                    {
-                        Ok(principal) => match config.authorize(Some(&principal), &request) {
-                            Ok(()) => Ok(principal),
-                            Err(rejection) => Err((rejection, Some(Attribution::Token(principal)))),
-                        },
-                        Err(error) => Err((
-                            Rejection::from_verify_error(&error),
-                            tracking::attribution(rendering, &config.registry, &presented, &error),
-                        )),
+                    let verified = match miss.resolve().await {
+                        Ok(principal) => config.authorized(principal, &request),
+                        Err(error) => Err(config.refused(miss.credential(), &error)),
                     };
                     match verified {
                         Ok(principal) => {
-                            let mut tracking =
-                                tracking::begin(rendering, arrival, &request, &principal);
-                            config.room.insert(request.extensions_mut(), principal);
-                            let private = config.scrub_query_token(&mut request);
+                            let (mut tracking, private) =
+                                config.admit(arrival, &mut request, principal);
                             let response = inner.call(request).await?;
-                            Ok(finish(response, Some(rendering), private, &mut tracking))
+                            Ok(finish(
+                                response,
+                                Some(&config.rendering),
+                                private,
+                                &mut tracking,
+                            ))
                         }
                         Err((rejection, attribution)) => {
                             let response =
