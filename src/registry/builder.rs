@@ -1,11 +1,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::{Cache, Limits};
-use super::intern::Interner;
-use super::usage::UsageTracker;
 use super::{Inner, Registry};
 use crate::clock::Clock;
+use crate::registry::verify::cache::{Cache, Limits};
+use crate::registry::verify::intern::Interner;
+use crate::registry::verify::usage::UsageTracker;
 use crate::scope::{Implications, InvalidScope, Scope};
 use crate::store::TokenStore;
 use crate::token::{Env, Formats, IssueFormat};
@@ -317,7 +317,9 @@ impl RegistryBuilder {
             store: self.store,
             tasks: Default::default(),
             #[cfg(feature = "exchange")]
-            sessions: self.sessions.map(super::session::Sessions::new),
+            sessions: self
+                .sessions
+                .map(crate::registry::sessions::login::Sessions::new),
             #[cfg(feature = "activity")]
             activity: self
                 .activity

@@ -28,23 +28,11 @@
 //! interval, 1 s by default). Call [`Registry::flush`] at shutdown.
 
 mod builder;
-mod cache;
-mod entry;
 mod error;
-mod hot;
-mod intern;
-mod issue;
 mod lifecycle;
-#[cfg(feature = "exchange")]
-mod session;
-mod session_rows;
+mod sessions;
 mod tasks;
-mod usage;
-#[cfg(feature = "exchange")]
-mod user_tokens;
 mod verify;
-pub use verify::{Check, Miss};
-mod watchers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,23 +45,24 @@ use tokio::task::AbortHandle;
 
 pub use builder::RegistryBuilder;
 pub use error::{RandomError, RegistryError, VerifyError};
-pub use issue::{
+pub use lifecycle::issue::{
     DEFAULT_TENANT, Expiry, InvalidIssueRequest, IssueRequest, Issued, MAX_GRACE, MAX_METADATA_LEN,
     MAX_NAME_LEN, MAX_OWNER_LEN, RotateRequest, TokenInfo,
 };
 #[cfg(feature = "admin")]
-pub(crate) use issue::{is_valid_metadata, is_valid_owner};
+pub(crate) use lifecycle::issue::{is_valid_metadata, is_valid_owner};
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
-pub use session::{LoginError, SessionInfo, SessionPage, SessionToken};
+pub use sessions::login::{LoginError, SessionInfo, SessionPage, SessionToken};
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
-pub use user_tokens::{InvalidUserToken, UserTokenRequest};
+pub use sessions::user_tokens::{InvalidUserToken, UserTokenRequest};
+pub use verify::check::{Check, Miss};
 
-use cache::Cache;
-use entry::Entry;
-use intern::Interner;
-use usage::UsageTracker;
+use verify::cache::Cache;
+use verify::entry::Entry;
+use verify::intern::Interner;
+use verify::usage::UsageTracker;
 
 use crate::clock::Clock;
 use crate::scope::ScopeSet;
@@ -128,7 +117,7 @@ struct Inner {
     tasks: Mutex<Vec<AbortHandle>>,
     /// Session access tokens: accepted, and minted by `login`, once configured.
     #[cfg(feature = "exchange")]
-    sessions: Option<session::Sessions>,
+    sessions: Option<sessions::login::Sessions>,
     /// The request log, when configured.
     #[cfg(feature = "activity")]
     activity: Option<crate::activity::ActivityLog>,

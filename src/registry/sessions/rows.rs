@@ -4,13 +4,13 @@
 
 use time::OffsetDateTime;
 
-use super::{Registry, RegistryError};
 use crate::identity::{TokenId, TokenKind};
+use crate::registry::{Registry, RegistryError};
 use crate::store::{ListQuery, StoreError, TokenRecord, TokenStore};
 
 impl Registry {
     /// The session records of key `key` in `tenant`, oldest first.
-    pub(super) async fn session_records(
+    pub(in crate::registry) async fn session_records(
         &self,
         tenant: &str,
         key: TokenId,
@@ -24,7 +24,10 @@ impl Registry {
             .await
     }
 
-    pub(super) async fn remove_session(&self, record: &TokenRecord) -> Result<(), StoreError> {
+    pub(in crate::registry) async fn remove_session(
+        &self,
+        record: &TokenRecord,
+    ) -> Result<(), StoreError> {
         let removed = self.inner.store.delete(&record.tenant, record.id).await;
         self.inner
             .cache
@@ -55,7 +58,7 @@ impl Registry {
 
     /// Revokes every session of API key `key` (it was revoked, rotated, or its scopes or
     /// expiry changed): returns how many.
-    pub(super) async fn revoke_sessions_of(
+    pub(in crate::registry) async fn revoke_sessions_of(
         &self,
         tenant: &str,
         key: TokenId,
@@ -74,7 +77,7 @@ impl Registry {
 /// Whether the API key behind session `record` is still live (not revoked, not expired).
 /// Sessions die with their key; this guards the rare race a login re-checks for. An end
 /// user's token has no key.
-pub(super) async fn key_is_live(
+pub(in crate::registry) async fn key_is_live(
     store: &dyn TokenStore,
     record: &TokenRecord,
     now: OffsetDateTime,

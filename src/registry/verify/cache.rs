@@ -25,9 +25,9 @@ use dashmap::DashMap;
 use scc::HashIndex;
 use scc::hash_index::Entry as MapEntry;
 
-use super::entry::Entry;
-use super::hot::{Hot, Key};
-use super::watchers::Watchers;
+use crate::registry::verify::entry::Entry;
+use crate::registry::verify::hot::{Hot, Key};
+use crate::registry::verify::watchers::Watchers;
 use crate::token::Digest;
 
 type Hasher = foldhash::fast::RandomState;

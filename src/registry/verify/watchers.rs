@@ -21,8 +21,8 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::{Registry, VerifyError};
 use crate::Principal;
+use crate::registry::{Registry, VerifyError};
 use crate::reject::RejectCause;
 use crate::token::Digest;
 

@@ -28,17 +28,17 @@ use std::sync::Arc;
 
 use thread_local::ThreadLocal;
 
-use super::entry::{self, Entry};
+use crate::registry::verify::entry::{self, Entry};
 
 /// Slots per thread (a power of two): room for the tokens one thread keeps hot.
 const SLOTS: usize = 64;
 
 /// The cache key: the first half of the digest (see `registry::cache`).
-pub(super) type Key = (u64, u64);
+pub(in crate::registry) type Key = (u64, u64);
 
 /// Every thread's table of copies, for one registry.
 #[derive(Default)]
-pub(super) struct Hot {
+pub(in crate::registry) struct Hot {
     threads: ThreadLocal<Table>,
 }
 
@@ -52,7 +52,7 @@ impl Hot {
     /// This thread's slot for `key`. Borrowed for one lookup (nothing it calls comes
     /// back here).
     #[inline]
-    pub(super) fn slot(&self, key: Key) -> RefMut<'_, Slot> {
+    pub(in crate::registry) fn slot(&self, key: Key) -> RefMut<'_, Slot> {
         let table = self
             .threads
             .get_or(|| Table(RefCell::new((0..SLOTS).map(|_| Slot::default()).collect())));
@@ -66,7 +66,7 @@ impl Hot {
 /// One slot: a copy of a hot token's entry, or the last key that went to the shared map
 /// through it.
 #[derive(Default)]
-pub(super) struct Slot {
+pub(in crate::registry) struct Slot {
     /// The key of `copy`.
     key: Key,
     /// The shared entry `copy` was made from: while the map holds this very entry, the
@@ -82,7 +82,12 @@ pub(super) struct Slot {
 impl Slot {
     /// The copy for `key` and `tail`, if it is valid at `generation`.
     #[inline]
-    pub(super) fn copy(&self, key: Key, tail: &[u8], generation: u64) -> Option<&Entry> {
+    pub(in crate::registry) fn copy(
+        &self,
+        key: Key,
+        tail: &[u8],
+        generation: u64,
+    ) -> Option<&Entry> {
         let copy = self.copy.as_ref()?;
         (self.key == key && self.generation == generation && copy.extra.digest_tail == tail)
             .then_some(copy)
@@ -92,7 +97,7 @@ impl Slot {
     /// map was), is to be served: returns the entry to hand out, this thread's copy when
     /// the token is hot here.
     #[inline]
-    pub(super) fn serve(&mut self, key: Key, entry: &Entry, generation: u64) -> Entry {
+    pub(in crate::registry) fn serve(&mut self, key: Key, entry: &Entry, generation: u64) -> Entry {
         if let (Some(source), Some(copy)) = (&self.source, &self.copy) {
             if self.key == key && Arc::ptr_eq(source, entry) {
                 // Still the map's entry: the copy is valid again.

@@ -333,7 +333,7 @@ impl RotateRequest {
     }
 
     /// Rotates token `id` of the caller's tenant for `caller`, who must hold every scope
-    /// of the token ([`RegistryError::ScopesNotHeld`](super::RegistryError::ScopesNotHeld)
+    /// of the token ([`RegistryError::ScopesNotHeld`](crate::registry::RegistryError::ScopesNotHeld)
     /// otherwise). The new token records `caller` as its creator.
     pub fn on_behalf_of(caller: &Principal, id: TokenId) -> Self {
         Self {

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::error::RandomError;
-use super::issue;
-use super::{
+use crate::identity::{TokenId, TokenKind};
+use crate::registry::error::RandomError;
+use crate::registry::lifecycle::issue;
+use crate::registry::{
     Expiry, IssueRequest, Issued, ListQuery, MAX_GRACE, Registry, RegistryError, RotateRequest,
     TokenInfo, TokenPage, truncate_to_millis,
 };
-use crate::identity::{TokenId, TokenKind};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{Invalidation, NewToken, StoreError, TokenRecord, TokenUpdate};
 use crate::token::PendingToken;
@@ -108,7 +108,7 @@ impl Registry {
     }
 
     /// The current time, or [`RegistryError::ClockUnreadable`].
-    pub(super) fn now_checked(&self) -> Result<OffsetDateTime, RegistryError> {
+    pub(in crate::registry) fn now_checked(&self) -> Result<OffsetDateTime, RegistryError> {
         match self.inner.clock.now_nanos() {
             i64::MAX => Err(RegistryError::ClockUnreadable),
             nanos => Ok(crate::clock::from_nanos(nanos)),
@@ -142,7 +142,7 @@ impl Registry {
 
     /// The records `query` selects (at most its `limit`), and whether more follow: one
     /// more is asked for, to know.
-    pub(super) async fn page(
+    pub(in crate::registry) async fn page(
         &self,
         tenant: &str,
         mut query: ListQuery,
@@ -156,7 +156,7 @@ impl Registry {
     }
 
     /// Evicts what a prune deleted from the store, for good.
-    pub(super) fn evict_pruned(&self, pruned: &[Invalidation]) {
+    pub(in crate::registry) fn evict_pruned(&self, pruned: &[Invalidation]) {
         let now = self.inner.clock.now_nanos();
         for invalidation in pruned {
             self.inner.cache.invalidate(&invalidation.digest, now);

@@ -15,10 +15,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::error::RandomError;
-use super::{Registry, RegistryError, VerifyError};
 use crate::Principal;
 use crate::identity::{TokenId, TokenKind};
+use crate::registry::error::RandomError;
+use crate::registry::{Registry, RegistryError, VerifyError};
 use crate::reject::RejectCause;
 use crate::scope::ScopeSet;
 use crate::session::{
@@ -38,8 +38,8 @@ const LOGIN_LOCKS: usize = 64;
 const REUSE_WHILE_REMAINING: i64 = 10;
 
 /// The registry's session settings and login locks.
-pub(super) struct Sessions {
-    pub(super) config: SessionConfig,
+pub(in crate::registry) struct Sessions {
+    pub(in crate::registry) config: SessionConfig,
     locks: Box<[tokio::sync::Mutex<()>]>,
     /// Random per registry: nobody can pick keys or session ids whose logins contend
     /// with another tenant's.
@@ -50,7 +50,7 @@ pub(super) struct Sessions {
 }
 
 impl Sessions {
-    pub(super) fn new(config: SessionConfig) -> Self {
+    pub(in crate::registry) fn new(config: SessionConfig) -> Self {
         Self {
             config,
             locks: (0..LOGIN_LOCKS)
@@ -61,7 +61,7 @@ impl Sessions {
         }
     }
 
-    pub(super) fn check_state(&self) -> &foldhash::quality::RandomState {
+    pub(in crate::registry) fn check_state(&self) -> &foldhash::quality::RandomState {
         &self.check
     }
 
@@ -130,7 +130,7 @@ pub enum LoginError {
     #[error("invalid client session id")]
     InvalidClientSessionId,
     /// The registry has no [`SessionConfig`]
-    /// ([`RegistryBuilder::sessions`](super::RegistryBuilder::sessions)).
+    /// ([`RegistryBuilder::sessions`](crate::registry::RegistryBuilder::sessions)).
     #[error("sessions are not configured")]
     NotConfigured,
     /// The store failed, or the clock or random generator.
@@ -145,12 +145,12 @@ impl From<StoreError> for LoginError {
 }
 
 /// What a session record's metadata holds to re-derive its token.
-pub(super) struct Derivation<'a> {
-    pub(super) client_session_id: &'a str,
-    pub(super) sid: &'a str,
-    pub(super) jti: &'a str,
-    pub(super) kid: &'a str,
-    pub(super) iss: &'a str,
+pub(in crate::registry) struct Derivation<'a> {
+    pub(in crate::registry) client_session_id: &'a str,
+    pub(in crate::registry) sid: &'a str,
+    pub(in crate::registry) jti: &'a str,
+    pub(in crate::registry) kid: &'a str,
+    pub(in crate::registry) iss: &'a str,
 }
 
 impl<'a> Derivation<'a> {
@@ -165,7 +165,7 @@ impl<'a> Derivation<'a> {
         })
     }
 
-    pub(super) fn write(&self) -> Metadata {
+    pub(in crate::registry) fn write(&self) -> Metadata {
         let Value::Object(map) = json!({
             "session_id": self.client_session_id,
             "sid": self.sid,
@@ -180,19 +180,19 @@ impl<'a> Derivation<'a> {
 }
 
 /// The space-separated `scope` claim.
-pub(super) fn scope_claim(scopes: &ScopeSet) -> String {
+pub(in crate::registry) fn scope_claim(scopes: &ScopeSet) -> String {
     let names: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
     names.join(" ")
 }
 
 /// 96 random bits, base64url: a session's `sid` and `jti`.
-pub(super) fn random_id() -> Result<String, RegistryError> {
+pub(in crate::registry) fn random_id() -> Result<String, RegistryError> {
     random_base64::<12>()
 }
 
 /// 256 random bits, base64url: the secret claim (`sec`) of an end user's token, which
 /// no row keeps, so that the database and the key together cannot re-derive the token.
-pub(super) fn random_secret() -> Result<String, RegistryError> {
+pub(in crate::registry) fn random_secret() -> Result<String, RegistryError> {
     random_base64::<32>()
 }
 
@@ -203,12 +203,12 @@ fn random_base64<const N: usize>() -> Result<String, RegistryError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
-pub(super) fn seconds(at: OffsetDateTime) -> OffsetDateTime {
+pub(in crate::registry) fn seconds(at: OffsetDateTime) -> OffsetDateTime {
     at.replace_nanosecond(0).unwrap_or(at)
 }
 
 impl SessionInfo {
-    pub(super) fn from_record(record: &TokenRecord) -> Option<Self> {
+    pub(in crate::registry) fn from_record(record: &TokenRecord) -> Option<Self> {
         let derivation = Derivation::read(record.metadata.as_ref()?)?;
         Some(Self {
             id: record.id,
@@ -576,7 +576,10 @@ impl Registry {
 
     /// Checks a session token's signature and claims before its digest is looked up:
     /// forged tokens never reach the store.
-    pub(super) fn check_jwt(&self, token: Option<&str>) -> Result<SessionClaims, VerifyError> {
+    pub(in crate::registry) fn check_jwt(
+        &self,
+        token: Option<&str>,
+    ) -> Result<SessionClaims, VerifyError> {
         let malformed =
             || VerifyError::rejected(RejectCause::Malformed(crate::token::Malformed::Jwt), None);
         let (Some(sessions), Some(token)) = (self.inner.sessions.as_ref(), token) else {
@@ -596,7 +599,7 @@ impl Registry {
     /// Whether the record found for a verified session token is the session the token's
     /// claims describe: its key's (`sub` = the key's id) or its user's (`sub` = the
     /// user id, the principal's owner).
-    pub(super) fn claims_match(claims: &SessionClaims, principal: &Principal) -> bool {
+    pub(in crate::registry) fn claims_match(claims: &SessionClaims, principal: &Principal) -> bool {
         principal.kind() == TokenKind::Session
             && claims.tenant == principal.tenant()
             && (claims.sub.parse::<TokenId>().ok() == Some(principal.id())

@@ -15,9 +15,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::session::{Derivation, random_id, random_secret, scope_claim, seconds};
-use super::{Registry, RegistryError, SessionToken, session};
 use crate::identity::{TokenKind, is_valid_tenant};
+use crate::registry::sessions::login;
+use crate::registry::sessions::login::{
+    Derivation, random_id, random_secret, scope_claim, seconds,
+};
+use crate::registry::{Registry, RegistryError, SessionToken};
 use crate::scope::ScopeSet;
 use crate::session::{
     DEFAULT_USER_TOKEN_LIFETIME, MAX_LIFETIME, REGISTERED_CLAIMS, SessionClaims,
@@ -217,7 +220,7 @@ impl Registry {
             })
             .await?;
         tracing::info!(target: "tower_bearer::registry", session_id = %record.id, tenant = %record.tenant, "user token issued");
-        let session = session::SessionInfo::from_record(&record).expect("a user token as written");
+        let session = login::SessionInfo::from_record(&record).expect("a user token as written");
         Ok(SessionToken {
             access_token: Secret::new(token),
             expires_in: request.lifetime.as_secs(),

@@ -8,13 +8,13 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::sync::watch;
 
-use super::cache::{Install, Lookup};
-use super::entry::{self, Entry};
-use super::{
-    FillResult, Filled, MAX_FILL_ATTEMPTS, Registry, VerifyError, racing_revocations, session_rows,
-};
 use crate::Principal;
 use crate::identity::TokenKind;
+use crate::registry::verify::cache::{Install, Lookup};
+use crate::registry::verify::entry::{self, Entry};
+use crate::registry::{
+    FillResult, Filled, MAX_FILL_ATTEMPTS, Registry, VerifyError, racing_revocations,
+};
 use crate::reject::RejectCause;
 use crate::store::StoreError;
 use crate::token::{Digest, Env, Presented};
@@ -376,7 +376,11 @@ impl Registry {
                 Ok(record) if record.kind == TokenKind::Session => {
                     let checked = tokio::time::timeout(
                         inner.store_timeout,
-                        session_rows::key_is_live(&*inner.store, &record, inner.clock.now()),
+                        crate::registry::sessions::rows::key_is_live(
+                            &*inner.store,
+                            &record,
+                            inner.clock.now(),
+                        ),
                     )
                     .await
                     .unwrap_or_else(|_elapsed| {

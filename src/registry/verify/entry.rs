@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 
-use super::intern::Shared;
+use crate::registry::verify::intern::Shared;
 
 use crate::identity::TokenKind;
 use crate::principal::{Identity, Inner, Rare};

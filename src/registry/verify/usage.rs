@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc};
 
-use super::entry::Entry;
 use crate::identity::TokenId;
+use crate::registry::verify::entry::Entry;
 use crate::store::{StoreError, TokenStore, UsageUpdate};
 
 pub(crate) struct UsageTracker {
