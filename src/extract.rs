@@ -48,7 +48,7 @@
 //! # }
 //! ```
 //!
-//! Rejections are rendered by the enclosing [`BearerAuthLayer`](crate::BearerAuthLayer)'s
+//! Rejections are rendered by the enclosing [`BearerAuthLayer`](crate::layer::BearerAuthLayer)'s
 //! renderer, so a 403 from `Scoped<WriteScope>` looks exactly like one from the layer. A
 //! handler that extracts a principal on a route without the layer answers 500 and logs
 //! the missing layer: that is a programming error, not a client's.
@@ -56,7 +56,7 @@
 //! `Option<Principal>` fails closed too: without the layer it is a 500, not `None`
 //! (unlike axum's `Option<Extension<T>>`, which cannot tell "no layer" from "anonymous"),
 //! so that forgetting the layer never makes a route silently anonymous. With the layer
-//! in [optional mode](crate::BearerAuthLayer::optional), a request without credentials
+//! in [optional mode](crate::layer::BearerAuthLayer::optional), a request without credentials
 //! gives `None`.
 
 use std::borrow::Cow;
@@ -69,10 +69,10 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::Principal;
 use crate::layer::Anonymous;
 use crate::layer::missing_layer_response;
-use crate::reject::RejectCause;
+use crate::principal::Principal;
+use crate::registry::RejectCause;
 use crate::reject::{Rejection, render_later};
 
 /// Why a [`Principal`] or [`Scoped`] extractor failed.

@@ -2,7 +2,7 @@
 //! when enabled, the `access_token` query parameter (§2.3) or a named cookie.
 //!
 //! This module only extracts and checks the syntax; what the token means is the
-//! [`Registry`](crate::Registry)'s business.
+//! [`Registry`](crate::registry::Registry)'s business.
 
 use std::borrow::Cow;
 

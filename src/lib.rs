@@ -71,8 +71,6 @@ pub mod exchange;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
-#[cfg(feature = "grpc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 pub mod header;
 pub mod identity;
@@ -97,8 +95,7 @@ pub use clock::Clock;
 pub use identity::{TokenId, TokenKind};
 pub use layer::{BearerAuthLayer, RequireScopeLayer};
 pub use principal::{Principal, PrincipalBuilder};
-pub use registry::{Registry, VerifyError};
-pub use reject::RejectCause;
+pub use registry::{Registry, RejectCause, VerifyError};
 pub use scope::{Scope, ScopeSet};
 pub use store::{MemoryStore, TokenStore};
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-pub use crate::identity::{MAX_TENANT_LEN, TokenId, TokenKind, UnknownTokenKind, is_valid_tenant};
+use crate::identity::{TokenId, TokenKind};
 use crate::scope::{Implications, Scope, ScopeSet};
 use crate::token::Env;
 
@@ -202,7 +202,7 @@ impl Principal {
     }
 
     /// The custom claims of an end user's token
-    /// ([`Registry::issue_user_token`](crate::Registry::issue_user_token)): what the
+    /// ([`Registry::issue_user_token`](crate::registry::Registry::issue_user_token)): what the
     /// application signed into it (a room, a plan), verified with the token. `None` for
     /// API keys and login sessions, which carry none.
     ///

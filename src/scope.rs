@@ -7,8 +7,8 @@
 //!   (segments of lowercase ASCII letters, digits, `_`, `-` and `.`, separated by `:`).
 //!
 //! [`Implications`] say which scopes a scope includes; the default is
-//! `admin ⊇ write ⊇ read`. A [`Principal`](crate::Principal) answers
-//! [`has_scope`](crate::Principal::has_scope) with implications applied.
+//! `admin ⊇ write ⊇ read`. A [`Principal`](crate::principal::Principal) answers
+//! [`has_scope`](crate::principal::Principal::has_scope) with implications applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -19,7 +19,7 @@
 //! A request may carry its token in one place only. Any token the registry accepts
 //! works: API keys, session access tokens from `POST /auth/login`.
 //!
-//! For the life of the connection the token is [watched](crate::Registry::watch): when it
+//! For the life of the connection the token is [watched](crate::registry::Registry::watch): when it
 //! is revoked (on this node at once, on others when the change feed delivers, or when
 //! this node's cached entry goes stale and the store is asked again) or expires,
 //! the handler is stopped, and the client gets `authFailed` and 4001 too.
@@ -89,8 +89,9 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::header::TokenSources;
 use crate::layer::tracking;
-use crate::reject::{RejectCause, Rejection};
-use crate::{Principal, Registry, VerifyError};
+use crate::registry::RejectCause;
+use crate::reject::Rejection;
+use crate::{principal::Principal, registry::Registry, registry::VerifyError};
 
 /// The close code of a failed or ended authentication.
 pub const AUTH_FAILED_CODE: u16 = 4001;

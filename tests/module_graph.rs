@@ -7,6 +7,12 @@ use std::path::Path;
 
 /// Top-level module → the top-level modules its code (not its comments) names.
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    read_imports().0
+}
+
+/// The graph, and the places that name an item through the crate root (`crate::Registry`)
+/// instead of the module that owns it.
+fn read_imports() -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
     // `pub use module::{A, B};` at the root: `crate::A` means `module`.
@@ -21,6 +27,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut through_root = Vec::new();
     let mut files = vec![src.clone()];
     while let Some(path) = files.pop() {
         if path.is_dir() {
@@ -66,13 +73,16 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         }
         let deps = graph.entry(top.clone()).or_default();
         for name in names.into_iter().filter(|n| !n.is_empty()) {
+            if root_items.contains_key(&name) {
+                through_root.push(format!("{}: crate::{name}", relative.display()));
+            }
             let module = root_items.get(&name).cloned().unwrap_or(name);
             if module != top {
                 deps.insert(module);
             }
         }
     }
-    graph
+    (graph, through_root)
 }
 
 #[test]
@@ -102,5 +112,44 @@ fn identity_and_clock_are_leaves() {
             Some(&BTreeSet::new()),
             "{leaf} imports nothing"
         );
+    }
+}
+
+#[test]
+fn nothing_imports_the_crate_root_back() {
+    let (_, through_root) = read_imports();
+    assert!(
+        through_root.is_empty(),
+        "name these items by the module that owns them: {through_root:#?}"
+    );
+}
+
+/// The boundaries of the crate's map (`lib.rs`): what each layer may not know.
+#[test]
+fn the_layers_keep_their_boundaries() {
+    let graph = imports();
+    let forbidden = [
+        // Rendering a rejection knows nothing of who records it.
+        ("reject", "activity"),
+        // The registry verifies; answering requests is the layer's and reject's job.
+        ("registry", "reject"),
+        ("registry", "layer"),
+        // A store keeps rows; it never calls back into the registry.
+        ("store", "registry"),
+        // The login routes share the JSON machinery (`api`), not the management API.
+        ("exchange", "admin"),
+        // The hot path never reaches the HTTP surfaces.
+        ("registry", "admin"),
+        ("registry", "exchange"),
+        ("layer", "admin"),
+    ];
+    let broken: Vec<_> = forbidden
+        .iter()
+        .filter(|(from, to)| graph.get(*from).is_some_and(|deps| deps.contains(*to)))
+        .collect();
+    assert!(broken.is_empty(), "imports across a boundary: {broken:?}\n{graph:#?}");
+    // The rules see real edges: these exist.
+    for (from, to) in [("layer", "registry"), ("reject", "registry"), ("exchange", "api")] {
+        assert!(graph[from].contains(to), "{from} -> {to} expected: {graph:#?}");
     }
 }

@@ -79,7 +79,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tower_bearer::principal::TokenId;
+use tower_bearer::TokenId;
 use tower_bearer::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,

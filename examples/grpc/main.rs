@@ -36,8 +36,8 @@ use std::sync::Mutex;
 use items::items_server::{Items, ItemsServer};
 use items::{CreateItemRequest, Item, ListItemsRequest, ListItemsResponse};
 use tonic::{Request, Response, Status};
+use tower_bearer::grpc::GrpcScopes;
 use tower_bearer::grpc::RequestPrincipalExt as _;
-use tower_bearer::layer::GrpcScopes;
 use tower_bearer::store::SqliteStore;
 use tower_bearer::{BearerAuthLayer, Registry, admin};
 
@@ -117,7 +117,7 @@ impl Items for ItemsService {
 
 /// The scope each method needs; methods not listed are refused, so that a method added
 /// later stays closed until someone decides who may call it.
-fn method_scopes() -> Result<GrpcScopes, tower_bearer::layer::InvalidGrpcScope> {
+fn method_scopes() -> Result<GrpcScopes, tower_bearer::grpc::InvalidGrpcScope> {
     Ok(GrpcScopes::new()
         .require("/grpc.health.v1.Health/*", "read")?
         .require("/items.v1.Items/List", "read")?

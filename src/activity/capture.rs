@@ -8,8 +8,8 @@ use http::Request;
 
 use super::ActivityConfig;
 use super::queue::{Answer, Arrival, Batch, FIELDS, Row};
-use crate::Principal;
 use crate::identity::TokenId;
+use crate::principal::Principal;
 use crate::store::activity::clip;
 use crate::store::activity::{
     MAX_FIELD_LEN, MAX_REQUEST_ID_LEN, NewActivity, Outcome, RevokedToken,
@@ -157,7 +157,7 @@ mod tests {
         start: i64,
         answer: Answer,
     ) -> NewActivity {
-        let config = ActivityConfig::new(crate::MemoryStore::new()).record_raw_paths();
+        let config = ActivityConfig::new(crate::store::MemoryStore::new()).record_raw_paths();
         recorded_with(&config, request, principal, start, answer)
     }
 
@@ -207,7 +207,7 @@ mod tests {
             status: 200,
             outcome: Outcome::Ok,
         };
-        let config = ActivityConfig::new(crate::MemoryStore::new());
+        let config = ActivityConfig::new(crate::store::MemoryStore::new());
         let row = recorded_with(&config, &request, &principal(None), 0, answer);
         assert_eq!(row.route, "");
     }

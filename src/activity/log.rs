@@ -218,7 +218,7 @@ impl ActivityLog {
     pub(crate) fn begin<B>(
         &self,
         request: &http::Request<B>,
-        principal: &crate::Principal,
+        principal: &crate::principal::Principal,
         start: i64,
     ) -> Option<Ticket> {
         let arrival = arrival(request, principal, start, &self.shared.config);
@@ -245,7 +245,7 @@ impl ActivityLog {
     pub(crate) fn answered<B>(
         &self,
         request: &http::Request<B>,
-        principal: &crate::Principal,
+        principal: &crate::principal::Principal,
         start: i64,
         status: StatusCode,
         outcome: Outcome,

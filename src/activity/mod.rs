@@ -3,7 +3,7 @@
 //!
 //! With a log configured on the registry
 //! ([`RegistryBuilder::activity`](crate::registry::RegistryBuilder::activity)), every
-//! [`BearerAuthLayer`](crate::BearerAuthLayer) over that registry records one row per
+//! [`BearerAuthLayer`](crate::layer::BearerAuthLayer) over that registry records one row per
 //! request whose credential is attributable to a token: time, token id, session id (for
 //! session tokens), tenant, method, route, status, [`Outcome`](crate::store::activity::Outcome), latency, client IP, user
 //! agent and request id. Calls with an expired or a revoked token are recorded against

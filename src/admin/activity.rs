@@ -12,12 +12,12 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use super::handlers::Context;
-use crate::TokenId;
 use crate::activity::ActivityLog;
 use crate::api::body::json;
 use crate::api::error::ApiError;
 use crate::api::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs};
 use crate::extract::{AdminScope, Scoped};
+use crate::identity::TokenId;
 use crate::registry::RegistryError;
 use crate::store::activity::{Activity, ActivityQuery, Outcome, StatusFilter};
 

@@ -17,7 +17,7 @@ use crate::extract::{AdminScope, Scoped};
 use crate::registry::{Issued, RotateRequest, TokenInfo};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::Metadata;
-use crate::{Principal, Registry, TokenId};
+use crate::{identity::TokenId, principal::Principal, registry::Registry};
 
 /// What every handler needs: the registry, and how to shape errors.
 #[derive(Clone)]

@@ -1,5 +1,5 @@
 //! The token management API: an axum [`Router`] to mount behind
-//! [`BearerAuthLayer`](crate::BearerAuthLayer).
+//! [`BearerAuthLayer`](crate::layer::BearerAuthLayer).
 //!
 //! Every route needs scope `admin`, and an admin token manages only its own tenant's
 //! tokens (another tenant's token is a 404, exactly like a token that does not exist).
@@ -58,13 +58,13 @@
 //! in a cascade), taking `admin` from it, or setting it an expiry answers 409, unless
 //! `?force=true`: otherwise nobody could manage the tenant's tokens any more (now, or once
 //! the expiry passes). Rotating it is allowed: the replacement holds `admin`. The way back in is
-//! [`Registry::issue_recovery_admin`](crate::Registry::issue_recovery_admin), from a
+//! [`Registry::issue_recovery_admin`](crate::registry::Registry::issue_recovery_admin), from a
 //! command line (the example server's `--issue-admin-token`).
 //!
 //! **Owners and metadata.** A token may belong to an application user (`owner`, an opaque
 //! id of at most 255 bytes, filterable with `?owner=`) and carry the application's notes
 //! (`metadata`, a JSON object of at most 4 KiB), like Sanctum's `tokenable` and Unkey's
-//! `ownerId` / `meta`. The owner is also on the [`Principal`](crate::Principal).
+//! `ownerId` / `meta`. The owner is also on the [`Principal`](crate::principal::Principal).
 //!
 //! **Error bodies** follow [`ErrorStyle`]: Laravel's (the default), DRF's or the
 //! envelope, like the layer's presets ([`ManagementApi::error_style`]).
@@ -135,7 +135,7 @@ use openapi::BearerScheme;
 pub use crate::api::error::ErrorStyle;
 use handlers::Context;
 
-use crate::Registry;
+use crate::registry::Registry;
 
 /// The management routes over `registry`, with Laravel-style errors. Generic over the
 /// application's state, so that it nests or merges before `.with_state(…)`.

@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::handlers::{Context, Revoked, guard_last_admin_of};
-use crate::TokenId;
 use crate::api::body::json;
 use crate::api::error::ApiError;
 use crate::api::input::{flag, list_query, parse_id, read_optional_json, reject_unknown};
 use crate::extract::{AdminScope, Scoped};
+use crate::identity::TokenId;
 use crate::registry::{RegistryError, SessionInfo};
 
 /// A live session as `GET /tokens/{id}/sessions` lists it: never its token.

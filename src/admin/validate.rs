@@ -15,7 +15,7 @@ use crate::registry::{
 };
 use crate::scope::{Scope, ScopeSet};
 use crate::store::TokenUpdate;
-use crate::{Principal, Registry};
+use crate::{principal::Principal, registry::Registry};
 
 /// The longest lifetime `expires_in_days` accepts without a lifetime policy (100 years).
 const MAX_DAYS: u64 = 36_500;

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, FieldErrors};
-use crate::TokenId;
+use crate::identity::TokenId;
 use crate::store::ListQuery;
 
 /// The largest request body accepted.

@@ -32,7 +32,7 @@
 //! `Referrer-Policy: no-referrer` and `Cache-Control: no-store`.
 //!
 //! The page's routes need no token (the page asks for one): list them as public in the
-//! [`BearerAuthLayer`](crate::BearerAuthLayer) that protects the management API.
+//! [`BearerAuthLayer`](crate::layer::BearerAuthLayer) that protects the management API.
 //!
 //! ```
 //! use axum::Router;
@@ -75,7 +75,7 @@ use http::header::{
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::Registry;
+use crate::registry::Registry;
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("app.js");

@@ -16,8 +16,9 @@ use crate::api::input::{Fields, read_json, read_optional_json, reject_unknown, r
 use crate::identity::TokenKind;
 use crate::layer::tracking;
 use crate::registry::LoginError;
-use crate::reject::{RejectCause, Rejection};
-use crate::{Principal, Registry};
+use crate::registry::RejectCause;
+use crate::reject::Rejection;
+use crate::{principal::Principal, registry::Registry};
 
 /// What the handler needs.
 #[derive(Clone)]

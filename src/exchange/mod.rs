@@ -1,5 +1,5 @@
 //! Session exchange (features `exchange` and `admin`): `POST /auth/login` trades an API key for a
-//! short-lived access token, which the same [`BearerAuthLayer`](crate::BearerAuthLayer)
+//! short-lived access token, which the same [`BearerAuthLayer`](crate::layer::BearerAuthLayer)
 //! then accepts, at the cost of an opaque token once it is cached.
 //!
 //! | route | answer |
@@ -92,7 +92,7 @@ use utoipa_axum::routes;
 
 use crate::api::error::ErrorStyle;
 
-use crate::Registry;
+use crate::registry::Registry;
 use login::Context;
 
 /// `POST /auth/login` and `POST /auth/logout` over `registry` (which needs a

@@ -9,8 +9,9 @@ use pin_project_lite::pin_project;
 
 use super::RejectionBody;
 use super::per_thread::Handle;
+use super::responder::Responder;
 use super::tracking::{self, Tracking};
-use crate::reject::{RenderLater, Rendering};
+use crate::reject::RenderLater;
 
 /// The boxed future of a request whose token was not cached: it waits for the store,
 /// then runs the inner service. Only cache misses pay for the allocation.
@@ -32,7 +33,7 @@ pin_project! {
         Authorized {
             #[pin]
             future: F,
-            rendering: Option<Handle<Rendering>>,
+            rendering: Option<Handle<Responder>>,
             // The token came in the query string: the response must not be shared.
             private: bool,
             // The request's activity row, queued when the response head is ready.
@@ -51,7 +52,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     /// `tracking` is the request's activity row, if it has one.
     pub(crate) fn authorized(
         future: F,
-        rendering: Option<Handle<Rendering>>,
+        rendering: Option<Handle<Responder>>,
         private: bool,
         tracking: Tracking,
     ) -> Self {
@@ -120,7 +121,7 @@ where
 /// (RFC 6750 §2.3). The request's activity row (`tracking`) is answered.
 pub(crate) fn finish<B: RejectionBody>(
     response: Response<B>,
-    rendering: Option<&Rendering>,
+    rendering: Option<&Responder>,
     private: bool,
     tracking: &mut Tracking,
 ) -> Response<B> {
@@ -134,7 +135,7 @@ pub(crate) fn finish<B: RejectionBody>(
 
 fn rerender<B: RejectionBody>(
     mut response: Response<B>,
-    rendering: Option<&Rendering>,
+    rendering: Option<&Responder>,
     private: bool,
 ) -> Response<B> {
     if let Some(rendering) = rendering {

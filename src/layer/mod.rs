@@ -1,5 +1,5 @@
 //! The tower middleware: [`BearerAuthLayer`] authenticates every request and inserts the
-//! [`Principal`](crate::Principal) into its extensions; [`RequireScopeLayer`] guards a
+//! [`Principal`](crate::principal::Principal) into its extensions; [`RequireScopeLayer`] guards a
 //! route or service with a scope.
 //!
 //! It works wherever tower does: under an axum `Router`, in a plain hyper 1 server (via
@@ -86,9 +86,9 @@ macro_rules! inner_service_accessors {
 mod bearer;
 mod body;
 mod future;
-mod grpc;
 mod per_thread;
 mod require_scope;
+mod responder;
 mod room;
 #[cfg(feature = "activity")]
 mod route_template;
@@ -99,8 +99,6 @@ pub use bearer::MakeFuture;
 pub use bearer::{BearerAuth, BearerAuthLayer};
 pub use body::{RejectionBody, ResponseBody};
 pub use future::ResponseFuture;
-pub(crate) use grpc::is_grpc;
-pub use grpc::{GrpcScopes, InvalidGrpcScope, MethodRequirement};
 #[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;
 pub use require_scope::{RequireScope, RequireScopeLayer};

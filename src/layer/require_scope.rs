@@ -7,8 +7,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Anonymous, ResponseFuture};
-use crate::Principal;
-use crate::reject::RejectCause;
+use crate::principal::Principal;
+use crate::registry::RejectCause;
 use crate::reject::{Rejection, render_later};
 use crate::scope::Scope;
 
@@ -199,7 +199,7 @@ where
                 return ResponseFuture::rejected(missing_layer_response("RequireScopeLayer"));
             }
         };
-        let grpc = super::grpc::is_grpc(request.headers());
+        let grpc = crate::grpc::is_grpc(request.headers());
         ResponseFuture::rejected(render_later(rejection, grpc))
     }
 }

@@ -1,5 +1,5 @@
 //! The route template of a request whose row begins before routing: around a whole
-//! `Router` ([`BearerAuthLayer::protect`](crate::BearerAuthLayer::protect)) the layer runs
+//! `Router` ([`BearerAuthLayer::protect`](crate::layer::BearerAuthLayer::protect)) the layer runs
 //! before axum matches the path, so it cannot see `MatchedPath` in the request. Each
 //! route of the router then passes its `MatchedPath` on in the response's extensions,
 //! where the layer reads it when it answers the row. Rows never keep the raw path by

@@ -8,7 +8,7 @@
 #[cfg_attr(not(feature = "activity"), allow(dead_code))]
 pub(crate) enum Attribution {
     /// The token, as the cache or the verification knows it.
-    Token(crate::Principal),
+    Token(crate::principal::Principal),
     /// A credential the cache could not attribute, by digest.
     Digest(crate::token::Digest),
 }
@@ -18,10 +18,12 @@ mod enabled {
     use http::{Request, Response, StatusCode};
 
     use super::Attribution;
-    use crate::Principal;
     use crate::activity::Ticket;
+    use crate::layer::responder::Responder;
+    use crate::principal::Principal;
+    use crate::registry::RejectCause;
     use crate::registry::VerifyError;
-    use crate::reject::{RejectCause, Rejection, RenderLater, Rendering};
+    use crate::reject::{Rejection, RenderLater};
     use crate::store::activity::Outcome;
 
     /// The row of a request on its way through the inner service (eight bytes).
@@ -31,7 +33,7 @@ mod enabled {
     /// its row: precise when the log is on (rows keep microseconds), coarse otherwise (a
     /// cache hit needs no more).
     #[inline]
-    pub(crate) fn now(rendering: &Rendering, clock: &crate::clock::Clock) -> i64 {
+    pub(crate) fn now(rendering: &Responder, clock: &crate::clock::Clock) -> i64 {
         if rendering.activity.is_some() {
             clock.now_nanos()
         } else {
@@ -43,7 +45,7 @@ mod enabled {
     /// cache was consulted: the layer reads the clock once for both).
     #[inline]
     pub(crate) fn begin<B>(
-        rendering: &Rendering,
+        rendering: &Responder,
         arrival: Option<i64>,
         request: &Request<B>,
         principal: &Principal,
@@ -77,7 +79,7 @@ mod enabled {
     /// Queues the row of an authenticated request with its response.
     #[inline]
     pub(crate) fn responded<B>(
-        rendering: Option<&Rendering>,
+        rendering: Option<&Responder>,
         tracking: &mut Tracking,
         response: &Response<B>,
         seen: Option<Seen>,
@@ -109,8 +111,8 @@ mod enabled {
     /// Whom the activity log records a refusal of `credential` against (decoded again:
     /// only refusals, only with a log, pay for it).
     pub(crate) fn attribution(
-        rendering: &Rendering,
-        registry: &crate::Registry,
+        rendering: &Responder,
+        registry: &crate::registry::Registry,
         credential: &str,
         error: &VerifyError,
     ) -> Option<Attribution> {
@@ -119,7 +121,7 @@ mod enabled {
     }
 
     fn attribute(
-        registry: &crate::Registry,
+        registry: &crate::registry::Registry,
         credential: &str,
         error: &VerifyError,
     ) -> Option<Attribution> {
@@ -147,7 +149,7 @@ mod enabled {
     /// template). Built only when a log would record the attempt.
     #[cfg_attr(not(all(feature = "exchange", feature = "admin")), allow(dead_code))]
     pub(crate) fn witness<B>(
-        registry: &crate::Registry,
+        registry: &crate::registry::Registry,
         request: &Request<B>,
     ) -> Option<Request<()>> {
         let mut witness = witness_of_head(registry, request.uri(), request.headers())?;
@@ -172,7 +174,7 @@ mod enabled {
         allow(dead_code)
     )]
     pub(crate) fn witness_of_head(
-        registry: &crate::Registry,
+        registry: &crate::registry::Registry,
         uri: &http::Uri,
         headers: &http::HeaderMap,
     ) -> Option<Request<()>> {
@@ -191,7 +193,7 @@ mod enabled {
         allow(dead_code)
     )]
     pub(crate) fn authenticated<B>(
-        registry: &crate::Registry,
+        registry: &crate::registry::Registry,
         request: &Request<B>,
         principal: &Principal,
         status: StatusCode,
@@ -211,7 +213,7 @@ mod enabled {
         allow(dead_code)
     )]
     pub(crate) fn refused<B>(
-        registry: &crate::Registry,
+        registry: &crate::registry::Registry,
         request: &Request<B>,
         credential: Option<&str>,
         error: &VerifyError,
@@ -229,7 +231,7 @@ mod enabled {
     /// (a request without any credential is neither).
     #[cold]
     pub(crate) fn rejected<B>(
-        rendering: &Rendering,
+        rendering: &Responder,
         arrival: Option<i64>,
         request: &Request<B>,
         rejection: &Rejection,
@@ -283,22 +285,23 @@ mod disabled {
     use http::{Request, Response};
 
     use super::Attribution;
-    use crate::Principal;
+    use crate::layer::responder::Responder;
+    use crate::principal::Principal;
     use crate::registry::VerifyError;
-    use crate::reject::{Rejection, Rendering};
+    use crate::reject::Rejection;
 
     /// Nothing to carry.
     #[derive(Clone, Copy, Default)]
     pub(crate) struct Tracking;
 
     #[inline(always)]
-    pub(crate) fn now(_: &Rendering, clock: &crate::clock::Clock) -> i64 {
+    pub(crate) fn now(_: &Responder, clock: &crate::clock::Clock) -> i64 {
         clock.coarse_nanos()
     }
 
     #[inline(always)]
     pub(crate) fn begin<B>(
-        _: &Rendering,
+        _: &Responder,
         _: Option<i64>,
         _: &Request<B>,
         _: &Principal,
@@ -317,7 +320,7 @@ mod disabled {
 
     #[inline(always)]
     pub(crate) fn responded<B>(
-        _: Option<&Rendering>,
+        _: Option<&Responder>,
         _: &mut Tracking,
         _: &Response<B>,
         _: Option<Seen>,
@@ -326,14 +329,14 @@ mod disabled {
 
     #[inline(always)]
     #[cfg_attr(not(all(feature = "exchange", feature = "admin")), allow(dead_code))]
-    pub(crate) fn witness<B>(_: &crate::Registry, _: &Request<B>) -> Option<Request<()>> {
+    pub(crate) fn witness<B>(_: &crate::registry::Registry, _: &Request<B>) -> Option<Request<()>> {
         None
     }
 
     #[inline(always)]
     #[cfg_attr(not(feature = "ws"), allow(dead_code))]
     pub(crate) fn witness_of_head(
-        _: &crate::Registry,
+        _: &crate::registry::Registry,
         _: &http::Uri,
         _: &http::HeaderMap,
     ) -> Option<Request<()>> {
@@ -346,7 +349,7 @@ mod disabled {
         allow(dead_code)
     )]
     pub(crate) fn authenticated<B>(
-        _: &crate::Registry,
+        _: &crate::registry::Registry,
         _: &Request<B>,
         _: &Principal,
         _: http::StatusCode,
@@ -359,7 +362,7 @@ mod disabled {
         allow(dead_code)
     )]
     pub(crate) fn refused<B>(
-        _: &crate::Registry,
+        _: &crate::registry::Registry,
         _: &Request<B>,
         _: Option<&str>,
         _: &VerifyError,
@@ -368,8 +371,8 @@ mod disabled {
 
     #[inline(always)]
     pub(crate) fn attribution(
-        _: &Rendering,
-        _: &crate::Registry,
+        _: &Responder,
+        _: &crate::registry::Registry,
         _: &str,
         _: &VerifyError,
     ) -> Option<Attribution> {
@@ -378,7 +381,7 @@ mod disabled {
 
     #[inline(always)]
     pub(crate) fn rejected<B>(
-        _: &Rendering,
+        _: &Responder,
         _: Option<i64>,
         _: &Request<B>,
         _: &Rejection,

@@ -1,11 +1,68 @@
+use std::fmt;
 use std::sync::Arc;
 
+use crate::header::InvalidCredentials;
 use crate::identity::TokenId;
-use crate::reject::{RejectCause, Rejection};
 use crate::scope::ScopeSet;
 use crate::store::StoreError;
+use crate::token::Malformed;
 
-/// Why [`Registry::verify`](crate::Registry::verify) did not return a principal.
+/// Why a credential was rejected. Every cause answers the client the same way (no
+/// oracle); the cause is for server-side tracing only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectCause {
+    /// No credential was presented.
+    Missing,
+    /// The credential could not be read from the request (duplicate headers, bad
+    /// characters, `Bearer` without a token…).
+    InvalidRequest(InvalidCredentials),
+    /// The credential failed its format's shape or checksum check.
+    Malformed(Malformed),
+    /// Well-formed, but no such token (or, for Sanctum-style tokens, not with that id).
+    Unknown,
+    /// The token's `expires_at` has passed.
+    Expired,
+    /// The token was revoked (on this node, or announced by the store's change feed).
+    Revoked,
+    /// A token of the other environment (`test` on a `live` deployment, or vice versa).
+    WrongEnv,
+    /// An account-style credential whose account is not the token's tenant.
+    TenantMismatch,
+    /// The token changed (scopes, name, expiry) while a connection held it
+    /// ([`Registry::watch`](crate::registry::Registry::watch)): the connection ends, and a new one
+    /// gets the token's new rights.
+    Changed,
+}
+
+impl RejectCause {
+    /// A short, stable name for logs and metrics, e.g. `"expired"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectCause::Missing => "missing",
+            RejectCause::InvalidRequest(_) => "invalid_request",
+            RejectCause::Malformed(_) => "malformed",
+            RejectCause::Unknown => "unknown",
+            RejectCause::Expired => "expired",
+            RejectCause::Revoked => "revoked",
+            RejectCause::WrongEnv => "wrong_env",
+            RejectCause::TenantMismatch => "tenant_mismatch",
+            RejectCause::Changed => "changed",
+        }
+    }
+}
+
+impl fmt::Display for RejectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectCause::Malformed(why) => write!(f, "malformed ({why})"),
+            RejectCause::InvalidRequest(why) => write!(f, "invalid request ({why})"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// Why [`Registry::verify`](crate::registry::Registry::verify) did not return a principal.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
@@ -102,25 +159,6 @@ impl From<StoreError> for RegistryError {
         match error {
             StoreError::NotFound => RegistryError::NotFound,
             other => RegistryError::Store(other),
-        }
-    }
-}
-
-impl Rejection {
-    /// The rejection for a failed verification.
-    pub fn from_verify_error(error: &VerifyError) -> Self {
-        match error {
-            VerifyError::Rejected { cause, token_id } => Rejection::Unauthenticated {
-                cause: *cause,
-                token_id: *token_id,
-            },
-            VerifyError::Unavailable(_) => Rejection::Unavailable,
-            // `VerifyError` is non-exhaustive; anything new is at least a 401.
-            #[allow(unreachable_patterns)]
-            _ => Rejection::Unauthenticated {
-                cause: RejectCause::Unknown,
-                token_id: None,
-            },
         }
     }
 }

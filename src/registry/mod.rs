@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 pub use builder::RegistryBuilder;
-pub use error::{RandomError, RegistryError, VerifyError};
+pub use error::{RandomError, RegistryError, RejectCause, VerifyError};
 pub use lifecycle::issue::{
     DEFAULT_TENANT, Expiry, InvalidIssueRequest, IssueRequest, Issued, MAX_GRACE, MAX_METADATA_LEN,
     MAX_NAME_LEN, MAX_OWNER_LEN, RotateRequest, TokenInfo,
@@ -322,8 +322,8 @@ impl Registry {
     fn remember_revoked(
         &self,
         digest: &Digest,
-        token_id: crate::TokenId,
-        session_id: Option<crate::TokenId>,
+        token_id: crate::identity::TokenId,
+        session_id: Option<crate::identity::TokenId>,
         tenant: &str,
     ) {
         #[cfg(feature = "activity")]

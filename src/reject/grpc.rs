@@ -32,7 +32,8 @@ pub(super) fn render_grpc(rejection: &Rejection) -> Response<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reject::{RejectCause, Rendering};
+    use crate::registry::RejectCause;
+    use crate::reject::Rendering;
     use http::StatusCode;
     use http::header::WWW_AUTHENTICATE;
 

@@ -21,72 +21,16 @@ mod preset;
 mod render;
 
 use std::borrow::Cow;
-use std::fmt;
 
 use http::{HeaderValue, StatusCode};
 
-use crate::header::InvalidCredentials;
 use crate::identity::TokenId;
-use crate::token::Malformed;
+use crate::registry::RejectCause;
+use crate::registry::VerifyError;
 
 pub use preset::Preset;
 pub use render::Renderer;
 pub(crate) use render::{RenderLater, Rendering, render_later};
-
-/// Why a credential was rejected. Every cause answers the client the same way (no
-/// oracle); the cause is for server-side tracing only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RejectCause {
-    /// No credential was presented.
-    Missing,
-    /// The credential could not be read from the request (duplicate headers, bad
-    /// characters, `Bearer` without a token…).
-    InvalidRequest(InvalidCredentials),
-    /// The credential failed its format's shape or checksum check.
-    Malformed(Malformed),
-    /// Well-formed, but no such token (or, for Sanctum-style tokens, not with that id).
-    Unknown,
-    /// The token's `expires_at` has passed.
-    Expired,
-    /// The token was revoked (on this node, or announced by the store's change feed).
-    Revoked,
-    /// A token of the other environment (`test` on a `live` deployment, or vice versa).
-    WrongEnv,
-    /// An account-style credential whose account is not the token's tenant.
-    TenantMismatch,
-    /// The token changed (scopes, name, expiry) while a connection held it
-    /// ([`Registry::watch`](crate::Registry::watch)): the connection ends, and a new one
-    /// gets the token's new rights.
-    Changed,
-}
-
-impl RejectCause {
-    /// A short, stable name for logs and metrics, e.g. `"expired"`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RejectCause::Missing => "missing",
-            RejectCause::InvalidRequest(_) => "invalid_request",
-            RejectCause::Malformed(_) => "malformed",
-            RejectCause::Unknown => "unknown",
-            RejectCause::Expired => "expired",
-            RejectCause::Revoked => "revoked",
-            RejectCause::WrongEnv => "wrong_env",
-            RejectCause::TenantMismatch => "tenant_mismatch",
-            RejectCause::Changed => "changed",
-        }
-    }
-}
-
-impl fmt::Display for RejectCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RejectCause::Malformed(why) => write!(f, "malformed ({why})"),
-            RejectCause::InvalidRequest(why) => write!(f, "invalid request ({why})"),
-            other => f.write_str(other.as_str()),
-        }
-    }
-}
 
 /// Why a request was not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +51,7 @@ pub enum Rejection {
         token_id: Option<TokenId>,
     },
     /// A valid token calling something nobody may call: a gRPC method outside a
-    /// [deny-unlisted](crate::layer::GrpcScopes::deny_unlisted) map. 403.
+    /// [deny-unlisted](crate::grpc::GrpcScopes::deny_unlisted) map. 403.
     Forbidden {
         /// The token's id.
         token_id: Option<TokenId>,
@@ -255,5 +199,24 @@ fn push_quoted(out: &mut String, text: &str) {
 impl axum_core::response::IntoResponse for Rejection {
     fn into_response(self) -> axum_core::response::Response {
         render_later(self, false).map(axum_core::body::Body::from)
+    }
+}
+
+impl Rejection {
+    /// The rejection for a failed verification.
+    pub fn from_verify_error(error: &VerifyError) -> Self {
+        match error {
+            VerifyError::Rejected { cause, token_id } => Rejection::Unauthenticated {
+                cause: *cause,
+                token_id: *token_id,
+            },
+            VerifyError::Unavailable(_) => Rejection::Unavailable,
+            // `VerifyError` is non-exhaustive; anything new is at least a 401.
+            #[allow(unreachable_patterns)]
+            _ => Rejection::Unauthenticated {
+                cause: RejectCause::Unknown,
+                token_id: None,
+            },
+        }
     }
 }

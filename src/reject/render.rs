@@ -51,10 +51,6 @@ pub(crate) struct Rendering {
     pub(crate) renderer: std::sync::Arc<dyn Renderer>,
     pub(crate) realm: Box<str>,
     pub(crate) retry_after: Duration,
-    /// The registry's activity log: it travels with the rendering, which every response
-    /// future holds already, so that recording costs no extra shared reference count.
-    #[cfg(feature = "activity")]
-    pub(crate) activity: Option<crate::activity::ActivityLog>,
 }
 
 impl Default for Rendering {
@@ -63,8 +59,6 @@ impl Default for Rendering {
             renderer: std::sync::Arc::new(Preset::laravel()),
             realm: "api".into(),
             retry_after: Duration::from_secs(5),
-            #[cfg(feature = "activity")]
-            activity: None,
         }
     }
 }

@@ -235,7 +235,7 @@ impl SessionKeys {
     }
 
     /// Verifies `token` as [`verify`](Self::verify) does, at `now` (Unix seconds): the
-    /// registry passes its own [`Clock`](crate::Clock).
+    /// registry passes its own [`Clock`](crate::clock::Clock).
     pub fn verify_at(
         &self,
         token: &str,

@@ -1,6 +1,6 @@
 //! Sessions (feature `exchange`): short-lived access tokens that a client obtains by
 //! exchanging an API key (`POST /auth/login`, see [`exchange`](crate::exchange)), verified
-//! by the same [`BearerAuthLayer`](crate::BearerAuthLayer) as API keys.
+//! by the same [`BearerAuthLayer`](crate::layer::BearerAuthLayer) as API keys.
 //!
 //! An access token is an HS256 JWT with a `kid` ([`SessionKeys`]), carrying the claims of
 //! [`SessionClaims`]. Signing is deterministic, so the store keeps a session row that
@@ -9,7 +9,7 @@
 //! [`SessionConfig`] ([`RegistryBuilder::sessions`](crate::registry::RegistryBuilder::sessions)).
 //!
 //! This module is a leaf: keys, claims and settings. The login itself is
-//! [`Registry::login`](crate::Registry::login).
+//! [`Registry::login`](crate::registry::Registry::login).
 
 mod keys;
 

@@ -347,7 +347,7 @@ impl ActivityQuery {
 }
 
 /// Where activity rows are kept: an optional capability of a token store (like
-/// tower-sessions' `ExpiredDeletion`), implemented by [`MemoryStore`](crate::MemoryStore),
+/// tower-sessions' `ExpiredDeletion`), implemented by [`MemoryStore`](crate::store::MemoryStore),
 /// `SqliteStore` (feature `sqlite`, in the same database file) and `PostgresStore`
 /// (feature `postgres`).
 ///

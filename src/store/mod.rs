@@ -1,7 +1,7 @@
 //! Where token records live: the [`TokenStore`] trait and its implementations.
 //!
 //! A store keeps records ([`TokenRecord`]) keyed by id and, uniquely, by digest. It never
-//! sees a plaintext token. The [`Registry`](crate::Registry) caches in front of it, so
+//! sees a plaintext token. The [`Registry`](crate::registry::Registry) caches in front of it, so
 //! a store is asked only on cache misses, on issuance and on lifecycle operations.
 //!
 //! Stores shared by several nodes can offer a [change feed](TokenStore::changes) of

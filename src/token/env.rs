@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The environment a token belongs to, as in Stripe's `sk_live_` / `sk_test_`.
 ///
 /// A registry accepts one environment (or both); a test token presented to a live
-/// deployment is rejected with [`RejectCause::WrongEnv`](crate::RejectCause::WrongEnv).
+/// deployment is rejected with [`RejectCause::WrongEnv`](crate::registry::RejectCause::WrongEnv).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Env {

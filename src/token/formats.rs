@@ -1,7 +1,7 @@
 use zeroize::Zeroizing;
 
 use super::{Digest, Env, MAX_TOKEN_LEN, PrefixedFormat, Secret, account, sanctum};
-use crate::TokenId;
+use crate::identity::TokenId;
 
 /// Why a credential was rejected before any lookup. Only ever shown in server-side
 /// tracing: every one of them answers the client exactly like an unknown token.

@@ -3,7 +3,7 @@
 //! Only the secret part is hashed; the id names the record the secret must belong to.
 
 use super::{Malformed, base62, is_token_byte};
-use crate::TokenId;
+use crate::identity::TokenId;
 
 /// Sanctum mints 40 random characters; so do we.
 pub(crate) const SECRET_LEN: usize = 40;

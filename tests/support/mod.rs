@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
 use tower_bearer::MemoryStore;
-use tower_bearer::principal::TokenId;
+use tower_bearer::TokenId;
 use tower_bearer::store::{
     Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,

@@ -4,17 +4,18 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::BearerAuth;
-use crate::Registry;
+use crate::grpc::GrpcScopes;
 use crate::header::TokenSources;
-use crate::layer::GrpcScopes;
 use crate::layer::per_thread::PerThread;
+use crate::layer::responder::Responder;
 use crate::layer::room::Room;
+use crate::registry::Registry;
 use crate::reject::{Renderer, Rendering};
 
 /// Authenticates requests with Bearer tokens verified by a [`Registry`].
 ///
 /// On success the request reaches the inner service with the
-/// [`Principal`](crate::Principal) in its extensions; otherwise the configured renderer
+/// [`Principal`](crate::principal::Principal) in its extensions; otherwise the configured renderer
 /// answers (see the [module documentation](crate::layer) for the exact responses).
 ///
 /// ```
@@ -47,7 +48,7 @@ pub(crate) struct Config {
     pub(crate) sources: TokenSources,
     pub(crate) optional: bool,
     /// Handed to every authenticated request's future by the calling thread's handle.
-    pub(crate) rendering: PerThread<Rendering>,
+    pub(crate) rendering: PerThread<Responder>,
     /// `None` when empty, so that the hit path does not even look at the content type.
     pub(crate) grpc_scopes: Option<GrpcScopes>,
     /// `None` when empty, so that the hit path does not look at the path.
@@ -87,10 +88,10 @@ impl BearerAuthLayer {
     /// header, and renders rejections with [`Preset::laravel`](crate::reject::Preset::laravel)
     /// in realm `api`.
     pub fn new(registry: Registry) -> Self {
-        let rendering = Rendering {
+        let rendering = Responder {
             #[cfg(feature = "activity")]
             activity: registry.activity().cloned(),
-            ..Rendering::default()
+            ..Responder::default()
         };
         Self {
             config: Arc::new(Config {
@@ -110,7 +111,7 @@ impl BearerAuthLayer {
     }
 
     fn rendering(&mut self) -> &mut Rendering {
-        self.config().rendering.make_mut()
+        &mut self.config().rendering.make_mut().rendering
     }
 
     /// Renders rejections with `renderer`: a [`Preset`](crate::reject::Preset) or a

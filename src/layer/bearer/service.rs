@@ -5,12 +5,13 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::Config;
+use crate::grpc::{MethodRequirement, is_grpc};
 use crate::layer::future::{ResponseFuture, finish};
 use crate::layer::tracking::{self, Attribution};
-use crate::layer::{Anonymous, MethodRequirement, RejectionBody, is_grpc};
+use crate::layer::{Anonymous, RejectionBody};
+use crate::registry::RejectCause;
 use crate::registry::VerifyError;
 use crate::registry::{Check, Miss};
-use crate::reject::RejectCause;
 use crate::reject::Rejection;
 
 /// The middleware built by [`BearerAuthLayer`](crate::layer::BearerAuthLayer).
@@ -39,14 +40,14 @@ impl<S> BearerAuth<S> {
     /// A layer verifying tokens with `registry`: the same as
     /// [`BearerAuthLayer::new`](crate::layer::BearerAuthLayer::new), like tower-http's
     /// `Service::layer()` constructors.
-    pub fn layer(registry: crate::Registry) -> super::BearerAuthLayer {
+    pub fn layer(registry: crate::registry::Registry) -> super::BearerAuthLayer {
         super::BearerAuthLayer::new(registry)
     }
 }
 
 /// What the request's credentials amount to, decided without waiting.
 enum Verdict {
-    Authenticated(crate::Principal),
+    Authenticated(crate::principal::Principal),
     Anonymous,
     /// With whom it is recorded against, for the activity log.
     Rejected(Rejection, Option<Attribution>),
@@ -61,7 +62,7 @@ impl Config {
     /// mode, which may call only methods that need nothing.
     fn authorize<B>(
         &self,
-        principal: Option<&crate::Principal>,
+        principal: Option<&crate::principal::Principal>,
         request: &Request<B>,
     ) -> Result<(), Rejection> {
         let Some(scopes) = &self.grpc_scopes else {
@@ -100,7 +101,7 @@ impl Config {
         &self,
         arrival: Option<i64>,
         request: &mut Request<B>,
-        principal: crate::Principal,
+        principal: crate::principal::Principal,
     ) -> (tracking::Tracking, bool) {
         let tracking = tracking::begin(&self.rendering, arrival, request, &principal);
         self.room.insert(request.extensions_mut(), principal);
@@ -116,9 +117,9 @@ impl Config {
     #[inline]
     fn authorized<B>(
         &self,
-        principal: crate::Principal,
+        principal: crate::principal::Principal,
         request: &Request<B>,
-    ) -> Result<crate::Principal, (Rejection, Option<Attribution>)> {
+    ) -> Result<crate::principal::Principal, (Rejection, Option<Attribution>)> {
         match self.authorize(Some(&principal), request) {
             Ok(()) => Ok(principal),
             Err(rejection) => Err((rejection, Some(Attribution::Token(principal)))),

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::Principal;
 use crate::identity::{TokenId, TokenKind, is_valid_tenant};
+use crate::principal::Principal;
 use crate::scope::{InvalidScope, ScopeSet};
 use crate::store::{Metadata, TokenRecord};
 use crate::token::{Env, Secret};
@@ -139,7 +139,7 @@ impl IssueRequest {
 
     /// The application user the token belongs to (an opaque id, 1 to 255 bytes), as
     /// Sanctum's `tokenable` or Unkey's `ownerId`: listed, filterable, and on the
-    /// [`Principal`](crate::Principal).
+    /// [`Principal`](crate::principal::Principal).
     pub fn owner(mut self, owner: &str) -> Result<Self, InvalidIssueRequest> {
         if !is_valid_owner(owner) {
             return Err(InvalidIssueRequest::Owner);
@@ -149,7 +149,7 @@ impl IssueRequest {
     }
 
     /// The application's notes about the token: a JSON object of at most 4 KiB,
-    /// returned by listings and [`Registry::get`](crate::Registry::get).
+    /// returned by listings and [`Registry::get`](crate::registry::Registry::get).
     pub fn metadata(mut self, metadata: Metadata) -> Result<Self, InvalidIssueRequest> {
         if !is_valid_metadata(&metadata) {
             return Err(InvalidIssueRequest::Metadata);
@@ -190,7 +190,7 @@ impl IssueRequest {
     }
 
     /// Records the token that issues this one (lineage for
-    /// [`Registry::revoke_cascade`](crate::Registry::revoke_cascade)); `None`, the
+    /// [`Registry::revoke_cascade`](crate::registry::Registry::revoke_cascade)); `None`, the
     /// default, for a token issued server-side.
     #[must_use]
     pub fn created_by(mut self, creator: Option<TokenId>) -> Self {
@@ -201,10 +201,10 @@ impl IssueRequest {
     /// Records `caller` as the token that issues this one ([`created_by`](Self::created_by)),
     /// and, when `caller` is a session's access token, that session too: ending the
     /// session with its cascade (`DELETE /sessions/{id}?cascade=true`,
-    /// [`Registry::revoke_session_cascade`](crate::Registry::revoke_session_cascade))
+    /// [`Registry::revoke_session_cascade`](crate::registry::Registry::revoke_session_cascade))
     /// revokes what it issued.
     #[must_use]
-    pub fn issued_by(mut self, caller: &crate::Principal) -> Self {
+    pub fn issued_by(mut self, caller: &crate::principal::Principal) -> Self {
         self.created_by = Some(caller.id());
         self.created_by_session = caller.session_record();
         self

@@ -15,11 +15,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::Principal;
 use crate::identity::{TokenId, TokenKind};
+use crate::principal::Principal;
+use crate::registry::RejectCause;
 use crate::registry::error::RandomError;
 use crate::registry::{Registry, RegistryError, VerifyError};
-use crate::reject::RejectCause;
 use crate::scope::ScopeSet;
 use crate::session::{
     DEFAULT_CLIENT_SESSION_ID, JwtRejected, SessionClaims, SessionConfig,

@@ -8,14 +8,14 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::sync::watch;
 
-use crate::Principal;
 use crate::identity::TokenKind;
+use crate::principal::Principal;
+use crate::registry::RejectCause;
 use crate::registry::verify::cache::{Install, Lookup};
 use crate::registry::verify::entry::{self, Entry};
 use crate::registry::{
     FillResult, Filled, MAX_FILL_ATTEMPTS, Registry, VerifyError, racing_revocations,
 };
-use crate::reject::RejectCause;
 use crate::store::StoreError;
 use crate::token::{Digest, Env, Presented};
 
@@ -102,9 +102,14 @@ impl Registry {
     /// let issued = registry.issue(IssueRequest::new("ci", "acme")?).await?;
     /// let token = issued.secret.expose_secret();
     ///
-    /// // Issuing caches the token: a hit.
-    /// let Check::Done(Ok(principal)) = registry.check(token) else { panic!() };
+    /// // Not cached yet: the miss asks the store.
+    /// let principal = match registry.check(token) {
+    ///     Check::Done(answer) => answer?,
+    ///     Check::Miss(miss) => miss.resolve().await?,
+    /// };
     /// assert_eq!(principal.tenant(), "acme");
+    /// // Cached now: a hit, answered without waiting.
+    /// assert!(matches!(registry.check(token), Check::Done(Ok(_))));
     /// // Junk is refused without a lookup.
     /// assert!(matches!(registry.check("tb_live_junk"), Check::Done(Err(_))));
     /// # Ok(())

@@ -1,6 +1,6 @@
 //! A cached token: the principal's identity and, in the same allocation, the cache's
 //! bookkeeping (the rest of the digest, freshness, usage counters). One allocation per
-//! cached token; a hit hands out the entry itself as the [`Principal`](crate::Principal).
+//! cached token; a hit hands out the entry itself as the [`Principal`](crate::principal::Principal).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32};

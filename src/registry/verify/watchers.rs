@@ -21,9 +21,9 @@ use dashmap::DashMap;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use crate::Principal;
+use crate::principal::Principal;
+use crate::registry::RejectCause;
 use crate::registry::{Registry, VerifyError};
-use crate::reject::RejectCause;
 use crate::token::Digest;
 
 /// The watched digests, each with the notification its watchers share.

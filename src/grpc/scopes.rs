@@ -71,7 +71,7 @@ pub enum MethodRequirement<'a> {
 /// layer of its own).
 ///
 /// ```
-/// use tower_bearer::layer::GrpcScopes;
+/// use tower_bearer::grpc::GrpcScopes;
 ///
 /// let scopes = GrpcScopes::new()
 ///     .require("/items.v1.Items/*", "read")?
@@ -80,7 +80,7 @@ pub enum MethodRequirement<'a> {
 /// assert_eq!(scopes.required("/items.v1.Items/Create").unwrap().as_str(), "write");
 /// assert_eq!(scopes.required("/items.v1.Items/List").unwrap().as_str(), "read");
 /// assert!(scopes.required("/other.v1.Other/Call").is_none());
-/// # Ok::<(), tower_bearer::layer::InvalidGrpcScope>(())
+/// # Ok::<(), tower_bearer::grpc::InvalidGrpcScope>(())
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct GrpcScopes {
@@ -125,11 +125,11 @@ impl GrpcScopes {
     /// until someone decides which scope it needs. Recommended.
     ///
     /// ```
-    /// use tower_bearer::layer::{GrpcScopes, MethodRequirement};
+    /// use tower_bearer::grpc::{GrpcScopes, MethodRequirement};
     ///
     /// let scopes = GrpcScopes::new().require("/items.v1.Items/List", "read")?.deny_unlisted();
     /// assert_eq!(scopes.requirement("/items.v1.Items/Delete"), MethodRequirement::Denied);
-    /// # Ok::<(), tower_bearer::layer::InvalidGrpcScope>(())
+    /// # Ok::<(), tower_bearer::grpc::InvalidGrpcScope>(())
     /// ```
     #[must_use]
     pub fn deny_unlisted(mut self) -> Self {
