@@ -6,22 +6,59 @@
 //! a concurrent cache of digests in front of a [`TokenStore`], so that a known token is
 //! checked without I/O and without a global lock.
 //!
-//! # The pieces
+//! # The map of the crate
 //!
+//! Verification, bottom up:
+//!
+//! - [`identity`] and [`clock`]: the leaves (token ids and kinds; the clock the cache
+//!   reads).
 //! - [`token`]: minting, the accepted wire formats ([`token::Formats`]), the plaintext
 //!   [`token::Secret`] (redacted, zeroized) and the [`token::Digest`] that is all we keep.
 //! - [`scope`]: validated scope names and their implications (`admin ⊇ write ⊇ read`).
-//! - [`Principal`]: who the caller is, inserted into request extensions by the layer.
-//! - [`store`]: the [`TokenStore`] trait, the in-process [`MemoryStore`] and, with the
-//!   `sqlite` feature, the embedded `SqliteStore`.
-//! - [`registry`]: the cache, single-flight misses, revocation, issuance and usage tracking.
+//! - [`store`]: the [`TokenStore`] trait and its optional activity
+//!   capability ([`store::activity`]), [`MemoryStore`] and, one folder
+//!   per database, `SqliteStore` (feature `sqlite`) and `PostgresStore` (feature
+//!   `postgres`, with its change feed).
+//! - [`registry`]: [`Registry`], split by job: the hot path
+//!   ([`Registry::check`](registry::Registry::check): the cache, single-flight misses,
+//!   hot copies, usage), a token's lifecycle (issue, change, rotate, revoke), and
+//!   sessions and user tokens.
+//! - [`principal`]: who the caller is, inserted into request extensions by the layer.
+//! - `session` (feature `exchange`): session keys, claims and settings (a leaf).
+//!
+//! Answering requests, on top of it:
+//!
 //! - [`header`]: reading the credential from a request (RFC 6750).
-//! - [`layer`]: [`BearerAuthLayer`] and [`RequireScopeLayer`], for axum, hyper and tonic.
 //! - [`reject`]: rejections, their renderers and the presets (Laravel, DRF, envelope).
+//! - [`layer`]: [`BearerAuthLayer`] and
+//!   [`RequireScopeLayer`], for axum, hyper and tonic.
+//! - [`grpc`]: the per-method scopes the layer enforces; with feature `grpc`, the
+//!   principal in a tonic handler.
 //! - `extract` (feature `axum`, default): the axum extractors.
-//! - `admin` (feature `admin`): the token management API; `dashboard` (feature
-//!   `dashboard`): the API Tokens page over it; `grpc` (feature `grpc`): tonic
-//!   helpers; `activity` (feature `activity`): the per-token request log.
+//! - `ws` (feature `ws`): authenticated WebSockets.
+//! - `activity` (feature `activity`): the per-token request log, written off the request
+//!   path.
+//!
+//! The HTTP surfaces, which share one JSON machinery (errors, strict input):
+//!
+//! - `admin` (feature `admin`): the token management API and its OpenAPI document.
+//! - `exchange` (features `exchange` and `admin`): `POST /auth/login` and `/auth/logout`.
+//! - `dashboard` (feature `dashboard`): the API Tokens page over the management API.
+//! - `testing` (feature `testing`): the store contract suite.
+//!
+//! Each depends only on the ones above it (`tests/module_graph.rs` holds the rules).
+//!
+//! # Cargo features
+//!
+//! `axum` (default), `sqlite`, `postgres`, `admin`, `exchange`, `ws`, `activity`,
+//! `dashboard`, `grpc`, `testing`, and `full` (all but `testing`). None pulls in another
+//! beyond what it uses: the default build is the layer alone.
+//!
+//! # Guides
+//!
+//! The [`guide`] (feature `full`, as on docs.rs) walks through each part: using the layer,
+//! concepts, the management API, sessions, the dashboard, several nodes, security and
+//! performance.
 //!
 //! # Example
 //!
@@ -72,6 +109,27 @@ pub mod exchange;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 pub mod grpc;
+/// The guide: each part of the crate in prose, with examples that compile. Its pages
+/// use every feature a server may, so it is built with `full` (docs.rs has it).
+#[cfg(feature = "full")]
+pub mod guide {
+    #[doc = include_str!("../docs/usage.md")]
+    pub mod usage {}
+    #[doc = include_str!("../docs/concepts.md")]
+    pub mod concepts {}
+    #[doc = include_str!("../docs/management-api.md")]
+    pub mod management_api {}
+    #[doc = include_str!("../docs/sessions.md")]
+    pub mod sessions {}
+    #[doc = include_str!("../docs/dashboard.md")]
+    pub mod dashboard {}
+    #[doc = include_str!("../docs/several-nodes.md")]
+    pub mod several_nodes {}
+    #[doc = include_str!("../docs/security.md")]
+    pub mod security {}
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
+}
 pub mod header;
 pub mod identity;
 pub mod layer;
