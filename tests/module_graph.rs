@@ -147,9 +147,19 @@ fn the_layers_keep_their_boundaries() {
         .iter()
         .filter(|(from, to)| graph.get(*from).is_some_and(|deps| deps.contains(*to)))
         .collect();
-    assert!(broken.is_empty(), "imports across a boundary: {broken:?}\n{graph:#?}");
+    assert!(
+        broken.is_empty(),
+        "imports across a boundary: {broken:?}\n{graph:#?}"
+    );
     // The rules see real edges: these exist.
-    for (from, to) in [("layer", "registry"), ("reject", "registry"), ("exchange", "api")] {
-        assert!(graph[from].contains(to), "{from} -> {to} expected: {graph:#?}");
+    for (from, to) in [
+        ("layer", "registry"),
+        ("reject", "registry"),
+        ("exchange", "api"),
+    ] {
+        assert!(
+            graph[from].contains(to),
+            "{from} -> {to} expected: {graph:#?}"
+        );
     }
 }
