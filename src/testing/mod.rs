@@ -1,4 +1,4 @@
-//! The behaviour every [`TokenStore`] must have, as a test suite any store can run
+//! The behaviour every [`TokenStore`](crate::store::TokenStore) must have, as a test suite any store can run
 //! (feature `testing`).
 //!
 //! [`store_contract_tests!`](crate::store_contract_tests) expands to one `#[test]` per
