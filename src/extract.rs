@@ -69,6 +69,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
+use crate::identity::TokenId;
 use crate::layer::Anonymous;
 use crate::layer::missing_layer_response;
 use crate::principal::Principal;
@@ -87,6 +88,8 @@ pub enum PrincipalRejection {
     InsufficientScope {
         /// The scope that was required (space-separated when several were).
         scope: Cow<'static, str>,
+        /// The token that lacked it (for the log line, never shown to the client).
+        token_id: Option<TokenId>,
     },
 }
 
@@ -114,7 +117,7 @@ impl fmt::Display for PrincipalRejection {
                 f.write_str("no BearerAuthLayer in front of the handler")
             }
             PrincipalRejection::Unauthenticated => f.write_str("request is not authenticated"),
-            PrincipalRejection::InsufficientScope { scope } => {
+            PrincipalRejection::InsufficientScope { scope, .. } => {
                 write!(f, "scope `{scope}` required")
             }
         }
@@ -142,13 +145,9 @@ impl IntoResponse for PrincipalRejection {
                 },
                 grpc,
             ),
-            PrincipalRejection::InsufficientScope { scope } => render_later(
-                Rejection::InsufficientScope {
-                    scope,
-                    token_id: None,
-                },
-                grpc,
-            ),
+            PrincipalRejection::InsufficientScope { scope, token_id } => {
+                render_later(Rejection::InsufficientScope { scope, token_id }, grpc)
+            }
         };
         response.map(Body::from)
     }
@@ -367,6 +366,7 @@ impl<S: Send + Sync, R: RequiredScope> FromRequestParts<S> for Scoped<R> {
         if !principal.has_scope(R::SCOPE) {
             return Err(PrincipalRejection::InsufficientScope {
                 scope: R::SCOPE.into(),
+                token_id: Some(principal.id()),
             });
         }
         Ok(Self {
@@ -386,6 +386,7 @@ impl<S: Send + Sync, L: ScopeList> FromRequestParts<S> for ScopedAny<L> {
         if !L::SCOPES.iter().any(|scope| principal.has_scope(scope)) {
             return Err(PrincipalRejection::InsufficientScope {
                 scope: L::SCOPES.join(" ").into(),
+                token_id: Some(principal.id()),
             });
         }
         Ok(Self {
@@ -410,6 +411,7 @@ impl<S: Send + Sync, L: ScopeList> FromRequestParts<S> for ScopedAll<L> {
         if !missing.is_empty() {
             return Err(PrincipalRejection::InsufficientScope {
                 scope: missing.join(" ").into(),
+                token_id: Some(principal.id()),
             });
         }
         Ok(Self {

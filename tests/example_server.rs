@@ -559,6 +559,22 @@ fn the_example_server_refuses_a_session_key_others_can_read() {
         "nothing minted before the refusal"
     );
 
+    // Issue 27 #6: a flag the server does not know is named as unknown, even last.
+    let unknown = run(&["--sesion-key-file"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8(unknown.stderr).unwrap();
+    assert!(
+        stderr.contains("unknown flag --sesion-key-file"),
+        "{stderr}"
+    );
+    let missing = run(&["--session-key-file"], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8(missing.stderr).unwrap();
+    assert!(
+        stderr.contains("--session-key-file needs a value"),
+        "{stderr}"
+    );
+
     let bad = run(&[], &[("TOWER_BEARER_SESSION_KEY", "not hex")]);
     assert_eq!(bad.status.code(), Some(2));
     let stderr = String::from_utf8(bad.stderr).unwrap();

@@ -108,8 +108,15 @@ pub(crate) fn parse_flags(
             && args.peek().is_none_or(|next| next.starts_with("--"));
         let value = if standalone {
             String::new()
+        } else if let Some(value) = args.next() {
+            value
         } else {
-            args.next().ok_or_else(|| format!("{flag} needs a value"))?
+            // No value follows: an unknown flag is named as such (the parse stops here
+            // either way, so whatever `apply` did with the empty value is dropped).
+            return Err(match apply(&flag, String::new()) {
+                Err(unknown) if unknown.starts_with("unknown flag") => unknown,
+                _ => format!("{flag} needs a value"),
+            });
         };
         apply(&flag, value)?;
     }

@@ -65,6 +65,7 @@ use verify::intern::Interner;
 use verify::usage::UsageTracker;
 
 use crate::clock::Clock;
+use crate::identity::TokenId;
 use crate::scope::ScopeSet;
 use crate::store::{ListQuery, StoreError, TokenStore};
 use crate::token::{Digest, Env, Formats, IssueFormat};
@@ -81,7 +82,8 @@ enum Filled {
     /// The record, and the revocation epoch in which it was read.
     Known(Entry, u64),
     Unknown,
-    Revoked,
+    /// Revoked: the token it was.
+    Revoked(TokenId),
 }
 
 /// Verifies tokens from a cache in front of a [`TokenStore`], and manages their

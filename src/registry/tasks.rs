@@ -24,23 +24,28 @@ impl Registry {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await; // the first tick is immediate
             let mut sessions_pruned = tokio::time::Instant::now();
+            let mut flushing = Outage::new("usage flush");
+            let mut pruning = Outage::new("pruning expired sessions");
             loop {
                 ticker.tick().await;
                 let Some(registry) = upgrade(&weak) else {
                     break;
                 };
-                if let Err(error) = registry.inner.usage.flush(&*registry.inner.store).await {
-                    tracing::warn!(target: "tower_bearer::registry", %error, "usage flush failed; will retry");
-                }
+                flushing.record(
+                    registry
+                        .inner
+                        .usage
+                        .flush(&*registry.inner.store)
+                        .await
+                        .map(drop),
+                );
                 let now = registry.inner.clock.now_nanos();
                 if registry.inner.cache.sweep(now, false) {
                     registry.inner.interner.sweep();
                 }
                 if sessions_pruned.elapsed() >= PRUNE_SESSIONS_EVERY {
                     sessions_pruned = tokio::time::Instant::now();
-                    if let Err(error) = registry.prune_expired_sessions().await {
-                        tracing::warn!(target: "tower_bearer::registry", %error, "pruning expired sessions failed; will retry");
-                    }
+                    pruning.record(registry.prune_expired_sessions().await.map(drop));
                 }
             }
         });
@@ -65,7 +70,11 @@ impl Registry {
                 match change {
                     Change::Invalidated(invalidation) => {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "evicting token announced by the change feed");
-                        cache.invalidate(&invalidation.digest, registry.inner.clock.now_nanos());
+                        cache.invalidate(
+                            &invalidation.digest,
+                            invalidation.id,
+                            registry.inner.clock.now_nanos(),
+                        );
                     }
                     Change::Updated(invalidation) => {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "re-reading token announced as changed by the change feed");
@@ -92,6 +101,50 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(task);
+    }
+}
+
+/// A background job that fails while the store is away: one warning when it starts
+/// failing, one line with the count when it succeeds again, not a line per attempt.
+struct Outage {
+    job: &'static str,
+    /// Failed attempts since the last success, and when the first of them was.
+    failing: Option<(u64, tokio::time::Instant)>,
+}
+
+impl Outage {
+    fn new(job: &'static str) -> Self {
+        Self { job, failing: None }
+    }
+
+    fn record<E: std::fmt::Display>(&mut self, attempt: Result<(), E>) {
+        let job = self.job;
+        match (attempt, &mut self.failing) {
+            (Ok(()), None) => {}
+            (Ok(()), Some((failures, since))) => {
+                tracing::warn!(
+                    target: "tower_bearer::registry",
+                    job,
+                    failures = *failures,
+                    seconds = since.elapsed().as_secs(),
+                    "{job} succeeds again",
+                );
+                self.failing = None;
+            }
+            (Err(error), None) => {
+                tracing::warn!(
+                    target: "tower_bearer::registry",
+                    job,
+                    %error,
+                    "{job} failed; retrying quietly until it succeeds",
+                );
+                self.failing = Some((1, tokio::time::Instant::now()));
+            }
+            (Err(error), Some((failures, _))) => {
+                *failures += 1;
+                tracing::debug!(target: "tower_bearer::registry", job, %error, "{job} still failing");
+            }
+        }
     }
 }
 

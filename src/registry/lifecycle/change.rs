@@ -159,7 +159,9 @@ impl Registry {
     pub(in crate::registry) fn evict_pruned(&self, pruned: &[Invalidation]) {
         let now = self.inner.clock.now_nanos();
         for invalidation in pruned {
-            self.inner.cache.invalidate(&invalidation.digest, now);
+            self.inner
+                .cache
+                .invalidate(&invalidation.digest, invalidation.id, now);
         }
     }
 
@@ -186,9 +188,11 @@ impl Registry {
     pub async fn revoke(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
         self.find_api_key(tenant, id).await?;
         let invalidation = self.inner.store.delete(tenant, id).await?;
-        self.inner
-            .cache
-            .invalidate(&invalidation.digest, self.inner.clock.now_nanos());
+        self.inner.cache.invalidate(
+            &invalidation.digest,
+            invalidation.id,
+            self.inner.clock.now_nanos(),
+        );
         self.remember_revoked(&invalidation.digest, id, None, tenant);
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
         self.revoke_sessions_of(tenant, id).await?;
@@ -313,7 +317,9 @@ impl Registry {
         let removed = self.inner.store.delete_with_descendants(tenant, id).await?;
         let now = self.inner.clock.now_nanos();
         for invalidation in &removed {
-            self.inner.cache.invalidate(&invalidation.digest, now);
+            self.inner
+                .cache
+                .invalidate(&invalidation.digest, invalidation.id, now);
             self.remember_revoked(&invalidation.digest, invalidation.id, None, tenant);
         }
         let ids: Vec<TokenId> = removed.iter().map(|i| i.id).collect();
@@ -398,7 +404,7 @@ impl Registry {
         let at = self.inner.clock.now_nanos();
         match grace_until {
             None => {
-                self.inner.cache.invalidate(&old.digest, at);
+                self.inner.cache.invalidate(&old.digest, old.id, at);
                 self.remember_revoked(&old.digest, old.id, None, &tenant);
             }
             Some(_) => {

@@ -29,11 +29,11 @@ impl Registry {
         record: &TokenRecord,
     ) -> Result<(), StoreError> {
         let removed = self.inner.store.delete(&record.tenant, record.id).await;
+        // Named as the session's principal is: its key's (or its user's own) id.
+        let token_id = record.created_by.unwrap_or(record.id);
         self.inner
             .cache
-            .invalidate(&record.digest, self.inner.clock.now_nanos());
-        // Recorded as the session's principal is: its key's (or its user's own) id.
-        let token_id = record.created_by.unwrap_or(record.id);
+            .invalidate(&record.digest, token_id, self.inner.clock.now_nanos());
         self.remember_revoked(&record.digest, token_id, Some(record.id), &record.tenant);
         match removed {
             Ok(_) | Err(StoreError::NotFound) => Ok(()),

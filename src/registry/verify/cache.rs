@@ -25,6 +25,7 @@ use dashmap::DashMap;
 use scc::HashIndex;
 use scc::hash_index::Entry as MapEntry;
 
+use crate::identity::TokenId;
 use crate::registry::verify::entry::Entry;
 use crate::registry::verify::hot::{Hot, Key};
 use crate::registry::verify::watchers::Watchers;
@@ -36,7 +37,8 @@ type Hasher = foldhash::fast::RandomState;
 pub(crate) enum Lookup {
     Hit(Entry),
     Unknown,
-    Revoked,
+    /// Revoked: the token it was.
+    Revoked(TokenId),
     /// Nothing usable: ask the store.
     Miss,
 }
@@ -45,7 +47,7 @@ pub(crate) enum Lookup {
 pub(crate) enum Install {
     Known(Entry),
     Unknown,
-    Revoked,
+    Revoked(TokenId),
     /// A revocation happened while the store was asked: ask again.
     Stale,
 }
@@ -53,7 +55,8 @@ pub(crate) enum Install {
 struct Negative {
     /// Unix nanoseconds.
     until: i64,
-    revoked: bool,
+    /// The token, when the digest is a revoked token's tombstone.
+    revoked: Option<TokenId>,
     /// A revoked token's last cached entry, so that calls still made with it can be
     /// recorded against it (the activity log).
     #[cfg(feature = "activity")]
@@ -212,8 +215,10 @@ impl Cache {
             return found;
         }
         match self.negative.get(digest).as_deref() {
-            Some(negative) if now < negative.until && negative.revoked => Lookup::Revoked,
-            Some(negative) if now < negative.until => Lookup::Unknown,
+            Some(negative) if now < negative.until => match negative.revoked {
+                Some(id) => Lookup::Revoked(id),
+                None => Lookup::Unknown,
+            },
             _ => Lookup::Miss,
         }
     }
@@ -285,10 +290,11 @@ impl Cache {
         u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
     }
 
-    fn revoked(&self, digest: &Digest, now: i64) -> bool {
+    /// The token `digest` was, while its tombstone says it is revoked.
+    fn revoked(&self, digest: &Digest, now: i64) -> Option<TokenId> {
         self.negative
             .get(digest)
-            .is_some_and(|negative| negative.revoked && now < negative.until)
+            .and_then(|negative| negative.revoked.filter(|_| now < negative.until))
     }
 
     /// Installs a record read from the store in revocation epoch `epoch`.
@@ -299,8 +305,8 @@ impl Cache {
         epoch: u64,
         now: i64,
     ) -> Install {
-        if self.revoked(digest, now) {
-            return Install::Revoked;
+        if let Some(id) = self.revoked(digest, now) {
+            return Install::Revoked(id);
         }
         let mut full = self.known_count.load(Ordering::Relaxed) >= self.limits.max_positive;
         if full && self.sweep(now, false) {
@@ -329,13 +335,13 @@ impl Cache {
 
     /// Remembers that the store does not know `digest`.
     pub(crate) fn install_unknown(&self, digest: &Digest, now: i64) -> Install {
-        if self.revoked(digest, now) {
-            return Install::Revoked;
+        if let Some(id) = self.revoked(digest, now) {
+            return Install::Revoked(id);
         }
         self.remember_negative(
             *digest,
             now.saturating_add(self.limits.negative_ttl),
-            false,
+            None,
             None,
         );
         Install::Unknown
@@ -343,7 +349,7 @@ impl Cache {
 
     /// Evicts `digest` for good: bumps the epoch (so no fill in progress can reinstall
     /// it), removes the entry, and leaves a tombstone.
-    pub(crate) fn invalidate(&self, digest: &Digest, now: i64) {
+    pub(crate) fn invalidate(&self, digest: &Digest, id: TokenId, now: i64) {
         let holder = self.evict(digest);
         // The change feed announces this node's own revocations again: keep what the
         // first tombstone remembered.
@@ -354,7 +360,7 @@ impl Cache {
                 .and_then(|negative| negative.holder.clone())
         });
         let until = now.saturating_add(self.limits.positive_ttl.max(self.limits.negative_ttl));
-        self.remember_negative(*digest, until, true, holder);
+        self.remember_negative(*digest, until, Some(id), holder);
     }
 
     /// Evicts `digest` so that the next request reads its record again (the record
@@ -446,7 +452,13 @@ impl Cache {
     }
 
     /// Records a negative entry and evicts the oldest ones over the bound.
-    fn remember_negative(&self, digest: Digest, until: i64, revoked: bool, holder: Option<Entry>) {
+    fn remember_negative(
+        &self,
+        digest: Digest,
+        until: i64,
+        revoked: Option<TokenId>,
+        holder: Option<Entry>,
+    ) {
         let mut order = self
             .negative_order
             .lock()

@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::sync::watch;
 
-use crate::identity::TokenKind;
+use crate::identity::{TokenId, TokenKind};
 use crate::principal::Principal;
 use crate::registry::RejectCause;
 use crate::registry::verify::cache::{Install, Lookup};
@@ -187,7 +187,7 @@ impl Registry {
         match self.inner.cache.lookup(presented.digest(), now) {
             Lookup::Hit(entry) => Some(self.admit(entry, presented, now)),
             Lookup::Unknown => Some(Err(unknown(presented))),
-            Lookup::Revoked => Some(Err(revoked(presented))),
+            Lookup::Revoked(id) => Some(Err(revoked(id))),
             Lookup::Miss => None,
         }
     }
@@ -221,7 +221,7 @@ impl Registry {
                     return self.admit(entry, presented, now);
                 }
                 Ok(Filled::Unknown) => return Err(unknown(presented)),
-                Ok(Filled::Revoked) => return Err(revoked(presented)),
+                Ok(Filled::Revoked(id)) => return Err(revoked(id)),
                 Err(error) => return self.answer_stale(presented, error),
             }
         }
@@ -355,7 +355,7 @@ impl Registry {
         {
             Lookup::Hit(entry) => Some(Filled::Known(entry, epoch)),
             Lookup::Unknown => Some(Filled::Unknown),
-            Lookup::Revoked => Some(Filled::Revoked),
+            Lookup::Revoked(id) => Some(Filled::Revoked(id)),
             Lookup::Miss => None,
         }
     }
@@ -416,7 +416,7 @@ impl Registry {
             match installed {
                 Install::Known(entry) => return Ok(Filled::Known(entry, epoch)),
                 Install::Unknown => return Ok(Filled::Unknown),
-                Install::Revoked => return Ok(Filled::Revoked),
+                Install::Revoked(id) => return Ok(Filled::Revoked(id)),
                 Install::Stale => continue,
             }
         }
@@ -519,8 +519,9 @@ fn unknown(presented: &Presented) -> VerifyError {
     VerifyError::rejected(RejectCause::Unknown, presented.expected_id())
 }
 
-fn revoked(presented: &Presented) -> VerifyError {
-    VerifyError::rejected(RejectCause::Revoked, presented.expected_id())
+/// A revoked token's refusal names it: the tombstone knows which token it was.
+fn revoked(id: TokenId) -> VerifyError {
+    VerifyError::rejected(RejectCause::Revoked, Some(id))
 }
 
 fn timed_out() -> Arc<StoreError> {
