@@ -133,6 +133,7 @@ use utoipa_axum::routes;
 use openapi::BearerScheme;
 
 pub use crate::api::error::ErrorStyle;
+use crate::api::mount::{is_valid_base, mount};
 use handlers::Context;
 
 use crate::registry::Registry;
@@ -152,6 +153,7 @@ where
 pub struct ManagementApi {
     registry: Registry,
     style: ErrorStyle,
+    base: String,
 }
 
 impl ManagementApi {
@@ -160,7 +162,23 @@ impl ManagementApi {
         Self {
             registry,
             style: ErrorStyle::default(),
+            base: String::new(),
         }
+    }
+
+    /// Serves the routes under `base` (`"/v1"`: `POST /v1/tokens`); the OpenAPI document
+    /// names the same paths, and the dashboard of the same registry
+    /// finds them. Default: the root.
+    ///
+    /// # Panics
+    ///
+    /// On a base that is not `/`-separated segments of letters, digits, `-`, `_` and `.`
+    /// without a trailing `/`: a mistake in the program, found at its start.
+    #[track_caller]
+    pub fn base_path(mut self, base: &str) -> Self {
+        assert!(is_valid_base(base), "invalid base path {base:?}");
+        self.base = base.to_owned();
+        self
     }
 
     /// The shape of error bodies (default [`ErrorStyle::Laravel`]); pick the one that
@@ -184,12 +202,13 @@ impl ManagementApi {
     where
         S: Clone + Send + Sync + 'static,
     {
+        self.registry.record_management_mount(&self.base);
         let context = Context {
             registry: self.registry,
             style: self.style,
         };
         let (router, api) = documented_routes().split_for_parts();
-        (router.with_state(context), api)
+        mount(&self.base, router.with_state(context), api)
     }
 }
 

@@ -9,3 +9,4 @@
 pub(crate) mod body;
 pub(crate) mod error;
 pub(crate) mod input;
+pub(crate) mod mount;

@@ -75,6 +75,7 @@ use http::header::{
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
+use crate::api::mount::is_valid_base;
 use crate::registry::Registry;
 
 const PAGE: &str = include_str!("page.html");
@@ -88,9 +89,12 @@ const STANDARD_SCOPES: [&str; 3] = ["read", "write", "admin"];
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Dashboard {
+    registry: Registry,
     path: String,
-    api: String,
-    login: Option<String>,
+    /// Set by [`api`](Self::api); else where the management API was mounted.
+    api: Option<String>,
+    /// Set by [`login`](Self::login); else the login route of the registry.
+    login: Option<Option<String>>,
     scopes: Vec<String>,
     activity: bool,
     sessions: bool,
@@ -113,8 +117,11 @@ struct Config<'a> {
 
 impl Dashboard {
     /// The page for `registry`'s management API, served at `/dashboard` on the same
-    /// origin as the API (mounted at the root). It signs in through `POST /auth/login`
-    /// when the registry has sessions (and lists them), offers the registry's declared
+    /// origin as the API. It finds the API where its router was mounted
+    /// ([`ManagementApi::base_path`](crate::admin::ManagementApi::base_path), the root by
+    /// default) and signs in through the registry's login route when it has sessions
+    /// (`POST /auth/login`, or under [`LoginApi::base_path`](crate::exchange::LoginApi::base_path)),
+    /// whichever is built first; it lists sessions, offers the registry's declared
     /// scopes, and shows activity when the registry keeps a log.
     pub fn new(registry: Registry) -> Self {
         let mut scopes: Vec<String> = STANDARD_SCOPES.iter().map(|s| (*s).to_owned()).collect();
@@ -126,11 +133,12 @@ impl Dashboard {
         }
         Self {
             path: "/dashboard".to_owned(),
-            api: String::new(),
-            login: registry.has_sessions().then(|| "/auth/login".to_owned()),
+            api: None,
+            login: None,
             scopes,
             activity: registry.has_activity_log(),
             sessions: registry.has_sessions(),
+            registry,
         }
     }
 
@@ -156,10 +164,10 @@ impl Dashboard {
     #[track_caller]
     pub fn api(mut self, prefix: &str) -> Self {
         assert!(
-            prefix.is_empty() || is_valid_path(prefix),
+            is_valid_base(prefix),
             "invalid management API prefix {prefix:?}"
         );
-        self.api = prefix.to_owned();
+        self.api = Some(prefix.to_owned());
         self
     }
 
@@ -174,7 +182,7 @@ impl Dashboard {
         if let Some(route) = route {
             assert!(is_valid_path(route), "invalid login route {route:?}");
         }
-        self.login = route.map(str::to_owned);
+        self.login = Some(route.map(str::to_owned));
         self
     }
 
@@ -182,21 +190,8 @@ impl Dashboard {
     /// script, its style sheet and its configuration.
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let page = PAGE.replace("{{BASE}}", &self.path);
-        let config = serde_json::to_string(&Config {
-            api: &self.api,
-            login: self.login.as_deref(),
-            // `…/login` → `…/logout`: the exchange router mounts both.
-            logout: self
-                .login
-                .as_deref()
-                .and_then(|login| login.strip_suffix("/login"))
-                .map(|base| format!("{base}/logout")),
-            scopes: &self.scopes,
-            activity: self.activity,
-            sessions: self.sessions,
-        })
-        .expect("the configuration serializes");
-        let path = &self.path;
+        let path = self.path.clone();
+        let path = &path;
         Router::new()
             .route(path, get(asset(page.clone(), "text/html; charset=utf-8")))
             .route(
@@ -213,8 +208,41 @@ impl Dashboard {
             )
             .route(
                 &format!("{path}/config.json"),
-                get(asset(config, "application/json")),
+                get(move || std::future::ready(self.config())),
             )
+    }
+}
+
+impl Dashboard {
+    /// `config.json`, read when the page asks for it: the API routers of the registry
+    /// may be built after the page's.
+    fn config(&self) -> Response {
+        let api = self
+            .api
+            .clone()
+            .or_else(|| self.registry.management_mount())
+            .unwrap_or_default();
+        let login = self.login.clone().unwrap_or_else(|| {
+            self.sessions.then(|| {
+                self.registry
+                    .login_route()
+                    .unwrap_or_else(|| "/auth/login".to_owned())
+            })
+        });
+        let config = serde_json::to_vec(&Config {
+            api: &api,
+            login: login.as_deref(),
+            // `…/login` → `…/logout`: the exchange router mounts both.
+            logout: login
+                .as_deref()
+                .and_then(|login| login.strip_suffix("/login"))
+                .map(|base| format!("{base}/logout")),
+            scopes: &self.scopes,
+            activity: self.activity,
+            sessions: self.sessions,
+        })
+        .expect("the configuration serializes");
+        respond(config.into(), "application/json")
     }
 }
 
@@ -250,19 +278,10 @@ fn respond(body: bytes::Bytes, content_type: &'static str) -> Response {
     response
 }
 
-/// `/`-separated non-empty segments of `[A-Za-z0-9._-]`, no trailing `/`: safe to place
-/// in the page's HTML and in routes as they are.
+/// A path of the page or the API: not the root, else a base path (see
+/// [`is_valid_base`]).
 fn is_valid_path(path: &str) -> bool {
-    path.strip_prefix('/').is_some_and(|rest| {
-        rest.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
-    })
+    !path.is_empty() && is_valid_base(path)
 }
 
 #[cfg(test)]

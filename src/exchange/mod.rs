@@ -91,6 +91,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::error::ErrorStyle;
+use crate::api::mount::{is_valid_base, mount};
 
 use crate::registry::Registry;
 use login::Context;
@@ -111,6 +112,7 @@ where
 pub struct LoginApi {
     registry: Registry,
     style: ErrorStyle,
+    base: String,
 }
 
 impl LoginApi {
@@ -119,7 +121,23 @@ impl LoginApi {
         Self {
             registry,
             style: ErrorStyle::default(),
+            base: String::new(),
         }
+    }
+
+    /// Serves the routes under `base` (`"/v1"`: `POST /v1/auth/login`); the OpenAPI document
+    /// names the same paths, and the dashboard of the same registry
+    /// finds them. Default: the root.
+    ///
+    /// # Panics
+    ///
+    /// On a base that is not `/`-separated segments of letters, digits, `-`, `_` and `.`
+    /// without a trailing `/`: a mistake in the program, found at its start.
+    #[track_caller]
+    pub fn base_path(mut self, base: &str) -> Self {
+        assert!(is_valid_base(base), "invalid base path {base:?}");
+        self.base = base.to_owned();
+        self
     }
 
     /// The shape of request errors (400, 422; default [`ErrorStyle::Laravel`]). The 401
@@ -142,12 +160,14 @@ impl LoginApi {
     where
         S: Clone + Send + Sync + 'static,
     {
+        self.registry
+            .record_login_route(&format!("{}/auth/login", self.base));
         let context = Context {
             registry: self.registry,
             style: self.style,
         };
         let (router, api) = documented_routes().split_for_parts();
-        (router.with_state(context), api)
+        mount(&self.base, router.with_state(context), api)
     }
 }
 

@@ -314,6 +314,7 @@ impl RegistryBuilder {
             store_timeout: self.store_timeout,
             declared,
             health: super::StoreHealth::heard_at(self.clock.now_nanos()),
+            mounts: Default::default(),
             store: self.store,
             tasks: Default::default(),
             #[cfg(feature = "exchange")]

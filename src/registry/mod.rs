@@ -30,6 +30,7 @@
 mod builder;
 mod error;
 mod lifecycle;
+mod mounts;
 mod sessions;
 mod tasks;
 mod verify;
@@ -116,6 +117,8 @@ struct Inner {
     /// The declared scopes (built-ins included); `None` accepts any valid scope.
     declared: Option<std::collections::BTreeSet<crate::scope::Scope>>,
     health: StoreHealth,
+    /// Where the HTTP routes over this registry are mounted.
+    mounts: mounts::Mounts,
     tasks: Mutex<Vec<AbortHandle>>,
     /// Session access tokens: accepted, and minted by `login`, once configured.
     #[cfg(feature = "exchange")]

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod example;
 pub mod http;
+pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 

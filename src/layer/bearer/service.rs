@@ -146,6 +146,13 @@ impl Config {
         request: &Request<B>,
     ) -> http::Response<bytes::Bytes> {
         rejection.trace();
+        if let Rejection::Unauthenticated {
+            cause: RejectCause::Missing,
+            ..
+        } = rejection
+        {
+            self.registry.explain_protected_login(request.uri().path());
+        }
         tracking::rejected(&self.rendering, arrival, request, rejection, attribution);
         self.rendering
             .render_for(rejection, is_grpc(request.headers()))
