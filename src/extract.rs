@@ -221,6 +221,49 @@ pub trait RequiredScope: Send + Sync + 'static {
     const SCOPE: &'static str;
 }
 
+/// Declares a marker type for an application scope, checked when the program is
+/// checked: `cargo check` (and so rust-analyzer and check-only CI) fails on a name no
+/// token could hold, not only `cargo build`. The hand-written `impl RequiredScope` is
+/// checked where `Scoped<X>` is compiled to code, which `cargo check` never does.
+///
+/// ```
+/// tower_bearer::required_scope!(
+///     /// Exporting reports.
+///     pub ExportReports = "reports:export"
+/// );
+///
+/// async fn export(_: tower_bearer::extract::Scoped<ExportReports>) -> &'static str { "…" }
+/// ```
+///
+/// ```compile_fail
+/// tower_bearer::required_scope!(pub Typo = "reports-export"); // not resource:action
+/// ```
+///
+/// Whether the registry declares the scope is known only at run time: a route asking
+/// for an undeclared one is reported once
+/// ([`RegistryBuilder::strict_scopes`](crate::registry::RegistryBuilder::strict_scopes)).
+#[macro_export]
+macro_rules! required_scope {
+    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+
+        impl $crate::extract::RequiredScope for $name {
+            const SCOPE: &'static str = $scope;
+        }
+
+        const _: () = ::core::assert!(
+            $crate::scope::is_valid_scope($scope),
+            ::core::concat!(
+                "invalid scope name `",
+                $scope,
+                "`: expected read, write, admin, * or resource:action"
+            )
+        );
+    };
+}
+
 /// Fails compilation (when evaluated) if `R::SCOPE` is not a valid scope name.
 struct Checked<R>(PhantomData<R>);
 

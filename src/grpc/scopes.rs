@@ -102,6 +102,19 @@ pub enum InvalidGrpcScope {
 }
 
 impl GrpcScopes {
+    /// Every requirement: the method or service path (`/pkg.Svc/*`) and its scope.
+    pub(crate) fn requirements(&self) -> impl Iterator<Item = (String, &str)> {
+        let methods = self
+            .methods
+            .iter()
+            .map(|(path, scope)| (path.to_string(), scope.as_str()));
+        let services = self
+            .services
+            .iter()
+            .map(|(service, scope)| (format!("{service}/*"), scope.as_str()));
+        methods.chain(services)
+    }
+
     /// No requirements.
     pub fn new() -> Self {
         Self::default()

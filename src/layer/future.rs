@@ -142,8 +142,12 @@ fn rerender<B: RejectionBody>(
         if let Some(RenderLater(rejection, grpc)) =
             response.extensions_mut().remove::<RenderLater>()
         {
-            response = rendering
-                .render_for(&rejection, grpc)
+            let strict = rendering
+                .registry
+                .as_ref()
+                .and_then(|registry| super::undeclared::check_refusal(registry, &rejection));
+            response = strict
+                .unwrap_or_else(|| rendering.render_for(&rejection, grpc))
                 .map(B::from_rejection);
         }
     }

@@ -93,6 +93,7 @@ mod room;
 #[cfg(feature = "activity")]
 mod route_template;
 pub(crate) mod tracking;
+mod undeclared;
 
 #[cfg(feature = "axum")]
 pub use bearer::MakeFuture;

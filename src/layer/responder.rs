@@ -14,6 +14,8 @@ use crate::reject::{Rejection, Rendering};
 #[derive(Clone, Default)]
 pub(crate) struct Responder {
     pub(crate) rendering: Rendering,
+    /// The layer's registry: it tells whether a scope refused further in can be held.
+    pub(crate) registry: Option<crate::registry::Registry>,
     #[cfg(feature = "activity")]
     pub(crate) activity: Option<crate::activity::ActivityLog>,
 }

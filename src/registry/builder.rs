@@ -44,6 +44,7 @@ pub struct RegistryBuilder {
     default_lifetime: Duration,
     max_lifetime: Option<Duration>,
     declared: Option<Vec<Scope>>,
+    strict_scopes: bool,
     store_timeout: Duration,
     stale_if_error: Duration,
     feed_down_ttl: Duration,
@@ -85,6 +86,7 @@ impl RegistryBuilder {
             default_lifetime: Duration::from_secs(180 * 86_400),
             max_lifetime: None,
             declared: None,
+            strict_scopes: false,
             store_timeout: Duration::from_secs(1),
             stale_if_error: Duration::from_secs(300),
             feed_down_ttl: Duration::from_secs(1),
@@ -178,6 +180,17 @@ impl RegistryBuilder {
             declared.push(Scope::new(scope.as_ref())?);
         }
         Ok(self)
+    }
+
+    /// Makes a scope that code requires but the registry does not
+    /// [declare](Self::declare_scopes) an error rather than a warning: a gRPC scope map
+    /// naming one panics where it is given to the layer, and a `Scoped` extractor or
+    /// `RequireScopeLayer` asking for one answers 500 (logged at ERROR) instead of 403.
+    /// Without it, each such scope is warned about once, naming it and the declared
+    /// ones. Only a registry that declares its scopes can tell.
+    pub fn strict_scopes(mut self) -> Self {
+        self.strict_scopes = true;
+        self
     }
 
     /// The clock expiry is measured against (default: the system clock).
@@ -315,6 +328,8 @@ impl RegistryBuilder {
             declared,
             health: super::StoreHealth::heard_at(self.clock.now_nanos()),
             mounts: Default::default(),
+            strict_scopes: self.strict_scopes,
+            undeclared: Default::default(),
             store: self.store,
             tasks: Default::default(),
             #[cfg(feature = "exchange")]

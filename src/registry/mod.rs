@@ -33,6 +33,7 @@ mod lifecycle;
 mod mounts;
 mod sessions;
 mod tasks;
+mod undeclared;
 mod verify;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -119,6 +120,9 @@ struct Inner {
     health: StoreHealth,
     /// Where the HTTP routes over this registry are mounted.
     mounts: mounts::Mounts,
+    /// Whether code asking for an undeclared scope is an error; the ones warned about.
+    strict_scopes: bool,
+    undeclared: undeclared::Undeclared,
     tasks: Mutex<Vec<AbortHandle>>,
     /// Session access tokens: accepted, and minted by `login`, once configured.
     #[cfg(feature = "exchange")]
@@ -246,7 +250,6 @@ impl Registry {
     }
 
     /// The scopes the registry declares (none when it accepts any).
-    #[cfg(feature = "dashboard")]
     pub(crate) fn declared_scopes(&self) -> impl Iterator<Item = &str> {
         self.inner
             .declared

@@ -91,6 +91,7 @@ impl BearerAuthLayer {
         let rendering = Responder {
             #[cfg(feature = "activity")]
             activity: registry.activity().cloned(),
+            registry: Some(registry.clone()),
             ..Responder::default()
         };
         Self {
@@ -199,7 +200,9 @@ impl BearerAuthLayer {
     ///
     /// Put this layer in front of gRPC services only: every path through it is read as a
     /// gRPC method.
+    #[track_caller]
     pub fn grpc_scopes(mut self, scopes: GrpcScopes) -> Self {
+        crate::layer::undeclared::check_grpc_map(&self.config.registry, &scopes);
         self.config().grpc_scopes = (!scopes.is_empty()).then_some(scopes);
         self
     }
