@@ -370,6 +370,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     bootstrap::bootstrap_admin(&registry, args.admin_token_file.as_deref()).await?;
+    session_key::reload_on_hangup(registry.clone(), args.session_key_file.clone());
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let shutdown = bootstrap::shutdown_signal();

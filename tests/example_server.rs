@@ -5,6 +5,7 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::Value;
@@ -607,5 +608,78 @@ async fn the_example_server_takes_its_session_key_from_the_environment() {
     let server = Server::start_with_env(&db, &[], &env).await;
     let (_, again) = server.call("POST", "/auth/login", "", &body).await;
     assert_eq!(again["access_token"], login["access_token"]);
+    server.interrupt().await;
+}
+
+/// Issue 27 #5: the key rotation runbook on a running server. A new key first in the
+/// file, the old one after it, `SIGHUP`: new sessions are signed with the new key and the
+/// old ones still work; the old key removed, `SIGHUP`: what it signed is refused.
+#[tokio::test]
+async fn the_example_server_rotates_its_session_keys_on_sighup() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("rotate.db");
+    let key_file = dir.path().join("session-keys");
+    let (old, new) = ("a1".repeat(32), "b2".repeat(32));
+    let write_keys = |keys: &[&str]| {
+        std::fs::write(&key_file, keys.join("\n") + "\n").unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_keys(&[&old]);
+    let key_arg = key_file.to_str().unwrap();
+    let mut server = Server::start(&db, &["--session-key-file", key_arg]).await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let login = |session: &str| format!(r#"{{"api_key":"{admin}","session_id":"{session}"}}"#);
+    let kid = |token: &str| {
+        use base64::Engine as _;
+        let header = token.split('.').next().unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap();
+        serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (status, first) = server.call("POST", "/auth/login", "", &login("one")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let first = first["access_token"].as_str().unwrap().to_owned();
+
+    write_keys(&[&new, &old]);
+    server.process.signal("HUP");
+    let mut second = String::new();
+    for attempt in 0.. {
+        let (_, answer) = server
+            .call("POST", "/auth/login", "", &login(&format!("two-{attempt}")))
+            .await;
+        second = answer["access_token"].as_str().unwrap().to_owned();
+        if kid(&second) != kid(&first) || attempt == 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_ne!(
+        kid(&second),
+        kid(&first),
+        "signed with the new key after the reload"
+    );
+    let (status, _) = server.call("GET", "/tokens", &first, "").await;
+    assert_eq!(status, StatusCode::OK, "the old key still verifies");
+
+    write_keys(&[&new]);
+    server.process.signal("HUP");
+    let mut refused = false;
+    for _ in 0..100 {
+        let (status, _) = server.call("GET", "/tokens", &first, "").await;
+        if status == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "what the dropped key signed is refused");
+    let (status, _) = server.call("GET", "/tokens", &second, "").await;
+    assert_eq!(status, StatusCode::OK, "the new key's sessions go on");
     server.interrupt().await;
 }

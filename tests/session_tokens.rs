@@ -215,3 +215,39 @@ proptest! {
         prop_assert!(keys().verify(&text, ISSUER).is_err());
     }
 }
+
+/// Issue 27 #5: key files as an operator keeps them. Created 0600 (its directory 0700),
+/// read back to the same keys, refused once group or others may read them; several keys
+/// in a variable, the first signing.
+#[test]
+fn key_files_are_created_private_and_refused_when_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use tower_bearer::session::KeyFileError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state/tower-bearer/session-keys");
+    let created = SessionKeys::from_file_or_create(&path).unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    let read = SessionKeys::from_file(&path).unwrap();
+    assert_eq!(read.signing_kid(), created.signing_kid());
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = SessionKeys::from_file(&path).unwrap_err();
+    assert!(
+        matches!(refused, KeyFileError::Readable { mode: 0o644, .. }),
+        "{refused:?}"
+    );
+    let message = refused.to_string();
+    assert!(message.contains("chmod 600"), "{message}");
+    assert!(message.contains(path.to_str().unwrap()), "{message}");
+    assert!(
+        SessionKeys::from_file_or_create(&path).is_err(),
+        "an existing loose file is not replaced"
+    );
+
+    let missing = SessionKeys::from_file(dir.path().join("none")).unwrap_err();
+    assert!(matches!(missing, KeyFileError::Io { .. }), "{missing:?}");
+}

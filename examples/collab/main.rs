@@ -421,6 +421,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .sessions(SessionConfig::new(keys))
         .build();
     bootstrap_account(&registry).await?;
+    session_key::reload_on_hangup(registry.clone(), args.session_key_file.clone());
     let shared = Arc::new(App {
         registry: registry.clone(),
         lifetime: args.user_token_lifetime,

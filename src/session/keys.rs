@@ -187,6 +187,11 @@ impl SessionKeys {
         })
     }
 
+    /// The ids of every key, the signing one included.
+    pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     /// Also accepts tokens signed with `secret` under `kid` (an older key, during a
     /// rotation).
     pub fn verify_with(mut self, kid: &str, secret: &[u8]) -> Result<Self, InvalidSessionKey> {

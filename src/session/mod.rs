@@ -11,10 +11,12 @@
 //! This module is a leaf: keys, claims and settings. The login itself is
 //! [`Registry::login`](crate::registry::Registry::login).
 
+mod key_file;
 mod keys;
 
 use std::time::Duration;
 
+pub use key_file::KeyFileError;
 pub use keys::{
     InvalidSessionKey, JwtRejected, LEEWAY_SECS, MIN_KEY_LEN, REGISTERED_CLAIMS, SessionClaims,
     SessionKeys, looks_like_jwt,
@@ -124,6 +126,12 @@ impl SessionConfig {
         }
         self.lifetime = Duration::from_secs(lifetime.as_secs());
         Ok(self)
+    }
+
+    /// Signs and verifies with `keys` instead (a reload: see
+    /// [`Registry::reload_session_keys`](crate::registry::Registry::reload_session_keys)).
+    pub(crate) fn replace_keys(&mut self, keys: SessionKeys) {
+        self.keys = keys;
     }
 
     /// The keys tokens are signed and verified with.

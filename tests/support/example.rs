@@ -136,6 +136,16 @@ impl ExampleProcess {
         String::from_utf8(line).unwrap()
     }
 
+    /// Sends the process `signal` (`HUP`, `TERM`…) and goes on.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}").as_str(), &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Ctrl-C, then everything else the process printed to stdout.
     pub async fn interrupt(mut self) -> String {
         let pid = self.child.id().unwrap().to_string();

@@ -169,7 +169,8 @@ impl Registry {
             .as_ref()
             .ok_or(RegistryError::SessionsNotConfigured)?;
         self.check_declared(&request.scopes)?;
-        let config = &sessions.config;
+        let config = sessions.config();
+        let config = &*config;
         let now = seconds(self.now_checked()?);
         let expires_at = now + request.lifetime;
         let (sid, jti) = (random_id()?, random_id()?);
