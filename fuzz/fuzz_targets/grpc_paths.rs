@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tower_bearer::layer::{GrpcScopes, MethodRequirement};
+use tower_bearer::grpc::{GrpcScopes, MethodRequirement};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else {
