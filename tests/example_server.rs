@@ -683,3 +683,58 @@ async fn the_example_server_rotates_its_session_keys_on_sighup() {
     assert_eq!(status, StatusCode::OK, "the new key's sessions go on");
     server.interrupt().await;
 }
+
+/// Issue 27 #2: two processes on one SQLite file. A token and a session that work on B
+/// stop working on B once A revokes them, within a poll of the change log (measured:
+/// printed, not asserted), not after B's 60 s cache TTL.
+#[tokio::test]
+async fn two_processes_on_one_sqlite_file_see_each_others_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let mut a = Server::start(&db, &[]).await;
+    let admin = a.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let b = Server::start(&db, &[]).await;
+
+    let (status, created) = a
+        .call(
+            "POST",
+            "/tokens",
+            &admin,
+            r#"{"name":"worker","scopes":["read"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let id = created["id"].as_u64().unwrap();
+    let login = format!(r#"{{"api_key":"{admin}","session_id":"shared"}}"#);
+    let (status, session) = a.call("POST", "/auth/login", "", &login).await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    // Cached on B.
+    for credential in [&token, &access] {
+        let (status, _) = b.call("GET", "/me", credential, "").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    let revoked_at = std::time::Instant::now();
+    let (status, _) = a.call("DELETE", &format!("/tokens/{id}"), &admin, "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = a.call("POST", "/auth/logout", &access, "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for (what, credential) in [("token", &token), ("session", &access)] {
+        let mut refused = None;
+        for _ in 0..200 {
+            let (status, _) = b.call("GET", "/me", credential, "").await;
+            if status == StatusCode::UNAUTHORIZED {
+                refused = Some(revoked_at.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let refused = refused.unwrap_or_else(|| panic!("B still accepts the revoked {what}"));
+        eprintln!("B refused the revoked {what} {refused:?} after A revoked it");
+    }
+    b.interrupt().await;
+    a.interrupt().await;
+}

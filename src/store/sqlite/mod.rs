@@ -10,6 +10,7 @@
 
 #[cfg(feature = "activity")]
 mod activity;
+mod feed;
 mod tokens;
 
 use std::path::Path;
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0004_activity.sql"),
     include_str!("../../../migrations/sqlite/0005_activity_revoked.sql"),
     include_str!("../../../migrations/sqlite/0006_session_lineage.sql"),
+    include_str!("../../../migrations/sqlite/0007_change_log.sql"),
 ];
 
 /// Read connections beside the writer.
@@ -41,9 +43,11 @@ const READERS: usize = 4;
 /// so are the `-wal` and `-shm` files), switches it to WAL mode and applies the embedded
 /// migrations. Digests are unique; nothing in the database is a plaintext token.
 ///
-/// A SQLite file is one node's store: it has no change feed. Several processes sharing a
-/// file see each other's revocations only when their cached entries expire (the
-/// registry's positive TTL); use a shared store with a change feed for many nodes.
+/// Several processes may share a file (a web and a worker process, a rolling restart):
+/// every change of a token is logged in the transaction that makes it, and each
+/// process's registry follows the log, so that a revocation in one holds in the others
+/// within a poll interval (100 ms by default, [`poll_changes_every`](Self::poll_changes_every)).
+/// For many machines, use the PostgreSQL store.
 ///
 /// ```no_run
 /// use tower_bearer::store::SqliteStore;
@@ -67,6 +71,10 @@ struct Connections {
     writer: Mutex<Option<Connection>>,
     readers: Vec<Mutex<Option<Connection>>>,
     next_reader: AtomicUsize,
+    /// The file, which each change feed opens a connection of its own to.
+    path: std::path::PathBuf,
+    /// How often a change feed looks at the file, in nanoseconds.
+    poll_nanos: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone, Copy)]
@@ -124,6 +132,8 @@ impl SqliteStore {
                 writer: Mutex::new(Some(writer)),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                path: path.to_owned(),
+                poll_nanos: std::sync::atomic::AtomicU64::new(100_000_000),
             }),
         })
     }
@@ -173,6 +183,14 @@ impl SqliteStore {
 }
 
 impl Connections {
+    /// Whether [`SqliteStore::close`] ran.
+    fn is_closed(&self) -> bool {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_none()
+    }
+
     fn with<T>(
         &self,
         role: Role,

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use time::OffsetDateTime;
 
+use super::feed::{Kind, log_change};
 use super::{Role, SqliteStore, in_transaction, unavailable};
 use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
@@ -11,8 +12,8 @@ use crate::store::columns::{
     COLUMNS, RawRecord, digest_of, id_param, metadata_column, scopes_column, token_id,
 };
 use crate::store::{
-    Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, TokenUpdate,
-    UsageUpdate,
+    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
+    TokenUpdate, UsageUpdate,
 };
 use crate::token::Digest;
 
@@ -104,12 +105,18 @@ impl SqliteStore {
         cutoff: OffsetDateTime,
     ) -> Result<Vec<Invalidation>, StoreError> {
         self.run(Role::Write, move |db| {
-            let mut statement = db.prepare_cached(delete).map_err(unavailable)?;
-            invalidations(
-                statement
-                    .query_map([millis(cutoff)], id_and_digest)
-                    .map_err(unavailable)?,
-            )
+            in_transaction(db, |db| {
+                let mut statement = db.prepare_cached(delete).map_err(unavailable)?;
+                let pruned = invalidations(
+                    statement
+                        .query_map([millis(cutoff)], id_and_digest)
+                        .map_err(unavailable)?,
+                )?;
+                for gone in &pruned {
+                    log_change(db, Kind::Invalidated, gone)?;
+                }
+                Ok(pruned)
+            })
         })
         .await
     }
@@ -173,17 +180,23 @@ impl TokenStore for SqliteStore {
     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
         let tenant = tenant.to_owned();
         self.run(Role::Write, move |db| {
-            let mut statement = db
-                .prepare_cached("DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING digest")
-                .map_err(unavailable)?;
-            let digest: Option<Vec<u8>> = statement
-                .query_row(params![id_param(id), tenant], |row| row.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            let digest = digest.ok_or(StoreError::NotFound)?;
-            Ok(Invalidation {
-                id,
-                digest: digest_of(digest)?,
+            in_transaction(db, |db| {
+                let mut statement = db
+                    .prepare_cached(
+                        "DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING digest",
+                    )
+                    .map_err(unavailable)?;
+                let digest: Option<Vec<u8>> = statement
+                    .query_row(params![id_param(id), tenant], |row| row.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                let digest = digest.ok_or(StoreError::NotFound)?;
+                let gone = Invalidation {
+                    id,
+                    digest: digest_of(digest)?,
+                };
+                log_change(db, Kind::Invalidated, &gone)?;
+                Ok(gone)
             })
         })
         .await
@@ -202,17 +215,25 @@ impl TokenStore for SqliteStore {
                  expires_at = COALESCE(?5, expires_at) WHERE id = ?1 AND tenant = ?2 \
                  RETURNING {COLUMNS}"
             );
-            one(
-                db,
-                &sql,
-                params![
-                    id_param(id),
-                    tenant,
-                    update.name,
-                    update.scopes.as_ref().map(scopes_column),
-                    update.expires_at.map(millis),
-                ],
-            )
+            in_transaction(db, |db| {
+                let record = one(
+                    db,
+                    &sql,
+                    params![
+                        id_param(id),
+                        tenant,
+                        update.name,
+                        update.scopes.as_ref().map(scopes_column),
+                        update.expires_at.map(millis),
+                    ],
+                )?;
+                let changed = Invalidation {
+                    id: record.id,
+                    digest: record.digest,
+                };
+                log_change(db, Kind::Updated, &changed)?;
+                Ok(record)
+            })
         })
         .await
     }
@@ -253,6 +274,9 @@ impl TokenStore for SqliteStore {
                         .query_map(params![id_param(id), tenant], id_and_digest)
                         .map_err(unavailable)?,
                 )?);
+                for gone in &removed {
+                    log_change(db, Kind::Invalidated, gone)?;
+                }
                 Ok(removed)
             })
         })
@@ -292,20 +316,28 @@ impl TokenStore for SqliteStore {
                     .map_err(unavailable)?
                     .execute(params![id_param(record.id), id_param(old.id)])
                     .map_err(unavailable)?;
+                let changed = Invalidation {
+                    id: old.id,
+                    digest: old.digest,
+                };
                 match grace_until {
-                    None => db
-                        .prepare_cached("DELETE FROM tokens WHERE id = ?1")
-                        .map_err(unavailable)?
-                        .execute([id_param(old.id)])
-                        .map_err(unavailable)?,
-                    Some(until) => db
-                        .prepare_cached(
+                    None => {
+                        db.prepare_cached("DELETE FROM tokens WHERE id = ?1")
+                            .map_err(unavailable)?
+                            .execute([id_param(old.id)])
+                            .map_err(unavailable)?;
+                        log_change(db, Kind::Invalidated, &changed)?;
+                    }
+                    Some(until) => {
+                        db.prepare_cached(
                             "UPDATE tokens SET rotated_to = ?1, \
                              expires_at = MIN(COALESCE(expires_at, ?2), ?2) WHERE id = ?3",
                         )
                         .map_err(unavailable)?
                         .execute(params![id_param(record.id), millis(until), id_param(old.id)])
-                        .map_err(unavailable)?,
+                        .map_err(unavailable)?;
+                        log_change(db, Kind::Updated, &changed)?;
+                    }
                 };
                 Ok(record)
             })
@@ -392,5 +424,9 @@ impl TokenStore for SqliteStore {
             cutoff,
         )
         .await
+    }
+
+    fn changes(&self) -> Option<ChangeStream> {
+        self.subscribe()
     }
 }
