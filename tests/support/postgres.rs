@@ -109,6 +109,45 @@ impl Server {
             .pg_ctl(&["-m", "immediate", "stop"]);
     }
 
+    /// Turns TLS on (this test's own server only): `cert` and `key` (PEM) become its
+    /// certificate and key, and the configuration is reloaded.
+    pub async fn enable_tls(&self, cert: &str, key: &str) {
+        let cluster = self.cluster.as_ref().expect("an own server");
+        for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+            let path = cluster.data.join(name);
+            std::fs::write(&path, pem).unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if cluster.as_postgres {
+                let status = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(&path)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        }
+        let client = Self::client(&format!("{}/postgres", self.base)).await;
+        for statement in ["ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"] {
+            client.batch_execute(statement).await.expect("turn TLS on");
+        }
+        // The reload is asynchronous: wait until new connections see it.
+        for _ in 0..100 {
+            let client = Self::client(&format!("{}/postgres", self.base)).await;
+            let on: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+            if on == "on" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("TLS did not come on");
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.cluster.as_ref().expect("an own server").port
+    }
+
     /// Starts it again.
     pub fn start(&self) {
         self.cluster

@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use futures_util::StreamExt as _;
 use tokio::sync::{broadcast, mpsc};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::{PostgresOptions, unavailable};
 use crate::identity::TokenId;
@@ -124,6 +124,7 @@ fn parse_payload(payload: &str) -> Option<(i64, Change)> {
 /// The LISTEN side: one dedicated connection per store, reconnected with backoff.
 pub(super) struct Listener {
     config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     pool: Pool,
     feed: broadcast::Sender<Change>,
     options: PostgresOptions,
@@ -138,6 +139,7 @@ impl Listener {
     /// change up to `last_seq`; it prunes the log through `pool`.
     pub(super) fn new(
         config: tokio_postgres::Config,
+        tls: tokio_postgres_rustls::MakeRustlsConnect,
         pool: Pool,
         feed: broadcast::Sender<Change>,
         options: PostgresOptions,
@@ -145,6 +147,7 @@ impl Listener {
     ) -> Self {
         Self {
             config,
+            tls,
             pool,
             feed,
             options,
@@ -182,7 +185,7 @@ impl Listener {
     /// the connection fails. Returns `Ok` when a healthy connection was lost.
     async fn listen(&mut self) -> Result<(), StoreError> {
         let (client, mut connection) =
-            tokio::time::timeout(self.options.timeout, self.config.connect(NoTls))
+            tokio::time::timeout(self.options.timeout, self.config.connect(self.tls.clone()))
                 .await
                 .map_err(|_| StoreError::unavailable("connect timed out"))?
                 .map_err(unavailable)?;

@@ -1,13 +1,11 @@
 //! [`PostgresStore`]: token records in PostgreSQL, shared by many nodes, with a change
 //! feed that loses nothing.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::broadcast;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{Change, StoreError};
@@ -154,7 +152,7 @@ impl PostgresStore {
 
     /// [`connect`](Self::connect) with options.
     pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(StoreError::unavailable)?;
+        let (mut config, tls) = tls::configure(url)?;
         config
             .connect_timeout(options.timeout)
             .keepalives(true)
@@ -162,7 +160,7 @@ impl PostgresStore {
             .application_name(&options.application_name);
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -175,12 +173,26 @@ impl PostgresStore {
             .recycle_timeout(Some(options.timeout))
             .build()
             .map_err(StoreError::unavailable)?;
+        // The first connection says why it fails, causes included: a refused TLS
+        // handshake names the certificate problem only in its source.
+        drop(
+            pool.get()
+                .await
+                .map_err(|error| StoreError::unavailable(explain(&error)))?,
+        );
         migrate(&pool).await?;
         let start = latest_seq(&**pool.get().await.map_err(StoreError::unavailable)?).await?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let mut listen_config = config;
         listen_config.application_name(format!("{} listener", options.application_name));
-        let listener = Listener::new(listen_config, pool.clone(), feed.clone(), options, start);
+        let listener = Listener::new(
+            listen_config,
+            tls,
+            pool.clone(),
+            feed.clone(),
+            options,
+            start,
+        );
         let listener = tokio::spawn(listener.run()).abort_handle();
         Ok(Self {
             shared: Arc::new(Shared {
@@ -203,9 +215,25 @@ impl PostgresStore {
 #[cfg(feature = "activity")]
 mod activity;
 mod feed;
+mod tls;
 mod tokens;
 
 use feed::{Listener, latest_seq};
+
+/// `error` and its causes, on one line.
+fn explain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
 
 fn unavailable(error: tokio_postgres::Error) -> StoreError {
     if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
