@@ -264,3 +264,42 @@ async fn a_version_1_database_is_migrated_in_place() {
         .unwrap();
     assert_eq!(version, 7);
 }
+
+/// The change log after pruning: a subscriber that starts when every logged change was
+/// pruned follows the next change as it is, without taking the pruned ones for a gap
+/// (which would make its registry drop its whole cache).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_started_after_pruning_sees_changes_not_a_gap() {
+    use futures_util::StreamExt as _;
+    use tower_bearer::store::Change;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir)
+        .await
+        .poll_changes_every(std::time::Duration::from_millis(5));
+    let registry = Registry::builder(store.clone()).build();
+    let first = registry
+        .issue(IssueRequest::new("first", "acme").unwrap())
+        .await
+        .unwrap();
+    let second = registry
+        .issue(IssueRequest::new("second", "acme").unwrap())
+        .await
+        .unwrap();
+    registry.revoke("acme", first.info.id).await.unwrap();
+    // The log's retention ran out: every logged change is gone.
+    rusqlite::Connection::open(dir.path().join("tokens.db"))
+        .unwrap()
+        .execute("DELETE FROM changes", [])
+        .unwrap();
+
+    let mut feed = store.changes().expect("the SQLite store has a change feed");
+    registry.revoke("acme", second.info.id).await.unwrap();
+    let change = tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
+        .await
+        .expect("a change within the poll")
+        .unwrap();
+    match change {
+        Change::Invalidated(gone) => assert_eq!(gone.id, second.info.id),
+        other => panic!("expected the revocation, got {other:?}"),
+    }
+}

@@ -114,10 +114,15 @@ struct Poller {
 
 impl Poller {
     fn new(db: Connection) -> Result<Self, StoreError> {
+        // The log's counter, not its largest row: after pruning, the table may be empty
+        // while the counter goes on, and the next change must not look like a gap.
         let last_seq = db
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), \
+                 (SELECT MAX(seq) FROM changes), 0)",
+                [],
+                |row| row.get(0),
+            )
             .map_err(unavailable)?;
         let version = data_version(&db).map_err(unavailable)?;
         Ok(Self {
