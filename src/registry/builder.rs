@@ -335,7 +335,7 @@ impl RegistryBuilder {
             #[cfg(feature = "exchange")]
             sessions: self
                 .sessions
-                .map(crate::registry::sessions::login::Sessions::new),
+                .map(crate::registry::sessions::keys::Sessions::new),
             #[cfg(feature = "activity")]
             activity: self
                 .activity

@@ -126,7 +126,7 @@ struct Inner {
     tasks: Mutex<Vec<AbortHandle>>,
     /// Session access tokens: accepted, and minted by `login`, once configured.
     #[cfg(feature = "exchange")]
-    sessions: Option<sessions::login::Sessions>,
+    sessions: Option<sessions::keys::Sessions>,
     /// The request log, when configured.
     #[cfg(feature = "activity")]
     activity: Option<crate::activity::ActivityLog>,

@@ -1,6 +1,8 @@
-//! Sessions and user tokens (feature `exchange`): logging in with an API key, the
-//! session rows, and the end users' own tokens.
+//! Sessions and user tokens (feature `exchange`): the keys and their reload, logging in
+//! with an API key, the session rows, and the end users' own tokens.
 
+#[cfg(feature = "exchange")]
+pub(in crate::registry) mod keys;
 #[cfg(feature = "exchange")]
 pub(in crate::registry) mod login;
 pub(in crate::registry) mod rows;
