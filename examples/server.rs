@@ -51,8 +51,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_bearer::TokenStore;
-use tower_bearer::activity::{ActivityConfig, ForwardedHeader, TrustedProxies};
+use tower_bearer::activity::ActivityConfig;
 use tower_bearer::admin::{ErrorStyle, ManagementApi};
+use tower_bearer::client_ip::{ForwardedHeader, TrustedProxies};
 use tower_bearer::dashboard::Dashboard;
 use tower_bearer::exchange::LoginApi;
 use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
@@ -355,10 +356,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .formats(Formats::default().sanctum())
         .issue_format(args.format)
         .env(args.env)
-        .sessions(sessions);
+        .sessions(sessions)
+        .trusted_proxies(args.trusted_proxies.clone().header(args.forwarded_header));
     if args.activity {
-        let proxies = args.trusted_proxies.clone().header(args.forwarded_header);
-        builder = builder.activity(ActivityConfig::new(activity).trusted_proxies(proxies));
+        builder = builder.activity(ActivityConfig::new(activity));
     }
     if let Some(max) = args.max_lifetime {
         builder = builder.max_lifetime(max);

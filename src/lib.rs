@@ -98,6 +98,7 @@ pub mod activity;
 pub mod admin;
 #[cfg(feature = "admin")]
 mod api;
+pub mod client_ip;
 pub mod clock;
 #[cfg(feature = "dashboard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
@@ -133,6 +134,7 @@ pub mod guide {
 pub mod header;
 pub mod identity;
 pub mod layer;
+pub mod policy;
 pub mod principal;
 pub mod registry;
 pub mod reject;

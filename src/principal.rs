@@ -63,7 +63,7 @@ pub(crate) struct Identity {
 }
 
 /// What only some principals have.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Rare {
     pub(crate) owner: Option<Box<str>>,
     pub(crate) session_id: Option<Box<str>>,
@@ -73,6 +73,8 @@ pub(crate) struct Rare {
     pub(crate) token_check: u64,
     /// An end user's token's custom claims, as signed.
     pub(crate) claims: Option<Arc<Claims>>,
+    /// What the registry attaches to a key with policies (its meter), opaque here.
+    pub(crate) meter: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 /// The custom claims of an end user's token: JSON names and values.
@@ -87,6 +89,7 @@ impl Rare {
                 session_id: session_id.map(Into::into),
                 token_check: 0,
                 claims: None,
+                meter: None,
             })
         })
     }
@@ -189,6 +192,12 @@ impl Principal {
     /// API key or session token.
     pub fn kind(&self) -> TokenKind {
         self.identity().kind
+    }
+
+    /// What the registry attached to the key (its policies' meter), if anything.
+    #[inline]
+    pub(crate) fn attachment(&self) -> Option<&Arc<dyn Any + Send + Sync>> {
+        self.identity().rare.as_ref()?.meter.as_ref()
     }
 
     /// The application user the token belongs to, if it was issued with one.
@@ -338,6 +347,7 @@ impl PrincipalBuilder {
                     session_id: self.session_id,
                     token_check: 0,
                     claims: Some(Arc::new(claims)),
+                    meter: None,
                 })),
                 None => Rare::boxed(self.owner.as_deref(), self.session_id.as_deref()),
             },

@@ -15,7 +15,8 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use support::http::HttpClient;
 use time::OffsetDateTime;
-use tower_bearer::activity::{ActivityConfig, TrustedProxies};
+use tower_bearer::activity::ActivityConfig;
+use tower_bearer::client_ip::TrustedProxies;
 use tower_bearer::clock::ManualClock;
 use tower_bearer::extract::{Scoped, WriteScope};
 use tower_bearer::registry::{Expiry, IssueRequest, RegistryBuilder};
@@ -300,7 +301,8 @@ async fn behind_a_proxy_at_127_0_0_1() -> (Registry, TokenId, String, HttpClient
     let store = MemoryStore::new();
     let proxies = TrustedProxies::new(["127.0.0.1"]).unwrap();
     let registry = Registry::builder(store.clone())
-        .activity(ActivityConfig::new(store).trusted_proxies(proxies))
+        .trusted_proxies(proxies)
+        .activity(ActivityConfig::new(store))
         .build();
     let (id, token) = issue(&registry, "acme", &["read"]).await;
     let client = serve(&registry).await;

@@ -121,14 +121,17 @@ async fn create_answers_the_token_once_and_it_works() {
     assert_eq!(
         keys(&created),
         [
+            "allowed_ips",
             "created_at",
             "created_by",
             "created_by_session",
+            "credits",
             "expires_at",
             "id",
             "metadata",
             "name",
             "owner",
+            "rate_limits",
             "scopes",
             "tenant",
             "token"
@@ -160,9 +163,11 @@ async fn create_answers_the_token_once_and_it_works() {
     assert_eq!(
         keys(&listed[1]),
         [
+            "allowed_ips",
             "created_at",
             "created_by",
             "created_by_session",
+            "credits",
             "expired",
             "expires_at",
             "id",
@@ -171,6 +176,7 @@ async fn create_answers_the_token_once_and_it_works() {
             "name",
             "owner",
             "prefix",
+            "rate_limits",
             "rotated_to",
             "scopes",
             "tenant"

@@ -142,6 +142,11 @@ fn the_layers_keep_their_boundaries() {
         ("registry", "admin"),
         ("registry", "exchange"),
         ("layer", "admin"),
+        // Policies are what a key may do: a leaf that stores keep and the registry
+        // meters, knowing neither.
+        ("policy", "store"),
+        ("policy", "registry"),
+        ("policy", "layer"),
     ];
     let broken: Vec<_> = forbidden
         .iter()
@@ -156,6 +161,8 @@ fn the_layers_keep_their_boundaries() {
         ("layer", "registry"),
         ("reject", "registry"),
         ("exchange", "api"),
+        ("store", "policy"),
+        ("registry", "policy"),
     ] {
         assert!(
             graph[from].contains(to),

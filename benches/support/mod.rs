@@ -80,6 +80,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tower_bearer::TokenId;
+use tower_bearer::policy::{CreditGrant, RateGrant, RateLimit};
 use tower_bearer::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,
@@ -164,6 +165,36 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     }
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
         self.inner.prune_expired(cutoff).await
+    }
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError> {
+        self.inner
+            .reserve_requests(id, rate, window_start, want)
+            .await
+    }
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError> {
+        self.inner.reserve_credits(id, want, now).await
+    }
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.return_credits(id, amount, since).await
+    }
+    fn shares_budgets(&self) -> bool {
+        self.inner.shares_budgets()
     }
     fn changes(&self) -> Option<ChangeStream> {
         self.inner.changes()

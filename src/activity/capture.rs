@@ -2,8 +2,6 @@
 //! request arrives (borrowed from the request, copied into the queue), and what the
 //! writer makes of a row and its answer.
 
-use std::net::{IpAddr, SocketAddr};
-
 use http::Request;
 
 use super::ActivityConfig;
@@ -56,7 +54,7 @@ pub(crate) fn unattributed<'a, B>(
         start,
         token_id: TokenId::new(0),
         method: request.method(),
-        ip: config.proxies.client_ip(peer(request), headers),
+        ip: config.proxies.client_ip_of(request),
         text,
         digest: None,
     }
@@ -116,18 +114,6 @@ fn route<B>(request: &Request<B>, raw_paths: bool) -> Option<&str> {
     raw_paths.then(|| request.uri().path())
 }
 
-/// The peer's address, as axum's `into_make_service_with_connect_info` records it.
-fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
-    #[cfg(feature = "axum")]
-    if let Some(info) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-    {
-        return Some(info.0.ip());
-    }
-    request.extensions().get::<SocketAddr>().map(SocketAddr::ip)
-}
-
 fn header(
     headers: &http::HeaderMap,
     name: impl http::header::AsHeaderName,
@@ -141,6 +127,7 @@ fn header(
 mod tests {
     use super::*;
     use crate::activity::queue::Queue;
+    use std::net::SocketAddr;
 
     fn principal(session: Option<&str>) -> Principal {
         let mut builder = Principal::builder(TokenId::new(7), "ci", "acme");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::TrustedProxies;
+use crate::client_ip::TrustedProxies;
 use crate::store::activity::ActivityStore;
 
 /// How long rows are kept by default: 30 days, as comparable products keep theirs.
@@ -14,12 +14,13 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_bearer::activity::{ActivityConfig, TrustedProxies};
+/// use tower_bearer::activity::ActivityConfig;
 /// use tower_bearer::MemoryStore;
 ///
+/// // The client addresses recorded are read as the registry's trusted proxies say
+/// // (`RegistryBuilder::trusted_proxies`).
 /// let config = ActivityConfig::new(MemoryStore::new())
-///     .retention(Duration::from_secs(7 * 86_400))
-///     .trusted_proxies(TrustedProxies::new(["10.0.0.0/8"])?);
+///     .retention(Duration::from_secs(7 * 86_400));
 /// # let _ = config;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -32,6 +33,7 @@ pub struct ActivityConfig {
     pub(crate) batch: usize,
     pub(crate) flush_every: Duration,
     pub(crate) prune_every: Duration,
+    /// The registry's, set when it is built.
     pub(crate) proxies: TrustedProxies,
     /// Record the path of a request that has no route template (opt-in).
     pub(crate) raw_paths: bool,
@@ -105,13 +107,6 @@ impl ActivityConfig {
     /// (`/items/{id}`) either way, wherever the layer sits. Never the query string.
     pub fn record_raw_paths(mut self) -> Self {
         self.raw_paths = true;
-        self
-    }
-
-    /// The proxies whose forwarding header is believed, and which header that is
-    /// ([`TrustedProxies::header`]; default none: the peer's address is recorded).
-    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
-        self.proxies = proxies;
         self
     }
 }

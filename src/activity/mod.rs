@@ -70,10 +70,8 @@
 mod capture;
 mod config;
 mod log;
-mod proxies;
 mod queue;
 
 pub use config::{ActivityConfig, DEFAULT_RETENTION};
 pub use log::{ActivityLog, ActivityStats};
-pub use proxies::{ForwardedHeader, InvalidForwardedHeader, InvalidProxy, TrustedProxies};
 pub(crate) use queue::Ticket;

@@ -43,9 +43,9 @@ pub(super) struct ActivityView<'a> {
     /// recorded.
     route: &'a str,
     status: u16,
-    /// `ok`, `scope_denied`, `expired`, `revoked`, `wrong_env`, `tenant_mismatch` or
-    /// `unavailable`.
-    #[schema(value_type = String, pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable)$")]
+    /// `ok`, `scope_denied`, `expired`, `revoked`, `wrong_env`, `tenant_mismatch`,
+    /// `unavailable`, `rate_limited`, `credits_exhausted` or `ip_denied`.
+    #[schema(value_type = String, pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable|rate_limited|credits_exhausted|ip_denied)$")]
     outcome: &'static str,
     /// From the request's arrival to its response head.
     latency_us: u64,
@@ -115,7 +115,7 @@ fn activity_query(query: Option<&str>) -> Result<ActivityQuery, ApiError> {
                 let outcome = value.parse::<Outcome>().map_err(|_| {
                     invalid(
                         "outcome",
-                        "The outcome must be one of ok, scope_denied, expired, revoked, wrong_env, tenant_mismatch, unavailable.",
+                        "The outcome must be one of ok, scope_denied, expired, revoked, wrong_env, tenant_mismatch, unavailable, rate_limited, credits_exhausted, ip_denied.",
                     )
                 })?;
                 activity = activity.outcome(outcome);
@@ -250,7 +250,9 @@ pub(super) struct ActivityParams {
     #[param(minimum = 1)]
     starting_after: Option<u64>,
     /// Only rows with this outcome.
-    #[param(pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable)$")]
+    #[param(
+        pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable|rate_limited|credits_exhausted|ip_denied)$"
+    )]
     outcome: Option<String>,
     /// Only rows with this status (`404`) or class (`4xx`).
     #[param(pattern = "^[1-5]([0-9][0-9]|[xX][xX])$")]

@@ -14,6 +14,7 @@ use crate::api::input::{
     flag, list_query, parse_id, read_json, read_optional_json, reject_unknown, required,
 };
 use crate::extract::{AdminScope, Scoped};
+use crate::policy::{Credits, Policies, RateLimit};
 use crate::registry::{Issued, RotateRequest, TokenInfo};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::Metadata;
@@ -51,7 +52,10 @@ impl Context {
         "created_by": 1,
         "created_by_session": null,
         "owner": null,
-        "metadata": null
+        "metadata": null,
+        "rate_limits": [{"name": "burst", "limit": 100, "window_seconds": 60}],
+        "credits": {"remaining": 1000, "refill": {"amount": 1000, "every": "day"}},
+        "allowed_ips": ["203.0.113.0/24"]
     }))
 )]
 pub(super) struct Created<'a> {
@@ -77,6 +81,8 @@ pub(super) struct Created<'a> {
     owner: Option<&'a str>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<&'a Metadata>,
+    #[serde(flatten)]
+    policies: PolicyView,
 }
 
 impl<'a> From<&'a Issued> for Created<'a> {
@@ -93,6 +99,7 @@ impl<'a> From<&'a Issued> for Created<'a> {
             created_by_session: issued.info.created_by_session,
             owner: issued.info.owner.as_deref(),
             metadata: issued.info.metadata.as_ref(),
+            policies: PolicyView::from(&issued.info.policies),
         }
     }
 }
@@ -115,7 +122,10 @@ impl<'a> From<&'a Issued> for Created<'a> {
         "created_by_session": null,
         "rotated_to": null,
         "owner": null,
-        "metadata": null
+        "metadata": null,
+        "rate_limits": [],
+        "credits": null,
+        "allowed_ips": []
     }))
 )]
 pub(super) struct Listed {
@@ -148,6 +158,33 @@ pub(super) struct Listed {
     owner: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Metadata>,
+    #[serde(flatten)]
+    policies: PolicyView,
+}
+
+/// A key's policies as the management API shows them: every field, empty when unset.
+#[derive(Serialize, ToSchema)]
+pub(super) struct PolicyView {
+    /// Requests per window, at most 4.
+    #[schema(value_type = Vec<super::openapi::RateLimitBody>)]
+    rate_limits: Vec<RateLimit>,
+    /// The budget of uses and its refill; `null` for unlimited. `remaining` is the
+    /// balance now.
+    #[schema(value_type = Option<super::openapi::CreditsBody>)]
+    credits: Option<Credits>,
+    /// The networks the key may be used from (CIDR); empty for anywhere.
+    #[schema(value_type = Vec<String>)]
+    allowed_ips: Vec<ipnet::IpNet>,
+}
+
+impl From<&Policies> for PolicyView {
+    fn from(policies: &Policies) -> Self {
+        Self {
+            rate_limits: policies.rate_limits.clone(),
+            credits: policies.credits.clone(),
+            allowed_ips: policies.allowed_ips.clone(),
+        }
+    }
 }
 
 impl From<TokenInfo> for Listed {
@@ -167,6 +204,7 @@ impl From<TokenInfo> for Listed {
             rotated_to: info.rotated_to,
             owner: info.owner,
             metadata: info.metadata,
+            policies: PolicyView::from(&info.policies),
         }
     }
 }

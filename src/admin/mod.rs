@@ -124,6 +124,7 @@ mod openapi;
 mod sessions;
 mod token_errors;
 mod validate;
+mod validate_policies;
 
 use axum::Router;
 use utoipa::OpenApi as _;

@@ -46,6 +46,59 @@ pub(super) struct CreateTokenBody {
     /// The application's notes: a JSON object of at most 4 KiB.
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
+    /// Requests per window, at most 4, with distinct names.
+    #[schema(max_items = 4)]
+    rate_limits: Option<Vec<RateLimitBody>>,
+    /// A budget of uses; `null` or absent for unlimited.
+    credits: Option<CreditsBody>,
+    /// The networks the key may be used from: addresses or CIDR ranges, at most 64;
+    /// empty or absent for anywhere.
+    #[schema(max_items = 64)]
+    allowed_ips: Option<Vec<String>>,
+}
+
+/// A rate limit: `limit` requests per `window_seconds`.
+#[derive(ToSchema)]
+#[schema(as = RateLimit, examples(json!({"name": "burst", "limit": 100, "window_seconds": 60})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct RateLimitBody {
+    /// 1 to 32 of `a-z 0-9 _ -`, named in the `RateLimit` headers.
+    #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
+    name: String,
+    /// Requests per window.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    limit: u64,
+    /// The window, in seconds (at most 31 days).
+    #[schema(minimum = 1, maximum = 2_678_400)]
+    window_seconds: u64,
+}
+
+/// A budget of uses, charged for each request that reaches the application.
+#[derive(ToSchema)]
+#[schema(as = Credits, examples(json!({"remaining": 1000, "refill": {"amount": 1000, "every": "day"}})))]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct CreditsBody {
+    /// Uses left.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)]
+    remaining: u64,
+    /// Set `remaining` back to `amount` every day or month (UTC); `null` never.
+    refill: Option<RefillBody>,
+}
+
+/// A refill of credits.
+#[derive(ToSchema)]
+#[schema(as = Refill)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct RefillBody {
+    /// What `remaining` becomes.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)]
+    amount: u64,
+    /// `day` or `month`.
+    #[schema(value_type = String, pattern = "^(day|month)$")]
+    every: String,
 }
 
 /// `PATCH /tokens/{id}`: at least one field.
@@ -72,6 +125,14 @@ pub(super) struct UpdateTokenBody {
     /// An earlier expiry, in days from now.
     #[schema(minimum = 1, maximum = 36500)]
     expires_in_days: Option<u64>,
+    /// New rate limits (`null` or `[]`: none).
+    #[schema(max_items = 4)]
+    rate_limits: Option<Vec<RateLimitBody>>,
+    /// New credits, counted from now (`null`: unlimited).
+    credits: Option<CreditsBody>,
+    /// A new allow-list (`null` or `[]`: anywhere).
+    #[schema(max_items = 64)]
+    allowed_ips: Option<Vec<String>>,
 }
 
 /// `POST /tokens/{id}/rotate` (the body is optional).

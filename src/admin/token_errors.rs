@@ -43,6 +43,11 @@ impl ApiError {
                 "name",
                 "The name field must be 1 to 255 characters without control characters.",
             ),
+            RegistryError::InvalidPolicy(invalid) => Self::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                invalid.field,
+                invalid.message,
+            ),
             other => Self::from_lifecycle(other),
         }
     }

@@ -38,6 +38,9 @@ pub(super) fn create(
         "never_expires",
         "owner",
         "metadata",
+        "rate_limits",
+        "credits",
+        "allowed_ips",
     ];
     reject_unknown(fields, FIELDS)?;
     let mut errors = FieldErrors::default();
@@ -71,6 +74,7 @@ pub(super) fn create(
         ),
         Some(_) => errors.add("metadata", "The metadata field must be a JSON object."),
     };
+    let policies = super::validate_policies::read(fields, &mut errors).into_policies();
     match (name, scopes, expiry, owner, metadata) {
         (Some(name), Some(scopes), Some(expiry), Some(owner), Some(metadata))
             if errors.is_empty() =>
@@ -92,7 +96,16 @@ pub(super) fn create(
             if let Some(metadata) = metadata {
                 request = request.metadata(metadata).map_err(invalid("metadata"))?;
             }
-            Ok(request)
+            request.policies(policies).map_err(|e| match e {
+                crate::registry::InvalidIssueRequest::Policies(invalid) => ApiError::field(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    invalid.field,
+                    invalid.message,
+                ),
+                other => {
+                    ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, "body", other.to_string())
+                }
+            })
         }
         _ => Err(errors.into_error()),
     }
@@ -104,9 +117,30 @@ pub(super) fn update(
     admin: &Principal,
     registry: &Registry,
 ) -> Result<TokenUpdate, ApiError> {
-    reject_unknown(fields, &["name", "scopes", "expires_at", "expires_in_days"])?;
+    reject_unknown(
+        fields,
+        &[
+            "name",
+            "scopes",
+            "expires_at",
+            "expires_in_days",
+            "rate_limits",
+            "credits",
+            "allowed_ips",
+        ],
+    )?;
     let mut errors = FieldErrors::default();
     let mut update = TokenUpdate::new();
+    let policies = super::validate_policies::read(fields, &mut errors);
+    if let Some(rate_limits) = policies.rate_limits {
+        update = update.rate_limits(rate_limits);
+    }
+    if let Some(credits) = policies.credits {
+        update = update.credits(credits);
+    }
+    if let Some(networks) = policies.allowed_ips {
+        update = update.allowed_ips(networks);
+    }
     if let Some(value) = fields.get("name").filter(|v| !v.is_null()) {
         if let Some(name) = name(value, &mut errors) {
             update = update.name(name);
@@ -137,7 +171,8 @@ pub(super) fn update(
         return Err(ApiError::field(
             StatusCode::UNPROCESSABLE_ENTITY,
             "body",
-            "Give at least one of name, scopes, expires_at and expires_in_days.",
+            "Give at least one of name, scopes, expires_at, expires_in_days, rate_limits, \
+             credits and allowed_ips.",
         ));
     }
     Ok(update)

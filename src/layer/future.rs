@@ -8,9 +8,11 @@ use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use super::RejectionBody;
+use super::bearer::policing::announce;
 use super::per_thread::Handle;
 use super::responder::Responder;
 use super::tracking::{self, Tracking};
+use crate::registry::meter::Quota;
 use crate::reject::RenderLater;
 
 /// The boxed future of a request whose token was not cached: it waits for the store,
@@ -38,6 +40,8 @@ pin_project! {
             private: bool,
             // The request's activity row, queued when the response head is ready.
             tracking: Tracking,
+            // The key's rate limits, announced in the answer (keys with limits only).
+            quota: Option<Box<Quota>>,
         },
         // The cache missed: the store lookup, then the inner service.
         Lookup { future: LookupFuture<B, E> },
@@ -55,6 +59,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         rendering: Option<Handle<Responder>>,
         private: bool,
         tracking: Tracking,
+        quota: Option<Box<Quota>>,
     ) -> Self {
         Self {
             kind: Kind::Authorized {
@@ -62,6 +67,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
                 rendering,
                 private,
                 tracking,
+                quota,
             },
         }
     }
@@ -95,6 +101,7 @@ where
                 rendering,
                 private,
                 tracking,
+                quota,
             } => {
                 let response = ready!(future.poll(cx))?;
                 Poll::Ready(Ok(finish(
@@ -102,6 +109,7 @@ where
                     rendering.as_deref(),
                     *private,
                     tracking,
+                    quota.as_deref(),
                 )))
             }
             KindProj::Lookup { future } => future.as_mut().poll(cx),
@@ -118,17 +126,23 @@ where
 /// Passes the inner service's response on; a rejection marked by an extractor or a
 /// `RequireScope` further in is rendered again with this layer's renderer. `private`
 /// responses (the token came in the query string) get `Cache-Control: private`
-/// (RFC 6750 §2.3). The request's activity row (`tracking`) is answered.
+/// (RFC 6750 §2.3). The key's `quota`, if it has rate limits, is announced. The
+/// request's activity row (`tracking`) is answered.
 pub(crate) fn finish<B: RejectionBody>(
     response: Response<B>,
     rendering: Option<&Responder>,
     private: bool,
     tracking: &mut Tracking,
+    quota: Option<&Quota>,
 ) -> Response<B> {
     // Looked at before the rejection is rendered again (which removes the mark, and the
     // route template with the rest of the inner response's extensions).
     let seen = tracking::seen(tracking, &response);
-    let response = rerender(response, rendering, private);
+    let mut response = rerender(response, rendering, private);
+    if let Some(quota) = quota {
+        let github = rendering.is_some_and(|r| r.github_rate_limit_headers);
+        announce(response.headers_mut(), quota, github);
+    }
     tracking::responded(rendering, tracking, &response, seen);
     response
 }

@@ -179,6 +179,7 @@ where
                         None,
                         false,
                         Default::default(),
+                        None,
                     );
                 }
                 Some(scope) => Rejection::InsufficientScope {

@@ -18,6 +18,8 @@ pub(crate) struct Responder {
     pub(crate) registry: Option<crate::registry::Registry>,
     #[cfg(feature = "activity")]
     pub(crate) activity: Option<crate::activity::ActivityLog>,
+    /// Whether answers to rate-limited keys also carry GitHub's `X-RateLimit-*`.
+    pub(crate) github_rate_limit_headers: bool,
 }
 
 impl fmt::Debug for Responder {

@@ -265,6 +265,9 @@ mod enabled {
             Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
                 Some(Outcome::ScopeDenied)
             }
+            Rejection::IpNotAllowed { .. } => Some(Outcome::IpDenied),
+            Rejection::RateLimited { .. } => Some(Outcome::RateLimited),
+            Rejection::UsageExceeded { .. } => Some(Outcome::CreditsExhausted),
             Rejection::Unavailable => Some(Outcome::Unavailable),
         };
         let arrival = arrival.unwrap_or_else(|| log.now());

@@ -48,6 +48,7 @@ pub struct RegistryBuilder {
     store_timeout: Duration,
     stale_if_error: Duration,
     feed_down_ttl: Duration,
+    proxies: crate::client_ip::TrustedProxies,
     #[cfg(feature = "exchange")]
     sessions: Option<crate::session::SessionConfig>,
     #[cfg(feature = "activity")]
@@ -90,11 +91,21 @@ impl RegistryBuilder {
             store_timeout: Duration::from_secs(1),
             stale_if_error: Duration::from_secs(300),
             feed_down_ttl: Duration::from_secs(1),
+            proxies: crate::client_ip::TrustedProxies::none(),
             #[cfg(feature = "exchange")]
             sessions: None,
             #[cfg(feature = "activity")]
             activity: None,
         }
+    }
+
+    /// The proxies whose forwarding header is believed, and which header that is
+    /// ([`TrustedProxies::header`](crate::client_ip::TrustedProxies::header)); default
+    /// none: the client is the peer. One reading for everything that needs the client's
+    /// address: keys' IP allow-lists and the activity log.
+    pub fn trusted_proxies(mut self, proxies: crate::client_ip::TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 
     /// Records every request of every layer over this registry in an activity log
@@ -337,9 +348,12 @@ impl RegistryBuilder {
                 .sessions
                 .map(crate::registry::sessions::keys::Sessions::new),
             #[cfg(feature = "activity")]
-            activity: self
-                .activity
-                .map(|config| crate::activity::ActivityLog::start(config, self.clock.clone())),
+            activity: self.activity.map(|mut config| {
+                config.proxies = self.proxies.clone();
+                crate::activity::ActivityLog::start(config, self.clock.clone())
+            }),
+            proxies: self.proxies,
+            meters: Default::default(),
         });
         let registry = Registry { inner };
         registry.spawn_housekeeping(self.usage_flush_interval);

@@ -149,6 +149,9 @@ pub enum RegistryError {
     /// (`RegistryBuilder::sessions`, feature `exchange`).
     #[error("sessions are not configured (RegistryBuilder::sessions)")]
     SessionsNotConfigured,
+    /// Policies that break a rule (too many rate limits, a bad network…).
+    #[error(transparent)]
+    InvalidPolicy(crate::policy::InvalidPolicy),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

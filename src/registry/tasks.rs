@@ -75,6 +75,7 @@ impl Registry {
                             invalidation.id,
                             registry.inner.clock.now_nanos(),
                         );
+                        registry.inner.meters.forget(invalidation.id);
                     }
                     Change::Updated(invalidation) => {
                         tracing::debug!(target: "tower_bearer::registry", token_id = %invalidation.id, "re-reading token announced as changed by the change feed");

@@ -7,11 +7,11 @@
 //!
 //! The [`Preset`]s reproduce the error contracts of well-known APIs byte for byte:
 //!
-//! | preset | 401 | 403 |
-//! |---|---|---|
-//! | [`Preset::laravel`] (default) | `{"message":"Unauthenticated."}` | `{"message":"This action is unauthorized."}` |
-//! | [`Preset::drf`] | `{"detail":"Authentication credentials were not provided."}` | `{"detail":"You do not have permission to perform this action."}` |
-//! | [`Preset::envelope`] | `{"type":"response","success":false,"description":"Unauthorized",…}` | the same shape, `Forbidden` |
+//! | preset | 401 | 403 | 429 |
+//! |---|---|---|---|
+//! | [`Preset::laravel`] (default) | `{"message":"Unauthenticated."}` | `{"message":"This action is unauthorized."}` | `{"message":"Too Many Attempts."}` |
+//! | [`Preset::drf`] | `{"detail":"Authentication credentials were not provided."}` | `{"detail":"You do not have permission to perform this action."}` | `{"detail":"Request was throttled. Expected available in 17 seconds."}` |
+//! | [`Preset::envelope`] | `{"type":"response","success":false,"description":"Unauthorized",…}` | the same shape, `Forbidden` | the same shape, `RATE_LIMITED` or `USAGE_EXCEEDED` |
 //!
 //! Every 401 has the same body whatever the cause (missing, malformed, unknown, expired,
 //! revoked…): the cause goes to `tracing`, never to the client.
@@ -56,19 +56,69 @@ pub enum Rejection {
         /// The token's id.
         token_id: Option<TokenId>,
     },
+    /// A valid token used from a client address outside its
+    /// [allow-list](crate::policy::Policies::allowed_ips): 403 (never 401: the token is
+    /// valid, its use from there is not).
+    IpNotAllowed {
+        /// The token's id.
+        token_id: Option<TokenId>,
+    },
+    /// Over one of the key's [rate limits](crate::policy::RateLimit): 429.
+    RateLimited {
+        /// The limit's name.
+        policy: Cow<'static, str>,
+        /// Seconds until its window ends (`Retry-After`).
+        retry_after: u64,
+        /// The token's id.
+        token_id: Option<TokenId>,
+    },
+    /// The key has no [credits](crate::policy::Credits) left: 429.
+    UsageExceeded {
+        /// Seconds until the next refill (`Retry-After`), if one is due.
+        retry_after: Option<u64>,
+        /// The token's id.
+        token_id: Option<TokenId>,
+    },
     /// The token store could not answer a cache miss: 503.
     Unavailable,
 }
 
 impl Rejection {
-    /// The HTTP status: 401, 403 or 503.
+    /// The HTTP status: 401, 403, 429 or 503.
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => {
-                StatusCode::FORBIDDEN
+            Rejection::InsufficientScope { .. }
+            | Rejection::Forbidden { .. }
+            | Rejection::IpNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Rejection::RateLimited { .. } | Rejection::UsageExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
             }
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Seconds before a retry may succeed (`Retry-After`): a rate limit's window end, the
+    /// next refill of credits; `None` when no wait is known (and for 401/403/503, whose
+    /// delay is the layer's).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Rejection::RateLimited { retry_after, .. } => Some(*retry_after),
+            Rejection::UsageExceeded { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The id of the token refused, when known.
+    pub fn token_id(&self) -> Option<TokenId> {
+        match self {
+            Rejection::Unauthenticated { token_id, .. }
+            | Rejection::InsufficientScope { token_id, .. }
+            | Rejection::Forbidden { token_id }
+            | Rejection::IpNotAllowed { token_id }
+            | Rejection::RateLimited { token_id, .. }
+            | Rejection::UsageExceeded { token_id, .. } => *token_id,
+            Rejection::Unavailable => None,
         }
     }
 
@@ -81,7 +131,10 @@ impl Rejection {
                 cause: RejectCause::Missing,
                 ..
             }
-            | Rejection::Unavailable => None,
+            | Rejection::Unavailable
+            | Rejection::IpNotAllowed { .. }
+            | Rejection::RateLimited { .. }
+            | Rejection::UsageExceeded { .. } => None,
             Rejection::Unauthenticated {
                 cause: RejectCause::InvalidRequest(_),
                 ..
@@ -94,7 +147,8 @@ impl Rejection {
     }
 
     /// The `WWW-Authenticate` challenge for `realm`, e.g.
-    /// `Bearer realm="api", error="insufficient_scope", scope="write"`; `None` for 503.
+    /// `Bearer realm="api", error="insufficient_scope", scope="write"`; `None` for 503,
+    /// 429 and a refused client address (the credentials are not at fault).
     ///
     /// ```
     /// use tower_bearer::reject::Rejection;
@@ -109,7 +163,13 @@ impl Rejection {
     /// );
     /// ```
     pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
-        if matches!(self, Rejection::Unavailable) {
+        if matches!(
+            self,
+            Rejection::Unavailable
+                | Rejection::IpNotAllowed { .. }
+                | Rejection::RateLimited { .. }
+                | Rejection::UsageExceeded { .. }
+        ) {
             return None;
         }
         let mut challenge = String::with_capacity(64);
@@ -130,12 +190,16 @@ impl Rejection {
     }
 
     /// The gRPC status code of this rejection: 16 `UNAUTHENTICATED` for every 401 case,
-    /// 7 `PERMISSION_DENIED` for a missing scope, 14 `UNAVAILABLE` when the store cannot
-    /// answer.
+    /// 7 `PERMISSION_DENIED` for a missing scope or a refused address, 8
+    /// `RESOURCE_EXHAUSTED` over a rate limit or out of credits, 14 `UNAVAILABLE` when
+    /// the store cannot answer.
     pub fn grpc_code(&self) -> u8 {
         match self {
             Rejection::Unauthenticated { .. } => 16,
-            Rejection::InsufficientScope { .. } | Rejection::Forbidden { .. } => 7,
+            Rejection::InsufficientScope { .. }
+            | Rejection::Forbidden { .. }
+            | Rejection::IpNotAllowed { .. } => 7,
+            Rejection::RateLimited { .. } | Rejection::UsageExceeded { .. } => 8,
             Rejection::Unavailable => 14,
         }
     }
@@ -149,6 +213,9 @@ impl Rejection {
                 format!("insufficient scope: requires {scope}").into()
             }
             Rejection::Forbidden { .. } => "method not permitted".into(),
+            Rejection::IpNotAllowed { .. } => "client address not allowed for this key".into(),
+            Rejection::RateLimited { .. } => "rate limit exceeded".into(),
+            Rejection::UsageExceeded { .. } => "usage limit exceeded".into(),
             Rejection::Unavailable => "authentication temporarily unavailable".into(),
         }
     }
@@ -173,6 +240,34 @@ impl Rejection {
                 target: "tower_bearer::reject",
                 token_id = token_id.map(TokenId::get),
                 "request rejected: 403 method not in the allow-list"
+            ),
+            Rejection::IpNotAllowed { token_id } => tracing::debug!(
+                target: "tower_bearer::reject",
+                cause = "ip_not_allowed",
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 403 client address not allowed"
+            ),
+            Rejection::RateLimited {
+                policy,
+                retry_after,
+                token_id,
+            } => tracing::debug!(
+                target: "tower_bearer::reject",
+                cause = "rate_limited",
+                %policy,
+                retry_after,
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 429 rate limit"
+            ),
+            Rejection::UsageExceeded {
+                retry_after,
+                token_id,
+            } => tracing::debug!(
+                target: "tower_bearer::reject",
+                cause = "credits_exhausted",
+                retry_after,
+                token_id = token_id.map(TokenId::get),
+                "request rejected: 429 no credits left"
             ),
             Rejection::Unavailable => tracing::warn!(
                 target: "tower_bearer::reject",

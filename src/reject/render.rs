@@ -97,11 +97,14 @@ impl Rendering {
                 headers.insert(WWW_AUTHENTICATE, challenge);
             }
         }
-        if matches!(rejection, Rejection::Unavailable) && !headers.contains_key(RETRY_AFTER) {
-            headers.insert(
-                RETRY_AFTER,
-                HeaderValue::from(self.retry_after.as_secs().max(1)),
-            );
+        if !headers.contains_key(RETRY_AFTER) {
+            let delay = match rejection {
+                Rejection::Unavailable => Some(self.retry_after.as_secs().max(1)),
+                other => other.retry_after(),
+            };
+            if let Some(delay) = delay {
+                headers.insert(RETRY_AFTER, HeaderValue::from(delay));
+            }
         }
         response
     }

@@ -37,11 +37,17 @@ pub enum Outcome {
     TenantMismatch,
     /// The token store could not answer (503).
     Unavailable,
+    /// Over one of the key's rate limits (429).
+    RateLimited,
+    /// The key had no credits left (429).
+    CreditsExhausted,
+    /// From a client address outside the key's allow-list (403).
+    IpDenied,
 }
 
 impl Outcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::ScopeDenied,
         Outcome::Expired,
@@ -49,6 +55,9 @@ impl Outcome {
         Outcome::WrongEnv,
         Outcome::TenantMismatch,
         Outcome::Unavailable,
+        Outcome::RateLimited,
+        Outcome::CreditsExhausted,
+        Outcome::IpDenied,
     ];
 
     /// The stable name stored and shown by the API, e.g. `"scope_denied"`.
@@ -61,6 +70,9 @@ impl Outcome {
             Outcome::WrongEnv => "wrong_env",
             Outcome::TenantMismatch => "tenant_mismatch",
             Outcome::Unavailable => "unavailable",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::CreditsExhausted => "credits_exhausted",
+            Outcome::IpDenied => "ip_denied",
         }
     }
 }

@@ -8,13 +8,15 @@ use time::OffsetDateTime;
 
 use super::{Metadata, StoreError, TokenRecord};
 use crate::identity::{TokenId, TokenKind};
+use crate::policy::{Credits, Policies, RateLimit, Refill};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 
 /// The columns, in the order [`RawRecord`] reads them.
 pub(super) const COLUMNS: &str = "id, name, tenant, scopes, env, kind, display_prefix, digest, \
                                   created_at, expires_at, last_used_at, use_count, created_by, \
-                                  rotated_to, owner, metadata, created_by_session";
+                                  rotated_to, owner, metadata, created_by_session, policies, \
+                                  credits_remaining, credits_since";
 
 pub(crate) fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
@@ -71,6 +73,75 @@ pub(super) struct RawRecord {
     pub(super) owner: Option<String>,
     pub(super) metadata: Option<String>,
     pub(super) created_by_session: Option<i64>,
+    pub(super) policies: Option<String>,
+    pub(super) credits_remaining: Option<i64>,
+    pub(super) credits_since: i64,
+}
+
+/// What the `policies` column keeps: everything but the credits' balance, which has
+/// columns of its own (`credits_remaining`, `credits_since`) because reservations
+/// change it.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct StoredPolicies {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rate_limits: Vec<RateLimit>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    allowed_ips: Vec<ipnet::IpNet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refill: Option<Refill>,
+}
+
+/// The policy columns of a row: `policies` (JSON, `NULL` for none), `credits_remaining`
+/// (`NULL` for unlimited) and `credits_since` (Unix milliseconds).
+pub(crate) struct PolicyColumns {
+    pub(crate) policies: Option<String>,
+    pub(crate) credits_remaining: Option<i64>,
+    pub(crate) credits_since: i64,
+}
+
+pub(crate) fn policy_columns(policies: &Policies) -> PolicyColumns {
+    let stored = StoredPolicies {
+        rate_limits: policies.rate_limits.clone(),
+        allowed_ips: policies.allowed_ips.clone(),
+        refill: policies.credits.as_ref().and_then(|credits| credits.refill),
+    };
+    let empty =
+        stored.rate_limits.is_empty() && stored.allowed_ips.is_empty() && stored.refill.is_none();
+    PolicyColumns {
+        policies: (!empty).then(|| serde_json::to_string(&stored).unwrap_or_default()),
+        // Validated policies hold at most 10^15 credits.
+        credits_remaining: policies
+            .credits
+            .as_ref()
+            .map(|credits| i64::try_from(credits.remaining).unwrap_or(i64::MAX)),
+        credits_since: policies
+            .credits
+            .as_ref()
+            .map_or(0, |credits| crate::clock::to_millis(credits.counted_since)),
+    }
+}
+
+pub(crate) fn policies_of(
+    json: Option<&str>,
+    remaining: Option<i64>,
+    since: i64,
+) -> Result<Policies, StoreError> {
+    let stored: StoredPolicies = match json {
+        Some(json) => serde_json::from_str(json).map_err(|e| corrupt(format!("policies: {e}")))?,
+        None => StoredPolicies::default(),
+    };
+    let mut policies = Policies::none();
+    policies.rate_limits = stored.rate_limits;
+    policies.allowed_ips = stored.allowed_ips;
+    policies.credits = match remaining {
+        Some(remaining) => Some(Credits {
+            remaining: remaining.max(0) as u64,
+            refill: stored.refill,
+            counted_since: from_millis(since)?,
+        }),
+        None => None,
+    };
+    Ok(policies)
 }
 
 impl RawRecord {
@@ -98,6 +169,11 @@ impl RawRecord {
                 .map(|json| serde_json::from_str(&json))
                 .transpose()
                 .map_err(|e| corrupt(format!("metadata: {e}")))?,
+            policies: policies_of(
+                self.policies.as_deref(),
+                self.credits_remaining,
+                self.credits_since,
+            )?,
         })
     }
 }

@@ -24,6 +24,7 @@
 //!
 //! use async_trait::async_trait;
 //! use time::OffsetDateTime;
+//! use tower_bearer::policy::{CreditGrant, RateGrant, RateLimit};
 //! use tower_bearer::store::{
 //!     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
 //!     TokenUpdate, UsageUpdate,
@@ -73,6 +74,18 @@
 //!     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
 //!         self.inner.prune_expired(cutoff).await
 //!     }
+//!     async fn reserve_requests(&self, id: TokenId, rate: &RateLimit, window_start: i64, want: u64) -> Result<RateGrant, StoreError> {
+//!         self.inner.reserve_requests(id, rate, window_start, want).await
+//!     }
+//!     async fn reserve_credits(&self, id: TokenId, want: u64, now: OffsetDateTime) -> Result<Option<CreditGrant>, StoreError> {
+//!         self.inner.reserve_credits(id, want, now).await
+//!     }
+//!     async fn return_credits(&self, id: TokenId, amount: u64, since: OffsetDateTime) -> Result<(), StoreError> {
+//!         self.inner.return_credits(id, amount, since).await
+//!     }
+//!     fn shares_budgets(&self) -> bool {
+//!         self.inner.shares_budgets()
+//!     }
 //!     fn changes(&self) -> Option<ChangeStream> {
 //!         self.inner.changes()
 //!     }
@@ -105,6 +118,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::identity::TokenId;
+use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::token::Digest;
 
 #[cfg(feature = "activity")]
@@ -231,6 +245,47 @@ pub trait TokenStore: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Reserves up to `want` requests of `rate`'s window that starts at `window_start`
+    /// (Unix seconds) for token `id`: never more than `rate.limit` for the window in all,
+    /// whichever nodes ask, in one atomic step. Windows of the same limit that started
+    /// earlier may be forgotten. Nodes call it for a slice of the budget at a time
+    /// (see [`policy`](crate::policy)), never once per request.
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError>;
+
+    /// Takes up to `want` of token `id`'s credits at `now`, in one atomic step, after
+    /// setting the balance back to the refill's amount when a refill is due. `Ok(None)`
+    /// when the token has no credits (it is unlimited); [`StoreError::NotFound`] when it
+    /// does not exist.
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError>;
+
+    /// Gives back `amount` credits of token `id` taken from the balance counted since
+    /// `counted_since`; nothing when the balance was refilled or set since (the credits
+    /// given back belonged to a period that is over).
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        counted_since: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Whether nodes other than this process may share the store's budgets: then each
+    /// node reserves slices of a budget instead of all of it. `true` unless the store
+    /// lives in this process alone.
+    fn shares_budgets(&self) -> bool {
+        true
+    }
+
     /// A feed of invalidations made by any user of the store (this process or others),
     /// if the store has one. Called once per registry.
     fn changes(&self) -> Option<ChangeStream> {
@@ -311,6 +366,40 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         cutoff: OffsetDateTime,
     ) -> Result<Vec<Invalidation>, StoreError> {
         (**self).prune_expired_sessions(cutoff).await
+    }
+
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError> {
+        (**self)
+            .reserve_requests(id, rate, window_start, want)
+            .await
+    }
+
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError> {
+        (**self).reserve_credits(id, want, now).await
+    }
+
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        counted_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        (**self).return_credits(id, amount, counted_since).await
+    }
+
+    fn shares_budgets(&self) -> bool {
+        (**self).shares_budgets()
     }
 
     fn changes(&self) -> Option<ChangeStream> {

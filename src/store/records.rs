@@ -4,6 +4,7 @@ use futures_util::stream::BoxStream;
 use time::OffsetDateTime;
 
 use crate::identity::{TokenId, TokenKind};
+use crate::policy::{Credits, Policies, RateLimit};
 use crate::scope::ScopeSet;
 use crate::token::{Digest, Env};
 
@@ -66,6 +67,8 @@ pub struct NewToken {
     pub owner: Option<String>,
     /// The application's notes about the token (a JSON object of at most 4 KiB).
     pub metadata: Option<Metadata>,
+    /// Rate limits, credits and allowed networks ([`Policies::none`] for none).
+    pub policies: Policies,
 }
 
 /// A token's metadata: a JSON object the application attaches to it.
@@ -108,6 +111,8 @@ pub struct TokenRecord {
     pub owner: Option<String>,
     /// The application's notes about the token.
     pub metadata: Option<Metadata>,
+    /// Rate limits, credits (their balance as stored) and allowed networks.
+    pub policies: Policies,
 }
 
 impl TokenRecord {
@@ -131,6 +136,7 @@ impl TokenRecord {
             rotated_to: None,
             owner: token.owner,
             metadata: token.metadata,
+            policies: token.policies,
         }
     }
 
@@ -268,6 +274,13 @@ pub struct TokenUpdate {
     pub scopes: Option<ScopeSet>,
     /// A new expiry (the registry only ever shortens it).
     pub expires_at: Option<OffsetDateTime>,
+    /// New rate limits (empty: none).
+    pub rate_limits: Option<Vec<RateLimit>>,
+    /// New credits: `Some(None)` makes the key unlimited; `Some(Some(credits))` sets the
+    /// balance (counted from `credits.counted_since`) and the refill.
+    pub credits: Option<Option<Credits>>,
+    /// A new allow-list (empty: anywhere).
+    pub allowed_ips: Option<Vec<ipnet::IpNet>>,
 }
 
 impl TokenUpdate {
@@ -297,9 +310,38 @@ impl TokenUpdate {
         self
     }
 
+    /// Replaces the key's rate limits.
+    #[must_use]
+    pub fn rate_limits(mut self, rate_limits: Vec<RateLimit>) -> Self {
+        self.rate_limits = Some(rate_limits);
+        self
+    }
+
+    /// Sets the key's credits (`None`: unlimited).
+    #[must_use]
+    pub fn credits(mut self, credits: Option<Credits>) -> Self {
+        self.credits = Some(credits);
+        self
+    }
+
+    /// Replaces the key's allow-list.
+    #[must_use]
+    pub fn allowed_ips(mut self, networks: Vec<ipnet::IpNet>) -> Self {
+        self.allowed_ips = Some(networks);
+        self
+    }
+
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.scopes.is_none() && self.expires_at.is_none()
+        self.name.is_none()
+            && self.scopes.is_none()
+            && self.expires_at.is_none()
+            && !self.changes_policies()
+    }
+
+    /// Whether the key's policies change.
+    pub fn changes_policies(&self) -> bool {
+        self.rate_limits.is_some() || self.credits.is_some() || self.allowed_ips.is_some()
     }
 
     /// Applies the changes to `record`.
@@ -312,6 +354,15 @@ impl TokenUpdate {
         }
         if let Some(at) = self.expires_at {
             record.expires_at = Some(at);
+        }
+        if let Some(rate_limits) = &self.rate_limits {
+            record.policies.rate_limits.clone_from(rate_limits);
+        }
+        if let Some(credits) = &self.credits {
+            record.policies.credits.clone_from(credits);
+        }
+        if let Some(networks) = &self.allowed_ips {
+            record.policies.allowed_ips.clone_from(networks);
         }
     }
 }

@@ -21,10 +21,12 @@ use std::future::Future;
 
 #[cfg(feature = "activity")]
 mod activity;
+mod policies;
 mod properties;
 
 #[cfg(feature = "activity")]
 pub use activity::activity_contract;
+pub use policies::*;
 pub use properties::*;
 
 /// Runs one property on a multi-threaded runtime of its own (used by the macro).
@@ -71,6 +73,9 @@ macro_rules! store_contract_tests {
             insert_once_uses_a_marker_once,
             update_changes_only_what_it_names,
             the_change_feed_announces_deletions_and_updates,
+            policies_are_kept_and_changed_field_by_field,
+            rate_windows_never_grant_beyond_the_limit,
+            credits_are_taken_refilled_and_given_back,
         );
     };
     (@each () $make:expr; $($property:ident),+ $(,)?) => {

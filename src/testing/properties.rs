@@ -10,7 +10,7 @@ use crate::store::{
 };
 use crate::token::{Digest, Env};
 
-fn token(tenant: &str, secret: &str, expires_at: Option<OffsetDateTime>) -> NewToken {
+pub(super) fn token(tenant: &str, secret: &str, expires_at: Option<OffsetDateTime>) -> NewToken {
     NewToken {
         name: format!("token {secret}"),
         tenant: tenant.to_owned(),
@@ -25,6 +25,7 @@ fn token(tenant: &str, secret: &str, expires_at: Option<OffsetDateTime>) -> NewT
         created_by_session: None,
         owner: None,
         metadata: None,
+        policies: crate::policy::Policies::none(),
     }
 }
 

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
 use tower_bearer::MemoryStore;
 use tower_bearer::TokenId;
+use tower_bearer::policy::{CreditGrant, RateGrant, RateLimit};
 use tower_bearer::store::{
     Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
     TokenUpdate, UsageUpdate,
@@ -40,6 +41,10 @@ struct Probes {
     list_delay_micros: std::sync::atomic::AtomicU64,
     hold: AtomicBool,
     no_feed: AtomicBool,
+    /// Reservations of budgets (rate-limit windows, credits) asked of the store.
+    reservations: AtomicUsize,
+    /// Whether the store says several nodes share its budgets.
+    shared_budgets: AtomicBool,
     /// A change feed the test drives, instead of the memory store's.
     driven_feed: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Change>>>,
     record_read: Notify,
@@ -57,6 +62,8 @@ impl Default for Probes {
             list_delay_micros: std::sync::atomic::AtomicU64::new(0),
             hold: AtomicBool::new(false),
             no_feed: AtomicBool::new(false),
+            reservations: AtomicUsize::new(0),
+            shared_budgets: AtomicBool::new(false),
             driven_feed: std::sync::Mutex::new(None),
             record_read: Notify::new(),
             release: Semaphore::new(0),
@@ -137,6 +144,19 @@ impl InstrumentedStore {
     /// Waits until a held lookup has read its record.
     pub async fn record_read(&self) {
         self.probes.record_read.notified().await;
+    }
+
+    /// How many budget reservations reached the store.
+    #[allow(dead_code)]
+    pub fn reservations(&self) -> usize {
+        self.probes.reservations.load(Ordering::SeqCst)
+    }
+
+    /// Makes the store say that several nodes share its budgets (nodes then take
+    /// slices of them), as SQLite and PostgreSQL do.
+    #[allow(dead_code)]
+    pub fn share_budgets(&self) {
+        self.probes.shared_budgets.store(true, Ordering::SeqCst);
     }
 
     /// Lets `n` held lookups return.
@@ -249,6 +269,45 @@ impl TokenStore for InstrumentedStore {
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
         self.check_up()?;
         self.inner.prune_expired(cutoff).await
+    }
+
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError> {
+        self.probes.reservations.fetch_add(1, Ordering::SeqCst);
+        self.check_up()?;
+        self.inner
+            .reserve_requests(id, rate, window_start, want)
+            .await
+    }
+
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError> {
+        self.probes.reservations.fetch_add(1, Ordering::SeqCst);
+        self.check_up()?;
+        self.inner.reserve_credits(id, want, now).await
+    }
+
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        counted_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.check_up()?;
+        self.inner.return_credits(id, amount, counted_since).await
+    }
+
+    fn shares_budgets(&self) -> bool {
+        self.probes.shared_budgets.load(Ordering::SeqCst)
     }
 
     fn changes(&self) -> Option<ChangeStream> {

@@ -134,6 +134,14 @@ impl BearerAuthLayer {
         self
     }
 
+    /// Also answers requests of rate-limited keys with GitHub's `X-RateLimit-Limit`,
+    /// `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix seconds), beside the IETF
+    /// `RateLimit` and `RateLimit-Policy` fields they always carry.
+    pub fn github_rate_limit_headers(mut self) -> Self {
+        self.config().rendering.make_mut().github_rate_limit_headers = true;
+        self
+    }
+
     /// Where tokens are looked for (default: the `Authorization` header only).
     pub fn sources(mut self, sources: TokenSources) -> Self {
         self.config().sources = sources;

@@ -3,6 +3,7 @@
 //! `call` (`service.rs`), and `axum::serve` support (`serve.rs`).
 
 mod layer;
+pub(crate) mod policing;
 #[cfg(feature = "axum")]
 mod serve;
 mod service;

@@ -5,6 +5,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::Config;
+use super::policing::{Policed, announce};
 use crate::grpc::{MethodRequirement, is_grpc};
 use crate::layer::future::{ResponseFuture, finish};
 use crate::layer::tracking::{self, Attribution};
@@ -228,13 +229,32 @@ where
         let verdict = self.judge(&request, &mut arrival);
         match verdict {
             Verdict::Authenticated(principal) => {
-                let (tracking, private) = self.config.admit(arrival, &mut request, principal);
-                ResponseFuture::authorized(
-                    self.inner.call(request),
-                    Some(self.config.rendering.handle()),
-                    private,
-                    tracking,
-                )
+                match self.config.police(&principal, &request, arrival) {
+                    Policed::Pass(quota) => {
+                        let (tracking, private) =
+                            self.config.admit(arrival, &mut request, principal);
+                        ResponseFuture::authorized(
+                            self.inner.call(request),
+                            Some(self.config.rendering.handle()),
+                            private,
+                            tracking,
+                            quota.map(Box::new),
+                        )
+                    }
+                    Policed::Refused(rejection, quota) => ResponseFuture::rejected(
+                        self.config
+                            .refuse(rejection, quota, principal, arrival, &request),
+                    ),
+                    policed @ Policed::Wait(..) => {
+                        let inner = self.take_ready_inner();
+                        let config = self.config.clone();
+                        ResponseFuture::lookup(Box::pin(async move {
+                            config
+                                .serve(inner, request, principal, arrival, policed)
+                                .await
+                        }))
+                    }
+                }
             }
             Verdict::Anonymous => {
                 self.config.room.insert(request.extensions_mut(), Anonymous);
@@ -243,6 +263,7 @@ where
                     Some(self.config.rendering.handle()),
                     false,
                     Default::default(),
+                    None,
                 )
             }
             Verdict::Rejected(rejection, attribution) => {
@@ -252,9 +273,7 @@ where
                 ResponseFuture::rejected(response)
             }
             Verdict::Lookup(miss) => {
-                // The service that was polled ready goes with the request; a clone stays.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let inner = self.take_ready_inner();
                 let config = self.config.clone();
                 ResponseFuture::lookup(Box::pin(async move {
                     let verified = match miss.resolve().await {
@@ -263,15 +282,10 @@ where
                     };
                     match verified {
                         Ok(principal) => {
-                            let (mut tracking, private) =
-                                config.admit(arrival, &mut request, principal);
-                            let response = inner.call(request).await?;
-                            Ok(finish(
-                                response,
-                                Some(&config.rendering),
-                                private,
-                                &mut tracking,
-                            ))
+                            let policed = config.police(&principal, &request, arrival);
+                            config
+                                .serve(inner, request, principal, arrival, policed)
+                                .await
                         }
                         Err((rejection, attribution)) => {
                             let response =
@@ -282,5 +296,81 @@ where
                 }))
             }
         }
+    }
+}
+
+impl<S> BearerAuth<S> {
+    /// The service that was polled ready, to go with a request into a boxed future; a
+    /// clone stays.
+    fn take_ready_inner(&mut self) -> S
+    where
+        S: Clone,
+    {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+impl Config {
+    /// The rest of an authenticated request whose answer waited (for the store, or for a
+    /// slice of its key's budget): the policies' verdict, then the inner service.
+    async fn serve<S, ReqBody, ResBody>(
+        &self,
+        mut inner: S,
+        mut request: Request<ReqBody>,
+        principal: crate::principal::Principal,
+        arrival: Option<i64>,
+        policed: Policed,
+    ) -> Result<Response<ResBody>, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        ResBody: RejectionBody,
+    {
+        let quota = match policed {
+            Policed::Pass(quota) => quota,
+            Policed::Wait(meter, shortage) => {
+                let ip = self.registry.client_ip(&request);
+                match self.police_waiting(meter, shortage, &principal, ip).await {
+                    Ok(quota) => quota,
+                    Err((rejection, quota)) => {
+                        let response = self.refuse(rejection, quota, principal, arrival, &request);
+                        return Ok(response.map(ResBody::from_rejection));
+                    }
+                }
+            }
+            Policed::Refused(rejection, quota) => {
+                let response = self.refuse(rejection, quota, principal, arrival, &request);
+                return Ok(response.map(ResBody::from_rejection));
+            }
+        };
+        let (mut tracking, private) = self.admit(arrival, &mut request, principal);
+        let response = inner.call(request).await?;
+        Ok(finish(
+            response,
+            Some(&self.rendering),
+            private,
+            &mut tracking,
+            quota.as_ref(),
+        ))
+    }
+
+    /// The answer to a request its key's policies refused, recorded against the key,
+    /// with the key's quota when a rate limit refused it.
+    #[cold]
+    fn refuse<B>(
+        &self,
+        rejection: Rejection,
+        quota: Option<crate::registry::meter::Quota>,
+        principal: crate::principal::Principal,
+        arrival: Option<i64>,
+        request: &Request<B>,
+    ) -> http::Response<bytes::Bytes> {
+        let attribution = Attribution::Token(principal);
+        let mut response = self.reject(&rejection, Some(&attribution), arrival, request);
+        if let Some(quota) = &quota {
+            let github = self.rendering.github_rate_limit_headers;
+            announce(response.headers_mut(), quota, github);
+        }
+        response
     }
 }

@@ -89,6 +89,7 @@ impl Registry {
             created_by_session: request.created_by_session,
             owner: request.owner,
             metadata: request.metadata,
+            policies: counted_from(request.policies, now),
         };
         Ok((token, minted))
     }
@@ -194,6 +195,7 @@ impl Registry {
             self.inner.clock.now_nanos(),
         );
         self.remember_revoked(&invalidation.digest, id, None, tenant);
+        self.inner.meters.forget(id);
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
         self.revoke_sessions_of(tenant, id).await?;
         Ok(())
@@ -234,6 +236,18 @@ impl Registry {
                 return Err(RegistryError::ExpiryExtended);
             }
             update.expires_at = Some(at);
+        }
+        if update.changes_policies() {
+            let mut changed = current.clone();
+            update.apply(&mut changed);
+            changed
+                .policies
+                .validate()
+                .map_err(RegistryError::InvalidPolicy)?;
+            if let Some(Some(credits)) = &mut update.credits {
+                // A balance set now counts from now.
+                credits.counted_since = self.now_checked()?;
+            }
         }
         let ends_sessions = update.scopes.is_some() || update.expires_at.is_some();
         let record = self.inner.store.update(tenant, id, update).await?;
@@ -397,6 +411,9 @@ impl Registry {
             created_by_session,
             owner: old.owner.clone(),
             metadata: old.metadata.clone(),
+            // The replacement inherits the limits and the balance; during a grace
+            // period the old key draws on what it had.
+            policies: old.policies.clone(),
         };
         let (token, minted) = self.prepare(request)?;
         let grace_until = (!grace.is_zero()).then(|| add(now, grace)).transpose()?;
@@ -442,6 +459,19 @@ impl Registry {
         }
         Ok(flushed)
     }
+}
+
+/// `policies` with their credits' balance counting from `now` (refilled first when a
+/// refill was due).
+fn counted_from(
+    mut policies: crate::policy::Policies,
+    now: OffsetDateTime,
+) -> crate::policy::Policies {
+    if let Some(credits) = &mut policies.credits {
+        credits.remaining = credits.remaining_at(now);
+        credits.counted_since = now;
+    }
+    policies
 }
 
 fn add(now: OffsetDateTime, lifetime: Duration) -> Result<OffsetDateTime, RegistryError> {

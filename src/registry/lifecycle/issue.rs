@@ -6,6 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::identity::{TokenId, TokenKind, is_valid_tenant};
+use crate::policy::Policies;
 use crate::principal::Principal;
 use crate::scope::{InvalidScope, ScopeSet};
 use crate::store::{Metadata, TokenRecord};
@@ -58,6 +59,9 @@ pub enum InvalidIssueRequest {
     /// The owner is empty, longer than 255 bytes, or contains control characters.
     #[error("owner must be 1 to 255 bytes without control characters")]
     Owner,
+    /// The policies break a rule.
+    #[error(transparent)]
+    Policies(crate::policy::InvalidPolicy),
     /// The metadata is larger than 4 KiB of JSON.
     #[error("metadata must be at most 4096 bytes of JSON")]
     Metadata,
@@ -105,6 +109,7 @@ pub struct IssueRequest {
     pub(crate) created_by_session: Option<TokenId>,
     pub(crate) owner: Option<String>,
     pub(crate) metadata: Option<Metadata>,
+    pub(crate) policies: Policies,
 }
 
 impl IssueRequest {
@@ -128,6 +133,7 @@ impl IssueRequest {
             created_by_session: None,
             owner: None,
             metadata: None,
+            policies: Policies::none(),
         })
     }
 
@@ -155,6 +161,14 @@ impl IssueRequest {
             return Err(InvalidIssueRequest::Metadata);
         }
         self.metadata = Some(metadata);
+        Ok(self)
+    }
+
+    /// The key's rate limits, credits and allowed networks (checked): see
+    /// [`policy`](crate::policy). The credits' balance counts from issuance.
+    pub fn policies(mut self, policies: Policies) -> Result<Self, InvalidIssueRequest> {
+        policies.validate().map_err(InvalidIssueRequest::Policies)?;
+        self.policies = policies;
         Ok(self)
     }
 
@@ -256,6 +270,8 @@ pub struct TokenInfo {
     pub owner: Option<String>,
     /// The application's notes about the token.
     pub metadata: Option<Metadata>,
+    /// Rate limits, credits (the balance at the time of listing) and allowed networks.
+    pub policies: Policies,
     /// Whether the token had expired when listed. Expired tokens stay listed until
     /// deleted or pruned.
     pub expired: bool,
@@ -281,6 +297,13 @@ impl TokenInfo {
             rotated_to: record.rotated_to,
             owner: record.owner,
             metadata: record.metadata,
+            policies: {
+                let mut policies = record.policies;
+                if let Some(credits) = &mut policies.credits {
+                    credits.remaining = credits.remaining_at(now);
+                }
+                policies
+            },
         }
     }
 }

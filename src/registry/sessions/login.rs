@@ -358,6 +358,7 @@ impl Registry {
                 created_by_session: None,
                 owner: key.owner().map(str::to_owned),
                 metadata: Some(derivation.write()),
+                policies: crate::policy::Policies::none(),
             })
             .await?;
         // A revocation or change of the key that listed its sessions before this one was

@@ -218,6 +218,7 @@ impl Registry {
                 created_by_session: None,
                 owner: Some(request.user_id),
                 metadata: Some(metadata),
+                policies: crate::policy::Policies::none(),
             })
             .await?;
         tracing::info!(target: "tower_bearer::registry", session_id = %record.id, tenant = %record.tenant, "user token issued");

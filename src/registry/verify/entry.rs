@@ -42,6 +42,7 @@ pub(crate) fn from_record(
     shared: Shared,
     fresh_until: u32,
     token_check: u64,
+    meter: Option<Arc<crate::registry::meter::Meter>>,
 ) -> Entry {
     let mut digest_tail = [0; 16];
     digest_tail.copy_from_slice(&record.digest.as_bytes()[16..]);
@@ -72,8 +73,17 @@ pub(crate) fn from_record(
                         .as_ref()
                         .and_then(|metadata| metadata.get("claims")?.as_object())
                         .map(|claims| Arc::new(claims.clone())),
+                    meter: None,
                 })),
-                None => Rare::boxed(record.owner.as_deref(), None),
+                None => match meter {
+                    // Keys with policies carry their meter; the others pay nothing.
+                    Some(meter) => Some(Box::new(Rare {
+                        owner: record.owner.as_deref().map(Into::into),
+                        meter: Some(meter),
+                        ..Rare::default()
+                    })),
+                    None => Rare::boxed(record.owner.as_deref(), None),
+                },
             },
         },
         extra: Slot {

@@ -17,6 +17,7 @@ use super::{
     TokenUpdate, UsageUpdate,
 };
 use crate::identity::{TokenId, TokenKind};
+use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::token::Digest;
 
 /// How many invalidations a slow subscriber may fall behind before it gets a
@@ -60,6 +61,8 @@ struct State {
     records: BTreeMap<TokenId, TokenRecord>,
     by_digest: HashMap<Digest, TokenId>,
     markers: std::collections::HashSet<String>,
+    /// Per token and rate limit: the current window's start and what was reserved in it.
+    windows: HashMap<(TokenId, String), (i64, u64)>,
 }
 
 impl MemoryStore {
@@ -162,6 +165,7 @@ impl State {
 
     fn remove(&mut self, id: TokenId) -> Option<Invalidation> {
         let record = self.records.remove(&id)?;
+        self.windows.retain(|(token, _), _| *token != id);
         self.by_digest.remove(&record.digest);
         Some(Invalidation {
             id,
@@ -358,6 +362,63 @@ impl TokenStore for MemoryStore {
         cutoff: OffsetDateTime,
     ) -> Result<Vec<Invalidation>, StoreError> {
         Ok(self.prune(cutoff, Some(TokenKind::Session)))
+    }
+
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError> {
+        let mut state = self.write();
+        if !state.records.contains_key(&id) {
+            return Err(StoreError::NotFound);
+        }
+        let key = (id, rate.name.clone());
+        let stored = state.windows.get(&key).copied();
+        let grant = RateGrant::of_window(rate, stored, window_start, want);
+        if stored.is_none_or(|(start, _)| start <= window_start) {
+            state.windows.insert(key, (window_start, grant.reserved));
+        }
+        Ok(grant)
+    }
+
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError> {
+        let mut state = self.write();
+        let record = state.records.get_mut(&id).ok_or(StoreError::NotFound)?;
+        Ok(record
+            .policies
+            .credits
+            .as_mut()
+            .map(|credits| credits.take(want, now)))
+    }
+
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        counted_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.write();
+        if let Some(credits) = state
+            .records
+            .get_mut(&id)
+            .and_then(|record| record.policies.credits.as_mut())
+        {
+            credits.give_back(amount, counted_since);
+        }
+        Ok(())
+    }
+
+    /// A memory store lives in this process alone: a node takes a whole budget at once.
+    fn shares_budgets(&self) -> bool {
+        false
     }
 
     fn changes(&self) -> Option<ChangeStream> {

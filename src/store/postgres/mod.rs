@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0002_activity.sql"),
     include_str!("../../../migrations/postgres/0003_activity_revoked.sql"),
     include_str!("../../../migrations/postgres/0004_session_lineage.sql"),
+    include_str!("../../../migrations/postgres/0005_policies.sql"),
 ];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").
@@ -215,6 +216,7 @@ impl PostgresStore {
 #[cfg(feature = "activity")]
 mod activity;
 mod feed;
+mod policies;
 mod tls;
 mod tokens;
 

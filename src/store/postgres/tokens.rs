@@ -9,8 +9,10 @@ use super::feed::{Kind, log_change};
 use super::{PostgresStore, WRITE_LOCK, unavailable};
 use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
+use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::store::columns::{
-    COLUMNS, RawRecord, digest_of, id_param, metadata_column, scopes_column, token_id,
+    COLUMNS, RawRecord, digest_of, id_param, metadata_column, policy_columns, scopes_column,
+    token_id,
 };
 use crate::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
@@ -61,6 +63,9 @@ fn raw(row: &Row) -> Result<RawRecord, StoreError> {
         owner: row.try_get(14).map_err(get)?,
         metadata: row.try_get(15).map_err(get)?,
         created_by_session: row.try_get(16).map_err(get)?,
+        policies: row.try_get(17).map_err(get)?,
+        credits_remaining: row.try_get(18).map_err(get)?,
+        credits_since: row.try_get(19).map_err(get)?,
     })
 }
 
@@ -219,7 +224,24 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(unavailable)?
             .ok_or(StoreError::NotFound)?;
-        let updated = record(&row)?;
+        let mut updated = record(&row)?;
+        if update.changes_policies() {
+            update.apply(&mut updated);
+            let columns = policy_columns(&updated.policies);
+            transaction
+                .execute(
+                    "UPDATE tower_bearer_tokens SET policies = $1, credits_remaining = $2, \
+                     credits_since = $3 WHERE id = $4",
+                    &[
+                        &columns.policies,
+                        &columns.credits_remaining,
+                        &columns.credits_since,
+                        &id_param(id),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
         let changed = Invalidation {
             id,
             digest: updated.digest,
@@ -407,6 +429,37 @@ impl TokenStore for PostgresStore {
         .await
     }
 
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError> {
+        let mut client = self.client().await?;
+        super::policies::reserve_requests(&mut client, id, rate, window_start, want).await
+    }
+
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError> {
+        let mut client = self.client().await?;
+        super::policies::reserve_credits(&mut client, id, want, now).await
+    }
+
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        counted_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        super::policies::return_credits(&client, id, amount, counted_since).await
+    }
+
     fn changes(&self) -> Option<ChangeStream> {
         Some(crate::store::broadcast_feed(self.shared.feed.subscribe()))
     }
@@ -419,12 +472,15 @@ async fn insert(
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO tower_bearer_tokens (name, tenant, scopes, env, kind, display_prefix, \
-             digest, created_at, expires_at, created_by, owner, metadata, created_by_session) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+             digest, created_at, expires_at, created_by, owner, metadata, created_by_session, \
+             policies, credits_remaining, credits_since) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             RETURNING {COLUMNS}"
         ))
         .await
         .map_err(unavailable)?;
     let digest = token.digest.as_bytes().as_slice();
+    let policies = policy_columns(&token.policies);
     let row = client
         .query_one(
             &statement,
@@ -442,6 +498,9 @@ async fn insert(
                 &token.owner,
                 &token.metadata.as_ref().map(metadata_column),
                 &token.created_by_session.map(id_param),
+                &policies.policies,
+                &policies.credits_remaining,
+                &policies.credits_since,
             ],
         )
         .await

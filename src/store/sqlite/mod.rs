@@ -11,6 +11,7 @@
 #[cfg(feature = "activity")]
 mod activity;
 mod feed;
+mod policies;
 mod tokens;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0005_activity_revoked.sql"),
     include_str!("../../../migrations/sqlite/0006_session_lineage.sql"),
     include_str!("../../../migrations/sqlite/0007_change_log.sql"),
+    include_str!("../../../migrations/sqlite/0008_policies.sql"),
 ];
 
 /// Read connections beside the writer.

@@ -8,8 +8,10 @@ use super::feed::{Kind, log_change};
 use super::{Role, SqliteStore, in_transaction, unavailable};
 use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
+use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::store::columns::{
-    COLUMNS, RawRecord, digest_of, id_param, metadata_column, scopes_column, token_id,
+    COLUMNS, RawRecord, digest_of, id_param, metadata_column, policy_columns, scopes_column,
+    token_id,
 };
 use crate::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
@@ -36,6 +38,9 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         owner: row.get(14)?,
         metadata: row.get(15)?,
         created_by_session: row.get(16)?,
+        policies: row.get(17)?,
+        credits_remaining: row.get(18)?,
+        credits_since: row.get(19)?,
     })
 }
 
@@ -54,9 +59,12 @@ fn one(
 fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> {
     let sql = format!(
         "INSERT INTO tokens (name, tenant, scopes, env, kind, display_prefix, digest, \
-         created_at, expires_at, created_by, owner, metadata, created_by_session) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {COLUMNS}"
+         created_at, expires_at, created_by, owner, metadata, created_by_session, policies, \
+         credits_remaining, credits_since) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+         RETURNING {COLUMNS}"
     );
+    let policies = policy_columns(&token.policies);
     one(
         db,
         &sql,
@@ -74,6 +82,9 @@ fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> 
             token.owner,
             token.metadata.as_ref().map(metadata_column),
             token.created_by_session.map(id_param),
+            policies.policies,
+            policies.credits_remaining,
+            policies.credits_since,
         ],
     )
 }
@@ -115,6 +126,14 @@ impl SqliteStore {
                 for gone in &pruned {
                     log_change(db, Kind::Invalidated, gone)?;
                 }
+                // The windows of the tokens that are gone (SQLite keeps no foreign keys
+                // here).
+                db.prepare_cached(
+                    "DELETE FROM rate_windows WHERE token_id NOT IN (SELECT id FROM tokens)",
+                )
+                .map_err(unavailable)?
+                .execute([])
+                .map_err(unavailable)?;
                 Ok(pruned)
             })
         })
@@ -216,7 +235,7 @@ impl TokenStore for SqliteStore {
                  RETURNING {COLUMNS}"
             );
             in_transaction(db, |db| {
-                let record = one(
+                let mut record = one(
                     db,
                     &sql,
                     params![
@@ -227,6 +246,22 @@ impl TokenStore for SqliteStore {
                         update.expires_at.map(millis),
                     ],
                 )?;
+                if update.changes_policies() {
+                    update.apply(&mut record);
+                    let columns = policy_columns(&record.policies);
+                    db.prepare_cached(
+                        "UPDATE tokens SET policies = ?1, credits_remaining = ?2, \
+                         credits_since = ?3 WHERE id = ?4",
+                    )
+                    .map_err(unavailable)?
+                    .execute(params![
+                        columns.policies,
+                        columns.credits_remaining,
+                        columns.credits_since,
+                        id_param(id)
+                    ])
+                    .map_err(unavailable)?;
+                }
                 let changed = Invalidation {
                     id: record.id,
                     digest: record.digest,
@@ -423,6 +458,46 @@ impl TokenStore for SqliteStore {
              AND expires_at < ?1 RETURNING id, digest",
             cutoff,
         )
+        .await
+    }
+
+    async fn reserve_requests(
+        &self,
+        id: TokenId,
+        rate: &RateLimit,
+        window_start: i64,
+        want: u64,
+    ) -> Result<RateGrant, StoreError> {
+        let rate = rate.clone();
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| {
+                super::policies::reserve_requests(db, id, &rate, window_start, want)
+            })
+        })
+        .await
+    }
+
+    async fn reserve_credits(
+        &self,
+        id: TokenId,
+        want: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<CreditGrant>, StoreError> {
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| super::policies::reserve_credits(db, id, want, now))
+        })
+        .await
+    }
+
+    async fn return_credits(
+        &self,
+        id: TokenId,
+        amount: u64,
+        counted_since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.run(Role::Write, move |db| {
+            super::policies::return_credits(db, id, amount, counted_since)
+        })
         .await
     }
 

@@ -1,11 +1,15 @@
-//! Which client address a row records: the peer's, or, when the peer is a trusted
-//! proxy, the one the proxies report in the header they write: `X-Forwarded-For`, or
-//! `Forwarded` (RFC 7239), never both.
+//! Who the client is: the peer's address, or, when the peer is a trusted proxy, the one
+//! the proxies report in the header they write: `X-Forwarded-For`, or `Forwarded`
+//! (RFC 7239), never both.
+//!
+//! One reading for the whole registry
+//! ([`RegistryBuilder::trusted_proxies`](crate::registry::RegistryBuilder::trusted_proxies)):
+//! the activity log records the address that a key's IP allow-list is checked against.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use http::HeaderMap;
+use http::{HeaderMap, Request};
 
 /// The proxies whose forwarding header is believed: none by default, so that a client
 /// cannot choose the address recorded for it.
@@ -18,7 +22,7 @@ use http::HeaderMap;
 ///
 /// ```
 /// use http::HeaderMap;
-/// use tower_bearer::activity::{ForwardedHeader, TrustedProxies};
+/// use tower_bearer::client_ip::{ForwardedHeader, TrustedProxies};
 ///
 /// let proxies = TrustedProxies::new(["10.0.0.0/8", "::1"])?;
 /// assert!(proxies.trusts("10.1.2.3".parse()?));
@@ -210,6 +214,26 @@ impl TrustedProxies {
         }
         Some(client)
     }
+
+    /// The client address of `request`: [`client_ip`](Self::client_ip) of its peer (as
+    /// axum's `into_make_service_with_connect_info` records it, or a `SocketAddr` in its
+    /// extensions) and its headers.
+    pub fn client_ip_of<B>(&self, request: &Request<B>) -> Option<IpAddr> {
+        self.client_ip(peer(request), request.headers())
+    }
+}
+
+/// The peer's address, as axum's `into_make_service_with_connect_info` records it, or as
+/// a plain hyper server inserts it.
+fn peer<B>(request: &Request<B>) -> Option<IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(info.0.ip());
+    }
+    request.extensions().get::<SocketAddr>().map(SocketAddr::ip)
 }
 
 /// The `for=` parameter of one `Forwarded` element; empty when it has none.

@@ -1,0 +1,368 @@
+//! A key's budgets on this node: its rate limits' windows and its credits, decided
+//! locally from slices reserved in the store, and its allow-list.
+//!
+//! A cached key with policies carries its [`Meter`] (behind the principal's rarely set
+//! parts); keys without any carry nothing and pay one branch. One meter per key and node,
+//! kept across cache refreshes in [`Meters`], so that a re-read record does not reset
+//! what the node has counted.
+//!
+//! Deciding takes a short lock per policy (no await, no I/O); when a policy's slice is
+//! used up, the request waits for the next one ([`Meter::reserve`]), which one request
+//! at a time asks of the store.
+
+mod credits;
+mod rates;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use http::HeaderValue;
+use time::OffsetDateTime;
+
+use crate::identity::TokenId;
+use crate::policy::{Policies, RateLimit};
+use crate::store::{StoreError, TokenStore};
+
+use credits::CreditMeter;
+use rates::RateMeter;
+
+/// One key's budgets on this node.
+pub(crate) struct Meter {
+    id: TokenId,
+    rates: Box<[RateMeter]>,
+    credits: Option<CreditMeter>,
+    allowed_ips: Box<[ipnet::IpNet]>,
+    /// `RateLimit-Policy`, listing every limit of the key; built once.
+    policy_header: Option<HeaderValue>,
+    /// Whether other nodes share the store's budgets (then slices are reserved).
+    shared: bool,
+    /// What the meter was built from: a record with other policies gets a new meter.
+    config: Config,
+}
+
+#[derive(PartialEq, Eq)]
+struct Config {
+    rate_limits: Vec<RateLimit>,
+    allowed_ips: Vec<ipnet::IpNet>,
+    refill: Option<Option<crate::policy::Refill>>,
+}
+
+impl Config {
+    fn of(policies: &Policies) -> Self {
+        Self {
+            rate_limits: policies.rate_limits.clone(),
+            allowed_ips: policies.allowed_ips.clone(),
+            refill: policies.credits.as_ref().map(|credits| credits.refill),
+        }
+    }
+}
+
+/// What a key's policies say about one request, decided without waiting.
+pub(crate) enum Decision {
+    /// Within every budget; the quota to announce, if the key has rate limits.
+    Pass(Option<Quota>),
+    /// Refused.
+    Refuse(Refusal),
+    /// A slice is used up: [`Meter::reserve`] the next one, then decide again.
+    Reserve(Shortage),
+}
+
+/// Why a request is refused by its key's policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// From an address outside the allow-list.
+    IpNotAllowed,
+    /// Over rate limit `policy`; `retry_after` seconds until its window ends.
+    RateLimited {
+        policy: Box<str>,
+        retry_after: u64,
+        quota: Quota,
+    },
+    /// No credits left; `retry_after` seconds until the next refill, if one is due.
+    CreditsExhausted { retry_after: Option<u64> },
+    /// A slice was needed and the store could not be asked.
+    Unavailable,
+}
+
+/// Which budget ran short.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Shortage {
+    Rate { index: usize, window_start: i64 },
+    Credits,
+}
+
+/// The state of a key's rate limits after a request: what the `RateLimit` headers say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Quota {
+    meter: Arc<Meter>,
+    /// The limit nearest to exhaustion.
+    index: usize,
+    remaining: u64,
+    /// Seconds until its window ends.
+    reset: u64,
+    /// When it was decided (Unix seconds).
+    at: i64,
+}
+
+impl PartialEq for Meter {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for Meter {}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Meter {
+    fn new(id: TokenId, policies: &Policies, shared: bool) -> Self {
+        let policy_header = (!policies.rate_limits.is_empty()).then(|| {
+            let list: Vec<String> = policies
+                .rate_limits
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            HeaderValue::from_str(&list.join(", ")).expect("names are a-z 0-9 _ -")
+        });
+        Self {
+            id,
+            rates: policies
+                .rate_limits
+                .iter()
+                .map(|rate| RateMeter::new(rate.clone()))
+                .collect(),
+            credits: policies
+                .credits
+                .as_ref()
+                .map(|credits| CreditMeter::new(credits.refill, credits.counted_since)),
+            allowed_ips: policies.allowed_ips.clone().into_boxed_slice(),
+            policy_header,
+            shared,
+            config: Config::of(policies),
+        }
+    }
+
+    /// Decides a request of `weight` from `ip` at `now` (Unix seconds): the allow-list,
+    /// then every rate limit, then the credits (`charge`: only for a request the inner
+    /// service will see). A refusal by one budget gives back what the others took.
+    pub(crate) fn decide(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        weight: u64,
+        now: i64,
+        charge: bool,
+    ) -> Decision {
+        if !crate::policy::allows(&self.allowed_ips, ip) {
+            return Decision::Refuse(Refusal::IpNotAllowed);
+        }
+        let mut nearest: Option<(usize, u64, u64)> = None;
+        for (index, rate) in self.rates.iter().enumerate() {
+            match rate.take(weight, now) {
+                rates::Take::Taken { remaining, reset } => {
+                    // Nearest to exhaustion: the smallest share of its limit left.
+                    let share = u128::from(remaining) * 1_000_000 / u128::from(rate.limit());
+                    let better = nearest.is_none_or(|(i, r, _)| {
+                        share < u128::from(r) * 1_000_000 / u128::from(self.rates[i].limit())
+                    });
+                    if better {
+                        nearest = Some((index, remaining, reset));
+                    }
+                }
+                other => {
+                    self.give_back_rates(index, weight, now);
+                    return match other {
+                        rates::Take::Over { reset } => {
+                            let quota = Quota {
+                                meter: self.clone(),
+                                index,
+                                remaining: 0,
+                                reset,
+                                at: now,
+                            };
+                            Decision::Refuse(Refusal::RateLimited {
+                                policy: rate.name().into(),
+                                retry_after: reset,
+                                quota,
+                            })
+                        }
+                        _ => Decision::Reserve(Shortage::Rate {
+                            index,
+                            window_start: rate.window_start(now),
+                        }),
+                    };
+                }
+            }
+        }
+        if charge {
+            if let Some(credits) = &self.credits {
+                match credits.take(weight, now) {
+                    credits::Take::Taken => {}
+                    credits::Take::Exhausted { retry_after } => {
+                        self.give_back_rates(self.rates.len(), weight, now);
+                        return Decision::Refuse(Refusal::CreditsExhausted { retry_after });
+                    }
+                    credits::Take::Short => {
+                        self.give_back_rates(self.rates.len(), weight, now);
+                        return Decision::Reserve(Shortage::Credits);
+                    }
+                }
+            }
+        }
+        Decision::Pass(nearest.map(|(index, remaining, reset)| Quota {
+            meter: self.clone(),
+            index,
+            remaining,
+            reset,
+            at: now,
+        }))
+    }
+
+    /// Gives back `weight` to the first `count` rate limits (taken by a request that a
+    /// later budget refused).
+    fn give_back_rates(&self, count: usize, weight: u64, now: i64) {
+        for rate in &self.rates[..count] {
+            rate.give_back(weight, now);
+        }
+    }
+
+    /// Reserves the next slice of the budget that ran short, from `store` (one request at
+    /// a time per budget; the others wait for its answer and decide again).
+    pub(crate) async fn reserve(
+        &self,
+        shortage: Shortage,
+        weight: u64,
+        store: &dyn TokenStore,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        match shortage {
+            Shortage::Rate {
+                index,
+                window_start,
+            } => {
+                self.rates[index]
+                    .reserve(self.id, window_start, weight, self.shared, store)
+                    .await
+            }
+            Shortage::Credits => match &self.credits {
+                Some(credits) => {
+                    credits
+                        .reserve(self.id, weight, self.shared, store, now)
+                        .await
+                }
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// The `RateLimit-Policy` value, if the key has rate limits.
+    pub(crate) fn policy_header(&self) -> Option<&HeaderValue> {
+        self.policy_header.as_ref()
+    }
+}
+
+impl Quota {
+    /// `RateLimit-Policy`: every limit of the key.
+    pub(crate) fn policy(&self) -> Option<&HeaderValue> {
+        self.meter.policy_header()
+    }
+
+    /// `RateLimit`: the limit nearest to exhaustion, `"burst";r=42;t=17`.
+    pub(crate) fn current(&self) -> HeaderValue {
+        let rate = &self.meter.rates[self.index];
+        let value = format!("\"{}\";r={};t={}", rate.name(), self.remaining, self.reset);
+        HeaderValue::from_str(&value).expect("names are a-z 0-9 _ -")
+    }
+
+    /// The limit's requests per window, for `X-RateLimit-Limit`.
+    pub(crate) fn limit(&self) -> u64 {
+        self.meter.rates[self.index].limit()
+    }
+
+    /// Requests left in the window, for `X-RateLimit-Remaining`.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// When the window ends (Unix seconds), for `X-RateLimit-Reset`.
+    pub(crate) fn reset_at(&self) -> i64 {
+        self.at + i64::try_from(self.reset).unwrap_or(0)
+    }
+}
+
+/// Every meter of this node, by key: a record read again keeps its key's meter while its
+/// policies stay the same.
+#[derive(Default)]
+pub(crate) struct Meters {
+    by_key: DashMap<TokenId, Arc<Meter>>,
+}
+
+impl Meters {
+    /// The meter of the key `id` with `policies`, if it has any (`shared`: whether the
+    /// store's budgets are shared by other nodes).
+    pub(crate) fn for_record(
+        &self,
+        id: TokenId,
+        policies: &Policies,
+        shared: bool,
+    ) -> Option<Arc<Meter>> {
+        if policies.is_empty() {
+            self.by_key.remove(&id);
+            return None;
+        }
+        let config = Config::of(policies);
+        let mut slot = self
+            .by_key
+            .entry(id)
+            .or_insert_with(|| Arc::new(Meter::new(id, policies, shared)));
+        if slot.config != config {
+            *slot = Arc::new(Meter::new(id, policies, shared));
+        } else if let (Some(meter), Some(credits)) = (&slot.credits, &policies.credits) {
+            // A balance set since (a change through the API) replaces what this node
+            // held of the old one.
+            meter.balance_set_at(credits.counted_since);
+        }
+        Some(slot.clone())
+    }
+
+    /// Forgets the meter of a revoked key.
+    pub(crate) fn forget(&self, id: TokenId) {
+        self.by_key.remove(&id);
+    }
+}
+
+impl crate::registry::Registry {
+    /// The meter of the key `principal` stands for, if the key has policies.
+    #[inline]
+    pub(crate) fn meter_of(principal: &crate::principal::Principal) -> Option<Arc<Meter>> {
+        let attachment = principal.attachment()?;
+        Arc::clone(attachment).downcast::<Meter>().ok()
+    }
+
+    /// The client address of `request`, as the registry's trusted proxies say.
+    pub(crate) fn client_ip<B>(&self, request: &http::Request<B>) -> Option<IpAddr> {
+        self.inner.proxies.client_ip_of(request)
+    }
+
+    /// Reserves the next slice of `meter`'s budget that ran short, bounded by the store
+    /// timeout.
+    pub(crate) async fn reserve(
+        &self,
+        meter: &Meter,
+        shortage: Shortage,
+        weight: u64,
+    ) -> Result<(), StoreError> {
+        let now = self.inner.clock.now();
+        let reserve = meter.reserve(shortage, weight, &*self.inner.store, now);
+        match tokio::time::timeout(self.inner.store_timeout, reserve).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(StoreError::unavailable("token store timed out")),
+        }
+    }
+}
