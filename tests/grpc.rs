@@ -615,3 +615,26 @@ async fn session_access_tokens_meet_the_same_method_scopes() {
         Code::Unauthenticated
     );
 }
+
+#[tokio::test]
+async fn a_call_over_its_keys_limit_is_resource_exhausted() {
+    use tower_bearer::policy::{Policies, RateLimit};
+    let grpc = Grpc::start().await;
+    let limits = Policies::none().rate_limit(RateLimit::new("burst", 2, 60).unwrap());
+    let request = IssueRequest::new("limited", "acme")
+        .unwrap()
+        .scopes(["read"])
+        .unwrap()
+        .policies(limits)
+        .unwrap();
+    let issued = grpc.registry.issue(request).await.unwrap();
+    let token = issued.secret.expose_secret();
+    for _ in 0..2 {
+        list(&grpc, Some(token)).await.unwrap();
+    }
+    assert_status(
+        list(&grpc, Some(token)).await,
+        Code::ResourceExhausted,
+        "rate limit exceeded",
+    );
+}

@@ -18,6 +18,7 @@ use support::http::{Answer, HttpClient, serve_with_peer};
 use time::macros::datetime;
 use tower_bearer::client_ip::TrustedProxies;
 use tower_bearer::clock::ManualClock;
+use tower_bearer::layer::CostLayer;
 use tower_bearer::policy::{Credits, Policies, RateLimit, Refill, RefillPeriod};
 use tower_bearer::registry::{IssueRequest, RegistryBuilder};
 use tower_bearer::reject::Preset;
@@ -60,6 +61,10 @@ impl Server {
             .unwrap();
         let app = Router::new()
             .route("/items", get(|| async { "items" }))
+            .route(
+                "/export",
+                get(|| async { "csv" }).route_layer(CostLayer::new(10)),
+            )
             .merge(admin::ManagementApi::new(registry.clone()).router());
         let auth = layer(BearerAuthLayer::new(registry.clone()));
         let client = HttpClient::new(serve_with_peer(auth.protect(app)).await);
@@ -492,4 +497,92 @@ async fn bad_policies_are_422_naming_the_field_and_store_nothing() {
         1,
         "only the admin token"
     );
+}
+
+#[tokio::test]
+async fn a_route_can_weigh_more_than_one_request() {
+    let server = Server::start().await;
+    let policies = Policies::none()
+        .rate_limit(rate("hourly", 25, 3600))
+        .credits(Credits::new(100));
+    let (id, token) = server.issue(policies).await;
+    let export = server.client.get("/export", &token).await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.text());
+    let current = fields(export.header("ratelimit").unwrap());
+    assert_eq!(param(&current[0], "r"), 15, "the export weighs 10");
+    assert_eq!(
+        server.client.get("/export", &token).await.status,
+        StatusCode::OK
+    );
+    let over = server.client.get("/export", &token).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over.text(), r#"{"message":"Too Many Attempts."}"#);
+    assert!(over.header("retry-after").is_some());
+    // Four single requests are still within the hour's 25: 10 + 10 + 1 (the refused
+    // export's own count) leaves 4.
+    for _ in 0..4 {
+        assert_eq!(server.get(&token).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        server.get(&token).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let (_, shown) = server
+        .json("GET", &format!("/tokens/{id}"), Value::Null)
+        .await;
+    let remaining = shown["credits"]["remaining"].as_u64().unwrap();
+    assert!(
+        remaining <= 100 - 25,
+        "two exports (20), a refused one's first credit and four requests: {shown}"
+    );
+}
+
+#[cfg(feature = "activity")]
+#[tokio::test]
+async fn the_activity_log_records_each_refusal_by_its_policy() {
+    use tower_bearer::activity::ActivityConfig;
+    use tower_bearer::store::activity::{ActivityQuery, Outcome};
+    let store = tower_bearer::MemoryStore::new();
+    let server = Server::start_with(
+        |builder| builder.activity(ActivityConfig::new(store)),
+        |layer| layer,
+    )
+    .await;
+    let (limited, limited_token) = server
+        .issue(Policies::none().rate_limit(rate("burst", 1, 60)))
+        .await;
+    let (metered, metered_token) = server
+        .issue(Policies::none().credits(Credits::new(0)))
+        .await;
+    let (fenced, fenced_token) = server
+        .issue(Policies::none().allowed_ips(["10.0.0.0/8"]).unwrap())
+        .await;
+    assert_eq!(server.get(&limited_token).await.status, StatusCode::OK);
+    assert_eq!(
+        server.get(&limited_token).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        server.get(&metered_token).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        server.get(&fenced_token).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let log = server.registry.activity().unwrap();
+    log.flush().await.unwrap();
+    for (id, status, outcome) in [
+        (limited, 429, Outcome::RateLimited),
+        (metered, 429, Outcome::CreditsExhausted),
+        (fenced, 403, Outcome::IpDenied),
+    ] {
+        let rows = log
+            .query("acme", &ActivityQuery::new().token(id))
+            .await
+            .unwrap();
+        let refused: Vec<_> = rows.iter().filter(|row| row.status == status).collect();
+        assert_eq!(refused.len(), 1, "{id}: {rows:?}");
+        assert_eq!(refused[0].outcome, outcome);
+    }
 }

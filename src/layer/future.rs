@@ -129,7 +129,7 @@ where
 /// (RFC 6750 §2.3). The key's `quota`, if it has rate limits, is announced. The
 /// request's activity row (`tracking`) is answered.
 pub(crate) fn finish<B: RejectionBody>(
-    response: Response<B>,
+    mut response: Response<B>,
     rendering: Option<&Responder>,
     private: bool,
     tracking: &mut Tracking,
@@ -138,10 +138,24 @@ pub(crate) fn finish<B: RejectionBody>(
     // Looked at before the rejection is rendered again (which removes the mark, and the
     // route template with the rest of the inner response's extensions).
     let seen = tracking::seen(tracking, &response);
+    // A layer further in (a `CostLayer`) counted after this one: its quota is newer.
+    let inner_quota = response.extensions_mut().remove::<Quota>();
+    let quota = inner_quota.as_ref().or(quota);
     let mut response = rerender(response, rendering, private);
     if let Some(quota) = quota {
-        let github = rendering.is_some_and(|r| r.github_rate_limit_headers);
-        announce(response.headers_mut(), quota, github);
+        match rendering {
+            Some(rendering) => {
+                announce(
+                    response.headers_mut(),
+                    quota,
+                    rendering.github_rate_limit_headers,
+                );
+            }
+            // A layer further in: the enclosing one announces it.
+            None => {
+                response.extensions_mut().insert(quota.clone());
+            }
+        }
     }
     tracking::responded(rendering, tracking, &response, seen);
     response

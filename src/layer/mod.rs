@@ -85,6 +85,7 @@ macro_rules! inner_service_accessors {
 
 mod bearer;
 mod body;
+mod cost;
 mod future;
 mod per_thread;
 mod require_scope;
@@ -99,6 +100,7 @@ mod undeclared;
 pub use bearer::MakeFuture;
 pub use bearer::{BearerAuth, BearerAuthLayer};
 pub use body::{RejectionBody, ResponseBody};
+pub use cost::{Cost, CostLayer};
 pub use future::ResponseFuture;
 #[cfg(feature = "axum")]
 pub(crate) use require_scope::missing_layer_response;

@@ -341,7 +341,7 @@ impl RegistryBuilder {
             mounts: Default::default(),
             strict_scopes: self.strict_scopes,
             undeclared: Default::default(),
-            store: self.store,
+            store: self.store.clone(),
             tasks: Default::default(),
             #[cfg(feature = "exchange")]
             sessions: self
@@ -352,8 +352,12 @@ impl RegistryBuilder {
                 config.proxies = self.proxies.clone();
                 crate::activity::ActivityLog::start(config, self.clock.clone())
             }),
-            proxies: self.proxies,
-            meters: Default::default(),
+            meters: super::meter::Meters::new(super::meter::MeterContext {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                timeout: self.store_timeout,
+                proxies: self.proxies.clone(),
+            }),
         });
         let registry = Registry { inner };
         registry.spawn_housekeeping(self.usage_flush_interval);

@@ -125,8 +125,6 @@ struct Inner {
     strict_scopes: bool,
     undeclared: undeclared::Undeclared,
     tasks: Mutex<Vec<AbortHandle>>,
-    /// Who the client of a request is (IP allow-lists, the activity log).
-    proxies: crate::client_ip::TrustedProxies,
     /// The budgets of the keys with policies, on this node.
     meters: meter::Meters,
     /// Session access tokens: accepted, and minted by `login`, once configured.

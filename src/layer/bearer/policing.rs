@@ -32,11 +32,6 @@ pub(crate) enum Policed {
     Wait(Arc<Meter>, Shortage),
 }
 
-/// How many times a request waits for a slice before it is refused: a reservation
-/// that another request's use outran is tried again, a store that keeps granting nothing
-/// is not.
-const MAX_WAITS: usize = 4;
-
 impl Config {
     /// Decides `request` of `principal` (weight 1) without waiting. `now` is the time
     /// the cache was consulted (Unix nanoseconds), if it was.
@@ -62,9 +57,8 @@ impl Config {
         request: &Request<B>,
         now: Option<i64>,
     ) -> Policed {
-        let nanos = now.unwrap_or_else(|| self.registry.clock().coarse_nanos());
-        let ip = self.registry.client_ip(request);
-        match meter.decide(ip, 1, nanos.div_euclid(1_000_000_000), true) {
+        let now = now.map_or_else(|| meter.now(), |nanos| nanos.div_euclid(1_000_000_000));
+        match meter.decide(meter.client_ip(request), 1, now, true) {
             Decision::Pass(quota) => Policed::Pass(quota),
             Decision::Refuse(refusal) => {
                 let (rejection, quota) = rejection(refusal, principal);
@@ -74,32 +68,23 @@ impl Config {
         }
     }
 
-    /// Reserves what ran short and decides again, until the request passes or is
-    /// refused. A store that cannot be reached refuses with 503: never unmetered.
+    /// Reserves what ran short and decides again ([`Meter::settle`]).
     pub(super) async fn police_waiting(
         &self,
         meter: Arc<Meter>,
-        mut shortage: Shortage,
+        shortage: Shortage,
         principal: &Principal,
         ip: Option<IpAddr>,
     ) -> Result<Option<Quota>, (Rejection, Option<Quota>)> {
-        for _ in 0..MAX_WAITS {
-            if self.registry.reserve(&meter, shortage, 1).await.is_err() {
-                return Err(rejection(Refusal::Unavailable, principal));
-            }
-            let now = self.registry.clock().coarse_nanos();
-            match meter.decide(ip, 1, now.div_euclid(1_000_000_000), true) {
-                Decision::Pass(quota) => return Ok(quota),
-                Decision::Refuse(refusal) => return Err(rejection(refusal, principal)),
-                Decision::Reserve(next) => shortage = next,
-            }
-        }
-        Err(rejection(Refusal::Unavailable, principal))
+        meter
+            .settle(ip, 1, shortage)
+            .await
+            .map_err(|refusal| rejection(refusal, principal))
     }
 }
 
 /// The rejection of a refusal by `principal`'s key, and the quota it announces.
-fn rejection(refusal: Refusal, principal: &Principal) -> (Rejection, Option<Quota>) {
+pub(crate) fn rejection(refusal: Refusal, principal: &Principal) -> (Rejection, Option<Quota>) {
     let token_id = Some(principal.id());
     match refusal {
         Refusal::IpNotAllowed => (Rejection::IpNotAllowed { token_id }, None),

@@ -329,7 +329,7 @@ impl Config {
         let quota = match policed {
             Policed::Pass(quota) => quota,
             Policed::Wait(meter, shortage) => {
-                let ip = self.registry.client_ip(&request);
+                let ip = meter.client_ip(&request);
                 match self.police_waiting(meter, shortage, &principal, ip).await {
                     Ok(quota) => quota,
                     Err((rejection, quota)) => {

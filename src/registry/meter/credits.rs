@@ -11,6 +11,8 @@ use crate::store::{StoreError, TokenStore};
 
 /// The largest slice of credits a node holds when the store is shared.
 const MAX_SLICE: u64 = 1_000;
+/// What a node holds of a key that turned out to have no credits.
+const UNLIMITED: u64 = u64::MAX / 2;
 
 pub(super) struct CreditMeter {
     refill: Option<Refill>,
@@ -29,6 +31,9 @@ struct Held {
     exhausted_until: Option<i64>,
     /// When the balance the node draws on was set (issued, changed through the API).
     set_at: OffsetDateTime,
+    /// When the balance `held` came from was counted from, as the store said at the
+    /// last reservation: what is given back goes to that balance only.
+    since: Option<OffsetDateTime>,
 }
 
 pub(super) enum Take {
@@ -50,6 +55,7 @@ impl CreditMeter {
                 store_remaining: None,
                 exhausted_until: None,
                 set_at,
+                since: None,
             }),
             reserving: tokio::sync::Mutex::new(()),
         }
@@ -76,6 +82,16 @@ impl CreditMeter {
         }
     }
 
+    /// What this node holds and has not spent, with the balance it came from: given back
+    /// when the meter goes (the key's policies changed, the registry stops).
+    pub(super) fn unspent(&self) -> Option<(u64, OffsetDateTime)> {
+        let state = self.lock();
+        match state.since {
+            Some(since) if state.held > 0 && state.held != UNLIMITED => Some((state.held, since)),
+            _ => None,
+        }
+    }
+
     /// A balance set through the API at `set_at`: what this node held of an older one
     /// is void, and the new one may have credits.
     pub(super) fn balance_set_at(&self, set_at: OffsetDateTime) {
@@ -85,6 +101,7 @@ impl CreditMeter {
             state.exhausted_until = None;
             state.store_remaining = None;
             state.set_at = set_at;
+            state.since = None;
         }
     }
 
@@ -114,10 +131,17 @@ impl CreditMeter {
         let grant = store.reserve_credits(id, want, now).await?;
         let mut state = self.lock();
         let Some(grant) = grant else {
-            // The key lost its credits meanwhile; its record, read again, says so.
-            state.held = u64::MAX / 2;
+            // The key lost its credits meanwhile (its record, read again, will say so):
+            // nothing to count until then.
+            state.held = UNLIMITED;
+            state.since = None;
             return Ok(());
         };
+        if state.since != Some(grant.counted_since) {
+            // A refill or a change since: what was held belonged to the old balance.
+            state.held = 0;
+            state.since = Some(grant.counted_since);
+        }
         state.held += grant.granted;
         state.store_remaining = Some(grant.remaining);
         state.exhausted_until = (state.held < weight && grant.remaining == 0).then(|| {

@@ -27,9 +27,19 @@ use crate::store::{StoreError, TokenStore};
 use credits::CreditMeter;
 use rates::RateMeter;
 
+/// What every meter of a registry reserves with and reads: the store, the clock, the
+/// store timeout and the trusted proxies.
+pub(crate) struct MeterContext {
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) clock: crate::clock::Clock,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) proxies: crate::client_ip::TrustedProxies,
+}
+
 /// One key's budgets on this node.
 pub(crate) struct Meter {
     id: TokenId,
+    context: Arc<MeterContext>,
     rates: Box<[RateMeter]>,
     credits: Option<CreditMeter>,
     allowed_ips: Box<[ipnet::IpNet]>,
@@ -122,7 +132,8 @@ impl std::fmt::Debug for Meter {
 }
 
 impl Meter {
-    fn new(id: TokenId, policies: &Policies, shared: bool) -> Self {
+    fn new(id: TokenId, policies: &Policies, context: Arc<MeterContext>) -> Self {
+        let shared = context.store.shares_budgets();
         let policy_header = (!policies.rate_limits.is_empty()).then(|| {
             let list: Vec<String> = policies
                 .rate_limits
@@ -133,6 +144,7 @@ impl Meter {
         });
         Self {
             id,
+            context,
             rates: policies
                 .rate_limits
                 .iter()
@@ -232,9 +244,53 @@ impl Meter {
         }
     }
 
-    /// Reserves the next slice of the budget that ran short, from `store` (one request at
-    /// a time per budget; the others wait for its answer and decide again).
-    pub(crate) async fn reserve(
+    /// Reserves the next slice of the budget that ran short, from the store (one request
+    /// at a time per budget; the others wait for its answer and decide again), bounded by
+    /// the store timeout.
+    pub(crate) async fn reserve(&self, shortage: Shortage, weight: u64) -> Result<(), StoreError> {
+        let now = self.context.clock.now();
+        let reserve = self.reserve_from(shortage, weight, &*self.context.store, now);
+        match tokio::time::timeout(self.context.timeout, reserve).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(StoreError::unavailable("token store timed out")),
+        }
+    }
+
+    /// Reserves what ran short and decides again, until a request of `weight` from `ip`
+    /// passes or is refused. A store that cannot be reached refuses (503): never
+    /// unmetered. A reservation that other requests outran is tried again a few times;
+    /// a store that keeps granting nothing is not.
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        weight: u64,
+        mut shortage: Shortage,
+    ) -> Result<Option<Quota>, Refusal> {
+        const MAX_WAITS: usize = 4;
+        for _ in 0..MAX_WAITS {
+            if self.reserve(shortage, weight).await.is_err() {
+                return Err(Refusal::Unavailable);
+            }
+            match self.decide(ip, weight, self.now(), true) {
+                Decision::Pass(quota) => return Ok(quota),
+                Decision::Refuse(refusal) => return Err(refusal),
+                Decision::Reserve(next) => shortage = next,
+            }
+        }
+        Err(Refusal::Unavailable)
+    }
+
+    /// The client address of `request`, as the registry's trusted proxies say.
+    pub(crate) fn client_ip<B>(&self, request: &http::Request<B>) -> Option<IpAddr> {
+        self.context.proxies.client_ip_of(request)
+    }
+
+    /// Now, in Unix seconds, by the registry's clock (coarse: policies count seconds).
+    pub(crate) fn now(&self) -> i64 {
+        self.context.clock.coarse_nanos().div_euclid(1_000_000_000)
+    }
+
+    async fn reserve_from(
         &self,
         shortage: Shortage,
         weight: u64,
@@ -264,6 +320,25 @@ impl Meter {
     /// The `RateLimit-Policy` value, if the key has rate limits.
     pub(crate) fn policy_header(&self) -> Option<&HeaderValue> {
         self.policy_header.as_ref()
+    }
+}
+
+impl Drop for Meter {
+    /// Gives the credits this node holds and did not spend back to the key, off the
+    /// request path (when a runtime is there to run it).
+    fn drop(&mut self) {
+        let Some((amount, since)) = self.credits.as_ref().and_then(CreditMeter::unspent) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (id, store) = (self.id, self.context.store.clone());
+        runtime.spawn(async move {
+            if let Err(error) = store.return_credits(id, amount, since).await {
+                tracing::warn!(target: "tower_bearer::registry", token_id = %id, %error, "unspent credits could not be given back");
+            }
+        });
     }
 }
 
@@ -298,20 +373,21 @@ impl Quota {
 
 /// Every meter of this node, by key: a record read again keeps its key's meter while its
 /// policies stay the same.
-#[derive(Default)]
 pub(crate) struct Meters {
     by_key: DashMap<TokenId, Arc<Meter>>,
+    context: Arc<MeterContext>,
 }
 
 impl Meters {
-    /// The meter of the key `id` with `policies`, if it has any (`shared`: whether the
-    /// store's budgets are shared by other nodes).
-    pub(crate) fn for_record(
-        &self,
-        id: TokenId,
-        policies: &Policies,
-        shared: bool,
-    ) -> Option<Arc<Meter>> {
+    pub(crate) fn new(context: MeterContext) -> Self {
+        Self {
+            by_key: DashMap::new(),
+            context: Arc::new(context),
+        }
+    }
+
+    /// The meter of the key `id` with `policies`, if it has any.
+    pub(crate) fn for_record(&self, id: TokenId, policies: &Policies) -> Option<Arc<Meter>> {
         if policies.is_empty() {
             self.by_key.remove(&id);
             return None;
@@ -320,9 +396,9 @@ impl Meters {
         let mut slot = self
             .by_key
             .entry(id)
-            .or_insert_with(|| Arc::new(Meter::new(id, policies, shared)));
+            .or_insert_with(|| Arc::new(Meter::new(id, policies, self.context.clone())));
         if slot.config != config {
-            *slot = Arc::new(Meter::new(id, policies, shared));
+            *slot = Arc::new(Meter::new(id, policies, self.context.clone()));
         } else if let (Some(meter), Some(credits)) = (&slot.credits, &policies.credits) {
             // A balance set since (a change through the API) replaces what this node
             // held of the old one.
@@ -343,26 +419,5 @@ impl crate::registry::Registry {
     pub(crate) fn meter_of(principal: &crate::principal::Principal) -> Option<Arc<Meter>> {
         let attachment = principal.attachment()?;
         Arc::clone(attachment).downcast::<Meter>().ok()
-    }
-
-    /// The client address of `request`, as the registry's trusted proxies say.
-    pub(crate) fn client_ip<B>(&self, request: &http::Request<B>) -> Option<IpAddr> {
-        self.inner.proxies.client_ip_of(request)
-    }
-
-    /// Reserves the next slice of `meter`'s budget that ran short, bounded by the store
-    /// timeout.
-    pub(crate) async fn reserve(
-        &self,
-        meter: &Meter,
-        shortage: Shortage,
-        weight: u64,
-    ) -> Result<(), StoreError> {
-        let now = self.inner.clock.now();
-        let reserve = meter.reserve(shortage, weight, &*self.inner.store, now);
-        match tokio::time::timeout(self.inner.store_timeout, reserve).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(StoreError::unavailable("token store timed out")),
-        }
     }
 }

@@ -404,11 +404,7 @@ impl Registry {
                     self.store_answered();
                     let shared = inner.interner.shared(&record.tenant, &record.scopes);
                     let fresh_until = inner.cache.fresh_until(now);
-                    let meter = inner.meters.for_record(
-                        record.id,
-                        &record.policies,
-                        inner.store.shares_budgets(),
-                    );
+                    let meter = inner.meters.for_record(record.id, &record.policies);
                     let entry =
                         entry::from_record(&record, shared, fresh_until, token_check, meter);
                     inner.cache.install_known(&digest, entry, epoch, now)
