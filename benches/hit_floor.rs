@@ -90,6 +90,8 @@ fn main() {
     let rotating_tokens: Vec<&String> = tokens.iter().step_by(step).take(ROTATING).collect();
     let rotating: Vec<HeaderValue> = rotating_tokens.iter().map(|t| bearer(t)).collect();
 
+    let limited = runtime.block_on(support::issue_rate_limited(&registry));
+    let limited = vec![bearer(&limited)];
     let jwt = vec![bearer(&support::hs256::token())];
     let static_token = vec![bearer("a-static-token-of-44-characters-length-xxxx")];
     let auth = || BearerAuthLayer::new(registry.clone());
@@ -117,6 +119,11 @@ fn main() {
             "outer, rotating",
             Boxed::new(auth().layer(app())),
             rotating.clone(),
+        ),
+        Variant::new(
+            "outer, hot, one rate limit",
+            Boxed::new(auth().layer(app())),
+            limited,
         ),
         Variant::new(
             "Router::layer, no-op",
@@ -237,6 +244,10 @@ fn main() {
         };
         println!("  {}: +{over:.0} ns ({versus})", variant.name);
     }
+    println!(
+        "  one rate limit: +{:.0} ns per request over the same key without (target: at most +60 ns)",
+        overhead(index("outer, hot, one rate limit")) - overhead(index("outer, hot"))
+    );
     println!(
         "  HS256 / ours, outer: {:.1}x; Router::layer: {:.1}x",
         overhead(index("outer, HS256")) / overhead(index("outer, hot")),

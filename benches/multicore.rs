@@ -100,6 +100,48 @@ fn main() {
         verify(rotating[(i + thread * ROTATING / 2) % rotating.len()])
     });
 
+    // Through the layer (the policies are the layer's), each thread with its own service
+    // and header value, so that nothing but the token's state is shared: the same hot
+    // key without policies, and with one rate limit.
+    let limited = runtime.block_on(support::issue_rate_limited(&registry));
+    for (name, token) in [
+        ("layer_hot", hot.as_str()),
+        ("layer_hot_rate_limited", limited.as_str()),
+    ] {
+        let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        let per_thread: Vec<_> = (0..2)
+            .map(|_| {
+                let service = tower::Layer::layer(
+                    &tower_bearer::BearerAuthLayer::new(registry.clone()),
+                    tower::service_fn(|_: http::Request<axum::body::Body>| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            axum::body::Body::empty(),
+                        ))
+                    }),
+                );
+                let header = http::HeaderValue::from_bytes(header.as_bytes()).unwrap();
+                std::sync::Mutex::new((service, header))
+            })
+            .collect();
+        // The first request reserves the key's budget (a store call, on the runtime).
+        for slot in &per_thread {
+            let (service, header) = &mut *slot.lock().unwrap();
+            let call = tower::Service::call(service, support::request(header));
+            assert!(runtime.block_on(call).unwrap().status().is_success());
+        }
+        report(name, &|thread, _| {
+            let mut slot = per_thread[thread].lock().unwrap();
+            let (service, header) = &mut *slot;
+            let request = support::request(header);
+            let future = tower::Service::call(service, request);
+            let response = futures_util::FutureExt::now_or_never(future)
+                .expect("a cache hit answers at once")
+                .unwrap();
+            assert!(response.status().is_success());
+            black_box(response);
+        });
+    }
+
     let floor: DashMap<[u8; 32], Arc<()>> = DashMap::with_capacity(tokens.len());
     for token in &tokens {
         floor.insert(Sha256::digest(token.as_bytes()).into(), Arc::new(()));

@@ -1,10 +1,11 @@
 //! A loop of cache-hit requests through an axum `Router`, for profilers
 //! (`perf record`, `valgrind --tool=callgrind`); not a criterion benchmark.
 //!
-//! `cargo bench --bench profile_hit -- [auth|auth-logged|none|tower-http|auth-outer|tower-http-outer] [iterations]`
+//! `cargo bench --bench profile_hit -- [auth|auth-logged|auth-limited|none|tower-http|auth-outer|tower-http-outer] [iterations]`
 //!
 //! `auth-logged` records every request in an activity log whose writer does not run
 //! during the loop (its queue holds every row): the request path's share of logging.
+//! `auth-limited` uses a key with one rate limit (that the loop never exhausts).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -46,12 +47,15 @@ fn main() {
     } else {
         support::registry(store, 1_000)
     };
-    let tokens = runtime.block_on(support::issue_many(&registry, 1_000, 10));
+    let mut tokens = runtime.block_on(support::issue_many(&registry, 1_000, 10));
     runtime.block_on(support::warm(&registry, &tokens));
+    if variant == "auth-limited" {
+        tokens[500] = runtime.block_on(support::issue_rate_limited(&registry));
+    }
     let app = Router::new().route("/", get(|| async { "ok" }));
     #[allow(deprecated)]
     let (router, token) = match variant.as_str() {
-        "auth" | "auth-logged" => (
+        "auth" | "auth-logged" | "auth-limited" => (
             app.layer(BearerAuthLayer::new(registry.clone())),
             tokens[500].clone(),
         ),

@@ -32,7 +32,7 @@ updated=""
 # What the same loop costs without authentication (axum and the loop): for reference.
 none=$(( ($(count none "$((2 * requests))") - $(count none "$requests")) / requests ))
 echo "none: $none instructions per request (no budget: not this crate's code)"
-for variant in auth auth-outer auth-logged; do
+for variant in auth auth-outer auth-logged auth-limited; do
     small=$(count "$variant" "$requests")
     large=$(count "$variant" "$((2 * requests))")
     per_request=$(((large - small) / requests))

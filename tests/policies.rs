@@ -586,3 +586,63 @@ async fn the_activity_log_records_each_refusal_by_its_policy() {
         assert_eq!(refused[0].outcome, outcome);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_on_one_node_are_counted_exactly() {
+    let server = Server::start().await;
+    let (_, token) = server
+        .issue(Policies::none().rate_limit(rate("burst", 50, 3600)))
+        .await;
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, token) = (server.client.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut accepted = 0;
+                for _ in 0..20 {
+                    match client.get("/items", &token).await.status {
+                        StatusCode::OK => accepted += 1,
+                        StatusCode::TOO_MANY_REQUESTS => {}
+                        other => panic!("unexpected {other}"),
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for worker in workers {
+        accepted += worker.await.unwrap();
+    }
+    assert_eq!(accepted, 50);
+}
+
+/// A node that cannot reach the store decides within the slices it holds, then refuses
+/// with 503: never unmetered, never 429 for a budget it cannot see.
+#[tokio::test]
+async fn without_the_store_a_node_spends_its_slice_then_answers_503() {
+    let store = support::InstrumentedStore::new();
+    store.share_budgets();
+    let registry = Registry::builder(store.clone()).build();
+    let limits = Policies::none().rate_limit(rate("burst", 100, 3600));
+    let request = IssueRequest::new("limited", "acme")
+        .unwrap()
+        .policies(limits)
+        .unwrap();
+    let token = registry.issue(request).await.unwrap();
+    let token = token.secret.expose_secret().to_owned();
+    let app = BearerAuthLayer::new(registry)
+        .protect(Router::new().route("/items", get(|| async { "items" })));
+    let client = HttpClient::new(serve_with_peer(app).await);
+    assert_eq!(client.get("/items", &token).await.status, StatusCode::OK);
+    assert_eq!(store.reservations(), 1, "a slice of a tenth");
+    store.set_down(true);
+    for _ in 0..9 {
+        assert_eq!(client.get("/items", &token).await.status, StatusCode::OK);
+    }
+    let refused = client.get("/items", &token).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.header("retry-after").is_some());
+    store.set_down(false);
+    assert_eq!(client.get("/items", &token).await.status, StatusCode::OK);
+    assert_eq!(store.reservations(), 3);
+}

@@ -487,3 +487,93 @@ async fn a_watch_ends_within_the_feed_down_ttl_when_the_listener_is_cut_off() {
     eprintln!("listener cut off, watch ended after {:?}", start.elapsed());
     lock.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// Issue 28: two example-server processes on one database share a key's rate limit of
+/// 100 per minute under concurrent load: each takes slices of the minute's budget from
+/// the database and decides locally, so that together they accept at most the limit
+/// (the documented bound is 110), and at most one slice per node fewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_example_servers_share_a_keys_rate_limit() {
+    use support::example::ExampleProcess;
+    use support::http::HttpClient;
+    let Some(server) = server() else { return };
+    let url = server.database().await;
+    let args = ["--addr", "127.0.0.1:0", "--db", url.as_str()];
+    let mut a = ExampleProcess::start("server", "full", &args, 1).await;
+    let line = a.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+    let b = ExampleProcess::start("server", "full", &args, 1).await;
+    let nodes = [HttpClient::new(a.addrs[0]), HttpClient::new(b.addrs[0])];
+    let request = http::Request::post("/tokens")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"name":"metered","scopes":["read"],
+                "rate_limits":[{"name":"minute","limit":100,"window_seconds":60}]}"#,
+        )))
+        .unwrap();
+    let created = nodes[0].request(request).await;
+    assert_eq!(
+        created.status,
+        http::StatusCode::CREATED,
+        "{}",
+        created.text()
+    );
+    let created: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    // The load must fall within one window: start early in a minute.
+    let into_minute = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .rem_euclid(60);
+    if into_minute > 40 {
+        tokio::time::sleep(Duration::from_millis(
+            (60 - into_minute as u64) * 1000 + 200,
+        ))
+        .await;
+    }
+    let started = time::OffsetDateTime::now_utc().unix_timestamp();
+    let workers: Vec<_> = (0..8)
+        .map(|worker| {
+            let (node, token) = (nodes[worker % 2].clone(), token.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..40 {
+                    let answer = node.get("/me", &token).await;
+                    if answer.status == http::StatusCode::TOO_MANY_REQUESTS {
+                        assert!(answer.header("ratelimit").is_some());
+                    }
+                    statuses.push(answer.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for worker in workers {
+        statuses.extend(worker.await.unwrap());
+    }
+    let ended = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(
+        started.div_euclid(60),
+        ended.div_euclid(60),
+        "the load spanned two windows"
+    );
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == http::StatusCode::OK)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == http::StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(accepted + refused, 320, "{statuses:?}");
+    eprintln!("two nodes, 100 per minute: {accepted} of 320 accepted");
+    assert!(accepted <= 110, "accepted {accepted} of a limit of 100");
+    assert!(
+        accepted >= 80,
+        "accepted only {accepted}: more than a slice per node lost"
+    );
+    for node in [a, b] {
+        assert_eq!(node.interrupt().await, "");
+    }
+}

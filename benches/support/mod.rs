@@ -33,6 +33,23 @@ pub fn registry(store: MemoryStore, count: usize) -> Registry {
     builder(store, count).build()
 }
 
+/// Issues a token with one rate limit that a benchmark never exhausts (10^9 requests per
+/// 31 days) and caches it: the cost of a key with a policy.
+pub async fn issue_rate_limited(registry: &Registry) -> String {
+    use tower_bearer::policy::{Policies, RateLimit};
+    let limit = RateLimit::new("bench", 1_000_000_000, 2_678_400).unwrap();
+    let request = IssueRequest::new("rate limited", "tenant-0")
+        .unwrap()
+        .scopes(["read"])
+        .unwrap()
+        .policies(Policies::none().rate_limit(limit))
+        .unwrap();
+    let issued = registry.issue(request).await.unwrap();
+    let token = issued.secret.expose_secret().to_owned();
+    registry.verify(&token).await.unwrap();
+    token
+}
+
 /// The configuration of [`registry`], to add to.
 pub fn builder(store: MemoryStore, count: usize) -> tower_bearer::registry::RegistryBuilder {
     Registry::builder(store)

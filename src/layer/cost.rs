@@ -111,7 +111,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let principal = request.extensions().get::<Principal>();
-        let metered = principal.and_then(|p| Some((p.clone(), Registry::meter_of(p)?)));
+        let metered = principal.and_then(|p| Some((p.clone(), Registry::owned_meter_of(p)?)));
         let Some((principal, meter)) = metered.filter(|_| self.extra > 0) else {
             return ResponseFuture::authorized(
                 self.inner.call(request),

@@ -109,7 +109,7 @@ where
                     rendering.as_deref(),
                     *private,
                     tracking,
-                    quota.as_deref(),
+                    quota.take().map(|quota| *quota),
                 )))
             }
             KindProj::Lookup { future } => future.as_mut().poll(cx),
@@ -133,14 +133,13 @@ pub(crate) fn finish<B: RejectionBody>(
     rendering: Option<&Responder>,
     private: bool,
     tracking: &mut Tracking,
-    quota: Option<&Quota>,
+    quota: Option<Quota>,
 ) -> Response<B> {
     // Looked at before the rejection is rendered again (which removes the mark, and the
     // route template with the rest of the inner response's extensions).
     let seen = tracking::seen(tracking, &response);
     // A layer further in (a `CostLayer`) counted after this one: its quota is newer.
-    let inner_quota = response.extensions_mut().remove::<Quota>();
-    let quota = inner_quota.as_ref().or(quota);
+    let quota = response.extensions_mut().remove::<Quota>().or(quota);
     let mut response = rerender(response, rendering, private);
     if let Some(quota) = quota {
         match rendering {
@@ -153,7 +152,7 @@ pub(crate) fn finish<B: RejectionBody>(
             }
             // A layer further in: the enclosing one announces it.
             None => {
-                response.extensions_mut().insert(quota.clone());
+                response.extensions_mut().insert(quota);
             }
         }
     }

@@ -44,7 +44,7 @@ impl Config {
     ) -> Policed {
         match Registry::meter_of(principal) {
             None => Policed::Pass(None),
-            Some(meter) => self.decide(&meter, principal, request, now),
+            Some(meter) => self.decide(meter, principal, request, now),
         }
     }
 
@@ -52,7 +52,7 @@ impl Config {
     #[inline(never)]
     fn decide<B>(
         &self,
-        meter: &Arc<Meter>,
+        meter: &Meter,
         principal: &Principal,
         request: &Request<B>,
         now: Option<i64>,
@@ -64,7 +64,10 @@ impl Config {
                 let (rejection, quota) = rejection(refusal, principal);
                 Policed::Refused(rejection, quota)
             }
-            Decision::Reserve(shortage) => Policed::Wait(meter.clone(), shortage),
+            Decision::Reserve(shortage) => match Registry::owned_meter_of(principal) {
+                Some(meter) => Policed::Wait(meter, shortage),
+                None => Policed::Pass(None),
+            },
         }
     }
 
@@ -115,20 +118,21 @@ pub(crate) fn rejection(refusal: Refusal, principal: &Principal) -> (Rejection, 
 /// GitHub's `X-RateLimit-Limit`, `-Remaining` and `-Reset` when `github`), unless the
 /// inner service set them.
 #[cold]
-pub(crate) fn announce(headers: &mut HeaderMap, quota: &Quota, github: bool) {
-    if headers.contains_key(&RATELIMIT) {
-        return;
+pub(crate) fn announce(headers: &mut HeaderMap, quota: Quota, github: bool) {
+    let (limit, remaining, reset_at) = (quota.limit(), quota.remaining(), quota.reset_at());
+    let (current, policy) = quota.into_fields();
+    match headers.entry(&RATELIMIT) {
+        http::header::Entry::Occupied(_) => return,
+        http::header::Entry::Vacant(vacant) => {
+            vacant.insert(current);
+        }
     }
-    if let Some(policy) = quota.policy() {
-        headers.insert(RATELIMIT_POLICY.clone(), policy.clone());
+    if let Some(policy) = policy {
+        headers.insert(&RATELIMIT_POLICY, policy);
     }
-    headers.insert(RATELIMIT.clone(), quota.current());
     if github {
-        headers.insert("x-ratelimit-limit", HeaderValue::from(quota.limit()));
-        headers.insert(
-            "x-ratelimit-remaining",
-            HeaderValue::from(quota.remaining()),
-        );
-        headers.insert("x-ratelimit-reset", HeaderValue::from(quota.reset_at()));
+        headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(reset_at));
     }
 }

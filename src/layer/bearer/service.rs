@@ -350,7 +350,7 @@ impl Config {
             Some(&self.rendering),
             private,
             &mut tracking,
-            quota.as_ref(),
+            quota,
         ))
     }
 
@@ -367,7 +367,7 @@ impl Config {
     ) -> http::Response<bytes::Bytes> {
         let attribution = Attribution::Token(principal);
         let mut response = self.reject(&rejection, Some(&attribution), arrival, request);
-        if let Some(quota) = &quota {
+        if let Some(quota) = quota {
             let github = self.rendering.github_rate_limit_headers;
             announce(response.headers_mut(), quota, github);
         }

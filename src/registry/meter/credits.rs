@@ -105,14 +105,14 @@ impl CreditMeter {
         }
     }
 
-    /// Reserves credits for a request of `weight` from `store`: all it needs when no
-    /// other node shares the store (one reservation per request), else a slice of a
-    /// tenth of the last known balance (at least `weight`, at most 1,000).
+    /// Reserves credits for a request of `weight` from `store`: a slice of a tenth of the
+    /// last known balance (at least `weight`, at most 1,000), so that the balance the
+    /// store shows is never more than a tenth above what is left to spend, whether
+    /// other nodes share it or not.
     pub(super) async fn reserve(
         &self,
         id: TokenId,
         weight: u64,
-        shared: bool,
         store: &dyn TokenStore,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -122,10 +122,9 @@ impl CreditMeter {
             if state.held >= weight {
                 return Ok(());
             }
-            let slice = match (shared, state.store_remaining) {
-                (true, Some(remaining)) => (remaining / 10).clamp(1, MAX_SLICE),
-                _ => 1,
-            };
+            let slice = state
+                .store_remaining
+                .map_or(1, |remaining| (remaining / 10).clamp(1, MAX_SLICE));
             (weight - state.held).max(slice)
         };
         let grant = store.reserve_credits(id, want, now).await?;

@@ -102,26 +102,21 @@ pub(crate) enum Shortage {
     Credits,
 }
 
-/// The state of a key's rate limits after a request: what the `RateLimit` headers say.
+/// The state of a key's rate limits after a request: what the `RateLimit` headers say,
+/// made when it was decided (nothing in it is shared with other requests but the
+/// policy's value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Quota {
-    meter: Arc<Meter>,
-    /// The limit nearest to exhaustion.
-    index: usize,
+    /// `RateLimit`, for the limit nearest to exhaustion.
+    current: HeaderValue,
+    /// `RateLimit-Policy`.
+    policy: Option<HeaderValue>,
+    /// That limit's requests per window, what is left of them, and when its window ends
+    /// (Unix seconds): GitHub's fields.
+    limit: u64,
     remaining: u64,
-    /// Seconds until its window ends.
-    reset: u64,
-    /// When it was decided (Unix seconds).
-    at: i64,
+    reset_at: i64,
 }
-
-impl PartialEq for Meter {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-impl Eq for Meter {}
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,7 +160,7 @@ impl Meter {
     /// then every rate limit, then the credits (`charge`: only for a request the inner
     /// service will see). A refusal by one budget gives back what the others took.
     pub(crate) fn decide(
-        self: &Arc<Self>,
+        &self,
         ip: Option<IpAddr>,
         weight: u64,
         now: i64,
@@ -178,10 +173,11 @@ impl Meter {
         for (index, rate) in self.rates.iter().enumerate() {
             match rate.take(weight, now) {
                 rates::Take::Taken { remaining, reset } => {
-                    // Nearest to exhaustion: the smallest share of its limit left.
-                    let share = u128::from(remaining) * 1_000_000 / u128::from(rate.limit());
+                    // Nearest to exhaustion: the smallest share of its limit left
+                    // (remaining / limit, compared by cross-multiplying).
                     let better = nearest.is_none_or(|(i, r, _)| {
-                        share < u128::from(r) * 1_000_000 / u128::from(self.rates[i].limit())
+                        u128::from(remaining) * u128::from(self.rates[i].limit())
+                            < u128::from(r) * u128::from(rate.limit())
                     });
                     if better {
                         nearest = Some((index, remaining, reset));
@@ -191,13 +187,7 @@ impl Meter {
                     self.give_back_rates(index, weight, now);
                     return match other {
                         rates::Take::Over { reset } => {
-                            let quota = Quota {
-                                meter: self.clone(),
-                                index,
-                                remaining: 0,
-                                reset,
-                                at: now,
-                            };
+                            let quota = self.quota(index, 0, reset, now);
                             Decision::Refuse(Refusal::RateLimited {
                                 policy: rate.name().into(),
                                 retry_after: reset,
@@ -227,13 +217,22 @@ impl Meter {
                 }
             }
         }
-        Decision::Pass(nearest.map(|(index, remaining, reset)| Quota {
-            meter: self.clone(),
-            index,
+        Decision::Pass(
+            nearest.map(|(index, remaining, reset)| self.quota(index, remaining, reset, now)),
+        )
+    }
+
+    /// The quota to announce: limit `index` has `remaining` requests left for `reset`
+    /// seconds after `now`.
+    fn quota(&self, index: usize, remaining: u64, reset: u64, now: i64) -> Quota {
+        let rate = &self.rates[index];
+        Quota {
+            current: rate.field(remaining, reset),
+            policy: self.policy_header.clone(),
+            limit: rate.limit(),
             remaining,
-            reset,
-            at: now,
-        }))
+            reset_at: now.saturating_add(i64::try_from(reset).unwrap_or(0)),
+        }
     }
 
     /// Gives back `weight` to the first `count` rate limits (taken by a request that a
@@ -261,7 +260,7 @@ impl Meter {
     /// unmetered. A reservation that other requests outran is tried again a few times;
     /// a store that keeps granting nothing is not.
     pub(crate) async fn settle(
-        self: &Arc<Self>,
+        &self,
         ip: Option<IpAddr>,
         weight: u64,
         mut shortage: Shortage,
@@ -280,8 +279,12 @@ impl Meter {
         Err(Refusal::Unavailable)
     }
 
-    /// The client address of `request`, as the registry's trusted proxies say.
+    /// The client address of `request`, as the registry's trusted proxies say; `None`
+    /// without looking when the key has no allow-list (nothing reads it then).
     pub(crate) fn client_ip<B>(&self, request: &http::Request<B>) -> Option<IpAddr> {
+        if self.allowed_ips.is_empty() {
+            return None;
+        }
         self.context.proxies.client_ip_of(request)
     }
 
@@ -307,19 +310,10 @@ impl Meter {
                     .await
             }
             Shortage::Credits => match &self.credits {
-                Some(credits) => {
-                    credits
-                        .reserve(self.id, weight, self.shared, store, now)
-                        .await
-                }
+                Some(credits) => credits.reserve(self.id, weight, store, now).await,
                 None => Ok(()),
             },
         }
-    }
-
-    /// The `RateLimit-Policy` value, if the key has rate limits.
-    pub(crate) fn policy_header(&self) -> Option<&HeaderValue> {
-        self.policy_header.as_ref()
     }
 }
 
@@ -343,21 +337,15 @@ impl Drop for Meter {
 }
 
 impl Quota {
-    /// `RateLimit-Policy`: every limit of the key.
-    pub(crate) fn policy(&self) -> Option<&HeaderValue> {
-        self.meter.policy_header()
-    }
-
-    /// `RateLimit`: the limit nearest to exhaustion, `"burst";r=42;t=17`.
-    pub(crate) fn current(&self) -> HeaderValue {
-        let rate = &self.meter.rates[self.index];
-        let value = format!("\"{}\";r={};t={}", rate.name(), self.remaining, self.reset);
-        HeaderValue::from_str(&value).expect("names are a-z 0-9 _ -")
+    /// `RateLimit` (the limit nearest to exhaustion, `"burst";r=42;t=17`) and
+    /// `RateLimit-Policy` (every limit of the key).
+    pub(crate) fn into_fields(self) -> (HeaderValue, Option<HeaderValue>) {
+        (self.current, self.policy)
     }
 
     /// The limit's requests per window, for `X-RateLimit-Limit`.
     pub(crate) fn limit(&self) -> u64 {
-        self.meter.rates[self.index].limit()
+        self.limit
     }
 
     /// Requests left in the window, for `X-RateLimit-Remaining`.
@@ -367,7 +355,7 @@ impl Quota {
 
     /// When the window ends (Unix seconds), for `X-RateLimit-Reset`.
     pub(crate) fn reset_at(&self) -> i64 {
-        self.at + i64::try_from(self.reset).unwrap_or(0)
+        self.reset_at
     }
 }
 
@@ -414,9 +402,15 @@ impl Meters {
 }
 
 impl crate::registry::Registry {
-    /// The meter of the key `principal` stands for, if the key has policies.
+    /// The meter of the key `principal` stands for, if the key has policies: borrowed,
+    /// so that deciding writes no reference count.
     #[inline]
-    pub(crate) fn meter_of(principal: &crate::principal::Principal) -> Option<Arc<Meter>> {
+    pub(crate) fn meter_of(principal: &crate::principal::Principal) -> Option<&Meter> {
+        principal.attachment()?.downcast_ref::<Meter>()
+    }
+
+    /// [`meter_of`](Self::meter_of), owned: for a request that waits for its budget.
+    pub(crate) fn owned_meter_of(principal: &crate::principal::Principal) -> Option<Arc<Meter>> {
         let attachment = principal.attachment()?;
         Arc::clone(attachment).downcast::<Meter>().ok()
     }

@@ -9,6 +9,8 @@ use crate::store::{StoreError, TokenStore};
 
 pub(super) struct RateMeter {
     rate: RateLimit,
+    /// `"name";r=`: how the `RateLimit` field of this limit starts.
+    field_start: Box<[u8]>,
     state: Mutex<Window>,
     /// Held while a slice is asked of the store: one reservation at a time.
     reserving: tokio::sync::Mutex<()>,
@@ -18,6 +20,8 @@ pub(super) struct RateMeter {
 struct Window {
     /// Unix seconds; 0 before the first request.
     start: i64,
+    /// When it ends: a request before then is in it, without dividing by the window.
+    end: i64,
     /// Requests this node accepted in the window.
     used: u64,
     /// Requests this node reserved in the window.
@@ -40,6 +44,7 @@ pub(super) enum Take {
 impl RateMeter {
     pub(super) fn new(rate: RateLimit) -> Self {
         Self {
+            field_start: format!("\"{}\";r=", rate.name).into_bytes().into(),
             rate,
             state: Mutex::new(Window::default()),
             reserving: tokio::sync::Mutex::new(()),
@@ -54,13 +59,21 @@ impl RateMeter {
         &self.rate.name
     }
 
-    pub(super) fn window_start(&self, now: i64) -> i64 {
-        self.rate.window_start(now)
+    /// The `RateLimit` field of this limit: `"name";r=<remaining>;t=<reset>`.
+    pub(super) fn field(&self, remaining: u64, reset: u64) -> http::HeaderValue {
+        let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (r, t) = (r.format(remaining).as_bytes(), t.format(reset).as_bytes());
+        let mut value = Vec::with_capacity(self.field_start.len() + r.len() + 3 + t.len());
+        value.extend_from_slice(&self.field_start);
+        value.extend_from_slice(r);
+        value.extend_from_slice(b";t=");
+        value.extend_from_slice(t);
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+            .expect("names are a-z 0-9 _ -")
     }
 
-    fn reset(&self, now: i64) -> u64 {
-        let end = self.window_start(now) + i64::try_from(self.rate.window_seconds).unwrap_or(0);
-        u64::try_from(end - now).unwrap_or(0).max(1)
+    pub(super) fn window_start(&self, now: i64) -> i64 {
+        self.rate.window_start(now)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
@@ -70,28 +83,26 @@ impl RateMeter {
 
     /// Counts `weight` requests at `now` if this node's slice has room.
     pub(super) fn take(&self, weight: u64, now: i64) -> Take {
-        let start = self.window_start(now);
         let mut window = self.lock();
-        if window.start != start {
+        if !(window.start..window.end).contains(&now) {
+            let start = self.window_start(now);
+            let length = i64::try_from(self.rate.window_seconds).unwrap_or(i64::MAX);
             *window = Window {
                 start,
+                end: start.saturating_add(length),
                 ..Window::default()
             };
         }
+        let reset = u64::try_from(window.end - now).unwrap_or(0).max(1);
         if window.used + weight <= window.held {
             window.used += weight;
             let others = window.reserved.saturating_sub(window.held);
             let remaining = self.rate.limit.saturating_sub(others + window.used);
-            return Take::Taken {
-                remaining,
-                reset: self.reset(now),
-            };
+            return Take::Taken { remaining, reset };
         }
         if window.reserved >= self.rate.limit {
             // Everything the window has is reserved, by this node or others.
-            return Take::Over {
-                reset: self.reset(now),
-            };
+            return Take::Over { reset };
         }
         Take::Short
     }
@@ -99,7 +110,7 @@ impl RateMeter {
     /// Gives back `weight` requests taken at `now` (the window may have turned since).
     pub(super) fn give_back(&self, weight: u64, now: i64) {
         let mut window = self.lock();
-        if window.start == self.window_start(now) {
+        if (window.start..window.end).contains(&now) {
             window.used = window.used.saturating_sub(weight);
         }
     }
