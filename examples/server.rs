@@ -13,9 +13,14 @@
 //! Routes: `GET /health` and `GET /openapi.json` (no auth), `POST /auth/login` (an API
 //! key in the body, no header: answers a short-lived access token), `GET /me` (any
 //! token), `GET /ping` (any token; the load test's authenticated twin of `/health`),
-//! `GET /items` (scope `read`), `POST /items` (scope `write`), and the management API
+//! `GET /items` (scope `read`), `GET /items/export` (scope `read`, weighing ten requests
+//! against a key's limits), `POST /items` (scope `write`), and the management API
 //! under `/tokens`, `/sessions` and `/activity` (scope `admin`); the API Tokens page at
 //! `/dashboard` (public: the page asks for an admin key).
+//!
+//! Keys may carry rate limits, credits and IP allow-lists (`rate_limits`, `credits`,
+//! `allowed_ips` in `POST /tokens` and `PATCH /tokens/{id}`): answers to rate-limited
+//! keys carry the `RateLimit` fields (`--rate-limit-headers github` adds GitHub's).
 //!
 //! Every request made with a token is recorded in the activity log (in the same
 //! database), read with `GET /tokens/{id}/activity` and `GET /activity`. Behind a
@@ -57,7 +62,7 @@ use tower_bearer::client_ip::{ForwardedHeader, TrustedProxies};
 use tower_bearer::dashboard::Dashboard;
 use tower_bearer::exchange::LoginApi;
 use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
-use tower_bearer::layer::BearerAuth;
+use tower_bearer::layer::{BearerAuth, CostLayer};
 use tower_bearer::registry::DEFAULT_TENANT;
 use tower_bearer::reject::Preset;
 use tower_bearer::session::SessionConfig;
@@ -72,7 +77,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--max-lifetime-days N] [--admin-token-file PATH] [--accept-scheme Token]
               [--session-lifetime SECONDS] [--session-key-file PATH]
               [--trusted-proxies CIDR,…] [--forwarded-header x-forwarded-for|forwarded]
-              [--activity on|off]
+              [--activity on|off] [--rate-limit-headers ietf|github]
        server --issue-admin-token [TENANT] [--db PATH]
 
   --addr               where to listen (default 127.0.0.1:3000)
@@ -90,12 +95,15 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
                        $TOWER_BEARER_SESSION_KEY (hex), else
                        $XDG_STATE_HOME/tower-bearer/session-key (~/.local/state/…), created
                        with a random key when missing; never beside the database)
-  --trusted-proxies    proxies whose forwarding header the activity log believes
-                       (comma-separated addresses or networks; default none)
+  --trusted-proxies    proxies whose forwarding header is believed, for the activity log
+                       and keys' IP allow-lists (comma-separated addresses or networks;
+                       default none)
   --forwarded-header   the header those proxies write the client address into:
                        x-forwarded-for (default) or forwarded; the other one is ignored
   --activity           record every request with a token in the activity log: on (default)
                        or off (the load test measures authentication alone with off)
+  --rate-limit-headers the fields answers to rate-limited keys carry: ietf (RateLimit and
+                       RateLimit-Policy, default) or github (those and X-RateLimit-*)
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
                        print it once, and exit: the way back in after the last admin is gone";
 
@@ -115,6 +123,8 @@ struct Args {
     forwarded_header: ForwardedHeader,
     /// `--activity off`: no activity log.
     activity: bool,
+    /// `--rate-limit-headers github`: GitHub's `X-RateLimit-*` too.
+    github_rate_limit_headers: bool,
     /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
     recovery_tenant: Option<String>,
 }
@@ -129,6 +139,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         trusted_proxies: TrustedProxies::none(),
         forwarded_header: ForwardedHeader::XForwardedFor,
         activity: true,
+        github_rate_limit_headers: false,
         env: Env::Live,
         max_lifetime: None,
         admin_token_file: None,
@@ -198,6 +209,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                     other => return Err(format!("--activity {other}: expected on or off")),
                 }
             }
+            "--rate-limit-headers" => {
+                parsed.github_rate_limit_headers = match value.as_str() {
+                    "ietf" => false,
+                    "github" => true,
+                    other => {
+                        return Err(format!(
+                            "--rate-limit-headers {other}: expected ietf or github"
+                        ));
+                    }
+                }
+            }
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
                     DEFAULT_TENANT.to_owned()
@@ -265,6 +287,9 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
     if let Some(scheme) = &args.accept_scheme {
         auth = auth.accept_scheme(scheme);
     }
+    if args.github_rate_limit_headers {
+        auth = auth.github_rate_limit_headers();
+    }
     let router = Router::new()
         .route("/health", get(|| async { "ok" }))
         // The OpenAPI document of the management API and the login (public, like the
@@ -274,6 +299,11 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
         // The cheapest authenticated route: the load test compares it with `/health`.
         .route("/ping", get(|| async { "pong" }))
         .route("/items", get(list_items).post(create_item))
+        // An expensive route: it weighs ten requests against a key's limits and credits.
+        .route(
+            "/items/export",
+            get(list_items).route_layer(CostLayer::new(10)),
+        )
         .merge(
             LoginApi::new(registry.clone())
                 .error_style(args.error_style)

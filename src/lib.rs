@@ -23,6 +23,8 @@
 //!   ([`Registry::check`](registry::Registry::check): the cache, single-flight misses,
 //!   hot copies, usage), a token's lifecycle (issue, change, rotate, revoke), and
 //!   sessions and user tokens.
+//! - [`policy`]: what a key may do: rate limits, credits, IP allow-lists (metered by the
+//!   registry, enforced by the layer); [`client_ip`]: who the client is.
 //! - [`principal`]: who the caller is, inserted into request extensions by the layer.
 //! - `session` (feature `exchange`): session keys, claims and settings (a leaf).
 //!
@@ -57,8 +59,8 @@
 //! # Guides
 //!
 //! The [`guide`] (feature `full`, as on docs.rs) walks through each part: using the layer,
-//! concepts, the management API, sessions, the dashboard, several nodes, security and
-//! performance.
+//! concepts, the management API, sessions, the dashboard, several nodes, limits and
+//! quotas, security and performance.
 //!
 //! # Example
 //!
@@ -126,6 +128,8 @@ pub mod guide {
     pub mod dashboard {}
     #[doc = include_str!("../docs/several-nodes.md")]
     pub mod several_nodes {}
+    #[doc = include_str!("../docs/limits.md")]
+    pub mod limits {}
     #[doc = include_str!("../docs/security.md")]
     pub mod security {}
     #[doc = include_str!("../docs/performance.md")]

@@ -738,3 +738,107 @@ async fn two_processes_on_one_sqlite_file_see_each_others_revocations() {
     b.interrupt().await;
     a.interrupt().await;
 }
+
+/// Issue 28 through the example server: a key's limit of 5 per 10 s, with the IETF and
+/// GitHub fields and DRF's throttle body; its credits spent by an export weighing ten;
+/// its allow-list refusing the loopback client with 403.
+#[tokio::test]
+async fn the_example_server_enforces_a_keys_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("limits.db");
+    let mut server =
+        Server::start(&db, &["--style", "drf", "--rate-limit-headers", "github"]).await;
+    let line = server.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+    let create = |body: serde_json::Value| {
+        let server = &server;
+        let admin = admin.clone();
+        async move {
+            let (status, created) = server
+                .call("POST", "/tokens", &admin, &body.to_string())
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{created}");
+            created["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let limited = create(serde_json::json!({
+        "name": "limited", "scopes": ["read"],
+        "rate_limits": [{"name": "burst", "limit": 5, "window_seconds": 10}]
+    }))
+    .await;
+    // Start early in a window, so that five requests fit in it.
+    let into = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .rem_euclid(10);
+    if into > 6 {
+        tokio::time::sleep(Duration::from_millis((10 - into as u64) * 1000 + 100)).await;
+    }
+    for left in (0..5).rev() {
+        let answer = server.client.get("/items", &limited).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.header("ratelimit-policy"),
+            Some(r#""burst";q=5;w=10"#)
+        );
+        let current = answer.header("ratelimit").unwrap();
+        assert!(
+            current.starts_with(&format!(r#""burst";r={left};t="#)),
+            "{current}"
+        );
+        assert_eq!(
+            answer.header("x-ratelimit-remaining"),
+            Some(left.to_string().as_str())
+        );
+        assert_eq!(answer.header("x-ratelimit-limit"), Some("5"));
+    }
+    let refused = server.client.get("/items", &limited).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    let body: Value = serde_json::from_slice(&refused.body).unwrap();
+    let unit = if retry_after == 1 {
+        "second"
+    } else {
+        "seconds"
+    };
+    assert_eq!(
+        body["detail"],
+        format!("Request was throttled. Expected available in {retry_after} {unit}.")
+    );
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(
+        server.client.get("/items", &limited).await.status,
+        StatusCode::OK
+    );
+
+    let metered = create(serde_json::json!({
+        "name": "metered", "scopes": ["read"], "credits": {"remaining": 12}
+    }))
+    .await;
+    assert_eq!(
+        server.client.get("/items/export", &metered).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.client.get("/items", &metered).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.client.get("/items", &metered).await.status,
+        StatusCode::OK
+    );
+    let out = server.client.get("/items", &metered).await;
+    assert_eq!(out.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(out.text(), r#"{"detail":"Request was throttled."}"#);
+
+    let fenced = create(serde_json::json!({
+        "name": "fenced", "scopes": ["read"], "allowed_ips": ["10.0.0.0/8"]
+    }))
+    .await;
+    let refused = server.client.get("/items", &fenced).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        refused.text(),
+        r#"{"detail":"You do not have permission to perform this action."}"#
+    );
+    assert_eq!(server.interrupt().await, "");
+}

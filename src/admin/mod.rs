@@ -6,10 +6,10 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /tokens` `{"name","scopes","expires_in_days" \| "expires_at" \| "never_expires","owner","metadata"}` | 201 `{"id","name","token","scopes","tenant","created_at","expires_at","created_by","created_by_session","owner","metadata"}` — the only time `token` is shown |
-//! | `GET /tokens?limit=50&starting_after=<id>&owner=<owner>` | 200 `{"data":[{"id","name","prefix","scopes","tenant","created_at","expires_at","last_used_at","expired","created_by","created_by_session","rotated_to","owner","metadata"}],"has_more":false}` |
+//! | `POST /tokens` `{"name","scopes","expires_in_days" \| "expires_at" \| "never_expires","owner","metadata","rate_limits","credits","allowed_ips"}` | 201 `{"id","name","token","scopes","tenant","created_at","expires_at","created_by","created_by_session","owner","metadata","rate_limits","credits","allowed_ips"}` — the only time `token` is shown |
+//! | `GET /tokens?limit=50&starting_after=<id>&owner=<owner>` | 200 `{"data":[{"id","name","prefix","scopes","tenant","created_at","expires_at","last_used_at","expired","created_by","created_by_session","rotated_to","owner","metadata","rate_limits","credits","allowed_ips"}],"has_more":false}` |
 //! | `GET /tokens/{id}` | 200 one token as listed (never its secret) |
-//! | `PATCH /tokens/{id}` `{"name","scopes","expires_at" \| "expires_in_days"}` | 200 the token as listed: renamed, new scopes (within the caller's), or an earlier expiry; effective on every node at once |
+//! | `PATCH /tokens/{id}` `{"name","scopes","expires_at" \| "expires_in_days","rate_limits","credits","allowed_ips"}` | 200 the token as listed: renamed, new scopes (within the caller's), an earlier expiry, other limits; effective on every node at once |
 //! | `DELETE /tokens/{id}` | 204; the token stops working at once |
 //! | `DELETE /tokens/{id}?cascade=true` | 200 `{"revoked":[ids]}`: the token and every token it created, recursively, in one transaction |
 //! | `POST /tokens/{id}/rotate` `{"grace_seconds"}` (body optional) | 201 like `POST /tokens`, with a new token; the old one stops working at once, or after `grace_seconds` (at most 86400) |
@@ -17,6 +17,14 @@
 //! | `DELETE /sessions/{id}?cascade=true` (feature `exchange`) | 204; the session's access token stops working at once; with `cascade`, 200 `{"revoked":[ids]}`: the tokens issued through the session go too |
 //! | `GET /tokens/{id}/activity?limit=&starting_after=&outcome=&status=&since=&until=` (feature `activity`) | 200 `{"data":[{"id","at","token_id","session_id","tenant","method","route","status","outcome","latency_us","client_ip","user_agent","request_id","new_ip"}],"has_more":false}`: the token's requests, newest first (a key's include its sessions'; a revoked token's stay readable) |
 //! | `GET /activity?…` (feature `activity`) | 200 the same for every token of the tenant |
+//!
+//! **Limits.** `"rate_limits": [{"name": "burst", "limit": 100, "window_seconds": 60}]`
+//! (at most 4, names of 1 to 32 `a-z 0-9 _ -`, limits up to 10⁹, windows up to 31
+//! days), `"credits": {"remaining": 1000, "refill": {"amount": 1000, "every": "day" |
+//! "month"}}` (`null`: unlimited; `GET` shows the balance as it stands) and
+//! `"allowed_ips": ["203.0.113.0/24", "127.0.0.1"]` (at most 64; shown as CIDR ranges;
+//! empty: anywhere). `null` in a `PATCH` removes them; credits given in a `PATCH` count
+//! from then. See [`policy`](crate::policy) for how the layer enforces them.
 //!
 //! **Sessions.** Revoking or rotating a key, or changing its scopes or expiry, revokes
 //! its sessions (see [`exchange`](crate::exchange) for `POST /auth/login`).
