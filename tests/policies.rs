@@ -646,3 +646,36 @@ async fn without_the_store_a_node_spends_its_slice_then_answers_503() {
     assert_eq!(client.get("/items", &token).await.status, StatusCode::OK);
     assert_eq!(store.reservations(), 3);
 }
+
+/// A key's session access tokens count against the key's own limits: trading a limited
+/// key for a session does not escape them.
+#[cfg(feature = "exchange")]
+#[tokio::test]
+async fn a_keys_sessions_count_against_its_limits() {
+    use tower_bearer::session::{SessionConfig, SessionKeys};
+    let keys = SessionKeys::new("policies", &[7u8; 32]).unwrap();
+    let server = Server::start_with(|b| b.sessions(SessionConfig::new(keys)), |layer| layer).await;
+    let policies = Policies::none()
+        .rate_limit(rate("burst", 4, 60))
+        .credits(Credits::new(10));
+    let (id, key) = server.issue(policies).await;
+    let session = server.registry.login(&key, Some("tab")).await.unwrap();
+    let access = session.access_token.expose_secret().to_owned();
+    for token in [&key, &access, &access, &key] {
+        assert_eq!(server.get(token).await.status, StatusCode::OK);
+    }
+    let refused = server.get(&access).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        param(&fields(refused.header("ratelimit").unwrap())[0], "r"),
+        0
+    );
+    assert_eq!(server.get(&key).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let (_, shown) = server
+        .json("GET", &format!("/tokens/{id}"), Value::Null)
+        .await;
+    assert!(
+        shown["credits"]["remaining"].as_u64().unwrap() <= 6,
+        "{shown}"
+    );
+}

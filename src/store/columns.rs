@@ -141,6 +141,11 @@ pub(crate) fn policies_of(
         }),
         None => None,
     };
+    // What the layer puts in headers comes from here: a row that breaks the rules (a
+    // name that is not `a-z 0-9 _ -`) is corrupt, not a panic later.
+    policies
+        .validate()
+        .map_err(|e| corrupt(format!("policies: {e}")))?;
     Ok(policies)
 }
 

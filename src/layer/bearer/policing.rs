@@ -66,7 +66,9 @@ impl Config {
             }
             Decision::Reserve(shortage) => match Registry::owned_meter_of(principal) {
                 Some(meter) => Policed::Wait(meter, shortage),
-                None => Policed::Pass(None),
+                // The meter just read is the principal's: unreachable, and never let
+                // through unmetered.
+                None => Policed::Refused(Rejection::Unavailable, None),
             },
         }
     }

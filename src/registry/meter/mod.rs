@@ -129,14 +129,18 @@ impl std::fmt::Debug for Meter {
 impl Meter {
     fn new(id: TokenId, policies: &Policies, context: Arc<MeterContext>) -> Self {
         let shared = context.store.shares_budgets();
-        let policy_header = (!policies.rate_limits.is_empty()).then(|| {
-            let list: Vec<String> = policies
-                .rate_limits
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            HeaderValue::from_str(&list.join(", ")).expect("names are a-z 0-9 _ -")
-        });
+        // Names are `a-z 0-9 _ -` (checked when stored and when read back), so this is
+        // always a valid value; a name that is not leaves the field out, never panics.
+        let policy_header = (!policies.rate_limits.is_empty())
+            .then(|| {
+                let list: Vec<String> = policies
+                    .rate_limits
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                HeaderValue::from_str(&list.join(", ")).ok()
+            })
+            .flatten();
         Self {
             id,
             context,
@@ -206,8 +210,9 @@ impl Meter {
             if let Some(credits) = &self.credits {
                 match credits.take(weight, now) {
                     credits::Take::Taken => {}
+                    // The request passed the rate limits: it counts against them,
+                    // though it never reaches the service.
                     credits::Take::Exhausted { retry_after } => {
-                        self.give_back_rates(self.rates.len(), weight, now);
                         return Decision::Refuse(Refusal::CreditsExhausted { retry_after });
                     }
                     credits::Take::Short => {

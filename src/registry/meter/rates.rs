@@ -68,8 +68,9 @@ impl RateMeter {
         value.extend_from_slice(r);
         value.extend_from_slice(b";t=");
         value.extend_from_slice(t);
+        // Names are `a-z 0-9 _ -` (checked when stored and when read back).
         http::HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
-            .expect("names are a-z 0-9 _ -")
+            .unwrap_or_else(|_| http::HeaderValue::from_static("\"?\";r=0;t=0"))
     }
 
     pub(super) fn window_start(&self, now: i64) -> i64 {

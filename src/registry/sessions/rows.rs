@@ -74,20 +74,32 @@ impl Registry {
     }
 }
 
-/// Whether the API key behind session `record` is still live (not revoked, not expired).
-/// Sessions die with their key; this guards the rare race a login re-checks for. An end
-/// user's token has no key.
-pub(in crate::registry) async fn key_is_live(
+/// What the API key behind a session says of it.
+pub(in crate::registry) enum KeyOfSession {
+    /// An end user's token: it has no key.
+    NoKey,
+    /// The key is live (not revoked, not expired): its record, whose policies the
+    /// session's requests count against.
+    Live(Box<TokenRecord>),
+    /// The key is gone or expired: so is the session.
+    Gone,
+}
+
+/// The API key behind session `record`. Sessions die with their key; this guards the
+/// rare race a login re-checks for, and gives a session its key's policies.
+pub(in crate::registry) async fn key_of_session(
     store: &dyn TokenStore,
     record: &TokenRecord,
     now: OffsetDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<KeyOfSession, StoreError> {
     let Some(key) = record.created_by else {
-        return Ok(true);
+        return Ok(KeyOfSession::NoKey);
     };
     match store.find_by_id(&record.tenant, key).await {
-        Ok(key) => Ok(key.kind == TokenKind::ApiKey && !key.is_expired_at(now)),
-        Err(StoreError::NotFound) => Ok(false),
+        Ok(key) if key.kind == TokenKind::ApiKey && !key.is_expired_at(now) => {
+            Ok(KeyOfSession::Live(Box::new(key)))
+        }
+        Ok(_) | Err(StoreError::NotFound) => Ok(KeyOfSession::Gone),
         Err(error) => Err(error),
     }
 }

@@ -376,35 +376,40 @@ impl Registry {
                         Err(StoreError::unavailable("token store timed out"))
                     });
             let now = inner.clock.now_nanos();
-            // A session lives only as long as its API key.
+            // A session lives only as long as its API key, and counts against its
+            // key's policies: the key's meter is the session's.
             let found = match found {
                 Ok(record) if record.kind == TokenKind::Session => {
+                    use crate::registry::sessions::rows::{KeyOfSession, key_of_session};
                     let checked = tokio::time::timeout(
                         inner.store_timeout,
-                        crate::registry::sessions::rows::key_is_live(
-                            &*inner.store,
-                            &record,
-                            inner.clock.now(),
-                        ),
+                        key_of_session(&*inner.store, &record, inner.clock.now()),
                     )
                     .await
                     .unwrap_or_else(|_elapsed| {
                         Err(StoreError::unavailable("token store timed out"))
                     });
                     match checked {
-                        Ok(true) => Ok(record),
-                        Ok(false) => Err(StoreError::NotFound),
+                        Ok(KeyOfSession::NoKey) => Ok((record, None)),
+                        Ok(KeyOfSession::Live(key)) => {
+                            let meter = inner.meters.for_record(key.id, &key.policies);
+                            Ok((record, meter))
+                        }
+                        Ok(KeyOfSession::Gone) => Err(StoreError::NotFound),
                         Err(error) => Err(error),
                     }
                 }
-                other => other,
+                Ok(record) => {
+                    let meter = inner.meters.for_record(record.id, &record.policies);
+                    Ok((record, meter))
+                }
+                Err(error) => Err(error),
             };
             let installed = match found {
-                Ok(record) => {
+                Ok((record, meter)) => {
                     self.store_answered();
                     let shared = inner.interner.shared(&record.tenant, &record.scopes);
                     let fresh_until = inner.cache.fresh_until(now);
-                    let meter = inner.meters.for_record(record.id, &record.policies);
                     let entry =
                         entry::from_record(&record, shared, fresh_until, token_check, meter);
                     inner.cache.install_known(&digest, entry, epoch, now)

@@ -73,13 +73,14 @@ pub(crate) fn from_record(
                         .as_ref()
                         .and_then(|metadata| metadata.get("claims")?.as_object())
                         .map(|claims| Arc::new(claims.clone())),
-                    meter: None,
+                    // A session's requests count against its key's policies.
+                    meter: meter.map(|meter| meter as Arc<dyn std::any::Any + Send + Sync>),
                 })),
                 None => match meter {
                     // Keys with policies carry their meter; the others pay nothing.
                     Some(meter) => Some(Box::new(Rare {
                         owner: record.owner.as_deref().map(Into::into),
-                        meter: Some(meter),
+                        meter: Some(meter as Arc<dyn std::any::Any + Send + Sync>),
                         ..Rare::default()
                     })),
                     None => Rare::boxed(record.owner.as_deref(), None),
