@@ -211,10 +211,8 @@ async fn create_expiring_on(
         .to_owned()
 }
 
-#[tokio::test]
-async fn a_user_manages_tokens_in_a_real_browser() {
-    let Some(chromium) = chromium() else { return };
-    let dir = tempfile::tempdir().unwrap();
+/// The example server on a new SQLite file in `dir`, and its bootstrap admin token.
+async fn example_server(dir: &tempfile::TempDir) -> (ExampleProcess, String) {
     let db = dir.path().join("tokens.db");
     let mut server = ExampleProcess::start(
         "server",
@@ -225,6 +223,14 @@ async fn a_user_manages_tokens_in_a_real_browser() {
     .await;
     let admin = server.stdout_line().await;
     let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    (server, admin)
+}
+
+#[tokio::test]
+async fn a_user_manages_tokens_in_a_real_browser() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = example_server(&dir).await;
     let addr = server.addrs[0];
     let client = HttpClient::new(addr);
 
@@ -611,19 +617,10 @@ async fn a_user_manages_tokens_in_a_real_browser() {
 async fn limits_are_set_shown_and_changed_in_a_real_browser() {
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tokens.db");
-    let mut server = ExampleProcess::start(
-        "server",
-        "full",
-        &["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()],
-        1,
-    )
-    .await;
-    let admin = server.stdout_line().await;
-    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
-    let addr = server.addrs[0];
-    let client = HttpClient::new(addr);
-    let mut browser = Browser::start(chromium, &format!("http://{addr}/dashboard")).await;
+    let (server, admin) = example_server(&dir).await;
+    let client = HttpClient::new(server.addrs[0]);
+    let page = format!("http://{}/dashboard", server.addrs[0]);
+    let mut browser = Browser::start(chromium, &page).await;
     browser
         .wait_for("document.body.dataset.ready === 'true'")
         .await;

@@ -92,6 +92,15 @@ impl Server {
         self.client.get("/items", token).await
     }
 
+    /// The key's credits as `GET /tokens/{id}` shows them.
+    async fn credits(&self, id: TokenId) -> Value {
+        let (status, shown) = self
+            .json("GET", &format!("/tokens/{id}"), Value::Null)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        shown["credits"].clone()
+    }
+
     async fn json(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
         self.client
             .call_json(method, path, &self.admin, &body.to_string())
@@ -248,21 +257,14 @@ async fn credits_run_out_and_come_back_with_the_refill() {
         refused.header("ratelimit").is_none(),
         "no rate limit, no RateLimit field"
     );
-    let (status, shown) = server
-        .json("GET", &format!("/tokens/{id}"), Value::Null)
-        .await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        shown["credits"],
+        server.credits(id).await,
         json!({"remaining": 0, "refill": {"amount": 3, "every": "day"}})
     );
 
     server.clock.advance(Duration::from_secs(12 * 3600));
     assert_eq!(server.get(&token).await.status, StatusCode::OK);
-    let (_, shown) = server
-        .json("GET", &format!("/tokens/{id}"), Value::Null)
-        .await;
-    assert_eq!(shown["credits"]["remaining"], 2);
+    assert_eq!(server.credits(id).await["remaining"], 2);
 }
 
 #[tokio::test]
@@ -398,11 +400,11 @@ async fn policies_are_set_shown_changed_and_enforced_through_the_api() {
         StatusCode::TOO_MANY_REQUESTS
     );
 
-    let (_, shown) = server
-        .json("GET", &format!("/tokens/{id}"), Value::Null)
-        .await;
-    let remaining = shown["credits"]["remaining"].as_u64().unwrap();
-    assert!(remaining <= 998, "two requests were charged: {shown}");
+    let credits = server.credits(TokenId::new(id)).await;
+    assert!(
+        credits["remaining"].as_u64().unwrap() <= 998,
+        "two requests were charged: {credits}"
+    );
 
     // A change takes effect at once: no limits, no credits, anywhere.
     let (status, changed) = server
@@ -527,13 +529,10 @@ async fn a_route_can_weigh_more_than_one_request() {
         server.get(&token).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
-    let (_, shown) = server
-        .json("GET", &format!("/tokens/{id}"), Value::Null)
-        .await;
-    let remaining = shown["credits"]["remaining"].as_u64().unwrap();
+    let credits = server.credits(id).await;
     assert!(
-        remaining <= 100 - 25,
-        "two exports (20), a refused one's first credit and four requests: {shown}"
+        credits["remaining"].as_u64().unwrap() <= 100 - 25,
+        "two exports (20), a refused one's first credit and four requests: {credits}"
     );
 }
 
@@ -671,11 +670,6 @@ async fn a_keys_sessions_count_against_its_limits() {
         0
     );
     assert_eq!(server.get(&key).await.status, StatusCode::TOO_MANY_REQUESTS);
-    let (_, shown) = server
-        .json("GET", &format!("/tokens/{id}"), Value::Null)
-        .await;
-    assert!(
-        shown["credits"]["remaining"].as_u64().unwrap() <= 6,
-        "{shown}"
-    );
+    let credits = server.credits(id).await;
+    assert!(credits["remaining"].as_u64().unwrap() <= 6, "{credits}");
 }
