@@ -46,6 +46,8 @@
 //! - `admin` (feature `admin`): the token management API and its OpenAPI document.
 //! - `exchange` (features `exchange` and `admin`): `POST /auth/login` and `/auth/logout`.
 //! - `dashboard` (feature `dashboard`): the API Tokens page over the management API.
+//! - `scanning` (feature `secret-scanning`): leaked keys reported by GitHub and GitLab,
+//!   verified by signature and revoked.
 //! - `testing` (feature `testing`): the store contract suite.
 //!
 //! Each depends only on the ones above it (`tests/module_graph.rs` holds the rules).
@@ -53,7 +55,8 @@
 //! # Cargo features
 //!
 //! `axum` (default), `sqlite`, `postgres`, `admin`, `exchange`, `ws`, `activity`,
-//! `dashboard`, `grpc`, `testing`, and `full` (all but `testing`). None pulls in another
+//! `dashboard`, `grpc`, `secret-scanning`, `testing`, and `full` (all but `testing`). None
+//! pulls in another
 //! beyond what it uses: the default build is the layer alone.
 //!
 //! # Guides
@@ -142,6 +145,9 @@ pub mod policy;
 pub mod principal;
 pub mod registry;
 pub mod reject;
+#[cfg(feature = "secret-scanning")]
+#[cfg_attr(docsrs, doc(cfg(feature = "secret-scanning")))]
+pub mod scanning;
 pub mod scope;
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]

@@ -54,6 +54,7 @@ pub use lifecycle::issue::{
 };
 #[cfg(feature = "admin")]
 pub(crate) use lifecycle::issue::{is_valid_metadata, is_valid_owner};
+pub use lifecycle::leaked::{LeakReport, LeakVerdict};
 #[cfg(feature = "exchange")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub use sessions::login::{LoginError, SessionInfo, SessionPage, SessionToken};

@@ -3,3 +3,4 @@
 
 pub(in crate::registry) mod change;
 pub(in crate::registry) mod issue;
+pub(in crate::registry) mod leaked;

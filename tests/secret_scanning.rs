@@ -1,0 +1,425 @@
+//! The secret scanning partner endpoint with real signed reports: a P-256 key pair made
+//! here, its key document served on 127.0.0.1, a registry on a real SQLite file.
+#![cfg(all(feature = "secret-scanning", feature = "sqlite", feature = "activity"))]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+use serde_json::{Value, json};
+use support::http::{Answer, HttpClient, serve};
+use tower_bearer::activity::ActivityConfig;
+use tower_bearer::registry::IssueRequest;
+use tower_bearer::scanning::SecretScanning;
+use tower_bearer::store::SqliteStore;
+use tower_bearer::{BearerAuthLayer, Registry};
+
+/// How soon an unknown key id may fetch a key document again, in these tests.
+const REFETCH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A signing key of the provider's, made from the OS's randomness.
+fn signing_key() -> SigningKey {
+    loop {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).unwrap();
+        if let Ok(key) = SigningKey::from_slice(&bytes) {
+            return key;
+        }
+    }
+}
+
+/// The provider's key document, served on 127.0.0.1; what it lists can change, and it
+/// counts how often it is fetched.
+#[derive(Clone, Default)]
+struct KeyDocument {
+    keys: Arc<std::sync::Mutex<Vec<(String, SigningKey)>>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl KeyDocument {
+    fn publish(&self, id: &str, key: &SigningKey) {
+        self.keys.lock().unwrap().push((id.to_owned(), key.clone()));
+    }
+
+    async fn serve(&self) -> String {
+        let document = self.clone();
+        let app = Router::new().route(
+            "/keys",
+            get(move || {
+                let document = document.clone();
+                async move {
+                    document.fetches.fetch_add(1, Ordering::SeqCst);
+                    let keys: Vec<Value> = document
+                        .keys
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|(id, key)| {
+                            let pem = key
+                                .verifying_key()
+                                .to_public_key_pem(LineEnding::LF)
+                                .unwrap();
+                            json!({"key_identifier": id, "key": pem, "is_current": true})
+                        })
+                        .collect();
+                    axum::Json(json!({ "public_keys": keys }))
+                }
+            }),
+        );
+        format!("http://{}/keys", serve(app).await)
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+struct Partner {
+    client: HttpClient,
+    registry: Registry,
+    github: KeyDocument,
+    gitlab: KeyDocument,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl Partner {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("scanning.db"))
+            .await
+            .unwrap();
+        let registry = Registry::builder(store.clone())
+            .activity(ActivityConfig::new(store))
+            .build();
+        let key = signing_key();
+        let (github, gitlab) = (KeyDocument::default(), KeyDocument::default());
+        github.publish("github-1", &key);
+        gitlab.publish("gitlab-1", &key);
+        let scanning = SecretScanning::new(registry.clone())
+            .github_keys_url(&github.serve().await)
+            .gitlab_keys_url(&gitlab.serve().await)
+            .token_type("sk_live_", "acme_api_key")
+            .key_refetch_interval(REFETCH)
+            .router();
+        let app = Router::new()
+            .route("/me", get(|| async { "me" }))
+            .merge(scanning);
+        let app = BearerAuthLayer::new(registry.clone())
+            .public(["/secret-scanning/*"])
+            .protect(app);
+        Self {
+            client: HttpClient::new(support::http::serve_with_peer(app).await),
+            registry,
+            github,
+            gitlab,
+            key,
+            _dir: dir,
+        }
+    }
+
+    async fn issue(&self) -> String {
+        let issued = self
+            .registry
+            .issue(IssueRequest::new("leaky", "acme").unwrap())
+            .await
+            .unwrap();
+        issued.secret.expose_secret().to_owned()
+    }
+
+    /// Posts `body` to `provider`'s route, signed by `key` under `id` (headers left out
+    /// when `signed` is false).
+    async fn report(
+        &self,
+        provider: &str,
+        id: &str,
+        key: &SigningKey,
+        body: &[u8],
+        signed: bool,
+    ) -> Answer {
+        let signature: Signature = key.sign(body);
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+        let prefix = if provider == "github" {
+            "Github"
+        } else {
+            "Gitlab"
+        };
+        let mut request = Request::post(format!("/secret-scanning/{provider}"))
+            .header("content-type", "application/json");
+        if signed {
+            request = request
+                .header(format!("{prefix}-Public-Key-Identifier"), id)
+                .header(format!("{prefix}-Public-Key-Signature"), signature);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        self.client.request(request).await
+    }
+
+    async fn github(&self, body: &Value) -> Answer {
+        self.report(
+            "github",
+            "github-1",
+            &self.key,
+            body.to_string().as_bytes(),
+            true,
+        )
+        .await
+    }
+}
+
+fn found(token: &str) -> Value {
+    json!([{
+        "token": token,
+        "type": "acme_api_key",
+        "url": "https://github.com/octo/demo/blob/abc/config.yml",
+        "source": "content"
+    }])
+}
+
+fn labels(answer: &Answer) -> Vec<String> {
+    let feedback: Value = serde_json::from_slice(&answer.body).unwrap();
+    feedback
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["label"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reported_key_is_revoked_and_answered_true_positive_once_and_again() {
+    let partner = Partner::start().await;
+    let token = partner.issue().await;
+    assert_eq!(
+        partner.client.get("/me", &token).await.status,
+        StatusCode::OK
+    );
+
+    let answer = partner.github(&found(&token)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let feedback: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        feedback,
+        json!([{"token_raw": token, "token_type": "acme_api_key", "label": "true_positive"}])
+    );
+    assert_eq!(
+        partner.client.get("/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The same report again: the same answer, nothing more to revoke.
+    partner.registry.activity().unwrap().flush().await.unwrap();
+    let again = partner.github(&found(&token)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(labels(&again), ["true_positive"]);
+}
+
+#[tokio::test]
+async fn strings_that_are_not_our_keys_are_false_positives() {
+    let partner = Partner::start().await;
+    let token = partner.issue().await;
+    let mut bad_checksum = token.clone();
+    let last = bad_checksum.pop().unwrap();
+    bad_checksum.push(if last == 'A' { 'B' } else { 'A' });
+    let never_issued = {
+        // Well-formed and checksummed, but not in the store: a key of another registry.
+        let other = Registry::builder(tower_bearer::MemoryStore::new()).build();
+        let issued = other
+            .issue(IssueRequest::new("elsewhere", "acme").unwrap())
+            .await
+            .unwrap();
+        issued.secret.expose_secret().to_owned()
+    };
+    let body = json!([
+        {"token": bad_checksum, "type": "acme_api_key", "url": "https://github.com/a"},
+        {"token": never_issued, "type": "acme_api_key", "url": "https://github.com/b"},
+        {"token": token, "type": "another_type", "url": "https://github.com/c"}
+    ]);
+    let answer = partner.github(&body).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(
+        labels(&answer),
+        ["false_positive", "false_positive", "false_positive"]
+    );
+    assert_eq!(
+        partner.client.get("/me", &token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn unsigned_badly_signed_or_unknown_key_reports_are_401_and_change_nothing() {
+    let partner = Partner::start().await;
+    let token = partner.issue().await;
+    let body = found(&token).to_string();
+    let unsigned = partner
+        .report("github", "github-1", &partner.key, body.as_bytes(), false)
+        .await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    let other_key = signing_key();
+    let forged = partner
+        .report("github", "github-1", &other_key, body.as_bytes(), true)
+        .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let unknown = partner
+        .report("github", "github-9", &partner.key, body.as_bytes(), true)
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    // A body changed after it was signed.
+    let signature: Signature = partner.key.sign(body.as_bytes());
+    let tampered = body.replace("config.yml", "config.yaml");
+    let request = Request::post("/secret-scanning/github")
+        .header("Github-Public-Key-Identifier", "github-1")
+        .header(
+            "Github-Public-Key-Signature",
+            base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes()),
+        )
+        .body(Full::new(Bytes::from(tampered)))
+        .unwrap();
+    assert_eq!(
+        partner.client.request(request).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        partner.client.get("/me", &token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn gitlabs_reports_are_verified_with_gitlabs_keys() {
+    let partner = Partner::start().await;
+    let token = partner.issue().await;
+    let body = json!([{"token": token, "type": "acme_api_key", "url": "https://gitlab.com/o/r/-/blob/1/a"}]);
+    // Signed under GitHub's key id on GitLab's route: not one of GitLab's keys.
+    let wrong = partner
+        .report(
+            "gitlab",
+            "github-1",
+            &partner.key,
+            body.to_string().as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let answer = partner
+        .report(
+            "gitlab",
+            "gitlab-1",
+            &partner.key,
+            body.to_string().as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(labels(&answer), ["true_positive"]);
+    assert_eq!(
+        partner.client.get("/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_new_key_id_fetches_the_document_again_at_most_once_an_interval() {
+    let partner = Partner::start().await;
+    let token = partner.issue().await;
+    let body = json!([{"token": "sk_live_nothing", "type": "acme_api_key"}]).to_string();
+    assert_eq!(
+        partner
+            .report("github", "github-1", &partner.key, body.as_bytes(), true)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(partner.github.fetches(), 1);
+    // An unknown id within the interval: refused without fetching again.
+    for _ in 0..3 {
+        let unknown = partner
+            .report("github", "github-3", &partner.key, body.as_bytes(), true)
+            .await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(partner.github.fetches(), 1);
+    // The provider rotates: a report signed by a key published since, after the
+    // interval, fetches the document once more.
+    let rotated = signing_key();
+    partner.github.publish("github-2", &rotated);
+    tokio::time::sleep(REFETCH).await;
+    let answer = partner
+        .report(
+            "github",
+            "github-2",
+            &rotated,
+            found(&token).to_string().as_bytes(),
+            true,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(partner.github.fetches(), 2);
+    // Known now: no fetch.
+    let again = partner
+        .report("github", "github-2", &rotated, body.as_bytes(), true)
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(partner.github.fetches(), 2);
+    assert_eq!(partner.gitlab.fetches(), 0);
+}
+
+#[tokio::test]
+async fn reports_are_bounded_to_1000_matches_and_1_mib() {
+    let partner = Partner::start().await;
+    let many: Vec<Value> = (0..1_001)
+        .map(|_| json!({"token": "sk_live_x", "type": "acme_api_key"}))
+        .collect();
+    let answer = partner.github(&json!(many)).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let huge = json!([{"token": "x".repeat(1 << 20), "type": "acme_api_key"}]);
+    let answer = partner.github(&huge).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// A reported string whose checksum does not hold never reaches the store.
+#[tokio::test]
+async fn a_bad_checksum_is_answered_without_a_store_lookup() {
+    use tower_bearer::registry::{LeakReport, LeakVerdict};
+    let store = support::InstrumentedStore::new();
+    let registry = Registry::builder(store.clone()).build();
+    let issued = registry
+        .issue(IssueRequest::new("k", "acme").unwrap())
+        .await
+        .unwrap();
+    let mut forged = issued.secret.expose_secret().to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let before = store.lookups();
+    let verdict = registry
+        .revoke_leaked(&forged, &LeakReport::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(verdict, LeakVerdict::Malformed);
+    assert_eq!(store.lookups(), before, "no store lookup");
+    let verdict = registry
+        .revoke_leaked(
+            issued.secret.expose_secret(),
+            &LeakReport::new(Some("https://x"), None),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(verdict, LeakVerdict::Revoked { .. }),
+        "{verdict:?}"
+    );
+    assert_eq!(store.lookups(), before + 1);
+}
