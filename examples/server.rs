@@ -35,6 +35,10 @@
 //! key file readable by group or others is refused. Nodes given the same key accept each
 //! other's access tokens.
 //!
+//! `POST /secret-scanning/github` and `POST /secret-scanning/gitlab` take GitHub's and
+//! GitLab's signed reports of leaked keys and revoke them (public: the signature is the
+//! authentication); `--print-token-pattern` prints the pattern to register with them.
+//!
 //! Locked out (the last admin token revoked)? `--issue-admin-token [TENANT]` mints a new
 //! admin token against the database, prints it once and exits.
 
@@ -65,6 +69,7 @@ use tower_bearer::extract::{ReadScope, Scoped, WriteScope};
 use tower_bearer::layer::{BearerAuth, CostLayer};
 use tower_bearer::registry::DEFAULT_TENANT;
 use tower_bearer::reject::Preset;
+use tower_bearer::scanning::SecretScanning;
 use tower_bearer::session::SessionConfig;
 use tower_bearer::store::activity::ActivityStore;
 use tower_bearer::store::{PostgresStore, SqliteStore};
@@ -78,7 +83,9 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--session-lifetime SECONDS] [--session-key-file PATH]
               [--trusted-proxies CIDR,…] [--forwarded-header x-forwarded-for|forwarded]
               [--activity on|off] [--rate-limit-headers ietf|github]
+              [--github-keys-url URL] [--gitlab-keys-url URL] [--token-type NAME]
        server --issue-admin-token [TENANT] [--db PATH]
+       server --print-token-pattern
 
   --addr               where to listen (default 127.0.0.1:3000)
   --db                 the SQLite file (default tower-bearer.db, created if missing, mode 0600),
@@ -104,6 +111,14 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
                        or off (the load test measures authentication alone with off)
   --rate-limit-headers the fields answers to rate-limited keys carry: ietf (RateLimit and
                        RateLimit-Policy, default) or github (those and X-RateLimit-*)
+  --github-keys-url    where GitHub's secret scanning keys are fetched from (default
+                       https://api.github.com/meta/public_keys/secret_scanning)
+  --gitlab-keys-url    where GitLab's keys are fetched from (without it, POST
+                       /secret-scanning/gitlab answers 503)
+  --token-type         the token type registered with the secret scanners for this
+                       server's tokens (default tower_bearer_api_key)
+  --print-token-pattern  print the regular expression to register with the secret
+                       scanners, and exit
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
                        print it once, and exit: the way back in after the last admin is gone";
 
@@ -127,6 +142,12 @@ struct Args {
     github_rate_limit_headers: bool,
     /// `--issue-admin-token`: the tenant to mint a recovery admin for, instead of serving.
     recovery_tenant: Option<String>,
+    /// Where the secret scanners' keys come from, and the type our tokens are reported as.
+    github_keys_url: Option<String>,
+    gitlab_keys_url: Option<String>,
+    token_type: String,
+    /// `--print-token-pattern`: print the scanning pattern instead of serving.
+    print_token_pattern: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -147,8 +168,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         session_lifetime: tower_bearer::session::DEFAULT_LIFETIME,
         session_key_file: None,
         recovery_tenant: None,
+        github_keys_url: None,
+        gitlab_keys_url: None,
+        token_type: tower_bearer::scanning::DEFAULT_TOKEN_TYPE.to_owned(),
+        print_token_pattern: false,
     };
-    bootstrap::parse_flags(args, &["--issue-admin-token"], |flag, value| {
+    let optional = ["--issue-admin-token", "--print-token-pattern"];
+    bootstrap::parse_flags(args, &optional, |flag, value| {
         match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
             "--db" => parsed.db = value,
@@ -220,6 +246,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                     }
                 }
             }
+            "--github-keys-url" => parsed.github_keys_url = Some(value),
+            "--gitlab-keys-url" => parsed.gitlab_keys_url = Some(value),
+            "--token-type" => parsed.token_type = value,
+            "--print-token-pattern" => parsed.print_token_pattern = true,
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
                     DEFAULT_TENANT.to_owned()
@@ -283,6 +313,8 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
             "/auth/login",
             "/dashboard",
             "/dashboard/*",
+            // Reports of leaked keys: their signature is their authentication.
+            "/secret-scanning/*",
         ]);
     if let Some(scheme) = &args.accept_scheme {
         auth = auth.accept_scheme(scheme);
@@ -311,6 +343,8 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
         )
         // The API Tokens page, at /dashboard (it asks for a key itself).
         .merge(Dashboard::new(registry.clone()).router())
+        // GitHub's and GitLab's reports of leaked keys.
+        .merge(secret_scanning(registry.clone(), args))
         .merge(
             ManagementApi::new(registry)
                 .error_style(args.error_style)
@@ -320,6 +354,22 @@ fn app(registry: Registry, args: &Args) -> BearerAuth<Router> {
     // Every route is authenticated except `/health`, `/openapi.json` and `/auth/login`,
     // whenever it was added.
     auth.protect(router)
+}
+
+/// The secret scanning partner endpoint: every token this server issues in its prefixed
+/// format is reported as `--token-type`.
+fn secret_scanning(registry: Registry, args: &Args) -> Router<Items> {
+    let mut scanning = SecretScanning::new(registry.clone());
+    if let Some(format) = registry.formats().prefixed_format() {
+        scanning = scanning.token_type(&format!("{}_", format.prefix()), &args.token_type);
+    }
+    if let Some(url) = &args.github_keys_url {
+        scanning = scanning.github_keys_url(url);
+    }
+    if let Some(url) = &args.gitlab_keys_url {
+        scanning = scanning.gitlab_keys_url(url);
+    }
+    scanning.router()
 }
 
 /// The served OpenAPI document: the management API and the login route.
@@ -372,6 +422,20 @@ fn redact(url: &str) -> String {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.print_token_pattern {
+        // The formats this server issues in (`--format`): only the prefixed one has a
+        // pattern a scanner can recognise.
+        match Formats::default().scanning_pattern() {
+            Some(pattern) if args.format == IssueFormat::Prefixed => println!("{pattern}"),
+            _ => {
+                eprintln!(
+                    "error: sanctum tokens (id|secret) have no prefix a scanner can recognise"
+                );
+                std::process::exit(2);
+            }
+        }
+        return Ok(());
+    }
     let (store, activity) = match open_store(&args.db).await {
         Ok(stores) => stores,
         Err(message) => {

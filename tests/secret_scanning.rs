@@ -423,3 +423,86 @@ async fn a_bad_checksum_is_answered_without_a_store_lookup() {
     );
     assert_eq!(store.lookups(), before + 1);
 }
+
+/// End to end through the example server: two of them on one PostgreSQL database, the
+/// provider's keys served here; a report to one node revokes the key on both, within the
+/// change feed's latency.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_to_one_example_server_revokes_the_key_on_both() {
+    use support::example::ExampleProcess;
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    let key = signing_key();
+    let document = KeyDocument::default();
+    document.publish("github-1", &key);
+    let keys_url = document.serve().await;
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--db",
+        url.as_str(),
+        "--github-keys-url",
+        keys_url.as_str(),
+        "--token-type",
+        "acme_api_key",
+    ];
+    let mut a = ExampleProcess::start("server", "full", &args, 1).await;
+    let line = a.stdout_line().await;
+    let admin = line.strip_prefix("admin token: ").unwrap().to_owned();
+    let b = ExampleProcess::start("server", "full", &args, 1).await;
+    let (on_a, on_b) = (HttpClient::new(a.addrs[0]), HttpClient::new(b.addrs[0]));
+    let (status, created) = on_a
+        .call_json(
+            "POST",
+            "/tokens",
+            &admin,
+            r#"{"name":"leaky","scopes":["read"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(on_b.get("/me", &token).await.status, StatusCode::OK);
+
+    let body = found(&token).to_string();
+    let signature: Signature = key.sign(body.as_bytes());
+    let request = Request::post("/secret-scanning/github")
+        .header("Github-Public-Key-Identifier", "github-1")
+        .header(
+            "Github-Public-Key-Signature",
+            base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes()),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let answer = on_a.request(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(labels(&answer), ["true_positive"]);
+    assert_eq!(
+        on_a.get("/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let start = std::time::Instant::now();
+    while on_b.get("/me", &token).await.status != StatusCode::UNAUTHORIZED {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "still accepted on B"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // The pattern the example prints for the scanners finds the token.
+    let printed = std::process::Command::new(support::example::example_binary("server", "full"))
+        .arg("--print-token-pattern")
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let pattern = String::from_utf8(printed.stdout).unwrap();
+    let pattern = regex::Regex::new(pattern.trim()).unwrap();
+    assert_eq!(
+        pattern.find(&format!("KEY={token}\n")).unwrap().as_str(),
+        token
+    );
+    assert_eq!(a.interrupt().await, "");
+    assert_eq!(b.interrupt().await, "");
+}

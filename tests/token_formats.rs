@@ -39,6 +39,30 @@ proptest! {
         prop_assert_eq!(minted.display_prefix.len(), format.prefix().len() + 10);
     }
 
+    /// The pattern registered with secret scanners finds every minted token in text,
+    /// whole, and nothing one character longer or shorter.
+    #[test]
+    fn the_scanning_pattern_finds_minted_tokens_in_text(
+        format in prefixed_format(),
+        env in env(),
+        before in "[ \n=:\"']{0,3}",
+        after in "[ \n,\"']{0,3}",
+    ) {
+        let minted = format.mint(env).unwrap();
+        let token = minted.secret.expose_secret();
+        let pattern = regex::Regex::new(&format.scanning_pattern()).unwrap();
+        let text = format!("{before}API_KEY={token}{after}");
+        let found: Vec<&str> = pattern.find_iter(&text).map(|m| m.as_str()).collect();
+        prop_assert_eq!(found, vec![token]);
+        let longer = format!("{token}x");
+        prop_assert!(!pattern.is_match(&longer));
+        prop_assert!(!pattern.is_match(&token[..token.len() - 1]));
+        prop_assert_eq!(
+            every_format(format.clone()).scanning_pattern(),
+            Some(format.scanning_pattern())
+        );
+    }
+
     #[test]
     fn any_single_character_change_is_caught(
         format in prefixed_format(),

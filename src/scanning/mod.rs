@@ -134,8 +134,9 @@ impl SecretScanning {
         self
     }
 
-    /// The two routes, `POST /secret-scanning/github` and `POST /secret-scanning/gitlab`.
-    pub fn router(self) -> Router {
+    /// The two routes, `POST /secret-scanning/github` and `POST /secret-scanning/gitlab`,
+    /// to merge into an application's router whatever its state.
+    pub fn router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
         let client = keys::client();
         let mut types = self.types;
         if types.is_empty() {

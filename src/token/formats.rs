@@ -207,6 +207,14 @@ impl Formats {
         self.prefixed.as_ref()
     }
 
+    /// The regular expression to register with secret scanners (GitHub, GitLab) for
+    /// these formats' tokens: the prefixed format's
+    /// ([`PrefixedFormat::scanning_pattern`]). `None` without one: Sanctum's `id|secret`
+    /// and account credentials have no prefix a scanner could recognise.
+    pub fn scanning_pattern(&self) -> Option<String> {
+        self.prefixed.as_ref().map(PrefixedFormat::scanning_pattern)
+    }
+
     /// Whether tokens minted in `format` would be accepted.
     pub fn accepts(&self, format: IssueFormat) -> bool {
         match format {

@@ -105,6 +105,26 @@ impl PrefixedFormat {
         self.prefix.len() + "_live_".len() + self.random_len + CHECKSUM_LEN
     }
 
+    /// The regular expression that finds this format's tokens in text, for the secret
+    /// scanners of GitHub and GitLab: the prefix, the environment, then exactly the
+    /// random characters and the checksum, between word boundaries. Scanners that
+    /// report a match are asked to check the checksum with us.
+    ///
+    /// ```
+    /// use tower_bearer::token::PrefixedFormat;
+    ///
+    /// let pattern = PrefixedFormat::new("acme")?.scanning_pattern();
+    /// assert_eq!(pattern, r"\bacme_(?:live|test)_[0-9A-Za-z]{38}\b");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scanning_pattern(&self) -> String {
+        format!(
+            r"\b{}_(?:live|test)_[0-9A-Za-z]{{{}}}\b",
+            self.prefix,
+            self.random_len + CHECKSUM_LEN
+        )
+    }
+
     /// Checks the shape and checksum of `token` and returns its environment.
     pub fn decode(&self, token: &str) -> Result<Env, Malformed> {
         self.check(token, true)
