@@ -35,7 +35,7 @@
 //!
 //! # async fn run() {
 //! let registry = Registry::builder(MemoryStore::new()).build();
-//! let app = Router::new().merge(
+//! let app: Router = Router::new().merge(
 //!     SecretScanning::new(registry.clone())
 //!         .token_type("sk_live_", "acme_api_key")
 //!         .router(),
