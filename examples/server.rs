@@ -376,6 +376,7 @@ fn secret_scanning(registry: Registry, args: &Args) -> Router<Items> {
 fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = tower_bearer::admin::openapi();
     document.merge(tower_bearer::exchange::openapi());
+    document.merge(tower_bearer::scanning::openapi());
     document
 }
 

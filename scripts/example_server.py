@@ -7,13 +7,14 @@ import time
 
 
 @contextlib.contextmanager
-def example_server(binary, directory):
+def example_server(binary, directory, extra_args=()):
     """Yields (address, bootstrap admin token, process); stops the server afterwards.
-    Raises SystemExit if it does not start within 30 s."""
+    `extra_args` go after the address and database. Raises SystemExit if it does not
+    start within 30 s."""
     log_path = f"{directory}/server.log"
     with open(log_path, "w+") as log:
         server = subprocess.Popen(
-            [binary, "--addr", "127.0.0.1:0", "--db", f"{directory}/example.db"],
+            [binary, "--addr", "127.0.0.1:0", "--db", f"{directory}/example.db", *extra_args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

@@ -14,11 +14,13 @@ match its schema. Exits with schemathesis' status.
 usage: schemathesis_check.py SERVER_BINARY SCHEMATHESIS [MAX_EXAMPLES]
 """
 
+import http.server
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 
 from example_server import example_server
@@ -34,11 +36,44 @@ def call(addr, method, path, token, body=None):
         return json.loads(response.read() or b"null")
 
 
+# A P-256 public key whose private half nobody kept: the secret scanning routes check
+# every generated report against it (and refuse it, 401), instead of asking the real
+# providers for their keys (no network here; an unreachable key document is a 503).
+SCANNING_KEYS = json.dumps({
+    "public_keys": [{
+        "key_identifier": "schemathesis",
+        "key": "-----BEGIN PUBLIC KEY-----\n"
+               "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAESCMcfAFYpA7aUGecdoeydSms4EGM\n"
+               "bNUz5ybtq4S9G3St3ez4+qtqSa9RHfb5N+TTmT/UEWdNf2ylB6swkZwdKA==\n"
+               "-----END PUBLIC KEY-----\n",
+        "is_current": True,
+    }]
+}).encode()
+
+
+class KeyDocument(http.server.BaseHTTPRequestHandler):
+    """Serves SCANNING_KEYS at every path."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(SCANNING_KEYS)))
+        self.end_headers()
+        self.wfile.write(SCANNING_KEYS)
+
+    def log_message(self, *args):
+        pass
+
+
 def main():
     server_binary, schemathesis = sys.argv[1], sys.argv[2]
     max_examples = sys.argv[3] if len(sys.argv) > 3 else "100"
+    keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeyDocument)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    keys_url = f"http://127.0.0.1:{keys.server_address[1]}/keys"
+    scanning = ["--github-keys-url", keys_url, "--gitlab-keys-url", keys_url]
     with tempfile.TemporaryDirectory() as directory:
-        with example_server(server_binary, directory) as (addr, admin, _):
+        with example_server(server_binary, directory, scanning) as (addr, admin, _):
             fillers = [
                 call(addr, "POST", "/tokens", admin, {"name": f"filler {n}"})["token"]
                 for n in range(300)

@@ -48,6 +48,7 @@
 //! ```
 
 mod keys;
+mod openapi;
 mod report;
 
 use std::sync::Arc;
@@ -163,6 +164,31 @@ impl SecretScanning {
     }
 }
 
+/// The OpenAPI 3.1 document of the two routes, to merge with an application's own (they
+/// take no Bearer token: their `security` is empty).
+///
+/// ```
+/// let api = tower_bearer::scanning::openapi();
+/// assert!(api.paths.paths.contains_key("/secret-scanning/github"));
+/// assert!(api.paths.paths.contains_key("/secret-scanning/gitlab"));
+/// ```
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    Document::openapi()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tower-bearer secret scanning",
+        description = "Reports of leaked keys from GitHub's secret scanning and GitLab's \
+                       automatic response, signed by the provider."
+    ),
+    tags((name = "secret-scanning", description = "Leaked keys, reported by secret scanners")),
+    paths(github, gitlab)
+)]
+struct Document;
+
 struct Intake {
     registry: Registry,
     types: Vec<(String, String)>,
@@ -192,10 +218,56 @@ impl Provider {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/secret-scanning/github",
+    operation_id = "reportLeakedKeysGitHub",
+    tag = "secret-scanning",
+    summary = "GitHub's secret scanning report of leaked keys",
+    description = "Signed by GitHub: `Github-Public-Key-Signature` is the base64 of a DER \
+                   ECDSA P-256 signature of the raw body with SHA-256, by the published key \
+                   `Github-Public-Key-Identifier` names. Every reported key of ours is revoked.",
+    params(
+        ("Github-Public-Key-Identifier" = String, Header, description = "The signing key's identifier"),
+        ("Github-Public-Key-Signature" = String, Header, description = "The body's signature, base64 DER"),
+    ),
+    request_body(content = Vec<openapi::LeakedMatch>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Each match, labelled", body = Vec<openapi::LeakFeedback>),
+        (status = 400, description = "Not a report of matches", body = crate::api::body::ErrorBody),
+        (status = 401, description = "Not signed, or not by a published key: nothing changed", body = crate::api::body::ErrorBody),
+        (status = 413, description = "More than 1,000 matches or 1 MiB", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The provider's keys or the token store cannot be reached; retry", body = crate::api::body::ErrorBody),
+    ),
+    security(()),
+)]
 async fn github(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> Response {
     intake.receive(Provider::GitHub, &headers, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/secret-scanning/gitlab",
+    operation_id = "reportLeakedKeysGitLab",
+    tag = "secret-scanning",
+    summary = "GitLab's automatic response: a report of leaked keys",
+    description = "Signed by GitLab: `Gitlab-Public-Key-Signature` is the base64 of a DER \
+                   ECDSA P-256 signature of the raw body with SHA-256, by the published key \
+                   `Gitlab-Public-Key-Identifier` names. Every reported key of ours is revoked.",
+    params(
+        ("Gitlab-Public-Key-Identifier" = String, Header, description = "The signing key's identifier"),
+        ("Gitlab-Public-Key-Signature" = String, Header, description = "The body's signature, base64 DER"),
+    ),
+    request_body(content = Vec<openapi::LeakedMatch>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Each match, labelled", body = Vec<openapi::LeakFeedback>),
+        (status = 400, description = "Not a report of matches", body = crate::api::body::ErrorBody),
+        (status = 401, description = "Not signed, or not by a published key: nothing changed", body = crate::api::body::ErrorBody),
+        (status = 413, description = "More than 1,000 matches or 1 MiB", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The provider's keys or the token store cannot be reached; retry", body = crate::api::body::ErrorBody),
+    ),
+    security(()),
+)]
 async fn gitlab(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> Response {
     intake.receive(Provider::GitLab, &headers, &body).await
 }
