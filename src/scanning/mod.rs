@@ -96,7 +96,8 @@ impl std::fmt::Debug for SecretScanning {
 
 impl SecretScanning {
     /// Reports about tokens of `registry`, GitHub's keys from [`GITHUB_KEYS_URL`]; the
-    /// GitLab route answers 503 until [`gitlab_keys_url`](Self::gitlab_keys_url) is set.
+    /// GitLab route answers 503 until [`gitlab_keys_url`](Self::gitlab_keys_url) is set
+    /// (GitLab hands its key endpoint to partners on request).
     pub fn new(registry: Registry) -> Self {
         Self {
             registry,
@@ -121,7 +122,8 @@ impl SecretScanning {
         self
     }
 
-    /// Where GitLab's keys are fetched from: the URL GitLab gives its partners.
+    /// Where GitLab's keys are fetched from: GitLab gives its partners this endpoint on
+    /// request (it is not published), in the same format as GitHub's.
     pub fn gitlab_keys_url(mut self, url: &str) -> Self {
         self.gitlab_keys_url = Some(url.to_owned());
         self
