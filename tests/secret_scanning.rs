@@ -207,6 +207,7 @@ async fn a_reported_key_is_revoked_and_answered_true_positive_once_and_again() {
         partner.client.get("/me", &token).await.status,
         StatusCode::OK
     );
+    let id = partner.registry.verify(&token).await.unwrap().id();
 
     let answer = partner.github(&found(&token)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
@@ -219,11 +220,40 @@ async fn a_reported_key_is_revoked_and_answered_true_positive_once_and_again() {
         partner.client.get("/me", &token).await.status,
         StatusCode::UNAUTHORIZED
     );
-    // The same report again: the same answer, nothing more to revoke.
-    partner.registry.activity().unwrap().flush().await.unwrap();
+    // The report's row in the activity log, against the key.
+    let log = partner.registry.activity().unwrap();
+    log.flush().await.unwrap();
+    let rows = log
+        .query(
+            "acme",
+            &tower_bearer::store::activity::ActivityQuery::new().token(id),
+        )
+        .await
+        .unwrap();
+    let leaked: Vec<_> = rows
+        .iter()
+        .filter(|row| row.outcome == tower_bearer::store::activity::Outcome::Leaked)
+        .collect();
+    assert_eq!(leaked.len(), 1, "{rows:?}");
+    assert_eq!(leaked[0].route, "/secret-scanning/github");
+    assert_eq!(leaked[0].method, "POST");
+    // The same report again: the same answer, nothing more to revoke, no second row.
     let again = partner.github(&found(&token)).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(labels(&again), ["true_positive"]);
+    log.flush().await.unwrap();
+    let rows = log
+        .query(
+            "acme",
+            &tower_bearer::store::activity::ActivityQuery::new().token(id),
+        )
+        .await
+        .unwrap();
+    let leaked = rows
+        .iter()
+        .filter(|row| row.outcome == tower_bearer::store::activity::Outcome::Leaked)
+        .count();
+    assert_eq!(leaked, 1);
 }
 
 #[tokio::test]

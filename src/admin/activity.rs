@@ -44,8 +44,8 @@ pub(super) struct ActivityView<'a> {
     route: &'a str,
     status: u16,
     /// `ok`, `scope_denied`, `expired`, `revoked`, `wrong_env`, `tenant_mismatch`,
-    /// `unavailable`, `rate_limited`, `credits_exhausted` or `ip_denied`.
-    #[schema(value_type = String, pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable|rate_limited|credits_exhausted|ip_denied)$")]
+    /// `unavailable`, `rate_limited`, `credits_exhausted`, `ip_denied` or `leaked`.
+    #[schema(value_type = String, pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable|rate_limited|credits_exhausted|ip_denied|leaked)$")]
     outcome: &'static str,
     /// From the request's arrival to its response head.
     latency_us: u64,
@@ -115,7 +115,7 @@ fn activity_query(query: Option<&str>) -> Result<ActivityQuery, ApiError> {
                 let outcome = value.parse::<Outcome>().map_err(|_| {
                     invalid(
                         "outcome",
-                        "The outcome must be one of ok, scope_denied, expired, revoked, wrong_env, tenant_mismatch, unavailable, rate_limited, credits_exhausted, ip_denied.",
+                        "The outcome must be one of ok, scope_denied, expired, revoked, wrong_env, tenant_mismatch, unavailable, rate_limited, credits_exhausted, ip_denied, leaked.",
                     )
                 })?;
                 activity = activity.outcome(outcome);
@@ -251,7 +251,7 @@ pub(super) struct ActivityParams {
     starting_after: Option<u64>,
     /// Only rows with this outcome.
     #[param(
-        pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable|rate_limited|credits_exhausted|ip_denied)$"
+        pattern = "^(ok|scope_denied|expired|revoked|wrong_env|tenant_mismatch|unavailable|rate_limited|credits_exhausted|ip_denied|leaked)$"
     )]
     outcome: Option<String>,
     /// Only rows with this status (`404`) or class (`4xx`).

@@ -494,7 +494,7 @@
     const page = await call("GET", `/tokens/${token.id}/activity?limit=${PAGE_SIZE}`);
     const rows = page.data.map((entry) => {
       const row = document.createElement("tr");
-      if (entry.outcome === "revoked" || entry.outcome === "expired") row.className = "alarm";
+      if (["revoked", "expired", "leaked"].includes(entry.outcome)) row.className = "alarm";
       const client = document.createElement("td");
       client.append(entry.client_ip || "—");
       if (entry.new_ip) client.append(" ", text("span", "new IP", "badge new-ip"));

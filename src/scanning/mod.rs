@@ -54,8 +54,7 @@ mod report;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -243,8 +242,8 @@ impl Provider {
     ),
     security(()),
 )]
-async fn github(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> Response {
-    intake.receive(Provider::GitHub, &headers, &body).await
+async fn github(State(intake): State<Arc<Intake>>, request: Request) -> Response {
+    intake.receive(Provider::GitHub, request).await
 }
 
 #[utoipa::path(
@@ -270,12 +269,23 @@ async fn github(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Byt
     ),
     security(()),
 )]
-async fn gitlab(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> Response {
-    intake.receive(Provider::GitLab, &headers, &body).await
+async fn gitlab(State(intake): State<Arc<Intake>>, request: Request) -> Response {
+    intake.receive(Provider::GitLab, request).await
 }
 
 impl Intake {
-    async fn receive(&self, provider: Provider, headers: &HeaderMap, body: &[u8]) -> Response {
+    async fn receive(&self, provider: Provider, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+            return ApiError::plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "A report may be at most 1 MiB.",
+            )
+            .into_response();
+        };
+        // The request without its body: what the activity log records of a report.
+        let head = http::Request::from_parts(parts, ());
+        let (headers, body) = (head.headers(), &body[..]);
         match self.verify(provider, headers, body).await {
             Ok(()) => {}
             Err(refused) => return refused.into_response(),
@@ -299,7 +309,7 @@ impl Intake {
         };
         let mut feedback = Vec::with_capacity(matches.len());
         for found in matches {
-            let label = match self.label(&found).await {
+            let label = match self.label(&found, &head).await {
                 Ok(label) => label,
                 Err(unavailable) => return unavailable.into_response(),
             };
@@ -358,8 +368,13 @@ impl Intake {
         }
     }
 
-    /// Whether `found` is one of our keys, revoking it if it is.
-    async fn label(&self, found: &report::Match) -> Result<Label, ApiError> {
+    /// Whether `found` is one of our keys, revoking it if it is; a key revoked now gets
+    /// the report's row in the activity log (`leaked`).
+    async fn label(
+        &self,
+        found: &report::Match,
+        report: &http::Request<()>,
+    ) -> Result<Label, ApiError> {
         let typed = self
             .types
             .iter()
@@ -369,9 +384,18 @@ impl Intake {
         }
         let leak = LeakReport::new(found.url.as_deref(), found.source.as_deref());
         match self.registry.revoke_leaked(&found.token, &leak).await {
-            Ok(LeakVerdict::Revoked { .. } | LeakVerdict::AlreadyRevoked { .. }) => {
+            Ok(LeakVerdict::Revoked { id, tenant }) => {
+                #[cfg(feature = "activity")]
+                if let Some(log) = self.registry.activity() {
+                    let holder = crate::principal::Principal::builder(id, "", &tenant).build();
+                    let outcome = crate::store::activity::Outcome::Leaked;
+                    log.answered(report, &holder, log.now(), StatusCode::OK, outcome);
+                }
+                #[cfg(not(feature = "activity"))]
+                let _ = (id, report, tenant);
                 Ok(Label::TruePositive)
             }
+            Ok(LeakVerdict::AlreadyRevoked { .. }) => Ok(Label::TruePositive),
             Ok(_) => Ok(Label::FalsePositive),
             Err(error) => {
                 tracing::warn!(target: "tower_bearer::scanning", %error, "a reported key could not be checked");

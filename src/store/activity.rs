@@ -43,11 +43,14 @@ pub enum Outcome {
     CreditsExhausted,
     /// From a client address outside the key's allow-list (403).
     IpDenied,
+    /// Reported leaked by a secret scanner, and revoked: the row of the report (feature
+    /// `secret-scanning`).
+    Leaked,
 }
 
 impl Outcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Ok,
         Outcome::ScopeDenied,
         Outcome::Expired,
@@ -58,6 +61,7 @@ impl Outcome {
         Outcome::RateLimited,
         Outcome::CreditsExhausted,
         Outcome::IpDenied,
+        Outcome::Leaked,
     ];
 
     /// The stable name stored and shown by the API, e.g. `"scope_denied"`.
@@ -73,6 +77,7 @@ impl Outcome {
             Outcome::RateLimited => "rate_limited",
             Outcome::CreditsExhausted => "credits_exhausted",
             Outcome::IpDenied => "ip_denied",
+            Outcome::Leaked => "leaked",
         }
     }
 }
