@@ -84,6 +84,31 @@ impl KeyDocument {
     }
 }
 
+/// A report to `provider`'s route (`github`, `gitlab`) carrying `sent`, with the
+/// provider's headers: key `id` and `key`'s signature of `signed` (the body itself, or
+/// another one to forge a report).
+fn signed_report(
+    provider: &str,
+    id: &str,
+    key: &SigningKey,
+    signed: &[u8],
+    sent: &[u8],
+) -> Request<Full<Bytes>> {
+    let signature: Signature = key.sign(signed);
+    let signature = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+    let prefix = if provider == "github" {
+        "Github"
+    } else {
+        "Gitlab"
+    };
+    Request::post(format!("/secret-scanning/{provider}"))
+        .header("content-type", "application/json")
+        .header(format!("{prefix}-Public-Key-Identifier"), id)
+        .header(format!("{prefix}-Public-Key-Signature"), signature)
+        .body(Full::new(Bytes::copy_from_slice(sent)))
+        .unwrap()
+}
+
 struct Partner {
     client: HttpClient,
     registry: Registry,
@@ -147,24 +172,14 @@ impl Partner {
         body: &[u8],
         signed: bool,
     ) -> Answer {
-        let signature: Signature = key.sign(body);
-        let signature =
-            base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
-        let prefix = if provider == "github" {
-            "Github"
+        let request = if signed {
+            signed_report(provider, id, key, body, body)
         } else {
-            "Gitlab"
+            Request::post(format!("/secret-scanning/{provider}"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::copy_from_slice(body)))
+                .unwrap()
         };
-        let mut request = Request::post(format!("/secret-scanning/{provider}"))
-            .header("content-type", "application/json");
-        if signed {
-            request = request
-                .header(format!("{prefix}-Public-Key-Identifier"), id)
-                .header(format!("{prefix}-Public-Key-Signature"), signature);
-        }
-        let request = request
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .unwrap();
         self.client.request(request).await
     }
 
@@ -308,16 +323,14 @@ async fn unsigned_badly_signed_or_unknown_key_reports_are_401_and_change_nothing
         .await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     // A body changed after it was signed.
-    let signature: Signature = partner.key.sign(body.as_bytes());
     let tampered = body.replace("config.yml", "config.yaml");
-    let request = Request::post("/secret-scanning/github")
-        .header("Github-Public-Key-Identifier", "github-1")
-        .header(
-            "Github-Public-Key-Signature",
-            base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes()),
-        )
-        .body(Full::new(Bytes::from(tampered)))
-        .unwrap();
+    let request = signed_report(
+        "github",
+        "github-1",
+        &partner.key,
+        body.as_bytes(),
+        tampered.as_bytes(),
+    );
     assert_eq!(
         partner.client.request(request).await.status,
         StatusCode::UNAUTHORIZED
@@ -497,15 +510,7 @@ async fn a_report_to_one_example_server_revokes_the_key_on_both() {
     assert_eq!(on_b.get("/me", &token).await.status, StatusCode::OK);
 
     let body = found(&token).to_string();
-    let signature: Signature = key.sign(body.as_bytes());
-    let request = Request::post("/secret-scanning/github")
-        .header("Github-Public-Key-Identifier", "github-1")
-        .header(
-            "Github-Public-Key-Signature",
-            base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes()),
-        )
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
+    let request = signed_report("github", "github-1", &key, body.as_bytes(), body.as_bytes());
     let answer = on_a.request(request).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_eq!(labels(&answer), ["true_positive"]);

@@ -110,50 +110,46 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Borrowed while deciding: only a request that must wait owns its key's meter.
         let principal = request.extensions().get::<Principal>();
-        let metered = principal.and_then(|p| Some((p.clone(), Registry::owned_meter_of(p)?)));
-        let Some((principal, meter)) = metered.filter(|_| self.extra > 0) else {
-            return ResponseFuture::authorized(
-                self.inner.call(request),
-                None,
-                false,
-                Default::default(),
-                None,
-            );
+        let Some((principal, meter)) = principal
+            .filter(|_| self.extra > 0)
+            .and_then(|principal| Some((principal, Registry::meter_of(principal)?)))
+        else {
+            return ResponseFuture::passed_on(self.inner.call(request), None);
         };
         let ip = meter.client_ip(&request);
         let grpc = crate::grpc::is_grpc(request.headers());
-        match meter.decide(ip, self.extra, meter.now(), true) {
-            Decision::Pass(quota) => ResponseFuture::authorized(
-                self.inner.call(request),
-                None,
-                false,
-                Default::default(),
-                quota.map(Box::new),
-            ),
+        let shortage = match meter.decide(ip, self.extra, meter.now()) {
+            Decision::Pass(quota) => {
+                return ResponseFuture::passed_on(self.inner.call(request), quota.map(Box::new));
+            }
             Decision::Refuse(refusal) => {
-                ResponseFuture::rejected(refused(refusal, &principal, grpc))
+                return ResponseFuture::rejected(refused(refusal, principal, grpc));
             }
-            Decision::Reserve(shortage) => {
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let extra = self.extra;
-                ResponseFuture::lookup(Box::pin(async move {
-                    match meter.settle(ip, extra, shortage).await {
-                        Ok(quota) => {
-                            let mut response = inner.call(request).await?;
-                            if let Some(quota) = quota {
-                                response.extensions_mut().insert(quota);
-                            }
-                            Ok(response)
-                        }
-                        Err(refusal) => {
-                            Ok(refused(refusal, &principal, grpc).map(ResBody::from_rejection))
-                        }
+            Decision::Reserve(shortage) => shortage,
+        };
+        let Some(meter) = Registry::owned_meter_of(principal) else {
+            // The meter just read is the principal's: unreachable, and never unmetered.
+            let refusal = crate::registry::meter::Refusal::Unavailable;
+            return ResponseFuture::rejected(refused(refusal, principal, grpc));
+        };
+        let principal = principal.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let extra = self.extra;
+        ResponseFuture::lookup(Box::pin(async move {
+            match meter.settle(ip, extra, shortage).await {
+                Ok(quota) => {
+                    let mut response = inner.call(request).await?;
+                    if let Some(quota) = quota {
+                        response.extensions_mut().insert(quota);
                     }
-                }))
+                    Ok(response)
+                }
+                Err(refusal) => Ok(refused(refusal, &principal, grpc).map(ResBody::from_rejection)),
             }
-        }
+        }))
     }
 }
 

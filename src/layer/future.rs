@@ -72,6 +72,13 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
+    /// The inner service's future as it is, for a layer further in that lets the request
+    /// through (`RequireScope`, `Cost`): its answer goes on to the enclosing layer, which
+    /// renders and announces for it.
+    pub(crate) fn passed_on(future: F, quota: Option<Box<Quota>>) -> Self {
+        Self::authorized(future, None, false, Default::default(), quota)
+    }
+
     pub(crate) fn lookup(future: LookupFuture<B, E>) -> Self {
         Self {
             kind: Kind::Lookup { future },

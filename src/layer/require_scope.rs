@@ -174,13 +174,7 @@ where
         let rejection = match extensions.get::<Principal>() {
             Some(principal) => match self.requirement.unmet(principal) {
                 None => {
-                    return ResponseFuture::authorized(
-                        self.inner.call(request),
-                        None,
-                        false,
-                        Default::default(),
-                        None,
-                    );
+                    return ResponseFuture::passed_on(self.inner.call(request), None);
                 }
                 Some(scope) => Rejection::InsufficientScope {
                     scope,

@@ -384,10 +384,8 @@ pub(crate) fn allows(networks: &[IpNet], ip: Option<IpAddr>) -> bool {
     if networks.is_empty() {
         return true;
     }
-    let Some(ip) = ip else { return false };
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    let Some(ip) = ip.map(crate::client_ip::canonical) else {
+        return false;
     };
     networks.iter().any(|network| network.contains(&ip))
 }

@@ -3,7 +3,6 @@
 //! most once a minute, so that forged identifiers cannot make us hammer the provider).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use p256::ecdsa::VerifyingKey;
@@ -122,17 +121,10 @@ impl KeyRing {
 /// The HTTP client that fetches key documents: rustls with ring and the platform's root
 /// certificates, no redirects followed, 10 s at most.
 pub(crate) fn client() -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for certificate in native.certs {
-        // A certificate the platform ships but rustls cannot read is skipped.
-        let _ = roots.add(certificate);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
+        .with_root_certificates(crate::tls::platform_roots())
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     reqwest::Client::builder()

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use crate::identity::TokenId;
 use crate::store::StoreError;
 use crate::store::activity::{Activity, ActivityQuery, NewActivity, Outcome};
+use crate::store::columns::count_param;
 
 /// The columns of a row, in the order [`RawActivity`] reads them.
 pub(super) const COLUMNS: &str = "id, at, token_id, session_id, tenant, method, route, status, \
@@ -32,10 +33,10 @@ pub(super) fn filters(
         clause.push_str(&condition.replace('?', &placeholder(params.len())));
     };
     if let Some(id) = query.token_id {
-        add("token_id = ?", Param::Int(int(id.get())));
+        add("token_id = ?", Param::Int(count_param(id.get())));
     }
     if let Some(before) = query.before {
-        add("id < ?", Param::Int(int(before)));
+        add("id < ?", Param::Int(count_param(before)));
     }
     if let Some(outcome) = query.outcome {
         add("outcome = ?", Param::Text(outcome.as_str().to_owned()));
@@ -51,10 +52,6 @@ pub(super) fn filters(
         add("at <= ?", Param::Int(crate::clock::to_millis(until)));
     }
     (clause, params)
-}
-
-pub(super) fn int(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// A row as both drivers read it.

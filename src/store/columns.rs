@@ -49,6 +49,12 @@ pub(crate) fn token_id(id: i64) -> Result<TokenId, StoreError> {
         .map_err(|_| corrupt("negative id"))
 }
 
+/// A count or an amount as a 64-bit column; a larger one (never stored: counts are
+/// bounded far below) saturates.
+pub(crate) fn count_param(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 pub(super) fn id_param(id: TokenId) -> i64 {
     // Ids come from the database's 64-bit keys, so they fit; a larger one matches nothing.
     i64::try_from(id.get()).unwrap_or(-1)
@@ -113,7 +119,7 @@ pub(crate) fn policy_columns(policies: &Policies) -> PolicyColumns {
         credits_remaining: policies
             .credits
             .as_ref()
-            .map(|credits| i64::try_from(credits.remaining).unwrap_or(i64::MAX)),
+            .map(|credits| count_param(credits.remaining)),
         credits_since: policies
             .credits
             .as_ref()

@@ -28,8 +28,9 @@ pub(crate) enum Policed {
     Pass(Option<Quota>),
     /// Refused; with the quota to announce when a rate limit refused it.
     Refused(Rejection, Option<Quota>),
-    /// A slice is used up: [`Config::police_waiting`] reserves the next and decides.
-    Wait(Arc<Meter>, Shortage),
+    /// A slice is used up: [`Config::police_waiting`] reserves the next and decides
+    /// again, for the same client address.
+    Wait(Arc<Meter>, Shortage, Option<IpAddr>),
 }
 
 impl Config {
@@ -58,14 +59,15 @@ impl Config {
         now: Option<i64>,
     ) -> Policed {
         let now = now.map_or_else(|| meter.now(), |nanos| nanos.div_euclid(1_000_000_000));
-        match meter.decide(meter.client_ip(request), 1, now, true) {
+        let ip = meter.client_ip(request);
+        match meter.decide(ip, 1, now) {
             Decision::Pass(quota) => Policed::Pass(quota),
             Decision::Refuse(refusal) => {
                 let (rejection, quota) = rejection(refusal, principal);
                 Policed::Refused(rejection, quota)
             }
             Decision::Reserve(shortage) => match Registry::owned_meter_of(principal) {
-                Some(meter) => Policed::Wait(meter, shortage),
+                Some(meter) => Policed::Wait(meter, shortage, ip),
                 // The meter just read is the principal's: unreachable, and never let
                 // through unmetered.
                 None => Policed::Refused(Rejection::Unavailable, None),

@@ -328,8 +328,7 @@ impl Config {
     {
         let quota = match policed {
             Policed::Pass(quota) => quota,
-            Policed::Wait(meter, shortage) => {
-                let ip = meter.client_ip(&request);
+            Policed::Wait(meter, shortage, ip) => {
                 match self.police_waiting(meter, shortage, &principal, ip).await {
                     Ok(quota) => quota,
                     Err((rejection, quota)) => {

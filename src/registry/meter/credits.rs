@@ -61,6 +61,10 @@ impl CreditMeter {
         }
     }
 
+    pub(super) fn refill(&self) -> Option<Refill> {
+        self.refill
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         // Every update leaves the state consistent: a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

@@ -18,10 +18,9 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use http::HeaderValue;
-use time::OffsetDateTime;
 
 use crate::identity::TokenId;
-use crate::policy::{Policies, RateLimit};
+use crate::policy::Policies;
 use crate::store::{StoreError, TokenStore};
 
 use credits::CreditMeter;
@@ -45,27 +44,6 @@ pub(crate) struct Meter {
     allowed_ips: Box<[ipnet::IpNet]>,
     /// `RateLimit-Policy`, listing every limit of the key; built once.
     policy_header: Option<HeaderValue>,
-    /// Whether other nodes share the store's budgets (then slices are reserved).
-    shared: bool,
-    /// What the meter was built from: a record with other policies gets a new meter.
-    config: Config,
-}
-
-#[derive(PartialEq, Eq)]
-struct Config {
-    rate_limits: Vec<RateLimit>,
-    allowed_ips: Vec<ipnet::IpNet>,
-    refill: Option<Option<crate::policy::Refill>>,
-}
-
-impl Config {
-    fn of(policies: &Policies) -> Self {
-        Self {
-            rate_limits: policies.rate_limits.clone(),
-            allowed_ips: policies.allowed_ips.clone(),
-            refill: policies.credits.as_ref().map(|credits| credits.refill),
-        }
-    }
 }
 
 /// What a key's policies say about one request, decided without waiting.
@@ -128,7 +106,6 @@ impl std::fmt::Debug for Meter {
 
 impl Meter {
     fn new(id: TokenId, policies: &Policies, context: Arc<MeterContext>) -> Self {
-        let shared = context.store.shares_budgets();
         // Names are `a-z 0-9 _ -` (checked when stored and when read back), so this is
         // always a valid value; a name that is not leaves the field out, never panics.
         let policy_header = (!policies.rate_limits.is_empty())
@@ -155,21 +132,23 @@ impl Meter {
                 .map(|credits| CreditMeter::new(credits.refill, credits.counted_since)),
             allowed_ips: policies.allowed_ips.clone().into_boxed_slice(),
             policy_header,
-            shared,
-            config: Config::of(policies),
         }
     }
 
-    /// Decides a request of `weight` from `ip` at `now` (Unix seconds): the allow-list,
-    /// then every rate limit, then the credits (`charge`: only for a request the inner
-    /// service will see). A refusal by one budget gives back what the others took.
-    pub(crate) fn decide(
-        &self,
-        ip: Option<IpAddr>,
-        weight: u64,
-        now: i64,
-        charge: bool,
-    ) -> Decision {
+    /// Whether the meter counts for `policies`: the same limits, allow-list and refill
+    /// (a balance alone may differ: see [`Meters::for_record`]).
+    fn counts_for(&self, policies: &Policies) -> bool {
+        let rates = self.rates.iter().map(RateMeter::rate);
+        rates.eq(policies.rate_limits.iter())
+            && *self.allowed_ips == *policies.allowed_ips
+            && self.credits.as_ref().map(CreditMeter::refill)
+                == policies.credits.as_ref().map(|credits| credits.refill)
+    }
+
+    /// Decides a request of `weight` from `ip` at `now` (Unix seconds), just before the
+    /// inner service would see it: the allow-list, then every rate limit, then the
+    /// credits. A refusal by a rate limit gives back what the others took.
+    pub(crate) fn decide(&self, ip: Option<IpAddr>, weight: u64, now: i64) -> Decision {
         if !crate::policy::allows(&self.allowed_ips, ip) {
             return Decision::Refuse(Refusal::IpNotAllowed);
         }
@@ -206,19 +185,17 @@ impl Meter {
                 }
             }
         }
-        if charge {
-            if let Some(credits) = &self.credits {
-                match credits.take(weight, now) {
-                    credits::Take::Taken => {}
-                    // The request passed the rate limits: it counts against them,
-                    // though it never reaches the service.
-                    credits::Take::Exhausted { retry_after } => {
-                        return Decision::Refuse(Refusal::CreditsExhausted { retry_after });
-                    }
-                    credits::Take::Short => {
-                        self.give_back_rates(self.rates.len(), weight, now);
-                        return Decision::Reserve(Shortage::Credits);
-                    }
+        if let Some(credits) = &self.credits {
+            match credits.take(weight, now) {
+                credits::Take::Taken => {}
+                // The request passed the rate limits: it counts against them, though it
+                // never reaches the service.
+                credits::Take::Exhausted { retry_after } => {
+                    return Decision::Refuse(Refusal::CreditsExhausted { retry_after });
+                }
+                credits::Take::Short => {
+                    self.give_back_rates(self.rates.len(), weight, now);
+                    return Decision::Reserve(Shortage::Credits);
                 }
             }
         }
@@ -252,8 +229,27 @@ impl Meter {
     /// at a time per budget; the others wait for its answer and decide again), bounded by
     /// the store timeout.
     pub(crate) async fn reserve(&self, shortage: Shortage, weight: u64) -> Result<(), StoreError> {
-        let now = self.context.clock.now();
-        let reserve = self.reserve_from(shortage, weight, &*self.context.store, now);
+        let store = &*self.context.store;
+        let reserve = async {
+            match shortage {
+                Shortage::Rate {
+                    index,
+                    window_start,
+                } => {
+                    let shared = store.shares_budgets();
+                    self.rates[index]
+                        .reserve(self.id, window_start, weight, shared, store)
+                        .await
+                }
+                Shortage::Credits => match &self.credits {
+                    Some(credits) => {
+                        let now = self.context.clock.now();
+                        credits.reserve(self.id, weight, store, now).await
+                    }
+                    None => Ok(()),
+                },
+            }
+        };
         match tokio::time::timeout(self.context.timeout, reserve).await {
             Ok(result) => result,
             Err(_elapsed) => Err(StoreError::unavailable("token store timed out")),
@@ -275,7 +271,7 @@ impl Meter {
             if self.reserve(shortage, weight).await.is_err() {
                 return Err(Refusal::Unavailable);
             }
-            match self.decide(ip, weight, self.now(), true) {
+            match self.decide(ip, weight, self.now()) {
                 Decision::Pass(quota) => return Ok(quota),
                 Decision::Refuse(refusal) => return Err(refusal),
                 Decision::Reserve(next) => shortage = next,
@@ -296,29 +292,6 @@ impl Meter {
     /// Now, in Unix seconds, by the registry's clock (coarse: policies count seconds).
     pub(crate) fn now(&self) -> i64 {
         self.context.clock.coarse_nanos().div_euclid(1_000_000_000)
-    }
-
-    async fn reserve_from(
-        &self,
-        shortage: Shortage,
-        weight: u64,
-        store: &dyn TokenStore,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        match shortage {
-            Shortage::Rate {
-                index,
-                window_start,
-            } => {
-                self.rates[index]
-                    .reserve(self.id, window_start, weight, self.shared, store)
-                    .await
-            }
-            Shortage::Credits => match &self.credits {
-                Some(credits) => credits.reserve(self.id, weight, store, now).await,
-                None => Ok(()),
-            },
-        }
     }
 }
 
@@ -385,12 +358,11 @@ impl Meters {
             self.by_key.remove(&id);
             return None;
         }
-        let config = Config::of(policies);
         let mut slot = self
             .by_key
             .entry(id)
             .or_insert_with(|| Arc::new(Meter::new(id, policies, self.context.clone())));
-        if slot.config != config {
+        if !slot.counts_for(policies) {
             *slot = Arc::new(Meter::new(id, policies, self.context.clone()));
         } else if let (Some(meter), Some(credits)) = (&slot.credits, &policies.credits) {
             // A balance set since (a change through the API) replaces what this node

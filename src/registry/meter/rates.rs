@@ -51,6 +51,10 @@ impl RateMeter {
         }
     }
 
+    pub(super) fn rate(&self) -> &RateLimit {
+        &self.rate
+    }
+
     pub(super) fn limit(&self) -> u64 {
         self.rate.limit
     }

@@ -11,7 +11,8 @@ use super::{PostgresStore, unavailable};
 use crate::clock::to_millis as millis;
 use crate::store::StoreError;
 use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
-use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
+use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, revoked_token};
+use crate::store::columns::count_param;
 use crate::token::Digest;
 
 /// `new_ip` is decided in the statement for rows stored before, and here for earlier rows
@@ -45,14 +46,17 @@ impl ActivityStore for PostgresStore {
             rows.iter().map(f).collect()
         };
         let at: Vec<i64> = rows.iter().map(|row| millis(row.at)).collect();
-        let token_id: Vec<i64> = rows.iter().map(|row| int(row.token_id.get())).collect();
+        let token_id: Vec<i64> = rows
+            .iter()
+            .map(|row| count_param(row.token_id.get()))
+            .collect();
         let session_id = column(&|row| row.session_id.clone());
         let tenant: Vec<&str> = rows.iter().map(|row| row.tenant.as_str()).collect();
         let method: Vec<&str> = rows.iter().map(|row| row.method.as_str()).collect();
         let route: Vec<&str> = rows.iter().map(|row| row.route.as_str()).collect();
         let status: Vec<i64> = rows.iter().map(|row| i64::from(row.status)).collect();
         let outcome: Vec<&str> = rows.iter().map(|row| row.outcome.as_str()).collect();
-        let latency: Vec<i64> = rows.iter().map(|row| int(row.latency_us)).collect();
+        let latency: Vec<i64> = rows.iter().map(|row| count_param(row.latency_us)).collect();
         let client_ip = column(&|row| row.client_ip.map(|ip| ip.to_string()));
         let user_agent = column(&|row| row.user_agent.clone());
         let request_id = column(&|row| row.request_id.clone());
@@ -95,7 +99,7 @@ impl ActivityStore for PostgresStore {
         query: &ActivityQuery,
     ) -> Result<Vec<Activity>, StoreError> {
         let (clause, mut params) = filters(tenant, query, |n| format!("${n}"));
-        params.push(Param::Int(int(query.limit as u64)));
+        params.push(Param::Int(count_param(query.limit as u64)));
         let sql = format!(
             "SELECT {COLUMNS} FROM tower_bearer_activity WHERE {clause} ORDER BY id DESC LIMIT ${}",
             params.len()
@@ -148,7 +152,10 @@ impl ActivityStore for PostgresStore {
             .iter()
             .map(|t| t.digest.as_bytes().as_slice())
             .collect();
-        let token_id: Vec<i64> = tokens.iter().map(|t| int(t.token_id.get())).collect();
+        let token_id: Vec<i64> = tokens
+            .iter()
+            .map(|t| count_param(t.token_id.get()))
+            .collect();
         let session_id: Vec<Option<&str>> =
             tokens.iter().map(|t| t.session_id.as_deref()).collect();
         let tenant: Vec<&str> = tokens.iter().map(|t| t.tenant.as_str()).collect();

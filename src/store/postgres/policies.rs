@@ -9,11 +9,7 @@ use crate::clock::to_millis as millis;
 use crate::identity::TokenId;
 use crate::policy::{CreditGrant, MAX_CREDITS, RateGrant, RateLimit};
 use crate::store::StoreError;
-use crate::store::columns::{id_param, policies_of};
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
+use crate::store::columns::{count_param, id_param, policies_of};
 
 /// [`TokenStore::reserve_requests`](crate::store::TokenStore::reserve_requests).
 pub(super) async fn reserve_requests(
@@ -60,7 +56,7 @@ pub(super) async fn reserve_requests(
                     &id_param(id),
                     &rate.name,
                     &window_start,
-                    &to_i64(grant.reserved),
+                    &count_param(grant.reserved),
                 ],
             )
             .await
@@ -99,7 +95,7 @@ pub(super) async fn reserve_credits(
             "UPDATE tower_bearer_tokens SET credits_remaining = $1, credits_since = $2 \
              WHERE id = $3",
             &[
-                &to_i64(grant.remaining),
+                &count_param(grant.remaining),
                 &millis(grant.counted_since),
                 &id_param(id),
             ],
@@ -122,8 +118,8 @@ pub(super) async fn return_credits(
             "UPDATE tower_bearer_tokens SET credits_remaining = LEAST(credits_remaining + $1, $2) \
              WHERE id = $3 AND credits_since = $4 AND credits_remaining IS NOT NULL",
             &[
-                &to_i64(amount),
-                &to_i64(MAX_CREDITS),
+                &count_param(amount),
+                &count_param(MAX_CREDITS),
                 &id_param(id),
                 &millis(counted_since),
             ],

@@ -31,6 +31,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::store::StoreError;
+use crate::tls::{platform_roots, provider};
 
 /// A connection string's settings and the TLS connector its `sslmode` asks for.
 pub(super) fn configure(
@@ -116,10 +117,6 @@ fn take_tls_parameters(url: &str) -> (String, Option<String>, Option<String>) {
     (kept.join(" "), mode, root)
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 fn client_config(check: Check, roots: RootCertStore) -> Result<ClientConfig, StoreError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -166,17 +163,6 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore, StoreError> {
 }
 
 /// The platform's trusted roots (those it cannot read are skipped, and logged).
-fn platform_roots() -> RootCertStore {
-    let found = rustls_native_certs::load_native_certs();
-    for error in &found.errors {
-        tracing::warn!(target: "tower_bearer::store::postgres", %error, "a platform root certificate could not be read");
-    }
-    let mut roots = RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(found.certs);
-    tracing::debug!(target: "tower_bearer::store::postgres", added, ignored, "platform root certificates");
-    roots
-}
-
 /// Less than `verify-full`: with a chain verifier (`verify-ca`, or a root file given to
 /// `prefer`/`require`) the chain must lead to a trusted root but the name is not
 /// checked; without one (`prefer`/`require` as libpq) the certificate is not checked.

@@ -11,8 +11,8 @@ use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
 use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::store::columns::{
-    COLUMNS, RawRecord, digest_of, id_param, metadata_column, policy_columns, scopes_column,
-    token_id,
+    COLUMNS, RawRecord, count_param, digest_of, id_param, metadata_column, policy_columns,
+    scopes_column, token_id,
 };
 use crate::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
@@ -388,10 +388,7 @@ impl TokenStore for PostgresStore {
         }
         let ids: Vec<i64> = batch.iter().map(|u| id_param(u.id)).collect();
         let last: Vec<i64> = batch.iter().map(|u| millis(u.last_used_at)).collect();
-        let uses: Vec<i64> = batch
-            .iter()
-            .map(|u| i64::try_from(u.uses).unwrap_or(i64::MAX))
-            .collect();
+        let uses: Vec<i64> = batch.iter().map(|u| count_param(u.uses)).collect();
         let client = self.client().await?;
         // One statement for the whole batch.
         client

@@ -9,7 +9,8 @@ use super::{Role, SqliteStore, in_transaction, unavailable};
 use crate::clock::to_millis as millis;
 use crate::store::StoreError;
 use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
-use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, int, revoked_token};
+use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, revoked_token};
+use crate::store::columns::count_param;
 use crate::token::Digest;
 
 #[async_trait]
@@ -38,7 +39,7 @@ impl ActivityStore for SqliteStore {
         query: &ActivityQuery,
     ) -> Result<Vec<Activity>, StoreError> {
         let (clause, mut params) = filters(tenant, query, |n| format!("?{n}"));
-        params.push(Param::Int(int(query.limit as u64)));
+        params.push(Param::Int(count_param(query.limit as u64)));
         let sql = format!(
             "SELECT {COLUMNS} FROM activity WHERE {clause} ORDER BY id DESC LIMIT ?{}",
             params.len()
@@ -89,7 +90,7 @@ impl ActivityStore for SqliteStore {
                     insert
                         .execute(params![
                             token.digest.as_bytes().as_slice(),
-                            int(token.token_id.get()),
+                            count_param(token.token_id.get()),
                             token.session_id,
                             token.tenant,
                             millis(token.revoked_at),
@@ -143,7 +144,7 @@ fn append(db: &Connection, row: &NewActivity, since: i64) -> Result<(), StoreErr
                 "SELECT 1 FROM activity WHERE token_id = ?1 AND client_ip = ?2 AND at >= ?3 LIMIT 1",
             )
             .and_then(|mut seen| {
-                seen.query_row(params![int(row.token_id.get()), ip, since], |_| Ok(()))
+                seen.query_row(params![count_param(row.token_id.get()), ip, since], |_| Ok(()))
                     .optional()
             })
             .map_err(unavailable)?
@@ -158,14 +159,14 @@ fn append(db: &Connection, row: &NewActivity, since: i64) -> Result<(), StoreErr
     .and_then(|mut insert| {
         insert.execute(params![
             millis(row.at),
-            int(row.token_id.get()),
+            count_param(row.token_id.get()),
             row.session_id,
             row.tenant,
             row.method,
             row.route,
             row.status,
             row.outcome.as_str(),
-            int(row.latency_us),
+            count_param(row.latency_us),
             ip,
             row.user_agent,
             row.request_id,

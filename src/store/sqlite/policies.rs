@@ -9,11 +9,7 @@ use crate::clock::to_millis as millis;
 use crate::identity::TokenId;
 use crate::policy::{CreditGrant, MAX_CREDITS, RateGrant, RateLimit};
 use crate::store::StoreError;
-use crate::store::columns::{id_param, policies_of};
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
+use crate::store::columns::{count_param, id_param, policies_of};
 
 /// [`TokenStore::reserve_requests`](crate::store::TokenStore::reserve_requests), in a transaction.
 pub(super) fn reserve_requests(
@@ -55,7 +51,7 @@ pub(super) fn reserve_requests(
             id_param(id),
             rate.name,
             window_start,
-            to_i64(grant.reserved)
+            count_param(grant.reserved)
         ])
         .map_err(unavailable)?;
     }
@@ -87,7 +83,7 @@ pub(super) fn reserve_credits(
     db.prepare_cached("UPDATE tokens SET credits_remaining = ?1, credits_since = ?2 WHERE id = ?3")
         .map_err(unavailable)?
         .execute(params![
-            to_i64(grant.remaining),
+            count_param(grant.remaining),
             millis(grant.counted_since),
             id_param(id)
         ])
@@ -108,8 +104,8 @@ pub(super) fn return_credits(
     )
     .map_err(unavailable)?
     .execute(params![
-        to_i64(amount),
-        to_i64(MAX_CREDITS),
+        count_param(amount),
+        count_param(MAX_CREDITS),
         id_param(id),
         millis(counted_since)
     ])

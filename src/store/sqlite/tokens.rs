@@ -10,8 +10,8 @@ use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
 use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::store::columns::{
-    COLUMNS, RawRecord, digest_of, id_param, metadata_column, policy_columns, scopes_column,
-    token_id,
+    COLUMNS, RawRecord, count_param, digest_of, id_param, metadata_column, policy_columns,
+    scopes_column, token_id,
 };
 use crate::store::{
     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
@@ -429,7 +429,7 @@ impl TokenStore for SqliteStore {
                     update
                         .execute(params![
                             millis(usage.last_used_at),
-                            i64::try_from(usage.uses).unwrap_or(i64::MAX),
+                            count_param(usage.uses),
                             id_param(usage.id),
                         ])
                         .map_err(unavailable)?;
