@@ -31,7 +31,7 @@ use tower_bearer::store::activity::{
     Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken,
 };
 use tower_bearer::token::Digest;
-use tower_bearer::{BearerAuthLayer, MemoryStore};
+use tower_bearer::{BearerAuthLayer, MemoryStore, TokenId};
 
 /// Accepts every batch and keeps nothing.
 struct Discard;
@@ -61,6 +61,14 @@ impl ActivityStore for Discard {
 
     async fn find_revoked(&self, _: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
         Ok(Vec::new())
+    }
+
+    async fn find_revoked_key(
+        &self,
+        _: &str,
+        _: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        Ok(None)
     }
 }
 

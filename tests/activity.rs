@@ -414,6 +414,14 @@ impl ActivityStore for Flaky {
         }
         self.inner.find_revoked(digests).await
     }
+
+    async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        self.inner.find_revoked_key(tenant, token_id).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,4 +795,96 @@ async fn socket_authentications_and_logins_are_recorded() {
     // Never the key itself.
     let all = rows(&registry, "acme", ActivityQuery::new()).await;
     assert!(!format!("{all:?}").contains(&key));
+}
+
+/// `GET /tokens/{id}` of a key revoked within the retention says when and why, through
+/// the management API on a real server: by name, with a cascade, by rotation; a key that
+/// never existed and another tenant's revoked key stay 404s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_keys_reason_is_shown_by_the_management_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("reasons.db"))
+        .await
+        .unwrap();
+    let registry = with_log(Registry::builder(store.clone()), store);
+    let (_, admin) = issue(&registry, "acme", &["admin"]).await;
+    let (_, other_admin) = issue(&registry, "globex", &["admin"]).await;
+    let app = tower_bearer::admin::ManagementApi::new(registry.clone())
+        .router()
+        .layer(BearerAuthLayer::new(registry.clone()));
+    let client = HttpClient::new(support::http::serve(app).await);
+    let create = async |name: &str, token: &str| {
+        let body = format!(r#"{{"name":"{name}","scopes":["admin"]}}"#);
+        let (status, created) = client.call_json("POST", "/tokens", token, &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        (
+            created["id"].as_u64().unwrap(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (manual, _) = create("manual", &admin).await;
+    let (parent, parent_token) = create("parent", &admin).await;
+    let (child, _) = create("child", &parent_token).await;
+    let (rotated, _) = create("rotated", &admin).await;
+    let (live, _) = create("live", &admin).await;
+
+    let (status, _) = client
+        .call_json("DELETE", &format!("/tokens/{manual}"), &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = client
+        .call_json(
+            "DELETE",
+            &format!("/tokens/{parent}?cascade=true"),
+            &admin,
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = client
+        .call_json("POST", &format!("/tokens/{rotated}/rotate"), &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    for (id, reason) in [
+        (manual, "manual"),
+        (parent, "manual"),
+        (child, "cascade"),
+        (rotated, "rotated"),
+    ] {
+        let (status, shown) = client
+            .call_json("GET", &format!("/tokens/{id}"), &admin, "")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["id"], id);
+        assert_eq!(shown["tenant"], "acme");
+        assert_eq!(shown["revoked_reason"], reason, "{shown}");
+        assert_eq!(shown["leak"], serde_json::Value::Null);
+        assert!(shown["revoked_at"].is_string());
+        assert!(
+            shown.get("name").is_none(),
+            "not a live token's shape: {shown}"
+        );
+    }
+    // The same after the writer stored them (not only while pending on this node).
+    registry.activity().unwrap().flush().await.unwrap();
+    let (status, shown) = client
+        .call_json("GET", &format!("/tokens/{child}"), &admin, "")
+        .await;
+    assert_eq!(
+        (status, &shown["revoked_reason"]),
+        (StatusCode::OK, &"cascade".into())
+    );
+    // A live key keeps its shape; another tenant's revoked key and an unknown id are 404s.
+    let (status, shown) = client
+        .call_json("GET", &format!("/tokens/{live}"), &admin, "")
+        .await;
+    assert_eq!((status, &shown["name"]), (StatusCode::OK, &"live".into()));
+    assert!(shown.get("revoked_reason").is_none());
+    let (status, _) = client
+        .call_json("GET", &format!("/tokens/{manual}"), &other_admin, "")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = client.call_json("GET", "/tokens/999999", &admin, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

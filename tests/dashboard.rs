@@ -713,3 +713,110 @@ async fn limits_are_set_shown_and_changed_in_a_real_browser() {
     browser.close().await;
     assert_eq!(server.interrupt().await, "");
 }
+
+/// A key a secret scanner reported shows in the page's "Leaked" section, with where it
+/// was found (a signed GitHub report to the example server, a real browser).
+#[tokio::test]
+async fn leaked_keys_are_shown_with_where_they_were_found() {
+    use support::scanning::{KeyDocument, signed_report, signing_key};
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let key = signing_key();
+    let document = KeyDocument::default();
+    document.publish("github-1", &key);
+    let keys_url = document.serve().await;
+    let db = dir.path().join("tokens.db");
+    let mut server = ExampleProcess::start(
+        "server",
+        "full",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+            "--github-keys-url",
+            &keys_url,
+        ],
+        1,
+    )
+    .await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let client = HttpClient::new(server.addrs[0]);
+    let (status, created) = call(
+        &client,
+        "POST",
+        "/tokens",
+        &admin,
+        json!({"name": "pushed by mistake", "scopes": ["read"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let found_at = "https://github.com/octo/app/blob/9f2c1e/.env";
+    let report = json!([{
+        "token": created["token"],
+        "type": "tower_bearer_api_key",
+        "url": found_at,
+        "source": "commit"
+    }])
+    .to_string();
+    let request = signed_report(
+        "github",
+        "github-1",
+        &key,
+        report.as_bytes(),
+        report.as_bytes(),
+    );
+    let answer = client.request(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    // The page reads the log the writer fills a moment later: once the API shows the
+    // report's row, so must the page.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, rows) = call(
+            &client,
+            "GET",
+            "/activity?outcome=leaked",
+            &admin,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{rows}");
+        if !rows["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no leaked row");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let page = format!("http://{}/dashboard", server.addrs[0]);
+    let mut browser = Browser::start(chromium, &page).await;
+    browser
+        .wait_for("document.body.dataset.ready === 'true'")
+        .await;
+    signed_in(&mut browser, &admin).await;
+    let id = created["id"].as_u64().unwrap();
+    browser
+        .wait_for(&format!(
+            "document.querySelector(\"#leaked-rows tr[data-id='{id}']\") !== null"
+        ))
+        .await;
+    let row = browser
+        .eval(&format!(
+            "document.querySelector(\"#leaked-rows tr[data-id='{id}']\").innerText"
+        ))
+        .await;
+    let row = row.as_str().unwrap();
+    assert!(row.contains(&format!("Key {id}")), "{row}");
+    assert!(row.contains(found_at), "{row}");
+    assert!(row.contains("commit"), "{row}");
+    let link = browser
+        .eval("document.querySelector('#leaked-rows a').getAttribute('href')")
+        .await;
+    assert_eq!(link, json!(found_at));
+    // The revoked key is no longer among the live ones.
+    assert_eq!(row_id(&mut browser, "pushed by mistake").await, None);
+    screenshot(&mut browser, "dashboard-leaked.png").await;
+    browser.close().await;
+    assert_eq!(server.interrupt().await, "");
+}

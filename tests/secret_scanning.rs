@@ -4,20 +4,15 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use axum::Router;
 use axum::routing::get;
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey};
-use p256::pkcs8::{EncodePublicKey as _, LineEnding};
+use p256::ecdsa::SigningKey;
 use serde_json::{Value, json};
-use support::http::{Answer, HttpClient, serve};
+use support::http::{Answer, HttpClient};
+use support::scanning::{KeyDocument, signed_report, signing_key};
 use tower_bearer::activity::ActivityConfig;
 use tower_bearer::registry::IssueRequest;
 use tower_bearer::scanning::SecretScanning;
@@ -26,88 +21,6 @@ use tower_bearer::{BearerAuthLayer, Registry};
 
 /// How soon an unknown key id may fetch a key document again, in these tests.
 const REFETCH: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// A signing key of the provider's, made from the OS's randomness.
-fn signing_key() -> SigningKey {
-    loop {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).unwrap();
-        if let Ok(key) = SigningKey::from_slice(&bytes) {
-            return key;
-        }
-    }
-}
-
-/// The provider's key document, served on 127.0.0.1; what it lists can change, and it
-/// counts how often it is fetched.
-#[derive(Clone, Default)]
-struct KeyDocument {
-    keys: Arc<std::sync::Mutex<Vec<(String, SigningKey)>>>,
-    fetches: Arc<AtomicUsize>,
-}
-
-impl KeyDocument {
-    fn publish(&self, id: &str, key: &SigningKey) {
-        self.keys.lock().unwrap().push((id.to_owned(), key.clone()));
-    }
-
-    async fn serve(&self) -> String {
-        let document = self.clone();
-        let app = Router::new().route(
-            "/keys",
-            get(move || {
-                let document = document.clone();
-                async move {
-                    document.fetches.fetch_add(1, Ordering::SeqCst);
-                    let keys: Vec<Value> = document
-                        .keys
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .map(|(id, key)| {
-                            let pem = key
-                                .verifying_key()
-                                .to_public_key_pem(LineEnding::LF)
-                                .unwrap();
-                            json!({"key_identifier": id, "key": pem, "is_current": true})
-                        })
-                        .collect();
-                    axum::Json(json!({ "public_keys": keys }))
-                }
-            }),
-        );
-        format!("http://{}/keys", serve(app).await)
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
-
-/// A report to `provider`'s route (`github`, `gitlab`) carrying `sent`, with the
-/// provider's headers: key `id` and `key`'s signature of `signed` (the body itself, or
-/// another one to forge a report).
-fn signed_report(
-    provider: &str,
-    id: &str,
-    key: &SigningKey,
-    signed: &[u8],
-    sent: &[u8],
-) -> Request<Full<Bytes>> {
-    let signature: Signature = key.sign(signed);
-    let signature = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
-    let prefix = if provider == "github" {
-        "Github"
-    } else {
-        "Gitlab"
-    };
-    Request::post(format!("/secret-scanning/{provider}"))
-        .header("content-type", "application/json")
-        .header(format!("{prefix}-Public-Key-Identifier"), id)
-        .header(format!("{prefix}-Public-Key-Signature"), signature)
-        .body(Full::new(Bytes::copy_from_slice(sent)))
-        .unwrap()
-}
 
 struct Partner {
     client: HttpClient,
@@ -252,6 +165,17 @@ async fn a_reported_key_is_revoked_and_answered_true_positive_once_and_again() {
     assert_eq!(leaked.len(), 1, "{rows:?}");
     assert_eq!(leaked[0].route, "/secret-scanning/github");
     assert_eq!(leaked[0].method, "POST");
+    // The revocation remembers why and where the key was found.
+    let revoked = log.find_revoked_key("acme", id).await.unwrap().unwrap();
+    assert_eq!(
+        revoked.reason,
+        tower_bearer::store::RevocationReason::Leaked
+    );
+    assert_eq!(
+        revoked.leak_url.as_deref(),
+        Some("https://github.com/octo/demo/blob/abc/config.yml")
+    );
+    assert_eq!(revoked.leak_source.as_deref(), Some("content"));
     // The same report again: the same answer, nothing more to revoke, no second row.
     let again = partner.github(&found(&token)).await;
     assert_eq!(again.status, StatusCode::OK);
@@ -526,6 +450,25 @@ async fn a_report_to_one_example_server_revokes_the_key_on_both() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
+    // B's admins read why and where, from the log both nodes share (once A's writer
+    // stored it).
+    let id = created["id"].as_u64().unwrap();
+    let shown = loop {
+        let (status, shown) = on_b
+            .call_json("GET", &format!("/tokens/{id}"), &admin, "")
+            .await;
+        if status == StatusCode::OK {
+            break shown;
+        }
+        assert_eq!(status, StatusCode::NOT_FOUND, "{shown}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(shown["revoked_reason"], "leaked", "{shown}");
+    assert_eq!(
+        shown["leak"],
+        json!({"url": "https://github.com/octo/demo/blob/abc/config.yml", "source": "content"})
+    );
     // The pattern the example prints for the scanners finds the token.
     let printed = std::process::Command::new(support::example::example_binary("server", "full"))
         .arg("--print-token-pattern")

@@ -157,6 +157,37 @@ impl ActivityLog {
         &self.shared.config.store
     }
 
+    /// The revoked API key `token_id` of `tenant`, as remembered: why it was revoked
+    /// and, for a leaked one, where it was found. A key revoked on this node a moment
+    /// ago is found even before the writer has stored it.
+    pub async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: crate::identity::TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        // With the writer held, a revocation is either still pending here or stored.
+        let _writer = self.shared.writer.lock().await;
+        let pending = self
+            .shared
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .find(|t| t.tenant == tenant && t.token_id == token_id && t.session_id.is_none())
+            .cloned();
+        match pending {
+            Some(token) => Ok(Some(token)),
+            None => {
+                self.shared
+                    .config
+                    .store
+                    .find_revoked_key(tenant, token_id)
+                    .await
+            }
+        }
+    }
+
     /// How long rows are kept.
     pub fn retention(&self) -> Duration {
         self.shared.config.retention

@@ -7,6 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::revoked::Shown;
 use super::validate;
 use crate::api::body::json;
 use crate::api::error::{ApiError, ErrorStyle};
@@ -321,7 +322,7 @@ pub(super) async fn list(
     summary = "One token, without its secret",
     params(("id" = u64, Path, minimum = 1, description = "The token's id")),
     responses(
-        (status = 200, description = "The token", body = Listed),
+        (status = 200, description = "The token; a revoked API key while the activity log remembers it (feature `activity`): when, why, and where a leaked one was found", body = Shown),
         (status = 400, description = "The id is invalid", body = crate::api::body::ErrorBody),
         (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
         (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
@@ -337,14 +338,36 @@ pub(super) async fn get_one(
 ) -> Response {
     let result = async {
         let id = parse_id(&id)?;
-        let info = ctx
-            .registry
-            .get(admin.tenant(), id)
-            .await
-            .map_err(ApiError::from_lifecycle)?;
-        Ok(json(StatusCode::OK, &Listed::from(info)))
+        let shown = match ctx.registry.get(admin.tenant(), id).await {
+            Ok(info) => Shown::Token(Box::new(Listed::from(info))),
+            #[cfg(feature = "activity")]
+            Err(crate::registry::RegistryError::NotFound) => {
+                Shown::Revoked(remembered_revoked(&ctx.registry, admin.tenant(), id).await?)
+            }
+            Err(error) => return Err(ApiError::from_lifecycle(error)),
+        };
+        Ok(json(StatusCode::OK, &shown))
     };
     ctx.answer(result.await)
+}
+
+/// The revoked key `id` of `tenant` the activity log remembers, or the 404 of a key that
+/// does not exist.
+#[cfg(feature = "activity")]
+async fn remembered_revoked(
+    registry: &Registry,
+    tenant: &str,
+    id: TokenId,
+) -> Result<super::revoked::RevokedView, ApiError> {
+    let not_found = || ApiError::from_lifecycle(crate::registry::RegistryError::NotFound);
+    let Some(log) = registry.activity() else {
+        return Err(not_found());
+    };
+    match log.find_revoked_key(tenant, id).await {
+        Ok(Some(token)) => Ok(token.into()),
+        Ok(None) => Err(not_found()),
+        Err(error) => Err(ApiError::from_lifecycle(error.into())),
+    }
 }
 
 #[utoipa::path(

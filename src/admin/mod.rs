@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `POST /tokens` `{"name","scopes","expires_in_days" \| "expires_at" \| "never_expires","owner","metadata","rate_limits","credits","allowed_ips"}` | 201 `{"id","name","token","scopes","tenant","created_at","expires_at","created_by","created_by_session","owner","metadata","rate_limits","credits","allowed_ips"}` — the only time `token` is shown |
 //! | `GET /tokens?limit=50&starting_after=<id>&owner=<owner>` | 200 `{"data":[{"id","name","prefix","scopes","tenant","created_at","expires_at","last_used_at","expired","created_by","created_by_session","rotated_to","owner","metadata","rate_limits","credits","allowed_ips"}],"has_more":false}` |
-//! | `GET /tokens/{id}` | 200 one token as listed (never its secret) |
+//! | `GET /tokens/{id}` | 200 one token as listed (never its secret); an API key revoked within the activity log's retention (feature `activity`) as `{"id","tenant","revoked_at","revoked_reason","leak"}`: why (`manual`, `cascade`, `rotated`, `leaked`) and, for a leaked key, `{"url","source"}` where a secret scanner found it |
 //! | `PATCH /tokens/{id}` `{"name","scopes","expires_at" \| "expires_in_days","rate_limits","credits","allowed_ips"}` | 200 the token as listed: renamed, new scopes (within the caller's), an earlier expiry, other limits; effective on every node at once |
 //! | `DELETE /tokens/{id}` | 204; the token stops working at once |
 //! | `DELETE /tokens/{id}?cascade=true` | 200 `{"revoked":[ids]}`: the token and every token it created, recursively, in one transaction |
@@ -128,6 +128,7 @@
 mod activity;
 mod handlers;
 mod openapi;
+mod revoked;
 #[cfg(feature = "exchange")]
 mod sessions;
 mod token_errors;

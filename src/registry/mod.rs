@@ -328,8 +328,9 @@ impl Registry {
 
 impl Registry {
     /// Tells the activity log (when there is one) that a token was revoked here, so that
-    /// calls still made with it are recorded against it: `token_id` and `session_id` as
-    /// its principal had them.
+    /// calls still made with it are recorded against it (`token_id` and `session_id` as
+    /// its principal had them), and so that its admins can read why (`reason`, and where
+    /// it leaked).
     #[cfg_attr(not(feature = "activity"), allow(unused_variables))]
     fn remember_revoked(
         &self,
@@ -337,6 +338,8 @@ impl Registry {
         token_id: crate::identity::TokenId,
         session_id: Option<crate::identity::TokenId>,
         tenant: &str,
+        reason: crate::store::RevocationReason,
+        leak: Option<&LeakReport>,
     ) {
         #[cfg(feature = "activity")]
         if let Some(log) = &self.inner.activity {
@@ -345,8 +348,13 @@ impl Registry {
                 token_id,
                 tenant,
                 self.inner.clock.now(),
-            );
+            )
+            .because(reason);
             token.session_id = session_id.map(|id| id.to_string());
+            if let Some(leak) = leak {
+                token.leak_url = leak.url.clone();
+                token.leak_source = leak.source.clone();
+            }
             log.remember_revoked(token);
         }
     }

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::StoreError;
+use super::{RevocationReason, StoreError};
 use crate::identity::TokenId;
 use crate::token::Digest;
 
@@ -407,6 +407,14 @@ pub trait ActivityStore: Send + Sync + 'static {
 
     /// The remembered revoked tokens among `digests` (in any order).
     async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError>;
+
+    /// The remembered revoked API key `token_id` of `tenant` (never a session), if it is
+    /// remembered: what `GET /tokens/{id}` shows of a key revoked within the retention.
+    async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError>;
 }
 
 /// A revoked token, as [`ActivityStore::remember_revoked`] keeps it.
@@ -423,10 +431,18 @@ pub struct RevokedToken {
     pub tenant: String,
     /// When it was revoked (pruned with the rows, past the retention).
     pub revoked_at: OffsetDateTime,
+    /// Why it was revoked.
+    pub reason: RevocationReason,
+    /// For a leaked token: the public address a secret scanner found it at.
+    pub leak_url: Option<String>,
+    /// For a leaked token: the scanner's kind of place (`content`, `commit`, `npm`…).
+    pub leak_source: Option<String>,
 }
 
 impl RevokedToken {
-    /// A revoked token of `tenant`, recorded against `token_id`.
+    /// A token of `tenant` revoked by name ([`RevocationReason::Manual`]), recorded
+    /// against `token_id`; set [`reason`](Self::reason) and the leak's place with
+    /// [`because`](Self::because).
     pub fn new(
         digest: Digest,
         token_id: TokenId,
@@ -439,7 +455,16 @@ impl RevokedToken {
             session_id: None,
             tenant: tenant.to_owned(),
             revoked_at,
+            reason: RevocationReason::Manual,
+            leak_url: None,
+            leak_source: None,
         }
+    }
+
+    /// The same token, revoked for `reason`.
+    pub fn because(mut self, reason: RevocationReason) -> Self {
+        self.reason = reason;
+        self
     }
 }
 
@@ -471,6 +496,14 @@ impl<T: ActivityStore + ?Sized> ActivityStore for std::sync::Arc<T> {
 
     async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError> {
         (**self).find_revoked(digests).await
+    }
+
+    async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        (**self).find_revoked_key(tenant, token_id).await
     }
 }
 

@@ -106,20 +106,37 @@ impl RawActivity {
     }
 }
 
-/// A remembered revoked token as both drivers read it.
-pub(super) fn revoked_token(
-    digest: Vec<u8>,
-    token_id: i64,
-    session_id: Option<String>,
-    tenant: String,
-    revoked_at: i64,
-) -> Result<super::activity::RevokedToken, StoreError> {
-    use crate::store::columns;
-    Ok(super::activity::RevokedToken {
-        digest: columns::digest_of(digest)?,
-        token_id: columns::token_id(token_id)?,
-        session_id,
-        tenant,
-        revoked_at: columns::from_millis(revoked_at)?,
-    })
+/// The columns of a remembered revoked token, in the order [`RawRevoked`] reads them.
+pub(super) const REVOKED_COLUMNS: &str =
+    "digest, token_id, session_id, tenant, revoked_at, reason, leak_url, leak_source";
+
+/// A remembered revoked token's columns as both drivers read them.
+pub(super) struct RawRevoked {
+    pub(super) digest: Vec<u8>,
+    pub(super) token_id: i64,
+    pub(super) session_id: Option<String>,
+    pub(super) tenant: String,
+    pub(super) revoked_at: i64,
+    pub(super) reason: String,
+    pub(super) leak_url: Option<String>,
+    pub(super) leak_source: Option<String>,
+}
+
+impl RawRevoked {
+    /// The row, checked.
+    pub(super) fn parse(self) -> Result<super::activity::RevokedToken, StoreError> {
+        use crate::store::RevocationReason;
+        use crate::store::columns;
+        Ok(super::activity::RevokedToken {
+            digest: columns::digest_of(self.digest)?,
+            token_id: columns::token_id(self.token_id)?,
+            session_id: self.session_id,
+            tenant: self.tenant,
+            revoked_at: columns::from_millis(self.revoked_at)?,
+            reason: RevocationReason::from_name(&self.reason)
+                .ok_or_else(|| StoreError::unavailable("corrupt revoked token row: reason"))?,
+            leak_url: self.leak_url,
+            leak_source: self.leak_source,
+        })
+    }
 }

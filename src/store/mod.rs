@@ -143,8 +143,8 @@ pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub(crate) use records::broadcast_feed;
 pub use records::{
-    BoxError, Change, ChangeStream, Invalidation, ListQuery, Metadata, NewToken, StoreError,
-    TokenRecord, TokenUpdate, UsageUpdate,
+    BoxError, Change, ChangeStream, Invalidation, ListQuery, Metadata, NewToken, RevocationReason,
+    StoreError, TokenRecord, TokenUpdate, UsageUpdate,
 };
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

@@ -404,3 +404,44 @@ pub(crate) fn broadcast_feed(receiver: tokio::sync::broadcast::Receiver<Change>)
     })
     .boxed()
 }
+
+/// Why a token was revoked (the activity log remembers it, `GET /tokens/{id}` shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationReason {
+    /// Revoked by name (`DELETE /tokens/{id}`, `Registry::revoke`, a session's logout).
+    Manual,
+    /// Revoked with an ancestor (`DELETE /tokens/{id}?cascade=true`).
+    Cascade,
+    /// Replaced by its rotation.
+    Rotated,
+    /// Reported found in public by a secret scanner.
+    Leaked,
+}
+
+impl RevocationReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Self; 4] = [Self::Manual, Self::Cascade, Self::Rotated, Self::Leaked];
+
+    /// The reason's name in the API and the stores: `manual`, `cascade`, `rotated`,
+    /// `leaked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Cascade => "cascade",
+            Self::Rotated => "rotated",
+            Self::Leaked => "leaked",
+        }
+    }
+
+    /// The reason named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -186,7 +186,52 @@ pub async fn activity_contract(store: &impl crate::store::activity::ActivityStor
         [RevokedToken::new(a, other, "acme", minutes(1)), session]
     );
     assert!(store.find_revoked(&[]).await.expect("find").is_empty());
+
+    // A revoked key is found by id in its tenant, with why and where it leaked; a
+    // session remembered under its key's id is not the key.
+    use crate::store::RevocationReason;
+    let mut leaked =
+        RevokedToken::new(c, key, "acme", minutes(2)).because(RevocationReason::Leaked);
+    leaked.leak_url = Some("https://github.com/octo/app/blob/1/.env".to_owned());
+    leaked.leak_source = Some("commit".to_owned());
+    store
+        .remember_revoked(std::slice::from_ref(&leaked))
+        .await
+        .expect("remember a leak");
+    assert_eq!(
+        store.find_revoked_key("acme", key).await.expect("find key"),
+        Some(leaked)
+    );
+    assert_eq!(
+        store
+            .find_revoked_key("globex", key)
+            .await
+            .expect("find key"),
+        None,
+        "another tenant's"
+    );
+    assert_eq!(
+        store
+            .find_revoked_key("acme", other)
+            .await
+            .expect("find key"),
+        Some(RevokedToken::new(a, other, "acme", minutes(1)))
+    );
+    for reason in RevocationReason::ALL {
+        let token = RevokedToken::new(a, other, "acme", minutes(1)).because(reason);
+        store
+            .remember_revoked(std::slice::from_ref(&token))
+            .await
+            .expect("remember");
+        let found = store.find_revoked_key("acme", other).await.expect("find");
+        assert_eq!(found.map(|t| t.reason), Some(reason));
+    }
     store.prune_activity(minutes(5)).await.expect("prune");
-    let left = store.find_revoked(&[a, b]).await.expect("find");
+    let left = store.find_revoked(&[a, b, c]).await.expect("find");
     assert_eq!(left.iter().map(|t| t.digest).collect::<Vec<_>>(), [b]);
+    assert_eq!(
+        store.find_revoked_key("acme", key).await.expect("find key"),
+        None,
+        "pruned"
+    );
 }

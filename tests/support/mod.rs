@@ -10,6 +10,8 @@ pub mod http;
 pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "secret-scanning")]
+pub mod scanning;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -14,7 +14,9 @@ use crate::registry::{
     TokenInfo, TokenPage, truncate_to_millis,
 };
 use crate::scope::{Scope, ScopeSet};
-use crate::store::{Invalidation, NewToken, StoreError, TokenRecord, TokenUpdate};
+use crate::store::{
+    Invalidation, NewToken, RevocationReason, StoreError, TokenRecord, TokenUpdate,
+};
 use crate::token::PendingToken;
 
 impl Registry {
@@ -188,15 +190,27 @@ impl Registry {
     /// exist (sessions are revoked with `Registry::revoke_session`).
     pub async fn revoke(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
         self.find_api_key(tenant, id).await?;
+        self.revoke_key(tenant, id, RevocationReason::Manual, None)
+            .await
+    }
+
+    /// Revokes API key `id` of `tenant` (known to be one) and its sessions, for `reason`.
+    pub(in crate::registry) async fn revoke_key(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+        leak: Option<&crate::registry::LeakReport>,
+    ) -> Result<(), RegistryError> {
         let invalidation = self.inner.store.delete(tenant, id).await?;
         self.inner.cache.invalidate(
             &invalidation.digest,
             invalidation.id,
             self.inner.clock.now_nanos(),
         );
-        self.remember_revoked(&invalidation.digest, id, None, tenant);
+        self.remember_revoked(&invalidation.digest, id, None, tenant, reason, leak);
         self.inner.meters.forget(id);
-        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, "token revoked");
+        tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, %reason, "token revoked");
         self.revoke_sessions_of(tenant, id).await?;
         Ok(())
     }
@@ -334,7 +348,20 @@ impl Registry {
             self.inner
                 .cache
                 .invalidate(&invalidation.digest, invalidation.id, now);
-            self.remember_revoked(&invalidation.digest, invalidation.id, None, tenant);
+            // The token named is revoked by name; the others with it.
+            let reason = if invalidation.id == id {
+                RevocationReason::Manual
+            } else {
+                RevocationReason::Cascade
+            };
+            self.remember_revoked(
+                &invalidation.digest,
+                invalidation.id,
+                None,
+                tenant,
+                reason,
+                None,
+            );
         }
         let ids: Vec<TokenId> = removed.iter().map(|i| i.id).collect();
         tracing::info!(target: "tower_bearer::registry", token_id = %id, %tenant, revoked = ids.len(), "token revoked with its descendants");
@@ -422,7 +449,14 @@ impl Registry {
         match grace_until {
             None => {
                 self.inner.cache.invalidate(&old.digest, old.id, at);
-                self.remember_revoked(&old.digest, old.id, None, &tenant);
+                self.remember_revoked(
+                    &old.digest,
+                    old.id,
+                    None,
+                    &tenant,
+                    RevocationReason::Rotated,
+                    None,
+                );
             }
             Some(_) => {
                 self.inner.cache.evict(&old.digest);

@@ -3,7 +3,7 @@
 
 use crate::identity::{TokenId, TokenKind};
 use crate::registry::{Registry, RegistryError};
-use crate::store::StoreError;
+use crate::store::{RevocationReason, StoreError};
 
 /// Where a leaked credential was found, as the report says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,7 +79,15 @@ impl Registry {
         {
             return Ok(LeakVerdict::Unknown);
         }
-        match self.revoke(&record.tenant, record.id).await {
+        let revoked = self
+            .revoke_key(
+                &record.tenant,
+                record.id,
+                RevocationReason::Leaked,
+                Some(report),
+            )
+            .await;
+        match revoked {
             Ok(()) | Err(RegistryError::NotFound) => {}
             Err(error) => return Err(error),
         }

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::identity::{TokenId, TokenKind};
 use crate::registry::{Registry, RegistryError};
-use crate::store::{ListQuery, StoreError, TokenRecord, TokenStore};
+use crate::store::{ListQuery, RevocationReason, StoreError, TokenRecord, TokenStore};
 
 impl Registry {
     /// The session records of key `key` in `tenant`, oldest first.
@@ -34,7 +34,14 @@ impl Registry {
         self.inner
             .cache
             .invalidate(&record.digest, token_id, self.inner.clock.now_nanos());
-        self.remember_revoked(&record.digest, token_id, Some(record.id), &record.tenant);
+        self.remember_revoked(
+            &record.digest,
+            token_id,
+            Some(record.id),
+            &record.tenant,
+            RevocationReason::Manual,
+            None,
+        );
         match removed {
             Ok(_) | Err(StoreError::NotFound) => Ok(()),
             Err(error) => Err(error),

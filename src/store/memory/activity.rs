@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::MemoryStore;
+use crate::identity::TokenId;
 use crate::store::StoreError;
 use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
 use crate::token::Digest;
@@ -85,6 +86,20 @@ impl ActivityStore for MemoryStore {
             .iter()
             .filter_map(|digest| state.revoked.get(digest).cloned())
             .collect())
+    }
+
+    async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        let state = self.capability::<MemoryActivity>().lock();
+        Ok(state
+            .revoked
+            .values()
+            .filter(|t| t.tenant == tenant && t.token_id == token_id && t.session_id.is_none())
+            .max_by_key(|t| t.revoked_at)
+            .cloned())
     }
 }
 

@@ -9,9 +9,12 @@ use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, unavailable};
 use crate::clock::to_millis as millis;
+use crate::identity::TokenId;
 use crate::store::StoreError;
 use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
-use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, revoked_token};
+use crate::store::activity_rows::{
+    COLUMNS, Param, REVOKED_COLUMNS, RawActivity, RawRevoked, filters,
+};
 use crate::store::columns::count_param;
 use crate::token::Digest;
 
@@ -160,15 +163,31 @@ impl ActivityStore for PostgresStore {
             tokens.iter().map(|t| t.session_id.as_deref()).collect();
         let tenant: Vec<&str> = tokens.iter().map(|t| t.tenant.as_str()).collect();
         let revoked_at: Vec<i64> = tokens.iter().map(|t| millis(t.revoked_at)).collect();
+        let reason: Vec<&str> = tokens.iter().map(|t| t.reason.as_str()).collect();
+        let leak_url: Vec<Option<&str>> = tokens.iter().map(|t| t.leak_url.as_deref()).collect();
+        let leak_source: Vec<Option<&str>> =
+            tokens.iter().map(|t| t.leak_source.as_deref()).collect();
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO tower_bearer_activity_revoked (digest, token_id, session_id, tenant, revoked_at)
-                 SELECT * FROM UNNEST($1::BYTEA[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[])
+                "INSERT INTO tower_bearer_activity_revoked (digest, token_id, session_id, tenant,
+                     revoked_at, reason, leak_url, leak_source)
+                 SELECT * FROM UNNEST($1::BYTEA[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+                     $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[])
                  ON CONFLICT (digest) DO UPDATE SET token_id = EXCLUDED.token_id,
                      session_id = EXCLUDED.session_id, tenant = EXCLUDED.tenant,
-                     revoked_at = EXCLUDED.revoked_at",
-                &[&digest, &token_id, &session_id, &tenant, &revoked_at],
+                     revoked_at = EXCLUDED.revoked_at, reason = EXCLUDED.reason,
+                     leak_url = EXCLUDED.leak_url, leak_source = EXCLUDED.leak_source",
+                &[
+                    &digest,
+                    &token_id,
+                    &session_id,
+                    &tenant,
+                    &revoked_at,
+                    &reason,
+                    &leak_url,
+                    &leak_source,
+                ],
             )
             .await
             .map_err(unavailable)?;
@@ -183,28 +202,52 @@ impl ActivityStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT digest, token_id, session_id, tenant, revoked_at
-                 FROM tower_bearer_activity_revoked WHERE digest = ANY($1)",
+                &format!(
+                    "SELECT {REVOKED_COLUMNS} FROM tower_bearer_activity_revoked \
+                     WHERE digest = ANY($1)"
+                ),
                 &[&wanted],
             )
             .await
             .map_err(unavailable)?;
         rows.iter()
-            .map(|row| {
-                let read = || -> Result<_, tokio_postgres::Error> {
-                    Ok((
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                        row.try_get(4)?,
-                    ))
-                };
-                let (digest, token_id, session_id, tenant, at) = read().map_err(unavailable)?;
-                revoked_token(digest, token_id, session_id, tenant, at)
-            })
+            .map(|row| raw_revoked(row).map_err(unavailable)?.parse())
             .collect()
     }
+
+    async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {REVOKED_COLUMNS} FROM tower_bearer_activity_revoked \
+                     WHERE tenant = $1 AND token_id = $2 AND session_id IS NULL \
+                     ORDER BY revoked_at DESC LIMIT 1"
+                ),
+                &[&tenant, &count_param(token_id.get())],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| raw_revoked(&row).map_err(unavailable)?.parse())
+            .transpose()
+    }
+}
+
+fn raw_revoked(row: &tokio_postgres::Row) -> Result<RawRevoked, tokio_postgres::Error> {
+    Ok(RawRevoked {
+        digest: row.try_get(0)?,
+        token_id: row.try_get(1)?,
+        session_id: row.try_get(2)?,
+        tenant: row.try_get(3)?,
+        revoked_at: row.try_get(4)?,
+        reason: row.try_get(5)?,
+        leak_url: row.try_get(6)?,
+        leak_source: row.try_get(7)?,
+    })
 }
 
 fn raw(row: &tokio_postgres::Row) -> Result<RawActivity, tokio_postgres::Error> {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0003_activity_revoked.sql"),
     include_str!("../../../migrations/postgres/0004_session_lineage.sql"),
     include_str!("../../../migrations/postgres/0005_policies.sql"),
+    include_str!("../../../migrations/postgres/0006_revocation_reason.sql"),
 ];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").

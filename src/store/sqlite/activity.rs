@@ -7,9 +7,12 @@ use time::OffsetDateTime;
 
 use super::{Role, SqliteStore, in_transaction, unavailable};
 use crate::clock::to_millis as millis;
+use crate::identity::TokenId;
 use crate::store::StoreError;
 use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
-use crate::store::activity_rows::{COLUMNS, Param, RawActivity, filters, revoked_token};
+use crate::store::activity_rows::{
+    COLUMNS, Param, REVOKED_COLUMNS, RawActivity, RawRevoked, filters,
+};
 use crate::store::columns::count_param;
 use crate::token::Digest;
 
@@ -82,8 +85,9 @@ impl ActivityStore for SqliteStore {
             in_transaction(db, |db| {
                 let mut insert = db
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO activity_revoked \
-                         (digest, token_id, session_id, tenant, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT OR REPLACE INTO activity_revoked (digest, token_id, session_id, \
+                         tenant, revoked_at, reason, leak_url, leak_source) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     )
                     .map_err(unavailable)?;
                 for token in &tokens {
@@ -94,6 +98,9 @@ impl ActivityStore for SqliteStore {
                             token.session_id,
                             token.tenant,
                             millis(token.revoked_at),
+                            token.reason.as_str(),
+                            token.leak_url,
+                            token.leak_source,
                         ])
                         .map_err(unavailable)?;
                 }
@@ -107,30 +114,43 @@ impl ActivityStore for SqliteStore {
         let digests = digests.to_vec();
         self.run(Role::Read, move |db| {
             let mut find = db
-                .prepare_cached(
-                    "SELECT digest, token_id, session_id, tenant, revoked_at \
-                     FROM activity_revoked WHERE digest = ?1",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {REVOKED_COLUMNS} FROM activity_revoked WHERE digest = ?1"
+                ))
                 .map_err(unavailable)?;
             let mut found = Vec::new();
             for digest in &digests {
                 let row = find
-                    .query_row([digest.as_bytes().as_slice()], |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    })
+                    .query_row([digest.as_bytes().as_slice()], raw_revoked)
                     .optional()
                     .map_err(unavailable)?;
-                if let Some((digest, token_id, session_id, tenant, at)) = row {
-                    found.push(revoked_token(digest, token_id, session_id, tenant, at)?);
+                if let Some(row) = row {
+                    found.push(row.parse()?);
                 }
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn find_revoked_key(
+        &self,
+        tenant: &str,
+        token_id: TokenId,
+    ) -> Result<Option<RevokedToken>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.run(Role::Read, move |db| {
+            db.prepare_cached(&format!(
+                "SELECT {REVOKED_COLUMNS} FROM activity_revoked \
+                 WHERE tenant = ?1 AND token_id = ?2 AND session_id IS NULL \
+                 ORDER BY revoked_at DESC LIMIT 1"
+            ))
+            .map_err(unavailable)?
+            .query_row(params![tenant, count_param(token_id.get())], raw_revoked)
+            .optional()
+            .map_err(unavailable)?
+            .map(RawRevoked::parse)
+            .transpose()
         })
         .await
     }
@@ -175,6 +195,19 @@ fn append(db: &Connection, row: &NewActivity, since: i64) -> Result<(), StoreErr
     })
     .map_err(unavailable)?;
     Ok(())
+}
+
+fn raw_revoked(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRevoked> {
+    Ok(RawRevoked {
+        digest: row.get(0)?,
+        token_id: row.get(1)?,
+        session_id: row.get(2)?,
+        tenant: row.get(3)?,
+        revoked_at: row.get(4)?,
+        reason: row.get(5)?,
+        leak_url: row.get(6)?,
+        leak_source: row.get(7)?,
+    })
 }
 
 fn raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawActivity> {

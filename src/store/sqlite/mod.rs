@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0006_session_lineage.sql"),
     include_str!("../../../migrations/sqlite/0007_change_log.sql"),
     include_str!("../../../migrations/sqlite/0008_policies.sql"),
+    include_str!("../../../migrations/sqlite/0009_revocation_reason.sql"),
 ];
 
 /// Read connections beside the writer.
