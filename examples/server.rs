@@ -39,11 +39,16 @@
 //! GitLab's signed reports of leaked keys and revoke them (public: the signature is the
 //! authentication); `--print-token-pattern` prints the pattern to register with them.
 //!
+//! `--metrics-addr 127.0.0.1:9100` serves the crate's metrics in Prometheus's text format
+//! at `GET /metrics` on that address (see `tower_bearer::telemetry`).
+//!
 //! Locked out (the last admin token revoked)? `--issue-admin-token [TENANT]` mints a new
 //! admin token against the database, prints it once and exits.
 
 #[path = "common/bootstrap.rs"]
 mod bootstrap;
+#[path = "common/prometheus.rs"]
+mod prometheus;
 #[path = "common/session_key.rs"]
 mod session_key;
 
@@ -84,6 +89,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--trusted-proxies CIDR,…] [--forwarded-header x-forwarded-for|forwarded]
               [--activity on|off] [--rate-limit-headers ietf|github]
               [--github-keys-url URL] [--gitlab-keys-url URL] [--token-type NAME]
+              [--metrics-addr HOST:PORT]
        server --issue-admin-token [TENANT] [--db PATH]
        server --print-token-pattern
 
@@ -117,6 +123,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
                        /secret-scanning/gitlab answers 503)
   --token-type         the token type registered with the secret scanners for this
                        server's tokens (default tower_bearer_api_key)
+  --metrics-addr       serve the metrics in Prometheus's text format at
+                       http://HOST:PORT/metrics (default: not served)
   --print-token-pattern  print the regular expression to register with the secret
                        scanners, and exit
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
@@ -148,6 +156,8 @@ struct Args {
     token_type: String,
     /// `--print-token-pattern`: print the scanning pattern instead of serving.
     print_token_pattern: bool,
+    /// `--metrics-addr`: where Prometheus scrapes.
+    metrics_addr: Option<SocketAddr>,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -172,11 +182,19 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         gitlab_keys_url: None,
         token_type: tower_bearer::scanning::DEFAULT_TOKEN_TYPE.to_owned(),
         print_token_pattern: false,
+        metrics_addr: None,
     };
     let optional = ["--issue-admin-token", "--print-token-pattern"];
     bootstrap::parse_flags(args, &optional, |flag, value| {
         match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
+            "--metrics-addr" => {
+                parsed.metrics_addr = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--metrics-addr {value}: {e}"))?,
+                );
+            }
             "--db" => parsed.db = value,
             "--style" => {
                 (parsed.style, parsed.error_style) = match value.as_str() {
@@ -437,6 +455,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    let metrics = args
+        .metrics_addr
+        .map(|_| prometheus::install())
+        .transpose()?;
     let (store, activity) = match open_store(&args.db).await {
         Ok(stores) => stores,
         Err(message) => {
@@ -471,6 +493,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let shutdown = bootstrap::shutdown_signal();
     eprintln!("listening on http://{}", listener.local_addr()?);
+    if let (Some(handle), Some(addr)) = (metrics, args.metrics_addr) {
+        prometheus::serve(handle, addr).await?;
+    }
     // With the peer's address, which the activity log records.
     let app = app(registry.clone(), &args).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

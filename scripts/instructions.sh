@@ -12,26 +12,49 @@ cd "$(dirname "$0")/.."
 
 budget_file=benches/instructions-budget
 requests=20000
-binary=$(cargo bench --all-features --bench profile_hit --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
+# The bench built with the given cargo feature arguments.
+build() {
+    cargo bench "$@" --bench profile_hit --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "profile_hit" and m.get("executable"):
-        print(m["executable"])')
+        print(m["executable"])'
+}
+binary=$(build --all-features)
+# Every feature but `metrics`: what the metrics cost is measured against.
+without_metrics=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys
+features = json.load(sys.stdin)["packages"][0]["features"]
+print(",".join(sorted(f for f in features if f not in ("metrics", "full", "default"))))')
+binary_without_metrics=$(build --features "$without_metrics")
 
-count() { # variant iterations -> instructions collected
+count() { # variant iterations [binary] -> instructions collected
     local out
     out=$(mktemp)
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" "$1" "$2" >/dev/null 2>"$out.log"
+    valgrind --tool=callgrind --callgrind-out-file="$out" "${3:-$binary}" "$1" "$2" >/dev/null 2>"$out.log"
     grep -o 'Collected : [0-9]*' "$out.log" | grep -o '[0-9]*$'
     rm -f "$out" "$out.log"
+}
+
+per_request() { # variant [binary] -> instructions of one request
+    echo $(( ($(count "$1" "$((2 * requests))" "${2:-}") - $(count "$1" "$requests" "${2:-}")) / requests ))
 }
 
 status=0
 updated=""
 # What the same loop costs without authentication (axum and the loop): for reference.
-none=$(( ($(count none "$((2 * requests))") - $(count none "$requests")) / requests ))
+none=$(per_request none)
 echo "none: $none instructions per request (no budget: not this crate's code)"
+# The metrics (issue 30): counting per thread on the hit path, with and without a
+# recorder, costs at most 3% over the same build without the feature.
+plain=$(per_request auth "$binary_without_metrics")
+with_recorder=$(per_request auth-metrics)
+echo "auth without the metrics feature: $plain instructions per request"
+echo "auth with metrics and a recorder: $with_recorder instructions per request ($(( (with_recorder - plain) * 1000 / plain )) per mille)"
+if [ "$((with_recorder * 100))" -gt "$((plain * 103))" ]; then
+    echo "metrics cost more than 3% of a hit" >&2
+    status=1
+fi
 for variant in auth auth-outer auth-logged auth-limited; do
     small=$(count "$variant" "$requests")
     large=$(count "$variant" "$((2 * requests))")

@@ -105,6 +105,7 @@ pub mod admin;
 mod api;
 pub mod client_ip;
 pub mod clock;
+mod counting;
 #[cfg(feature = "dashboard")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
 pub mod dashboard;
@@ -137,6 +138,8 @@ pub mod guide {
     pub mod security {}
     #[doc = include_str!("../docs/performance.md")]
     pub mod performance {}
+    #[doc = include_str!("../docs/metrics.md")]
+    pub mod metrics {}
 }
 pub mod header;
 pub mod identity;
@@ -153,6 +156,9 @@ pub mod scope;
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub mod session;
 pub mod store;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

@@ -12,6 +12,7 @@ use super::bearer::policing::announce;
 use super::per_thread::Handle;
 use super::responder::Responder;
 use super::tracking::{self, Tracking};
+use crate::counting;
 use crate::registry::meter::Quota;
 use crate::reject::RenderLater;
 
@@ -38,6 +39,9 @@ pin_project! {
             rendering: Option<Handle<Responder>>,
             // The token came in the query string: the response must not be shared.
             private: bool,
+            // A token was verified (not a public route's anonymous request): the
+            // outcome is counted when the response comes.
+            authenticated: bool,
             // The request's activity row, queued when the response head is ready.
             tracking: Tracking,
             // The key's rate limits, announced in the answer (keys with limits only).
@@ -58,6 +62,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         future: F,
         rendering: Option<Handle<Responder>>,
         private: bool,
+        authenticated: bool,
         tracking: Tracking,
         quota: Option<Box<Quota>>,
     ) -> Self {
@@ -66,6 +71,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
                 future,
                 rendering,
                 private,
+                authenticated,
                 tracking,
                 quota,
             },
@@ -76,7 +82,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     /// through (`RequireScope`, `Cost`): its answer goes on to the enclosing layer, which
     /// renders and announces for it.
     pub(crate) fn passed_on(future: F, quota: Option<Box<Quota>>) -> Self {
-        Self::authorized(future, None, false, Default::default(), quota)
+        Self::authorized(future, None, false, false, Default::default(), quota)
     }
 
     pub(crate) fn lookup(future: LookupFuture<B, E>) -> Self {
@@ -107,6 +113,7 @@ where
                 future,
                 rendering,
                 private,
+                authenticated,
                 tracking,
                 quota,
             } => {
@@ -115,6 +122,7 @@ where
                     response,
                     rendering.as_deref(),
                     *private,
+                    *authenticated,
                     tracking,
                     quota.take().map(|quota| *quota),
                 )))
@@ -134,11 +142,13 @@ where
 /// `RequireScope` further in is rendered again with this layer's renderer. `private`
 /// responses (the token came in the query string) get `Cache-Control: private`
 /// (RFC 6750 §2.3). The key's `quota`, if it has rate limits, is announced. The
-/// request's activity row (`tracking`) is answered.
+/// request's activity row (`tracking`) is answered, and its outcome counted when it was
+/// `authenticated` (by the outermost layer, the one that renders).
 pub(crate) fn finish<B: RejectionBody>(
     mut response: Response<B>,
     rendering: Option<&Responder>,
     private: bool,
+    authenticated: bool,
     tracking: &mut Tracking,
     quota: Option<Quota>,
 ) -> Response<B> {
@@ -147,7 +157,7 @@ pub(crate) fn finish<B: RejectionBody>(
     let seen = tracking::seen(tracking, &response);
     // A layer further in (a `CostLayer`) counted after this one: its quota is newer.
     let quota = response.extensions_mut().remove::<Quota>().or(quota);
-    let mut response = rerender(response, rendering, private);
+    let mut response = rerender(response, rendering, private, authenticated);
     if let Some(quota) = quota {
         match rendering {
             Some(rendering) => {
@@ -171,11 +181,19 @@ fn rerender<B: RejectionBody>(
     mut response: Response<B>,
     rendering: Option<&Responder>,
     private: bool,
+    authenticated: bool,
 ) -> Response<B> {
     if let Some(rendering) = rendering {
-        if let Some(RenderLater(rejection, grpc)) =
-            response.extensions_mut().remove::<RenderLater>()
-        {
+        let later = response.extensions_mut().remove::<RenderLater>();
+        if authenticated {
+            // An extractor or a `RequireScope` further in may have refused it.
+            counting::request(
+                later
+                    .as_ref()
+                    .map_or(counting::Outcome::Ok, |later| later.0.counted_as()),
+            );
+        }
+        if let Some(RenderLater(rejection, grpc)) = later {
             let strict = rendering
                 .registry
                 .as_ref()

@@ -302,6 +302,11 @@ impl RegistryBuilder {
     pub fn build(self) -> Registry {
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         let changes = self.store.changes();
+        // Every store call timed, for the metrics (none is on the hit path).
+        #[cfg(feature = "metrics")]
+        let store = crate::store::TimedStore::wrap(self.store.clone());
+        #[cfg(not(feature = "metrics"))]
+        let store = self.store.clone();
         let declared = self.declared.map(|declared| {
             let mut all: std::collections::BTreeSet<Scope> = declared.into_iter().collect();
             for builtin in [Scope::READ, Scope::WRITE, Scope::ADMIN, Scope::ALL] {
@@ -341,7 +346,7 @@ impl RegistryBuilder {
             mounts: Default::default(),
             strict_scopes: self.strict_scopes,
             undeclared: Default::default(),
-            store: self.store.clone(),
+            store: store.clone(),
             tasks: Default::default(),
             #[cfg(feature = "exchange")]
             sessions: self
@@ -353,7 +358,7 @@ impl RegistryBuilder {
                 crate::activity::ActivityLog::start(config, self.clock.clone())
             }),
             meters: super::meter::Meters::new(super::meter::MeterContext {
-                store: self.store.clone(),
+                store,
                 clock: self.clock.clone(),
                 timeout: self.store_timeout,
                 proxies: self.proxies.clone(),

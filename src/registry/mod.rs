@@ -280,6 +280,19 @@ impl Registry {
         return false;
     }
 
+    /// Publishes the metrics counted since the last call to the installed recorder
+    /// (feature `metrics`): the registry's background task does so once per usage flush
+    /// ([`RegistryBuilder::usage_flush_interval`]); call it to publish at once.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn publish_metrics(&self) {
+        #[cfg(feature = "activity")]
+        let dropped = self.activity().map(|log| log.stats().dropped);
+        #[cfg(not(feature = "activity"))]
+        let dropped = None;
+        crate::telemetry::publish(self.inner.cache.counts().0, dropped);
+    }
+
     /// How many entries the cache holds.
     pub fn cache_stats(&self) -> CacheStats {
         let (tokens, negative) = self.inner.cache.counts();

@@ -43,6 +43,8 @@ impl Registry {
                 if registry.inner.cache.sweep(now, false) {
                     registry.inner.interner.sweep();
                 }
+                #[cfg(feature = "metrics")]
+                registry.publish_metrics();
                 if sessions_pruned.elapsed() >= PRUNE_SESSIONS_EVERY {
                     sessions_pruned = tokio::time::Instant::now();
                     pruning.record(registry.prune_expired_sessions().await.map(drop));
@@ -55,6 +57,9 @@ impl Registry {
     #[track_caller]
     pub(super) fn spawn_change_feed(&self, mut changes: ChangeStream) {
         let weak = Arc::downgrade(&self.inner);
+        // Up until it says otherwise: it was opened with the store.
+        #[cfg(feature = "metrics")]
+        crate::telemetry::feed_up(true);
         let task = tokio::spawn(async move {
             while let Some(change) = changes.next().await {
                 let Some(registry) = upgrade(&weak) else {
@@ -84,8 +89,14 @@ impl Registry {
                     Change::FeedDown => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed down; re-checking cached tokens against the store until it is back");
                         cache.set_feed_down(true, registry.inner.clock.now_nanos());
+                        #[cfg(feature = "metrics")]
+                        crate::telemetry::feed_up(false);
                     }
-                    Change::FeedUp => cache.set_feed_down(false, 0),
+                    Change::FeedUp => {
+                        cache.set_feed_down(false, 0);
+                        #[cfg(feature = "metrics")]
+                        crate::telemetry::feed_up(true);
+                    }
                     Change::Reset => {
                         tracing::warn!(target: "tower_bearer::registry", "change feed lost events; evicting every cached token");
                         cache.reset();

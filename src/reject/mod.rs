@@ -84,6 +84,32 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// How `tower_bearer_requests_total` counts a request refused with this.
+    pub(crate) fn counted_as(&self) -> crate::counting::Outcome {
+        use crate::counting::Outcome;
+        match self {
+            Rejection::Unauthenticated { cause, .. } => match cause {
+                RejectCause::Missing => Outcome::Missing,
+                RejectCause::InvalidRequest(_) => Outcome::InvalidRequest,
+                RejectCause::Malformed(_) => Outcome::Malformed,
+                RejectCause::Unknown => Outcome::Unknown,
+                RejectCause::Expired => Outcome::Expired,
+                RejectCause::Revoked => Outcome::Revoked,
+                RejectCause::WrongEnv => Outcome::WrongEnv,
+                RejectCause::TenantMismatch => Outcome::TenantMismatch,
+                RejectCause::Changed => Outcome::Changed,
+            },
+            Rejection::InsufficientScope { .. } => Outcome::InsufficientScope,
+            Rejection::Forbidden { .. } => Outcome::Forbidden,
+            Rejection::IpNotAllowed { .. } => Outcome::IpDenied,
+            Rejection::RateLimited { .. } => Outcome::RateLimited,
+            Rejection::UsageExceeded { .. } => Outcome::CreditsExhausted,
+            Rejection::Unavailable => Outcome::Unavailable,
+        }
+    }
+}
+
+impl Rejection {
     /// The HTTP status: 401, 403, 429 or 503.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -86,6 +86,9 @@
 //!     fn shares_budgets(&self) -> bool {
 //!         self.inner.shares_budgets()
 //!     }
+//!     fn backend(&self) -> &'static str {
+//!         self.inner.backend()
+//!     }
 //!     fn changes(&self) -> Option<ChangeStream> {
 //!         self.inner.changes()
 //!     }
@@ -136,6 +139,8 @@ mod records;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub(crate) mod sqlite;
+#[cfg(feature = "metrics")]
+mod timed;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -149,6 +154,8 @@ pub use records::{
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+#[cfg(feature = "metrics")]
+pub(crate) use timed::TimedStore;
 
 /// Persistent storage of token records.
 ///
@@ -286,6 +293,12 @@ pub trait TokenStore: Send + Sync + 'static {
         true
     }
 
+    /// The kind of store, for metrics (`backend` label): `memory`, `sqlite`, `postgres`,
+    /// or `custom` (the default).
+    fn backend(&self) -> &'static str {
+        "custom"
+    }
+
     /// A feed of invalidations made by any user of the store (this process or others),
     /// if the store has one. Called once per registry.
     fn changes(&self) -> Option<ChangeStream> {
@@ -400,6 +413,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     fn shares_budgets(&self) -> bool {
         (**self).shares_budgets()
+    }
+
+    fn backend(&self) -> &'static str {
+        (**self).backend()
     }
 
     fn changes(&self) -> Option<ChangeStream> {

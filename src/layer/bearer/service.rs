@@ -6,6 +6,7 @@ use tower_service::Service;
 
 use super::Config;
 use super::policing::{Policed, announce};
+use crate::counting;
 use crate::grpc::{MethodRequirement, is_grpc};
 use crate::layer::future::{ResponseFuture, finish};
 use crate::layer::tracking::{self, Attribution};
@@ -147,6 +148,7 @@ impl Config {
         request: &Request<B>,
     ) -> http::Response<bytes::Bytes> {
         rejection.trace();
+        counting::request(rejection.counted_as());
         if let Rejection::Unauthenticated {
             cause: RejectCause::Missing,
             ..
@@ -237,6 +239,7 @@ where
                             self.inner.call(request),
                             Some(self.config.rendering.handle()),
                             private,
+                            true,
                             tracking,
                             quota.map(Box::new),
                         )
@@ -261,6 +264,7 @@ where
                 ResponseFuture::authorized(
                     self.inner.call(request),
                     Some(self.config.rendering.handle()),
+                    false,
                     false,
                     Default::default(),
                     None,
@@ -348,6 +352,7 @@ impl Config {
             response,
             Some(&self.rendering),
             private,
+            true,
             &mut tracking,
             quota,
         ))

@@ -387,6 +387,8 @@ impl Registry {
             tenant = %record.tenant,
             "session opened"
         );
+        #[cfg(feature = "metrics")]
+        crate::telemetry::session_issued();
         self.end_surplus_sessions(config, key).await?;
         let session = SessionInfo::from_record(&record).expect("a session row as just written");
         Ok(SessionToken {

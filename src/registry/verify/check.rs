@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use tokio::sync::watch;
 
+use crate::counting;
 use crate::identity::{TokenId, TokenKind};
 use crate::principal::Principal;
 use crate::registry::RejectCause;
@@ -185,10 +186,22 @@ impl Registry {
             return Some(Err(VerifyError::rejected(RejectCause::WrongEnv, None)));
         }
         match self.inner.cache.lookup(presented.digest(), now) {
-            Lookup::Hit(entry) => Some(self.admit(entry, presented, now)),
-            Lookup::Unknown => Some(Err(unknown(presented))),
-            Lookup::Revoked(id) => Some(Err(revoked(id))),
-            Lookup::Miss => None,
+            Lookup::Hit(entry) => {
+                counting::lookup(counting::Lookup::Hit);
+                Some(self.admit(entry, presented, now))
+            }
+            Lookup::Unknown => {
+                counting::lookup(counting::Lookup::Negative);
+                Some(Err(unknown(presented)))
+            }
+            Lookup::Revoked(id) => {
+                counting::lookup(counting::Lookup::Negative);
+                Some(Err(revoked(id)))
+            }
+            Lookup::Miss => {
+                counting::lookup(counting::Lookup::Miss);
+                None
+            }
         }
     }
 
@@ -243,6 +256,7 @@ impl Registry {
                     .health
                     .stale_answers
                     .fetch_add(1, Ordering::Relaxed);
+                counting::lookup(counting::Lookup::Stale);
                 self.admit(entry, presented, now)
             }
             None => Err(VerifyError::Unavailable(error)),

@@ -417,6 +417,10 @@ impl TokenStore for MemoryStore {
     }
 
     /// A memory store lives in this process alone: a node takes a whole budget at once.
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     fn shares_budgets(&self) -> bool {
         false
     }

@@ -67,20 +67,22 @@ pub(super) async fn log_change(
     let statement = transaction
         .prepare_cached(&format!(
             "INSERT INTO tower_bearer_changes (kind, token_id, digest, at) \
-                 VALUES ($1, $2, $3, {NOW_MILLIS}) RETURNING seq"
+                 VALUES ($1, $2, $3, {NOW_MILLIS}) RETURNING seq, at"
         ))
         .await
         .map_err(unavailable)?;
-    let seq: i64 = transaction
+    let logged = transaction
         .query_one(
             &statement,
             &[&kind.as_str(), &id_param(invalidation.id), &digest],
         )
         .await
-        .map_err(unavailable)?
-        .get(0);
+        .map_err(unavailable)?;
+    let (seq, at): (i64, i64) = (logged.get(0), logged.get(1));
+    // `at` (the server's clock, Unix ms) lets listeners measure the feed's lag; a node
+    // of an older version reads the first four fields and ignores it.
     let payload = format!(
-        "{seq} {} {} {}",
+        "{seq} {} {} {} {at}",
         kind.as_str(),
         invalidation.id,
         hex(invalidation.digest.as_bytes())
@@ -107,8 +109,9 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// A notification's payload: `seq kind id digest-hex`.
-fn parse_payload(payload: &str) -> Option<(i64, Change)> {
+/// A notification's payload: `seq kind id digest-hex [at]` (`at` in Unix milliseconds,
+/// absent from older writers).
+fn parse_payload(payload: &str) -> Option<(i64, Change, Option<i64>)> {
     let mut parts = payload.split(' ');
     let seq = parts.next()?.parse().ok()?;
     let kind = match parts.next()? {
@@ -118,7 +121,20 @@ fn parse_payload(payload: &str) -> Option<(i64, Change)> {
     };
     let id = TokenId::new(parts.next()?.parse().ok()?);
     let digest = Digest::from_bytes(unhex(parts.next()?)?);
-    Some((seq, kind.change(Invalidation { id, digest })))
+    let at = parts.next().and_then(|at| at.parse().ok());
+    Some((seq, kind.change(Invalidation { id, digest }), at))
+}
+
+/// Records how long ago (by this node's clock) a change logged `at` (Unix ms, by the
+/// server's clock) was committed: the feed's lag, clock offset included.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn applied_after(at: i64) {
+    #[cfg(feature = "metrics")]
+    {
+        let now = crate::clock::to_millis(time::OffsetDateTime::now_utc());
+        let lag = u64::try_from(now.saturating_sub(at)).unwrap_or(0);
+        crate::telemetry::feed_lag(Duration::from_millis(lag));
+    }
 }
 
 /// The LISTEN side: one dedicated connection per store, reconnected with backoff.
@@ -208,6 +224,8 @@ impl Listener {
         self.catch_up(&client).await?;
         if self.down {
             self.down = false;
+            #[cfg(feature = "metrics")]
+            crate::telemetry::feed_reconnected();
             tracing::info!(target: "tower_bearer::store::postgres", "change feed back");
             self.publish(Change::FeedUp);
         }
@@ -241,9 +259,12 @@ impl Listener {
         payload: &str,
     ) -> Result<(), StoreError> {
         match parse_payload(payload) {
-            Some((seq, change)) if seq > self.last_seq => {
+            Some((seq, change, at)) if seq > self.last_seq => {
                 self.publish(change);
                 self.last_seq = seq;
+                if let Some(at) = at {
+                    applied_after(at);
+                }
                 Ok(())
             }
             Some(_) => Ok(()), // already applied by a catch-up
@@ -259,7 +280,7 @@ impl Listener {
     async fn catch_up(&mut self, client: &tokio_postgres::Client) -> Result<(), StoreError> {
         let rows = client
             .query(
-                "SELECT f.pruned_through, c.seq, c.kind, c.token_id, c.digest \
+                "SELECT f.pruned_through, c.seq, c.kind, c.token_id, c.digest, c.at \
                  FROM tower_bearer_feed f \
                  LEFT JOIN tower_bearer_changes c ON c.seq > $1 \
                  ORDER BY c.seq",
@@ -293,6 +314,7 @@ impl Listener {
             });
             self.publish(change);
             self.last_seq = seq;
+            applied_after(row.get(5));
         }
         Ok(())
     }
@@ -339,9 +361,12 @@ mod tests {
     #[test]
     fn payloads_round_trip() {
         let digest = Digest::of(b"secret");
+        // An older writer's payload has no time.
         let payload = format!("42 updated 7 {}", hex(digest.as_bytes()));
-        let (seq, change) = parse_payload(&payload).unwrap();
-        assert_eq!(seq, 42);
+        let (seq, change, at) = parse_payload(&payload).unwrap();
+        assert_eq!((seq, at), (42, None));
+        let (_, again, at) = parse_payload(&format!("{payload} 1764870000123")).unwrap();
+        assert_eq!((&again, at), (&change, Some(1_764_870_000_123)));
         assert_eq!(
             change,
             Change::Updated(Invalidation {

@@ -457,6 +457,10 @@ impl TokenStore for PostgresStore {
         super::policies::return_credits(&client, id, amount, counted_since).await
     }
 
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
     fn changes(&self) -> Option<ChangeStream> {
         Some(crate::store::broadcast_feed(self.shared.feed.subscribe()))
     }

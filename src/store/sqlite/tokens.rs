@@ -501,6 +501,10 @@ impl TokenStore for SqliteStore {
         .await
     }
 
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn changes(&self) -> Option<ChangeStream> {
         self.subscribe()
     }
