@@ -70,6 +70,14 @@ impl ActivityStore for Discard {
     ) -> Result<Option<RevokedToken>, StoreError> {
         Ok(None)
     }
+
+    async fn summary(
+        &self,
+        _: &str,
+        _: &tower_bearer::store::activity::SummaryQuery,
+    ) -> Result<tower_bearer::store::activity::Summary, StoreError> {
+        Ok(Default::default())
+    }
 }
 
 async fn ok() -> &'static str {

@@ -422,6 +422,14 @@ impl ActivityStore for Flaky {
     ) -> Result<Option<RevokedToken>, StoreError> {
         self.inner.find_revoked_key(tenant, token_id).await
     }
+
+    async fn summary(
+        &self,
+        tenant: &str,
+        query: &tower_bearer::store::activity::SummaryQuery,
+    ) -> Result<tower_bearer::store::activity::Summary, StoreError> {
+        self.inner.summary(tenant, query).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

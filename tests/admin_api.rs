@@ -1492,6 +1492,7 @@ async fn the_openapi_document_describes_every_route() {
             "DELETE /sessions/{id}",
             "DELETE /tokens/{id}",
             "GET /activity",
+            "GET /activity/summary",
             "GET /tokens",
             "GET /tokens/{id}",
             "GET /tokens/{id}/activity",

@@ -166,6 +166,17 @@ async fn signed_in(browser: &mut Browser, key: &str) {
         .await;
 }
 
+/// The example's page in a new browser, signed in with `admin`.
+async fn page_signed_in(chromium: &str, server: &ExampleProcess, admin: &str) -> Browser {
+    let page = format!("http://{}/dashboard", server.addrs[0]);
+    let mut browser = Browser::start(chromium, &page).await;
+    browser
+        .wait_for("document.body.dataset.ready === 'true'")
+        .await;
+    signed_in(&mut browser, admin).await;
+    browser
+}
+
 /// Creates a token through the form and returns it, read from the once-only display.
 async fn create_through_the_form(browser: &mut Browser, name: &str, scopes: &[&str]) -> String {
     create_expiring_on(browser, name, scopes, None).await
@@ -619,12 +630,7 @@ async fn limits_are_set_shown_and_changed_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = example_server(&dir).await;
     let client = HttpClient::new(server.addrs[0]);
-    let page = format!("http://{}/dashboard", server.addrs[0]);
-    let mut browser = Browser::start(chromium, &page).await;
-    browser
-        .wait_for("document.body.dataset.ready === 'true'")
-        .await;
-    signed_in(&mut browser, &admin).await;
+    let mut browser = page_signed_in(chromium, &server, &admin).await;
 
     browser.click("#tokens", "New API Token").await;
     browser
@@ -789,12 +795,7 @@ async fn leaked_keys_are_shown_with_where_they_were_found() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let page = format!("http://{}/dashboard", server.addrs[0]);
-    let mut browser = Browser::start(chromium, &page).await;
-    browser
-        .wait_for("document.body.dataset.ready === 'true'")
-        .await;
-    signed_in(&mut browser, &admin).await;
+    let mut browser = page_signed_in(chromium, &server, &admin).await;
     let id = created["id"].as_u64().unwrap();
     browser
         .wait_for(&format!(
@@ -819,4 +820,178 @@ async fn leaked_keys_are_shown_with_where_they_were_found() {
     screenshot(&mut browser, "dashboard-leaked.png").await;
     browser.close().await;
     assert_eq!(server.interrupt().await, "");
+}
+
+/// A key's usage charts in a real browser: a known history (five reads, two writes its
+/// scope refuses) shows as those numbers in the last bucket of both charts, in the bars'
+/// titles and in the tables; the tenant's charts add a revoked key's refused call, and
+/// its busiest keys list the key. Screenshots: light, and dark at 320 px.
+#[tokio::test]
+async fn usage_charts_show_a_keys_history_in_a_real_browser() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = example_server(&dir).await;
+    let client = HttpClient::new(server.addrs[0]);
+    let create = async |name: &str| {
+        let (status, created) = call(
+            &client,
+            "POST",
+            "/tokens",
+            &admin,
+            json!({"name": name, "scopes": ["read"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        (
+            created["id"].as_u64().unwrap(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (charted, token) = create("charted").await;
+    for _ in 0..5 {
+        assert_eq!(client.get("/items", &token).await.status, StatusCode::OK);
+    }
+    for _ in 0..2 {
+        let (status, _) = call(&client, "POST", "/items", &token, json!({"name": "x"})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (gone, gone_token) = create("gone").await;
+    assert_eq!(client.get("/me", &gone_token).await.status, StatusCode::OK);
+    let (status, _) = call(
+        &client,
+        "DELETE",
+        &format!("/tokens/{gone}"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.get("/me", &gone_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The page reads what the log's writer stored: wait for the API to count it all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, summary) = call(
+            &client,
+            "GET",
+            &format!("/activity/summary?token_id={charted}"),
+            &admin,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{summary}");
+        let (_, tenant) = call(&client, "GET", "/activity/summary", &admin, Value::Null).await;
+        if summary["total"] == 7 && tenant["totals"]["revoked"] == 1 {
+            assert_eq!(summary["totals"], json!({"ok": 5, "scope_denied": 2}));
+            assert_eq!(summary["buckets"].as_array().unwrap().len(), 24);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{summary}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut browser = page_signed_in(chromium, &server, &admin).await;
+    // The tenant's charts: the revoked key's refused call in its class, the key listed.
+    browser
+        .wait_for("document.querySelector('#tenant-usage-body figure[data-bucket=day] tr[data-start]') !== null")
+        .await;
+    let gone_column = browser
+        .eval(
+            "[...document.querySelectorAll('#tenant-usage-body figure[data-bucket=day] tr[data-start]')]
+                .reduce((sum, row) => sum + Number(row.cells[3].textContent), 0)",
+        )
+        .await;
+    assert_eq!(gone_column, json!(1));
+    let busiest = browser
+        .eval(&format!(
+            "document.querySelector(\"#busiest li[data-id='{charted}']\").textContent"
+        ))
+        .await;
+    assert_eq!(busiest, json!("charted — 7 requests"));
+    listed(&mut browser, "charted").await;
+    browser
+        .click(&format!("#token-rows tr[data-id='{charted}']"), "Usage")
+        .await;
+    browser
+        .wait_for(
+            "document.querySelector('#usage-body figure[data-bucket=day] tr[data-start]') !== null",
+        )
+        .await;
+    for bucket in ["hour", "day"] {
+        let figure = format!("#usage-body figure[data-bucket={bucket}]");
+        // The table is folded away (in a <details>): read its cells, not what shows.
+        let last_row = browser
+            .eval(&format!(
+                "[...[...document.querySelectorAll('{figure} tr[data-start]')].at(-1).cells]
+                    .slice(1).map(cell => cell.textContent)"
+            ))
+            .await;
+        let cells: Vec<String> = serde_json::from_value(last_row.clone()).unwrap();
+        assert_eq!(cells, ["5", "2", "0", "7"], "{bucket}: {last_row}");
+        let title = browser
+            .eval(&format!(
+                "[...document.querySelectorAll('{figure} svg g.bucket title')].at(-1).textContent"
+            ))
+            .await;
+        assert!(
+            title
+                .as_str()
+                .unwrap()
+                .ends_with("OK 5, Refused 2, Revoked or expired 0"),
+            "{title}"
+        );
+        let bars = browser
+            .eval(&format!(
+                "document.querySelectorAll('{figure} svg rect.bar').length"
+            ))
+            .await;
+        assert_eq!(bars, json!(2), "one bucket, two classes");
+    }
+    let totals = browser
+        .eval("document.querySelector('#usage-body .totals').textContent")
+        .await;
+    assert_eq!(
+        totals,
+        json!("7 requests in the last 24 hours · 7 in the last 30 days")
+    );
+    let last_used = browser
+        .eval("document.querySelector('#usage-body .last-used').textContent")
+        .await;
+    assert!(
+        last_used.as_str().unwrap().contains("from 127.0.0.1"),
+        "{last_used}"
+    );
+    screenshot(&mut browser, "dashboard-usage.png").await;
+    // Dark, and 320 px wide: the charts shrink with the page and keep their colours.
+    browser
+        .command(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+        )
+        .await;
+    browser
+        .command(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 320, "height": 900, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+    let width = browser
+        .eval("document.querySelector('#usage-body figure[data-bucket=hour] svg').getBoundingClientRect().width")
+        .await;
+    assert!(width.as_f64().unwrap() <= 320.0, "{width}");
+    let ok_colour = browser
+        .eval("getComputedStyle(document.querySelector('#usage-body svg rect.bar.ok')).fill")
+        .await;
+    assert_eq!(
+        ok_colour,
+        json!("rgb(104, 211, 145)"),
+        "the dark scheme's green"
+    );
+    browser
+        .eval("document.getElementById('usage').scrollIntoView()")
+        .await;
+    screenshot(&mut browser, "dashboard-usage-dark-320.png").await;
+    browser.close().await;
 }

@@ -235,6 +235,15 @@ impl ActivityLog {
         self.shared.config.store.activity(tenant, query).await
     }
 
+    /// The summary of `tenant`'s rows ([`ActivityStore::summary`]): for charts.
+    pub async fn summary(
+        &self,
+        tenant: &str,
+        query: &crate::store::activity::SummaryQuery,
+    ) -> Result<crate::store::activity::Summary, StoreError> {
+        self.shared.config.store.summary(tenant, query).await
+    }
+
     // ----- the request path ---------------------------------------------------------
 
     /// The clock rows are timed with (the registry's).

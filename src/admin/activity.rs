@@ -1,6 +1,7 @@
 //! The activity routes of the management API (feature `activity`): a token's requests,
 //! and the whole tenant's, newest first.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use axum::extract::{Path, RawQuery, State};
@@ -19,7 +20,9 @@ use crate::api::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs};
 use crate::extract::{AdminScope, Scoped};
 use crate::identity::TokenId;
 use crate::registry::RegistryError;
-use crate::store::activity::{Activity, ActivityQuery, Outcome, StatusFilter};
+use crate::store::activity::{
+    Activity, ActivityQuery, Bucket, Outcome, StatusFilter, Summary, SummaryQuery,
+};
 
 /// One recorded request: never a secret, a query string or a body.
 #[derive(Serialize, ToSchema)]
@@ -137,6 +140,189 @@ fn activity_query(query: Option<&str>) -> Result<ActivityQuery, ApiError> {
     Ok(activity)
 }
 
+/// `GET /activity/summary`: requests per bucket by outcome, for charts.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivitySummary)]
+pub(super) struct SummaryView {
+    /// `hour` or `day`.
+    #[schema(pattern = "^(hour|day)$")]
+    bucket: &'static str,
+    /// The token summarized; `null` for the whole tenant.
+    #[schema(value_type = Option<u64>, minimum = 1)]
+    token_id: Option<TokenId>,
+    /// The first bucket's start (UTC-aligned).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    since: OffsetDateTime,
+    /// The end of the last bucket (exclusive).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    until: OffsetDateTime,
+    /// Every bucket of the range, oldest first, empty ones included.
+    buckets: Vec<BucketView>,
+    /// The range's requests by outcome.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    totals: BTreeMap<&'static str, u64>,
+    /// The range's requests.
+    total: u64,
+    /// The newest successful request (whatever the range), if the log has one.
+    last_used: Option<LastUseView>,
+    /// For the whole tenant: the ten tokens with most requests in the range, most
+    /// first; empty for a token.
+    busiest: Vec<BusyView>,
+}
+
+/// One bucket of a summary.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ActivityBucket)]
+struct BucketView {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    start: OffsetDateTime,
+    /// Requests by outcome (outcomes without any are left out).
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    outcomes: BTreeMap<&'static str, u64>,
+    total: u64,
+}
+
+/// When and from where a token (or tenant) was last used successfully.
+#[derive(Serialize, ToSchema)]
+#[schema(as = LastUse)]
+struct LastUseView {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    at: OffsetDateTime,
+    #[schema(value_type = Option<String>)]
+    client_ip: Option<IpAddr>,
+}
+
+/// One of a tenant's busiest tokens.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BusyToken)]
+struct BusyView {
+    #[schema(value_type = u64, minimum = 1)]
+    token_id: TokenId,
+    /// The token's name; `null` once it was revoked.
+    name: Option<String>,
+    requests: u64,
+}
+
+/// The longest ranges a summary covers: 31 days by hour, 400 days by day.
+const MAX_BUCKETS_HOURLY: i64 = 31 * 24;
+const MAX_BUCKETS_DAILY: i64 = 400;
+
+/// `?token_id=&bucket=hour|day&since=&until=` at `now`: the last 24 hours by hour (or
+/// 30 days by day) unless told otherwise, widened to whole buckets.
+fn summary_query(query: Option<&str>, now: OffsetDateTime) -> Result<SummaryQuery, ApiError> {
+    let invalid = |field: &'static str, message: &'static str| {
+        ApiError::field(StatusCode::BAD_REQUEST, field, message)
+    };
+    let time = |field: &'static str, value: &str| {
+        OffsetDateTime::parse(value, &Rfc3339)
+            .map_err(|_| invalid(field, "The time must be an RFC 3339 date-time."))
+    };
+    let (mut token, mut bucket, mut since, mut until) = (None, Bucket::Hour, None, None);
+    for (name, value) in query_pairs(query) {
+        match &*name {
+            "token_id" => {
+                token = Some(parse_id(&value).map_err(|_| {
+                    invalid("token_id", "The token_id parameter must be a token id.")
+                })?);
+            }
+            "bucket" => {
+                bucket = match &*value {
+                    "hour" => Bucket::Hour,
+                    "day" => Bucket::Day,
+                    _ => return Err(invalid("bucket", "The bucket must be hour or day.")),
+                };
+            }
+            "since" => since = Some(time("since", &value)?),
+            "until" => until = Some(time("until", &value)?),
+            _ => {}
+        }
+    }
+    let (default_span, max_buckets) = match bucket {
+        Bucket::Hour => (time::Duration::hours(24), MAX_BUCKETS_HOURLY),
+        Bucket::Day => (time::Duration::days(30), MAX_BUCKETS_DAILY),
+    };
+    let step = time::Duration::milliseconds(bucket.millis());
+    // The bucket `now` (or `until`) falls in is the last one, whole.
+    let until = until.unwrap_or(now);
+    let end = bucket
+        .start_of(until)
+        .checked_add(step)
+        .ok_or_else(|| invalid("until", "The until time is out of range."))?;
+    let since = match since {
+        Some(since) => since,
+        None => end
+            .checked_sub(default_span)
+            .ok_or_else(|| invalid("until", "The until time is out of range."))?,
+    };
+    let start = bucket.start_of(since);
+    if start >= end {
+        return Err(invalid("since", "The since time must come before until."));
+    }
+    if (end - start).whole_milliseconds() > i128::from(max_buckets * bucket.millis()) {
+        return Err(invalid(
+            "since",
+            "The range is too long: at most 31 days by hour, 400 days by day.",
+        ));
+    }
+    let mut summary = SummaryQuery::new(bucket, start, end);
+    summary.token_id = token;
+    Ok(summary)
+}
+
+/// The summary as the API shows it: every bucket of the range, empty ones included.
+fn summary_view(query: &SummaryQuery, summary: Summary, names: Vec<Option<String>>) -> SummaryView {
+    let step = time::Duration::milliseconds(query.bucket.millis());
+    let mut buckets = Vec::new();
+    let mut start = query.since;
+    while start < query.until {
+        buckets.push(BucketView {
+            start,
+            outcomes: BTreeMap::new(),
+            total: 0,
+        });
+        start += step;
+    }
+    let mut totals = BTreeMap::new();
+    let mut total = 0;
+    for count in &summary.counts {
+        let index =
+            (count.start - query.since).whole_milliseconds() / i128::from(query.bucket.millis());
+        if let Some(bucket) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
+            *bucket.outcomes.entry(count.outcome.as_str()).or_default() += count.count;
+            bucket.total += count.count;
+        }
+        *totals.entry(count.outcome.as_str()).or_default() += count.count;
+        total += count.count;
+    }
+    SummaryView {
+        bucket: query.bucket.as_str(),
+        token_id: query.token_id,
+        since: query.since,
+        until: query.until,
+        buckets,
+        totals,
+        total,
+        last_used: summary.last_use.map(|last| LastUseView {
+            at: last.at,
+            client_ip: last.client_ip,
+        }),
+        busiest: summary
+            .busiest
+            .into_iter()
+            .zip(names)
+            .map(|((token_id, requests), name)| BusyView {
+                token_id,
+                name,
+                requests,
+            })
+            .collect(),
+    }
+}
+
 fn log(ctx: &Context) -> Result<&ActivityLog, ApiError> {
     ctx.registry
         .activity()
@@ -145,6 +331,28 @@ fn log(ctx: &Context) -> Result<&ActivityLog, ApiError> {
 
 fn store_error(error: crate::store::StoreError) -> ApiError {
     ApiError::from_lifecycle(RegistryError::from(error))
+}
+
+/// Token `id` of `tenant` exists, or did: a revoked token is gone from the store, but
+/// its activity is still its own. Else 404.
+async fn known(
+    ctx: &Context,
+    log: &ActivityLog,
+    tenant: &str,
+    id: TokenId,
+) -> Result<(), ApiError> {
+    match ctx.registry.get(tenant, id).await {
+        Ok(_) => Ok(()),
+        Err(RegistryError::NotFound) => {
+            let any = ActivityQuery::new().token(id).limit(1);
+            let rows = log.query(tenant, &any).await.map_err(store_error)?;
+            if rows.is_empty() {
+                return Err(ApiError::plain(StatusCode::NOT_FOUND, "Token not found."));
+            }
+            Ok(())
+        }
+        Err(other) => Err(ApiError::from_lifecycle(other)),
+    }
 }
 
 /// One page: asks for one row more than the limit to know whether more follow.
@@ -192,18 +400,7 @@ pub(super) async fn of_token(
         let id = parse_id(&id)?;
         let query = activity_query(query.as_deref())?.token(id);
         let log = log(&ctx)?;
-        // A revoked token is gone from the store, but its activity is still its own.
-        match ctx.registry.get(admin.tenant(), id).await {
-            Ok(_) => {}
-            Err(RegistryError::NotFound) => {
-                let any = ActivityQuery::new().token(id).limit(1);
-                let rows = log.query(admin.tenant(), &any).await.map_err(store_error)?;
-                if rows.is_empty() {
-                    return Err(ApiError::plain(StatusCode::NOT_FOUND, "Token not found."));
-                }
-            }
-            Err(other) => return Err(ApiError::from_lifecycle(other)),
-        }
+        known(&ctx, log, admin.tenant(), id).await?;
         page(log, admin.tenant(), query).await
     };
     ctx.answer(result.await)
@@ -238,6 +435,73 @@ pub(super) async fn of_tenant(
     ctx.answer(result.await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/activity/summary",
+    operation_id = "summarizeActivity",
+    tag = "activity",
+    summary = "Requests per hour or day by outcome, for charts: a token's, or the tenant's with its busiest tokens",
+    params(SummaryParams),
+    responses(
+        (status = 200, description = "Every bucket of the range, oldest first", body = SummaryView),
+        (status = 400, description = "A parameter is invalid, or the range too long", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such token in the tenant (nor any activity of it), or no activity log", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn summary(
+    State(ctx): State<Context>,
+    admin: Scoped<AdminScope>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let query = summary_query(query.as_deref(), ctx.registry.clock().now())?;
+        let log = log(&ctx)?;
+        let tenant = admin.tenant();
+        if let Some(id) = query.token_id {
+            known(&ctx, log, tenant, id).await?;
+        }
+        let summary = log.summary(tenant, &query).await.map_err(store_error)?;
+        // The busiest tokens by name, as they are now (a revoked one has none).
+        let mut names = Vec::with_capacity(summary.busiest.len());
+        for (id, _) in &summary.busiest {
+            names.push(
+                ctx.registry
+                    .get(tenant, *id)
+                    .await
+                    .ok()
+                    .map(|info| info.name),
+            );
+        }
+        Ok(json(StatusCode::OK, &summary_view(&query, summary, names)))
+    };
+    ctx.answer(result.await)
+}
+
+/// The parameters of `GET /activity/summary`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read from the raw query; this type only documents it
+pub(super) struct SummaryParams {
+    /// Only this token's requests (a key's include its sessions'); the tenant's
+    /// otherwise, with its busiest tokens.
+    #[param(minimum = 1)]
+    token_id: Option<u64>,
+    /// `hour` (default) or `day`; buckets are aligned to UTC.
+    #[param(pattern = "^(hour|day)$")]
+    bucket: Option<String>,
+    /// From the bucket this time falls in (RFC 3339; default: 24 hours, or 30 days,
+    /// before `until`).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// To the end of the bucket this time falls in (RFC 3339; default now).
+    #[param(format = DateTime)]
+    until: Option<String>,
+}
+
 /// The filters and pagination of both activity routes.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -268,6 +532,58 @@ pub(super) struct ActivityParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_covers_whole_buckets_and_bounded_ranges() {
+        use time::macros::datetime;
+        let now = datetime!(2026-12-04 21:42:47.5 UTC);
+        let hours = summary_query(None, now).unwrap();
+        assert_eq!(hours.bucket, Bucket::Hour);
+        assert_eq!(
+            (hours.since, hours.until),
+            (
+                datetime!(2026-12-03 22:00 UTC),
+                datetime!(2026-12-04 22:00 UTC)
+            ),
+            "24 whole hours, the current one last"
+        );
+        let days = summary_query(Some("bucket=day&token_id=7"), now).unwrap();
+        assert_eq!(days.token_id, Some(TokenId::new(7)));
+        assert_eq!(
+            (days.since, days.until),
+            (
+                datetime!(2026-11-05 00:00 UTC),
+                datetime!(2026-12-05 00:00 UTC)
+            )
+        );
+        let view = summary_view(&days, Summary::default(), Vec::new());
+        assert_eq!((view.buckets.len(), view.total), (30, 0));
+        let chosen = summary_query(
+            Some("since=2026-12-01T10:30:00Z&until=2026-12-01T12:00:00Z"),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (chosen.since, chosen.until),
+            (
+                datetime!(2026-12-01 10:00 UTC),
+                datetime!(2026-12-01 13:00 UTC)
+            )
+        );
+        for bad in [
+            "bucket=week",
+            "token_id=0",
+            "since=yesterday",
+            "until=2026-12-01",
+            "since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z",
+            "since=2026-10-01T00:00:00Z",
+            "bucket=day&since=2024-01-01T00:00:00Z",
+            "until=9999-12-31T23:59:59Z",
+            "until=-9999-01-01T00:00:00Z",
+        ] {
+            assert!(summary_query(Some(bad), now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_query_string_parses_into_filters() {

@@ -17,6 +17,7 @@
 //! | `DELETE /sessions/{id}?cascade=true` (feature `exchange`) | 204; the session's access token stops working at once; with `cascade`, 200 `{"revoked":[ids]}`: the tokens issued through the session go too |
 //! | `GET /tokens/{id}/activity?limit=&starting_after=&outcome=&status=&since=&until=` (feature `activity`) | 200 `{"data":[{"id","at","token_id","session_id","tenant","method","route","status","outcome","latency_us","client_ip","user_agent","request_id","new_ip"}],"has_more":false}`: the token's requests, newest first (a key's include its sessions'; a revoked token's stay readable) |
 //! | `GET /activity?…` (feature `activity`) | 200 the same for every token of the tenant |
+//! | `GET /activity/summary?token_id=&bucket=hour\|day&since=&until=` (feature `activity`) | 200 `{"bucket","token_id","since","until","buckets":[{"start","outcomes":{"ok":12,…},"total"}],"totals","total","last_used":{"at","client_ip"},"busiest":[{"token_id","name","requests"}]}`: requests per hour (last 24 hours by default) or day (30 days) by outcome, every bucket of the range, for charts; the tenant's busiest ten keys when no `token_id` |
 //!
 //! **Limits.** `"rate_limits": [{"name": "burst", "limit": 100, "window_seconds": 60}]`
 //! (at most 4, names of 1 to 32 `a-z 0-9 _ -`, limits up to 10⁹, windows up to 31
@@ -239,7 +240,8 @@ fn documented_routes() -> OpenApiRouter<Context> {
     #[cfg(feature = "activity")]
     let routes = routes
         .routes(routes!(activity::of_token))
-        .routes(routes!(activity::of_tenant));
+        .routes(routes!(activity::of_tenant))
+        .routes(routes!(activity::summary));
     // Links are added once every operation is in: they lead only to operations present.
     let mut routes = routes;
     openapi::link_operations(routes.get_openapi_mut());

@@ -9,6 +9,10 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+mod summary;
+
+pub use summary::{BUSIEST, Bucket, BucketCount, LastUse, Summary, SummaryQuery};
+
 use super::{RevocationReason, StoreError};
 use crate::identity::TokenId;
 use crate::token::Digest;
@@ -408,6 +412,10 @@ pub trait ActivityStore: Send + Sync + 'static {
     /// The remembered revoked tokens among `digests` (in any order).
     async fn find_revoked(&self, digests: &[Digest]) -> Result<Vec<RevokedToken>, StoreError>;
 
+    /// Requests per bucket by outcome, the busiest tokens and the last use, as
+    /// [`Summary::of`] computes them from the rows: for the activity charts.
+    async fn summary(&self, tenant: &str, query: &SummaryQuery) -> Result<Summary, StoreError>;
+
     /// The remembered revoked API key `token_id` of `tenant` (never a session), if it is
     /// remembered: what `GET /tokens/{id}` shows of a key revoked within the retention.
     async fn find_revoked_key(
@@ -504,6 +512,10 @@ impl<T: ActivityStore + ?Sized> ActivityStore for std::sync::Arc<T> {
         token_id: TokenId,
     ) -> Result<Option<RevokedToken>, StoreError> {
         (**self).find_revoked_key(tenant, token_id).await
+    }
+
+    async fn summary(&self, tenant: &str, query: &SummaryQuery) -> Result<Summary, StoreError> {
+        (**self).summary(tenant, query).await
     }
 }
 

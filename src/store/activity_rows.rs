@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use crate::identity::TokenId;
 use crate::store::StoreError;
-use crate::store::activity::{Activity, ActivityQuery, NewActivity, Outcome};
+use crate::store::activity::{
+    Activity, ActivityQuery, BUSIEST, BucketCount, LastUse, NewActivity, Outcome, SummaryQuery,
+};
 use crate::store::columns::count_param;
 
 /// The columns of a row, in the order [`RawActivity`] reads them.
@@ -139,4 +141,112 @@ impl RawRevoked {
             leak_source: self.leak_source,
         })
     }
+}
+
+/// The SQL of a summary ([`SummaryQuery`]), shared by both drivers.
+pub(super) struct SummarySql {
+    /// `start, outcome, count` by bucket and outcome; parameters [`range`](Self::range).
+    pub(super) counts: String,
+    /// `token_id, count`, the busiest first; parameters [`range`](Self::range).
+    pub(super) busiest: String,
+    /// `at, client_ip` of the newest `ok` row; parameters [`latest`](Self::latest).
+    pub(super) last_use: String,
+    /// Tenant, since, until (Unix ms), and the token if any.
+    pub(super) range: Vec<Param>,
+    /// Tenant, and the token if any.
+    pub(super) latest: Vec<Param>,
+}
+
+impl SummarySql {
+    /// The statements on `table`; `placeholder(n)` spells the n-th parameter.
+    pub(super) fn new(
+        table: &str,
+        tenant: &str,
+        query: &SummaryQuery,
+        placeholder: impl Fn(usize) -> String,
+    ) -> Self {
+        let bucket = query.bucket.millis();
+        let mut range = vec![
+            Param::Text(tenant.to_owned()),
+            Param::Int(crate::clock::to_millis(query.since)),
+            Param::Int(crate::clock::to_millis(query.until)),
+        ];
+        let mut latest = vec![Param::Text(tenant.to_owned())];
+        let (mut in_range, mut in_latest) = (
+            format!(
+                "tenant = {} AND at >= {} AND at < {}",
+                placeholder(1),
+                placeholder(2),
+                placeholder(3)
+            ),
+            format!("tenant = {}", placeholder(1)),
+        );
+        if let Some(id) = query.token_id {
+            range.push(Param::Int(count_param(id.get())));
+            latest.push(Param::Int(count_param(id.get())));
+            in_range.push_str(&format!(" AND token_id = {}", placeholder(4)));
+            in_latest.push_str(&format!(" AND token_id = {}", placeholder(2)));
+        }
+        Self {
+            counts: format!(
+                "SELECT (at / {bucket}) * {bucket} AS start, outcome, COUNT(*) FROM {table} \
+                 WHERE {in_range} GROUP BY start, outcome"
+            ),
+            busiest: format!(
+                "SELECT token_id, COUNT(*) AS n FROM {table} WHERE {in_range} \
+                 GROUP BY token_id ORDER BY n DESC, token_id LIMIT {BUSIEST}"
+            ),
+            last_use: format!(
+                "SELECT at, client_ip FROM {table} WHERE {in_latest} AND outcome = 'ok' \
+                 ORDER BY id DESC LIMIT 1"
+            ),
+            range,
+            latest,
+        }
+    }
+}
+
+fn corrupt_summary(what: &str) -> StoreError {
+    StoreError::unavailable(format!("corrupt activity summary: {what}"))
+}
+
+/// The counts in the reference order (bucket, then outcome name by bytes): a
+/// database's collation may order names otherwise.
+pub(super) fn ordered(mut counts: Vec<BucketCount>) -> Vec<BucketCount> {
+    counts.sort_by(|a, b| (a.start, a.outcome.as_str()).cmp(&(b.start, b.outcome.as_str())));
+    counts
+}
+
+/// A counts row of [`SummarySql::counts`].
+pub(super) fn bucket_count(
+    start: i64,
+    outcome: &str,
+    count: i64,
+) -> Result<BucketCount, StoreError> {
+    Ok(BucketCount {
+        start: crate::store::columns::from_millis(start)?,
+        outcome: outcome.parse().map_err(|_| corrupt_summary("outcome"))?,
+        count: u64::try_from(count).map_err(|_| corrupt_summary("count"))?,
+    })
+}
+
+/// A row of [`SummarySql::busiest`].
+pub(super) fn busy(token_id: i64, count: i64) -> Result<(TokenId, u64), StoreError> {
+    Ok((
+        crate::store::columns::token_id(token_id)?,
+        u64::try_from(count).map_err(|_| corrupt_summary("count"))?,
+    ))
+}
+
+/// The row of [`SummarySql::last_use`].
+pub(super) fn last_use(at: i64, client_ip: Option<String>) -> Result<LastUse, StoreError> {
+    Ok(LastUse {
+        at: crate::store::columns::from_millis(at)?,
+        client_ip: client_ip
+            .map(|ip| {
+                ip.parse::<IpAddr>()
+                    .map_err(|_| corrupt_summary("client_ip"))
+            })
+            .transpose()?,
+    })
 }

@@ -73,6 +73,7 @@ pub async fn activity_contract(store: &impl crate::store::activity::ActivityStor
         .await
         .expect("query");
     assert_eq!(all.len(), 6, "a tenant sees its own rows only");
+    summary_contract(store, t0, key, other, home).await;
     assert!(
         all.windows(2).all(|w| w[0].id > w[1].id),
         "newest first, ids grow"
@@ -234,4 +235,99 @@ pub async fn activity_contract(store: &impl crate::store::activity::ActivityStor
         None,
         "pruned"
     );
+}
+
+/// The summary of the rows the contract appended first (acme: `key` ok at minutes 0, 5
+/// and 6, scope denied at 1, revoked at 2; `other` ok at 3; globex: `other` expired at
+/// 4), against the reference [`Summary::of`](crate::store::activity::Summary::of).
+async fn summary_contract(
+    store: &impl crate::store::activity::ActivityStore,
+    t0: time::OffsetDateTime,
+    key: TokenId,
+    other: TokenId,
+    home: std::net::IpAddr,
+) {
+    use crate::store::activity::{ActivityQuery, Bucket, Outcome, SummaryQuery};
+    let minutes = |n: i64| t0 + time::Duration::minutes(n);
+    let mut rows = store
+        .activity("acme", &ActivityQuery::new().limit(100))
+        .await
+        .expect("query");
+    rows.extend(
+        store
+            .activity("globex", &ActivityQuery::new().limit(100))
+            .await
+            .expect("query"),
+    );
+    let hour = datetime!(2026-11-01 12:00 UTC);
+    let day = datetime!(2026-11-01 00:00 UTC);
+    let counts = |summary: &crate::store::activity::Summary| {
+        summary
+            .counts
+            .iter()
+            .map(|count| (count.start, count.outcome, count.count))
+            .collect::<Vec<_>>()
+    };
+    let around = SummaryQuery::new(Bucket::Hour, minutes(-60), minutes(60));
+    let cases = [
+        ("acme", around.clone()),
+        ("acme", around.clone().token(key)),
+        ("acme", around.clone().token(other)),
+        (
+            "acme",
+            SummaryQuery::new(Bucket::Hour, minutes(-60), minutes(3)),
+        ),
+        (
+            "acme",
+            SummaryQuery::new(Bucket::Day, minutes(-600), minutes(600)),
+        ),
+        ("globex", around.clone()),
+    ];
+    for (tenant, query) in &cases {
+        let summary = store.summary(tenant, query).await.expect("summary");
+        assert_eq!(
+            summary,
+            crate::store::activity::Summary::of(tenant, query, &rows),
+            "{tenant} {query:?}"
+        );
+    }
+    // And what the reference says, spelled out.
+    let tenant = store.summary("acme", &around).await.expect("summary");
+    assert_eq!(
+        counts(&tenant),
+        [
+            (hour, Outcome::Ok, 4),
+            (hour, Outcome::Revoked, 1),
+            (hour, Outcome::ScopeDenied, 1)
+        ]
+    );
+    assert_eq!(tenant.busiest, [(key, 5), (other, 1)]);
+    let last = tenant.last_use.expect("a last use");
+    assert_eq!((last.at, last.client_ip), (minutes(6), Some(home)));
+    let of_other = store
+        .summary("acme", &around.clone().token(other))
+        .await
+        .expect("summary");
+    assert_eq!(counts(&of_other), [(hour, Outcome::Ok, 1)]);
+    assert!(of_other.busiest.is_empty());
+    assert_eq!(of_other.last_use.map(|last| last.at), Some(minutes(3)));
+    let until = store
+        .summary(
+            "acme",
+            &SummaryQuery::new(Bucket::Hour, minutes(-60), minutes(3)),
+        )
+        .await
+        .expect("summary");
+    assert_eq!(until.busiest, [(key, 3)], "until is exclusive");
+    let by_day = store
+        .summary(
+            "acme",
+            &SummaryQuery::new(Bucket::Day, minutes(-600), minutes(600)),
+        )
+        .await
+        .expect("summary");
+    assert_eq!(by_day.counts.first().map(|count| count.start), Some(day));
+    let globex = store.summary("globex", &around).await.expect("summary");
+    assert_eq!(counts(&globex), [(hour, Outcome::Expired, 1)]);
+    assert_eq!(globex.last_use, None);
 }

@@ -137,8 +137,7 @@ impl Summary {
         let mut per_token: HashMap<TokenId, u64> = HashMap::new();
         let mut last_use: Option<(u64, LastUse)> = None;
         for row in rows {
-            let mine =
-                row.tenant == tenant && query.token_id.is_none_or(|id| row.token_id == id);
+            let mine = row.tenant == tenant && query.token_id.is_none_or(|id| row.token_id == id);
             if mine && row.outcome == Outcome::Ok && last_use.is_none_or(|(id, _)| row.id > id) {
                 let at = LastUse {
                     at: row.at,

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use super::MemoryStore;
 use crate::identity::TokenId;
 use crate::store::StoreError;
-use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use crate::store::activity::{
+    Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken, Summary, SummaryQuery,
+};
 use crate::token::Digest;
 
 /// A memory store's activity rows.
@@ -86,6 +88,11 @@ impl ActivityStore for MemoryStore {
             .iter()
             .filter_map(|digest| state.revoked.get(digest).cloned())
             .collect())
+    }
+
+    async fn summary(&self, tenant: &str, query: &SummaryQuery) -> Result<Summary, StoreError> {
+        let state = self.capability::<MemoryActivity>().lock();
+        Ok(Summary::of(tenant, query, &state.rows))
     }
 
     async fn find_revoked_key(

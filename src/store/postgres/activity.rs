@@ -11,9 +11,12 @@ use super::{PostgresStore, unavailable};
 use crate::clock::to_millis as millis;
 use crate::identity::TokenId;
 use crate::store::StoreError;
-use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use crate::store::activity::{
+    Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken, Summary, SummaryQuery,
+};
 use crate::store::activity_rows::{
-    COLUMNS, Param, REVOKED_COLUMNS, RawActivity, RawRevoked, filters,
+    COLUMNS, Param, REVOKED_COLUMNS, RawActivity, RawRevoked, SummarySql, bucket_count, busy,
+    filters, last_use, ordered,
 };
 use crate::store::columns::count_param;
 use crate::token::Digest;
@@ -107,19 +110,8 @@ impl ActivityStore for PostgresStore {
             "SELECT {COLUMNS} FROM tower_bearer_activity WHERE {clause} ORDER BY id DESC LIMIT ${}",
             params.len()
         );
-        let values: Vec<Box<dyn ToSql + Sync + Send>> = params
-            .into_iter()
-            .map(|param| -> Box<dyn ToSql + Sync + Send> {
-                match param {
-                    Param::Int(value) => Box::new(value),
-                    Param::Text(value) => Box::new(value),
-                }
-            })
-            .collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|value| &**value as &(dyn ToSql + Sync))
-            .collect();
+        let values = boxed(&params);
+        let refs = refs(&values);
         let client = self.client().await?;
         let statement = client.prepare_cached(&sql).await.map_err(unavailable)?;
         let rows = client.query(&statement, &refs).await.map_err(unavailable)?;
@@ -215,6 +207,57 @@ impl ActivityStore for PostgresStore {
             .collect()
     }
 
+    async fn summary(&self, tenant: &str, query: &SummaryQuery) -> Result<Summary, StoreError> {
+        let sql = SummarySql::new("tower_bearer_activity", tenant, query, |n| format!("${n}"));
+        let (range, latest) = (boxed(&sql.range), boxed(&sql.latest));
+        let client = self.client().await?;
+        let mut counts = Vec::new();
+        let rows = client
+            .query(&sql.counts, &refs(&range))
+            .await
+            .map_err(unavailable)?;
+        for row in &rows {
+            let read = || -> Result<(i64, String, i64), tokio_postgres::Error> {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            };
+            let (start, outcome, count) = read().map_err(unavailable)?;
+            counts.push(bucket_count(start, &outcome, count)?);
+        }
+        let mut busiest = Vec::new();
+        if query.token_id.is_none() {
+            let rows = client
+                .query(&sql.busiest, &refs(&range))
+                .await
+                .map_err(unavailable)?;
+            for row in &rows {
+                let read = || -> Result<(i64, i64), tokio_postgres::Error> {
+                    Ok((row.try_get(0)?, row.try_get(1)?))
+                };
+                let (id, count) = read().map_err(unavailable)?;
+                busiest.push(busy(id, count)?);
+            }
+        }
+        let last = client
+            .query_opt(&sql.last_use, &refs(&latest))
+            .await
+            .map_err(unavailable)?;
+        let last_use = match last {
+            Some(row) => {
+                let read = || -> Result<(i64, Option<String>), tokio_postgres::Error> {
+                    Ok((row.try_get(0)?, row.try_get(1)?))
+                };
+                let (at, ip) = read().map_err(unavailable)?;
+                Some(last_use(at, ip)?)
+            }
+            None => None,
+        };
+        Ok(Summary {
+            counts: ordered(counts),
+            busiest,
+            last_use,
+        })
+    }
+
     async fn find_revoked_key(
         &self,
         tenant: &str,
@@ -235,6 +278,26 @@ impl ActivityStore for PostgresStore {
         row.map(|row| raw_revoked(&row).map_err(unavailable)?.parse())
             .transpose()
     }
+}
+
+/// The parameters of a statement, as tokio-postgres binds them.
+fn boxed(params: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|param| -> Box<dyn ToSql + Sync + Send> {
+            match param {
+                Param::Int(value) => Box::new(*value),
+                Param::Text(value) => Box::new(value.clone()),
+            }
+        })
+        .collect()
+}
+
+fn refs(values: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    values
+        .iter()
+        .map(|value| &**value as &(dyn ToSql + Sync))
+        .collect()
 }
 
 fn raw_revoked(row: &tokio_postgres::Row) -> Result<RawRevoked, tokio_postgres::Error> {

@@ -9,9 +9,12 @@ use super::{Role, SqliteStore, in_transaction, unavailable};
 use crate::clock::to_millis as millis;
 use crate::identity::TokenId;
 use crate::store::StoreError;
-use crate::store::activity::{Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken};
+use crate::store::activity::{
+    Activity, ActivityQuery, ActivityStore, NewActivity, RevokedToken, Summary, SummaryQuery,
+};
 use crate::store::activity_rows::{
-    COLUMNS, Param, REVOKED_COLUMNS, RawActivity, RawRevoked, filters,
+    COLUMNS, Param, REVOKED_COLUMNS, RawActivity, RawRevoked, SummarySql, bucket_count, busy,
+    filters, last_use, ordered,
 };
 use crate::store::columns::count_param;
 use crate::token::Digest;
@@ -49,12 +52,8 @@ impl ActivityStore for SqliteStore {
         );
         self.run(Role::Read, move |db| {
             let mut statement = db.prepare_cached(&sql).map_err(unavailable)?;
-            let values = params.iter().map(|param| match param {
-                Param::Int(value) => rusqlite::types::Value::Integer(*value),
-                Param::Text(value) => rusqlite::types::Value::Text(value.clone()),
-            });
             let rows = statement
-                .query_map(params_from_iter(values), raw)
+                .query_map(params_from_iter(values(&params)), raw)
                 .map_err(unavailable)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(unavailable)?;
@@ -133,6 +132,53 @@ impl ActivityStore for SqliteStore {
         .await
     }
 
+    async fn summary(&self, tenant: &str, query: &SummaryQuery) -> Result<Summary, StoreError> {
+        let sql = SummarySql::new("activity", tenant, query, |n| format!("?{n}"));
+        let tenant_wide = query.token_id.is_none();
+        self.run(Role::Read, move |db| {
+            let (range, latest) = (values(&sql.range), values(&sql.latest));
+            let mut counts = Vec::new();
+            let mut statement = db.prepare_cached(&sql.counts).map_err(unavailable)?;
+            let rows = statement
+                .query_map(params_from_iter(range.iter()), |row| {
+                    Ok((row.get(0)?, row.get::<_, String>(1)?, row.get(2)?))
+                })
+                .map_err(unavailable)?;
+            for row in rows {
+                let (start, outcome, count) = row.map_err(unavailable)?;
+                counts.push(bucket_count(start, &outcome, count)?);
+            }
+            let mut busiest = Vec::new();
+            if tenant_wide {
+                let mut statement = db.prepare_cached(&sql.busiest).map_err(unavailable)?;
+                let rows = statement
+                    .query_map(params_from_iter(range.iter()), |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .map_err(unavailable)?;
+                for row in rows {
+                    let (id, count) = row.map_err(unavailable)?;
+                    busiest.push(busy(id, count)?);
+                }
+            }
+            let last = db
+                .prepare_cached(&sql.last_use)
+                .map_err(unavailable)?
+                .query_row(params_from_iter(latest.iter()), |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            let last_use = last.map(|(at, ip)| last_use(at, ip)).transpose()?;
+            Ok(Summary {
+                counts: ordered(counts),
+                busiest,
+                last_use,
+            })
+        })
+        .await
+    }
+
     async fn find_revoked_key(
         &self,
         tenant: &str,
@@ -195,6 +241,17 @@ fn append(db: &Connection, row: &NewActivity, since: i64) -> Result<(), StoreErr
     })
     .map_err(unavailable)?;
     Ok(())
+}
+
+/// The parameters of a statement, as rusqlite binds them.
+fn values(params: &[Param]) -> Vec<rusqlite::types::Value> {
+    params
+        .iter()
+        .map(|param| match param {
+            Param::Int(value) => rusqlite::types::Value::Integer(*value),
+            Param::Text(value) => rusqlite::types::Value::Text(value.clone()),
+        })
+        .collect()
 }
 
 fn raw_revoked(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRevoked> {
