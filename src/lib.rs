@@ -165,6 +165,9 @@ pub mod testing;
 #[cfg(any(feature = "postgres", feature = "secret-scanning"))]
 mod tls;
 pub mod token;
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+pub mod webhooks;
 #[cfg(feature = "ws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod ws;

@@ -1,0 +1,32 @@
+//! Webhooks (feature `webhooks`, in progress — issue 31): telling an application's
+//! endpoints when a key is created, revoked, leaked or about to expire, signed the
+//! [Standard Webhooks](https://www.standardwebhooks.com/) way.
+//!
+//! What exists so far are the two parts every delivery rests on:
+//!
+//! - [`WebhookSecret`] and [`signature_header`]: `webhook-signature: v1,<base64 of
+//!   HMAC-SHA256(secret, "{webhook-id}.{webhook-timestamp}.{body}")>`, one signature per
+//!   secret while a rotation lasts; secrets are `whsec_` and base64, as receivers' Standard
+//!   Webhooks libraries take them. Checked against the specification's test vector.
+//! - [`check_url`] and [`resolve`]: endpoints are `https` URLs whose host is, and resolves
+//!   to, public addresses only — checked when an endpoint is registered and again before
+//!   each delivery, against DNS rebinding — unless [`Targets::AllowPrivate`] is chosen.
+//!
+//! ```
+//! use tower_bearer::webhooks::{Targets, WebhookSecret, check_url, signature_header};
+//!
+//! let secret = WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+//! let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+//! let header = signature_header(&[secret.clone()], "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body);
+//! assert_eq!(header, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+//! assert!(secret.verify("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1649367553, body, &header));
+//!
+//! assert!(check_url("https://hooks.example.com/tower-bearer", Targets::Public).is_ok());
+//! assert!(check_url("https://169.254.169.254/latest/meta-data", Targets::Public).is_err());
+//! ```
+
+mod address;
+mod signing;
+
+pub use address::{MAX_URL_LEN, Targets, UnsafeUrl, check_url, is_public, resolve};
+pub use signing::{SECRET_PREFIX, WebhookSecret, signature_header};
