@@ -244,6 +244,13 @@ pub(crate) fn from_nanos(nanos: i64) -> OffsetDateTime {
         .expect("every i64 nanosecond count is a valid OffsetDateTime")
 }
 
+/// Stores keep milliseconds; so does everything we hand them, so that a record read back
+/// equals the record written.
+pub(crate) fn truncate_to_millis(at: OffsetDateTime) -> OffsetDateTime {
+    let millis = at.nanosecond() / 1_000_000;
+    at.replace_nanosecond(millis * 1_000_000).unwrap_or(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

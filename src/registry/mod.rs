@@ -42,7 +42,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
@@ -377,11 +376,4 @@ fn racing_revocations() -> Arc<StoreError> {
     Arc::new(StoreError::unavailable(
         "revocations kept racing the cache fill",
     ))
-}
-
-/// Stores keep milliseconds; so does everything we hand them, so that a record read back
-/// equals the record written.
-fn truncate_to_millis(at: OffsetDateTime) -> OffsetDateTime {
-    let millis = at.nanosecond() / 1_000_000;
-    at.replace_nanosecond(millis * 1_000_000).unwrap_or(at)
 }

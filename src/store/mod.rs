@@ -141,6 +141,9 @@ mod records;
 pub(crate) mod sqlite;
 #[cfg(feature = "metrics")]
 mod timed;
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+pub mod webhooks;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]

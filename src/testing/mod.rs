@@ -23,11 +23,15 @@ use std::future::Future;
 mod activity;
 mod policies;
 mod properties;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 #[cfg(feature = "activity")]
 pub use activity::activity_contract;
 pub use policies::*;
 pub use properties::*;
+#[cfg(feature = "webhooks")]
+pub use webhooks::webhook_contract;
 
 /// Runs one property on a multi-threaded runtime of its own (used by the macro).
 pub fn run(property: impl Future<Output = ()>) {

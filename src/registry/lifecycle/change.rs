@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::clock::truncate_to_millis;
 use crate::identity::{TokenId, TokenKind};
 use crate::registry::error::RandomError;
 use crate::registry::lifecycle::issue;
 use crate::registry::{
     Expiry, IssueRequest, Issued, ListQuery, MAX_GRACE, Registry, RegistryError, RotateRequest,
-    TokenInfo, TokenPage, truncate_to_millis,
+    TokenInfo, TokenPage,
 };
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "activity")]
 mod activity;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -47,12 +49,15 @@ pub struct MemoryStore {
     shared: Arc<Shared>,
 }
 
+/// How many capabilities a memory store can keep state for.
+const CAPABILITIES: usize = 4;
+
 struct Shared {
     state: RwLock<State>,
     feed: broadcast::Sender<Change>,
-    /// The state of an optional capability implemented outside this module (the
-    /// activity log's rows), created on first use.
-    capability: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// The states of the optional capabilities implemented outside this module (the
+    /// activity log's rows, the webhook endpoints), each created on first use.
+    capabilities: [std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>; CAPABILITIES],
 }
 
 #[derive(Default)]
@@ -72,20 +77,22 @@ impl MemoryStore {
             shared: Arc::new(Shared {
                 state: RwLock::new(State::default()),
                 feed: broadcast::channel(FEED_CAPACITY).0,
-                capability: std::sync::OnceLock::new(),
+                capabilities: Default::default(),
             }),
         }
     }
 
-    /// The state of the optional capability that keeps a `T` (one kind per store), so
-    /// that capabilities live beside the records without this module knowing them.
-    #[cfg_attr(not(feature = "activity"), allow(dead_code))]
+    /// The state of the optional capability that keeps a `T`, so that capabilities live
+    /// beside the records without this module knowing them. Each kind takes the first
+    /// slot that holds it or is free: a slot, once filled, never changes, so two callers
+    /// for one kind always meet in the same slot.
+    #[cfg_attr(not(any(feature = "activity", feature = "webhooks")), allow(dead_code))]
     pub(crate) fn capability<T: std::any::Any + Send + Sync + Default>(&self) -> &T {
         self.shared
-            .capability
-            .get_or_init(|| Box::new(T::default()))
-            .downcast_ref()
-            .expect("a memory store keeps one kind of capability state")
+            .capabilities
+            .iter()
+            .find_map(|slot| slot.get_or_init(|| Box::new(T::default())).downcast_ref())
+            .expect("a memory store keeps a few kinds of capability state")
     }
 
     /// How many records the store holds.

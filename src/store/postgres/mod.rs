@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0004_session_lineage.sql"),
     include_str!("../../../migrations/postgres/0005_policies.sql"),
     include_str!("../../../migrations/postgres/0006_revocation_reason.sql"),
+    include_str!("../../../migrations/postgres/0007_webhooks.sql"),
 ];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").
@@ -220,6 +221,8 @@ mod feed;
 mod policies;
 mod tls;
 mod tokens;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 use feed::{Listener, latest_seq};
 

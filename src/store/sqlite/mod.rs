@@ -13,6 +13,8 @@ mod activity;
 mod feed;
 mod policies;
 mod tokens;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0007_change_log.sql"),
     include_str!("../../../migrations/sqlite/0008_policies.sql"),
     include_str!("../../../migrations/sqlite/0009_revocation_reason.sql"),
+    include_str!("../../../migrations/sqlite/0010_webhooks.sql"),
 ];
 
 /// Read connections beside the writer.
