@@ -77,8 +77,10 @@ use tower_bearer::reject::Preset;
 use tower_bearer::scanning::SecretScanning;
 use tower_bearer::session::SessionConfig;
 use tower_bearer::store::activity::ActivityStore;
+use tower_bearer::store::webhooks::WebhookStore;
 use tower_bearer::store::{PostgresStore, SqliteStore};
 use tower_bearer::token::{Env, Formats, IssueFormat};
+use tower_bearer::webhooks::Targets;
 use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId};
 
 const USAGE: &str = "\
@@ -89,7 +91,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--trusted-proxies CIDR,…] [--forwarded-header x-forwarded-for|forwarded]
               [--activity on|off] [--rate-limit-headers ietf|github]
               [--github-keys-url URL] [--gitlab-keys-url URL] [--token-type NAME]
-              [--metrics-addr HOST:PORT]
+              [--metrics-addr HOST:PORT] [--allow-private-webhooks]
        server --issue-admin-token [TENANT] [--db PATH]
        server --print-token-pattern
 
@@ -125,6 +127,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
                        server's tokens (default tower_bearer_api_key)
   --metrics-addr       serve the metrics in Prometheus's text format at
                        http://HOST:PORT/metrics (default: not served)
+  --allow-private-webhooks  let webhook endpoints be plain http and on private
+                       addresses (127.0.0.1…): for tests, never on a shared service
   --print-token-pattern  print the regular expression to register with the secret
                        scanners, and exit
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
@@ -158,6 +162,8 @@ struct Args {
     print_token_pattern: bool,
     /// `--metrics-addr`: where Prometheus scrapes.
     metrics_addr: Option<SocketAddr>,
+    /// `--allow-private-webhooks`: endpoints on private addresses and plain http too.
+    webhook_targets: Targets,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -183,8 +189,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         token_type: tower_bearer::scanning::DEFAULT_TOKEN_TYPE.to_owned(),
         print_token_pattern: false,
         metrics_addr: None,
+        webhook_targets: Targets::Public,
     };
-    let optional = ["--issue-admin-token", "--print-token-pattern"];
+    let optional = [
+        "--issue-admin-token",
+        "--print-token-pattern",
+        "--allow-private-webhooks",
+    ];
     bootstrap::parse_flags(args, &optional, |flag, value| {
         match flag {
             "--addr" => parsed.addr = value.parse().map_err(|e| format!("--addr {value}: {e}"))?,
@@ -268,6 +279,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--gitlab-keys-url" => parsed.gitlab_keys_url = Some(value),
             "--token-type" => parsed.token_type = value,
             "--print-token-pattern" => parsed.print_token_pattern = true,
+            "--allow-private-webhooks" => parsed.webhook_targets = Targets::AllowPrivate,
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
                     DEFAULT_TENANT.to_owned()
@@ -399,19 +411,35 @@ fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The store `--db` names: PostgreSQL for a `postgres://` URL (shared by every node on
-/// that database), otherwise a SQLite file. It keeps the activity log too.
-async fn open_store(db: &str) -> Result<(Arc<dyn TokenStore>, Arc<dyn ActivityStore>), String> {
+/// that database), otherwise a SQLite file. It keeps the activity log and the webhook
+/// endpoints too.
+async fn open_store(db: &str) -> Result<Stores, String> {
     if db.starts_with("postgres://") || db.starts_with("postgresql://") {
         let store = PostgresStore::connect(db).await.map_err(|error| {
             format!("cannot use PostgreSQL at {}: {}", redact(db), chain(&error))
         })?;
-        return Ok((Arc::new(store.clone()), Arc::new(store)));
+        return Ok((
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            Arc::new(store),
+        ));
     }
     let store = SqliteStore::open(db)
         .await
         .map_err(|error| format!("cannot open SQLite database {db}: {error}"))?;
-    Ok((Arc::new(store.clone()), Arc::new(store)))
+    Ok((
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        Arc::new(store),
+    ))
 }
+
+/// One database, seen as the token store, the activity log's and the webhooks'.
+type Stores = (
+    Arc<dyn TokenStore>,
+    Arc<dyn ActivityStore>,
+    Arc<dyn WebhookStore>,
+);
 
 /// An error and its causes, on one line.
 fn chain(error: &dyn std::error::Error) -> String {
@@ -459,7 +487,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .metrics_addr
         .map(|_| prometheus::install())
         .transpose()?;
-    let (store, activity) = match open_store(&args.db).await {
+    let (store, activity, webhooks) = match open_store(&args.db).await {
         Ok(stores) => stores,
         Err(message) => {
             // A configuration error, reported on one line like a bad flag.
@@ -474,7 +502,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .issue_format(args.format)
         .env(args.env)
         .sessions(sessions)
-        .trusted_proxies(args.trusted_proxies.clone().header(args.forwarded_header));
+        .trusted_proxies(args.trusted_proxies.clone().header(args.forwarded_header))
+        .webhooks(webhooks, args.webhook_targets);
     if args.activity {
         builder = builder.activity(ActivityConfig::new(activity));
     }

@@ -1491,15 +1491,21 @@ async fn the_openapi_document_describes_every_route() {
         [
             "DELETE /sessions/{id}",
             "DELETE /tokens/{id}",
+            "DELETE /webhooks/{id}",
             "GET /activity",
             "GET /activity/summary",
             "GET /tokens",
             "GET /tokens/{id}",
             "GET /tokens/{id}/activity",
             "GET /tokens/{id}/sessions",
+            "GET /webhooks",
+            "GET /webhooks/{id}",
             "PATCH /tokens/{id}",
+            "PATCH /webhooks/{id}",
             "POST /tokens",
             "POST /tokens/{id}/rotate",
+            "POST /webhooks",
+            "POST /webhooks/{id}/rotate-secret",
         ]
     );
     assert_eq!(

@@ -17,6 +17,9 @@
 //! | `DELETE /sessions/{id}?cascade=true` (feature `exchange`) | 204; the session's access token stops working at once; with `cascade`, 200 `{"revoked":[ids]}`: the tokens issued through the session go too |
 //! | `GET /tokens/{id}/activity?limit=&starting_after=&outcome=&status=&since=&until=` (feature `activity`) | 200 `{"data":[{"id","at","token_id","session_id","tenant","method","route","status","outcome","latency_us","client_ip","user_agent","request_id","new_ip"}],"has_more":false}`: the token's requests, newest first (a key's include its sessions'; a revoked token's stay readable) |
 //! | `GET /activity?…` (feature `activity`) | 200 the same for every token of the tenant |
+//! | `POST /webhooks` `{"url","events","description"}` (feature `webhooks`) | 201 `{"id","url","events","description","created_at","status","secret"}` — the only time `secret` (`whsec_…`) is shown; `url` must be `https` to a public address unless the registry allows private targets |
+//! | `GET /webhooks`, `GET /webhooks/{id}`, `PATCH /webhooks/{id}`, `DELETE /webhooks/{id}` (feature `webhooks`) | the tenant's endpoints, never their secrets |
+//! | `POST /webhooks/{id}/rotate-secret` (feature `webhooks`) | 200 the endpoint with its new `secret`; the old one keeps signing for 24 hours |
 //! | `GET /activity/summary?token_id=&bucket=hour\|day&since=&until=` (feature `activity`) | 200 `{"bucket","token_id","since","until","buckets":[{"start","outcomes":{"ok":12,…},"total"}],"totals","total","last_used":{"at","client_ip"},"busiest":[{"token_id","name","requests"}]}`: requests per hour (last 24 hours by default) or day (30 days) by outcome, every bucket of the range, for charts; the tenant's busiest ten keys when no `token_id` |
 //!
 //! **Limits.** `"rate_limits": [{"name": "burst", "limit": 100, "window_seconds": 60}]`
@@ -135,6 +138,8 @@ mod sessions;
 mod token_errors;
 mod validate;
 mod validate_policies;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 use axum::Router;
 use utoipa::OpenApi as _;
@@ -242,6 +247,15 @@ fn documented_routes() -> OpenApiRouter<Context> {
         .routes(routes!(activity::of_token))
         .routes(routes!(activity::of_tenant))
         .routes(routes!(activity::summary));
+    #[cfg(feature = "webhooks")]
+    let routes = routes
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(
+            webhooks::get_one,
+            webhooks::update,
+            webhooks::delete
+        ))
+        .routes(routes!(webhooks::rotate_secret));
     // Links are added once every operation is in: they lead only to operations present.
     let mut routes = routes;
     openapi::link_operations(routes.get_openapi_mut());
@@ -272,7 +286,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     tags(
         (name = "tokens", description = "API tokens"),
         (name = "sessions", description = "Sessions opened with an API key (`POST /auth/login`)"),
-        (name = "activity", description = "The requests tokens made (feature `activity`)")
+        (name = "activity", description = "The requests tokens made (feature `activity`)"),
+        (name = "webhooks", description = "Where the tenant's events are delivered (feature `webhooks`)")
     ),
     modifiers(&BearerScheme),
     security(("bearer" = []))

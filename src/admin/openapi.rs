@@ -226,6 +226,10 @@ const LINKS: &[(&str, &str, &str, &str)] = &[
     ("rotateToken", "201", "getToken", ID),
     ("rotateToken", "201", "revokeToken", ID),
     ("getToken", "200", "updateToken", ID),
+    ("createWebhookEndpoint", "201", "getWebhookEndpoint", ID),
+    ("createWebhookEndpoint", "201", "updateWebhookEndpoint", ID),
+    ("createWebhookEndpoint", "201", "rotateWebhookSecret", ID),
+    ("createWebhookEndpoint", "201", "deleteWebhookEndpoint", ID),
     ("updateToken", "200", "getToken", ID),
     (
         "listTokenSessions",

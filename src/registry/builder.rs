@@ -53,6 +53,8 @@ pub struct RegistryBuilder {
     sessions: Option<crate::session::SessionConfig>,
     #[cfg(feature = "activity")]
     activity: Option<crate::activity::ActivityConfig>,
+    #[cfg(feature = "webhooks")]
+    webhooks: Option<super::Webhooks>,
 }
 
 impl std::fmt::Debug for RegistryBuilder {
@@ -96,6 +98,8 @@ impl RegistryBuilder {
             sessions: None,
             #[cfg(feature = "activity")]
             activity: None,
+            #[cfg(feature = "webhooks")]
+            webhooks: None,
         }
     }
 
@@ -115,6 +119,23 @@ impl RegistryBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "activity")))]
     pub fn activity(mut self, config: crate::activity::ActivityConfig) -> Self {
         self.activity = Some(config);
+        self
+    }
+
+    /// Keeps webhook endpoints in `store` (feature `webhooks`, in progress): the
+    /// management API's `/webhooks` routes manage them. Endpoint URLs must be `https` to
+    /// public addresses unless `targets` is [`Targets::AllowPrivate`](crate::webhooks::Targets::AllowPrivate).
+    #[cfg(feature = "webhooks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+    pub fn webhooks(
+        mut self,
+        store: impl crate::store::webhooks::WebhookStore,
+        targets: crate::webhooks::Targets,
+    ) -> Self {
+        self.webhooks = Some(super::Webhooks {
+            store: Arc::new(store),
+            targets,
+        });
         self
     }
 
@@ -357,6 +378,8 @@ impl RegistryBuilder {
                 config.proxies = self.proxies.clone();
                 crate::activity::ActivityLog::start(config, self.clock.clone())
             }),
+            #[cfg(feature = "webhooks")]
+            webhooks: self.webhooks,
             meters: super::meter::Meters::new(super::meter::MeterContext {
                 store,
                 clock: self.clock.clone(),

@@ -133,6 +133,31 @@ struct Inner {
     /// The request log, when configured.
     #[cfg(feature = "activity")]
     activity: Option<crate::activity::ActivityLog>,
+    /// Where webhook endpoints are kept, when configured.
+    #[cfg(feature = "webhooks")]
+    webhooks: Option<Webhooks>,
+}
+
+/// A registry's webhook endpoints ([`RegistryBuilder::webhooks`]).
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+#[derive(Clone)]
+pub struct Webhooks {
+    store: Arc<dyn crate::store::webhooks::WebhookStore>,
+    targets: crate::webhooks::Targets,
+}
+
+#[cfg(feature = "webhooks")]
+impl Webhooks {
+    /// Where the endpoints are kept.
+    pub fn store(&self) -> &Arc<dyn crate::store::webhooks::WebhookStore> {
+        &self.store
+    }
+
+    /// Which endpoint URLs are allowed.
+    pub fn targets(&self) -> crate::webhooks::Targets {
+        self.targets
+    }
 }
 
 /// The lifetime no token may exceed, policy or not: 100 years.
@@ -250,6 +275,13 @@ impl Registry {
     #[inline]
     pub fn activity(&self) -> Option<&crate::activity::ActivityLog> {
         self.inner.activity.as_ref()
+    }
+
+    /// The webhook endpoints, when configured ([`RegistryBuilder::webhooks`]).
+    #[cfg(feature = "webhooks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+    pub fn webhooks(&self) -> Option<&Webhooks> {
+        self.inner.webhooks.as_ref()
     }
 
     /// The scopes the registry declares (none when it accepts any).

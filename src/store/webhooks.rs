@@ -127,6 +127,46 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<Endpoint, StoreError>;
 }
 
+#[async_trait]
+impl<T: WebhookStore + ?Sized> WebhookStore for std::sync::Arc<T> {
+    async fn create_endpoint(&self, endpoint: NewEndpoint) -> Result<Endpoint, StoreError> {
+        (**self).create_endpoint(endpoint).await
+    }
+
+    async fn endpoints(&self, tenant: &str) -> Result<Vec<Endpoint>, StoreError> {
+        (**self).endpoints(tenant).await
+    }
+
+    async fn endpoint(&self, tenant: &str, id: EndpointId) -> Result<Endpoint, StoreError> {
+        (**self).endpoint(tenant, id).await
+    }
+
+    async fn update_endpoint(
+        &self,
+        tenant: &str,
+        id: EndpointId,
+        update: EndpointUpdate,
+    ) -> Result<Endpoint, StoreError> {
+        (**self).update_endpoint(tenant, id, update).await
+    }
+
+    async fn delete_endpoint(&self, tenant: &str, id: EndpointId) -> Result<(), StoreError> {
+        (**self).delete_endpoint(tenant, id).await
+    }
+
+    async fn rotate_endpoint_secret(
+        &self,
+        tenant: &str,
+        id: EndpointId,
+        secret: WebhookSecret,
+        previous_until: OffsetDateTime,
+    ) -> Result<Endpoint, StoreError> {
+        (**self)
+            .rotate_endpoint_secret(tenant, id, secret, previous_until)
+            .await
+    }
+}
+
 /// The columns of an endpoint row, in the order [`RawEndpoint`] reads them.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(super) const ENDPOINT_COLUMNS: &str = "id, tenant, url, events, description, secret, \

@@ -28,5 +28,18 @@
 mod address;
 mod signing;
 
+/// The event types an endpoint may subscribe to.
+pub const EVENT_TYPES: &[&str] = &[
+    "token.created",
+    "token.updated",
+    "token.rotated",
+    "token.revoked",
+    "token.expiring",
+    "token.expired",
+    "token.credits_low",
+    "session.created",
+    "session.ended",
+];
+
 pub use address::{MAX_URL_LEN, Targets, UnsafeUrl, check_url, is_public, resolve};
 pub use signing::{SECRET_PREFIX, WebhookSecret, signature_header};
