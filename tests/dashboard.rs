@@ -95,7 +95,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     let config: Value = serde_json::from_slice(&config.body).unwrap();
     assert_eq!(
         config,
-        json!({ "api": "", "login": null, "logout": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false, "sessions": false })
+        json!({ "api": "", "login": null, "logout": null, "scopes": ["read", "write", "admin", "billing:refund"], "activity": false, "sessions": false, "webhooks": false })
     );
     // The management API itself still needs a token.
     assert_eq!(
@@ -994,4 +994,72 @@ async fn usage_charts_show_a_keys_history_in_a_real_browser() {
         .await;
     screenshot(&mut browser, "dashboard-usage-dark-320.png").await;
     browser.close().await;
+}
+
+/// The tenant's webhook endpoints are listed on the page (never their secrets), and
+/// another tenant's are not.
+#[tokio::test]
+async fn webhook_endpoints_are_listed_in_a_real_browser() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    let mut server = ExampleProcess::start(
+        "server",
+        "full",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+            "--allow-private-webhooks",
+        ],
+        1,
+    )
+    .await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let client = HttpClient::new(server.addrs[0]);
+    let (status, created) = call(
+        &client,
+        "POST",
+        "/webhooks",
+        &admin,
+        json!({"url": "http://127.0.0.1:9/pagerduty", "events": ["token.revoked", "token.expiring"], "description": "On call <b>"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let mut browser = page_signed_in(chromium, &server, &admin).await;
+    let id = created["id"].as_u64().unwrap();
+    browser
+        .wait_for(&format!(
+            "document.querySelector(\"#webhook-rows tr[data-id='{id}']\") !== null"
+        ))
+        .await;
+    let row = browser
+        .eval(&format!(
+            "document.querySelector(\"#webhook-rows tr[data-id='{id}']\").innerText"
+        ))
+        .await;
+    let row = row.as_str().unwrap();
+    for part in [
+        "http://127.0.0.1:9/pagerduty",
+        "token.revoked",
+        "token.expiring",
+        "On call <b>",
+        "active",
+    ] {
+        assert!(row.contains(part), "{part} in {row}");
+    }
+    let page = browser.eval("document.documentElement.outerHTML").await;
+    assert!(
+        !page.as_str().unwrap().contains(&secret),
+        "the secret is never on the page"
+    );
+    browser
+        .eval("document.getElementById('webhooks').scrollIntoView()")
+        .await;
+    screenshot(&mut browser, "dashboard-webhooks.png").await;
+    browser.close().await;
+    assert_eq!(server.interrupt().await, "");
 }

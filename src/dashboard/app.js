@@ -140,6 +140,7 @@
     }
     loadLeaked().catch((error) => report(error));
     loadTenantUsage().catch((error) => report(error));
+    loadWebhooks().catch((error) => report(error));
   }
 
   /// Sign out, clicked: the page forgets the token at once, and ends its session on
@@ -169,6 +170,8 @@
     $("usage").hidden = true;
     $("tenant-usage-body").replaceChildren();
     $("tenant-usage").hidden = true;
+    $("webhook-rows").replaceChildren();
+    $("webhooks").hidden = true;
     $("sessions-rows").replaceChildren();
     $("sessions").hidden = true;
     $("sign-out").hidden = true;
@@ -318,7 +321,13 @@
     });
     // The scale in the page's text, not in the drawing: it stays readable however
     // narrow the drawing gets.
-    const scale = text("p", `Tallest bar: ${max} ${max === 1 ? "request" : "requests"}`, "scale");
+    const scale = text(
+      "p",
+      summary.total === 0
+        ? "No requests in this period."
+        : `Tallest bar: ${max} ${max === 1 ? "request" : "requests"}`,
+      "scale",
+    );
     const legend = document.createElement("p");
     legend.className = "legend";
     for (const kind of CLASSES) {
@@ -400,6 +409,33 @@
       usage.days.busiest.length ? busiest : text("p", "No requests yet."),
     );
     $("tenant-usage").hidden = false;
+  }
+
+  // ----- webhook endpoints ------------------------------------------------------------
+
+  /// The tenant's webhook endpoints (never their secrets).
+  async function loadWebhooks() {
+    if (!config.webhooks) return;
+    const list = await call("GET", "/webhooks");
+    const rows = list.data.map((endpoint) => {
+      const row = document.createElement("tr");
+      row.dataset.id = String(endpoint.id);
+      const events = document.createElement("td");
+      for (const event of endpoint.events) events.append(text("span", event, "badge scope"), " ");
+      const status = document.createElement("td");
+      status.append(text("span", endpoint.status, `badge ${endpoint.status === "active" ? "ok" : "expired"}`));
+      row.append(
+        text("td", endpoint.url, "url"),
+        events,
+        text("td", endpoint.description || "—"),
+        status,
+        text("td", date(endpoint.created_at)),
+      );
+      return row;
+    });
+    $("webhook-rows").replaceChildren(...rows);
+    $("webhooks-empty").hidden = rows.length > 0;
+    $("webhooks").hidden = false;
   }
 
   // ----- leaked keys ------------------------------------------------------------------

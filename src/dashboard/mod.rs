@@ -98,6 +98,7 @@ pub struct Dashboard {
     scopes: Vec<String>,
     activity: bool,
     sessions: bool,
+    webhooks: bool,
 }
 
 /// What the page's script reads at start (`config.json`).
@@ -113,6 +114,8 @@ struct Config<'a> {
     activity: bool,
     /// Whether the management API lists and ends sessions.
     sessions: bool,
+    /// Whether the management API manages webhook endpoints.
+    webhooks: bool,
 }
 
 impl Dashboard {
@@ -138,6 +141,7 @@ impl Dashboard {
             scopes,
             activity: registry.has_activity_log(),
             sessions: registry.has_sessions(),
+            webhooks: has_webhooks(&registry),
             registry,
         }
     }
@@ -240,9 +244,21 @@ impl Dashboard {
             scopes: &self.scopes,
             activity: self.activity,
             sessions: self.sessions,
+            webhooks: self.webhooks,
         })
         .expect("the configuration serializes");
         respond(config.into(), "application/json")
+    }
+}
+
+/// Whether `registry` keeps webhook endpoints (feature `webhooks`).
+fn has_webhooks(registry: &Registry) -> bool {
+    #[cfg(feature = "webhooks")]
+    return registry.webhooks().is_some();
+    #[cfg(not(feature = "webhooks"))]
+    {
+        let _ = registry;
+        false
     }
 }
 
