@@ -162,7 +162,11 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-#[cfg(any(feature = "postgres", feature = "secret-scanning"))]
+#[cfg(any(
+    feature = "postgres",
+    feature = "secret-scanning",
+    feature = "webhooks"
+))]
 mod tls;
 pub mod token;
 #[cfg(feature = "webhooks")]

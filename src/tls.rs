@@ -23,3 +23,19 @@ pub(crate) fn platform_roots() -> RootCertStore {
     tracing::debug!(target: "tower_bearer::tls", added, ignored, "platform root certificates");
     roots
 }
+
+/// An HTTP client of our own (secret scanners' key documents, webhook deliveries): rustls
+/// with ring and the platform's roots, HTTP/2 or 1.1, no redirect followed.
+#[cfg(any(feature = "secret-scanning", feature = "webhooks"))]
+pub(crate) fn http_client() -> reqwest::ClientBuilder {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(platform_roots())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tower-bearer/", env!("CARGO_PKG_VERSION")))
+}

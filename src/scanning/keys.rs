@@ -121,17 +121,8 @@ impl KeyRing {
 /// The HTTP client that fetches key documents: rustls with ring and the platform's root
 /// certificates, no redirects followed, 10 s at most.
 pub(crate) fn client() -> reqwest::Client {
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(crate::tls::platform_roots())
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .redirect(reqwest::redirect::Policy::none())
+    crate::tls::http_client()
         .timeout(Duration::from_secs(10))
-        .user_agent(concat!("tower-bearer/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a rustls client with ring and the platform's roots builds")
 }

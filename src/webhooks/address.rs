@@ -92,6 +92,15 @@ pub async fn resolve(uri: &Uri, targets: Targets) -> Result<Vec<SocketAddr>, Uns
         Some("http") => 80,
         _ => 443,
     });
+    resolve_host(host, port, targets).await
+}
+
+/// [`resolve`] for a host (a name or an address) and a port.
+pub(super) async fn resolve_host(
+    host: &str,
+    port: u16,
+    targets: Targets,
+) -> Result<Vec<SocketAddr>, UnsafeUrl> {
     let addresses: Vec<SocketAddr> = match literal_ip(host) {
         Some(ip) => vec![SocketAddr::new(ip, port)],
         None => tokio::net::lookup_host((host, port))

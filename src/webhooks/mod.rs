@@ -2,7 +2,7 @@
 //! endpoints when a key is created, revoked, leaked or about to expire, signed the
 //! [Standard Webhooks](https://www.standardwebhooks.com/) way.
 //!
-//! What exists so far are the two parts every delivery rests on:
+//! What exists so far are the parts every delivery rests on:
 //!
 //! - [`WebhookSecret`] and [`signature_header`]: `webhook-signature: v1,<base64 of
 //!   HMAC-SHA256(secret, "{webhook-id}.{webhook-timestamp}.{body}")>`, one signature per
@@ -11,6 +11,10 @@
 //! - [`check_url`] and [`resolve`]: endpoints are `https` URLs whose host is, and resolves
 //!   to, public addresses only — checked when an endpoint is registered and again before
 //!   each delivery, against DNS rebinding — unless [`Targets::AllowPrivate`] is chosen.
+//! - [`Deliverer`]: one attempt at a [`Message`] — `POST` with `webhook-id`,
+//!   `webhook-timestamp` and `webhook-signature`, rustls, no redirect followed, a 2xx
+//!   within [`DELIVERY_TIMEOUT`] is success — connecting only to the addresses its
+//!   resolver checked.
 //!
 //! ```
 //! use tower_bearer::webhooks::{Targets, WebhookSecret, check_url, signature_header};
@@ -26,6 +30,7 @@
 //! ```
 
 mod address;
+mod deliver;
 mod signing;
 
 /// The event types an endpoint may subscribe to.
@@ -42,4 +47,5 @@ pub const EVENT_TYPES: &[&str] = &[
 ];
 
 pub use address::{MAX_URL_LEN, Targets, UnsafeUrl, check_url, is_public, resolve};
+pub use deliver::{Attempt, DELIVERY_TIMEOUT, Deliverer, Message};
 pub use signing::{SECRET_PREFIX, WebhookSecret, signature_header};
