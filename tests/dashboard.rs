@@ -224,14 +224,15 @@ async fn create_expiring_on(
 
 /// The example server on a new SQLite file in `dir`, and its bootstrap admin token.
 async fn example_server(dir: &tempfile::TempDir) -> (ExampleProcess, String) {
+    example_server_with(dir, &[]).await
+}
+
+/// [`example_server`] with more flags.
+async fn example_server_with(dir: &tempfile::TempDir, flags: &[&str]) -> (ExampleProcess, String) {
     let db = dir.path().join("tokens.db");
-    let mut server = ExampleProcess::start(
-        "server",
-        "full",
-        &["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()],
-        1,
-    )
-    .await;
+    let mut args = vec!["--addr", "127.0.0.1:0", "--db", db.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let mut server = ExampleProcess::start("server", "full", &args, 1).await;
     let admin = server.stdout_line().await;
     let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
     (server, admin)
@@ -731,23 +732,7 @@ async fn leaked_keys_are_shown_with_where_they_were_found() {
     let document = KeyDocument::default();
     document.publish("github-1", &key);
     let keys_url = document.serve().await;
-    let db = dir.path().join("tokens.db");
-    let mut server = ExampleProcess::start(
-        "server",
-        "full",
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            db.to_str().unwrap(),
-            "--github-keys-url",
-            &keys_url,
-        ],
-        1,
-    )
-    .await;
-    let admin = server.stdout_line().await;
-    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let (server, admin) = example_server_with(&dir, &["--github-keys-url", &keys_url]).await;
     let client = HttpClient::new(server.addrs[0]);
     let (status, created) = call(
         &client,
@@ -1002,22 +987,7 @@ async fn usage_charts_show_a_keys_history_in_a_real_browser() {
 async fn webhook_endpoints_are_listed_in_a_real_browser() {
     let Some(chromium) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("tokens.db");
-    let mut server = ExampleProcess::start(
-        "server",
-        "full",
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--db",
-            db.to_str().unwrap(),
-            "--allow-private-webhooks",
-        ],
-        1,
-    )
-    .await;
-    let admin = server.stdout_line().await;
-    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let (server, admin) = example_server_with(&dir, &["--allow-private-webhooks"]).await;
     let client = HttpClient::new(server.addrs[0]);
     let (status, created) = call(
         &client,
