@@ -530,7 +530,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
-    // The usage counts and the activity rows still waiting.
+    // The webhook deliveries under way, so that none is sent twice after a restart;
+    // then the usage counts and the activity rows still waiting.
+    registry.stop_webhooks().await;
     let flushed = registry.flush().await?;
     tracing::info!(tokens = flushed, "usage flushed");
     Ok(())

@@ -379,7 +379,15 @@ async fn positive_entries_are_refreshed_after_their_ttl() {
     registry.verify(&token).await.unwrap();
 
     // Deleted behind the registry's back (as another node without a change feed would).
-    store.inner.delete("acme", issued.info.id).await.unwrap();
+    store
+        .inner
+        .delete(
+            "acme",
+            issued.info.id,
+            tower_bearer::store::RevocationReason::Manual,
+        )
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(59));
     registry.verify(&token).await.unwrap();
     clock.advance(Duration::from_secs(1));

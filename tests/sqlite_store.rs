@@ -50,7 +50,7 @@ async fn the_database_is_in_wal_mode_with_a_unique_digest_index() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 10, "migrations are recorded");
+    assert_eq!(version, 11, "migrations are recorded");
 }
 
 #[tokio::test]
@@ -263,7 +263,7 @@ async fn a_version_1_database_is_migrated_in_place() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 10);
+    assert_eq!(version, 11);
 }
 
 /// The change log after pruning: a subscriber that starts when every logged change was

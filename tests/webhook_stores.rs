@@ -12,6 +12,32 @@ async fn memory_keeps_the_webhook_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn memory_keeps_the_outbox_contract() {
+    tower_bearer::testing::outbox_contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_keeps_the_outbox_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("outbox.db"))
+        .await
+        .unwrap();
+    tower_bearer::testing::outbox_contract(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_keeps_the_outbox_contract() {
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    let store = tower_bearer::store::PostgresStore::connect(&url)
+        .await
+        .unwrap();
+    tower_bearer::testing::outbox_contract(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn sqlite_keeps_the_webhook_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("hooks.db"))

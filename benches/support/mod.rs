@@ -99,8 +99,8 @@ use time::OffsetDateTime;
 use tower_bearer::TokenId;
 use tower_bearer::policy::{CreditGrant, RateGrant, RateLimit};
 use tower_bearer::store::{
-    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    TokenUpdate, UsageUpdate,
+    ChangeStream, Invalidation, ListQuery, NewToken, RevocationReason, StoreError, TokenRecord,
+    TokenStore, TokenUpdate, UsageUpdate,
 };
 use tower_bearer::token::Digest;
 
@@ -143,8 +143,13 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list_by_tenant(tenant, query).await
     }
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
-        self.inner.delete(tenant, id).await
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
+        self.inner.delete(tenant, id, reason).await
     }
     async fn update(
         &self,
@@ -159,8 +164,9 @@ impl<S: TokenStore> TokenStore for CountingStore<S> {
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
-        self.inner.delete_with_descendants(tenant, id).await
+        self.inner.delete_with_descendants(tenant, id, reason).await
     }
     async fn rotate(
         &self,

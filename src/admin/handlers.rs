@@ -16,9 +16,10 @@ use crate::api::input::{
 };
 use crate::extract::{AdminScope, Scoped};
 use crate::policy::{Credits, Policies, RateLimit};
-use crate::registry::{Issued, RotateRequest, TokenInfo};
+use crate::registry::{Issued, RotateRequest};
 use crate::scope::{Scope, ScopeSet};
 use crate::store::Metadata;
+use crate::store::{RevocationReason, TokenInfo};
 use crate::{identity::TokenId, principal::Principal, registry::Registry};
 
 /// What every handler needs: the registry, and how to shape errors.
@@ -468,18 +469,28 @@ pub(super) async fn revoke(
         }
         let registry = &ctx.registry;
         let tenant = admin.tenant();
-        if !force {
+        let reason = if !force {
             guard_last_admin(registry, &admin, id, cascade).await?;
-        }
+            RevocationReason::Manual
+        } else if registry
+            .would_remove_last_admin(tenant, &[id], cascade)
+            .await
+            .map_err(ApiError::from_lifecycle)?
+        {
+            // Said so in the key's `token.revoked` event and remembered reason.
+            RevocationReason::LastAdminForced
+        } else {
+            RevocationReason::Manual
+        };
         if cascade {
             let revoked = registry
-                .revoke_cascade(tenant, id)
+                .revoke_cascade_because(tenant, id, reason)
                 .await
                 .map_err(ApiError::from_lifecycle)?;
             return Ok(json(StatusCode::OK, &Revoked { revoked }));
         }
         registry
-            .revoke(tenant, id)
+            .revoke_because(tenant, id, reason)
             .await
             .map_err(ApiError::from_lifecycle)?;
         Ok(StatusCode::NO_CONTENT.into_response())

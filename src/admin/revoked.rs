@@ -42,8 +42,9 @@ pub(super) struct RevokedView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     revoked_at: OffsetDateTime,
-    /// `manual` (by name), `cascade` (with a token that created it), `rotated`, or
-    /// `leaked` (reported by a secret scanner).
+    /// `manual` (by name), `cascade` (with a token that created it), `rotated`,
+    /// `leaked` (reported by a secret scanner), or `last_admin_forced` (the tenant's last
+    /// admin key, revoked with `force=true`).
     revoked_reason: Reason,
     /// Where a leaked key was found, as the scanner reported it; `null` otherwise.
     leak: Option<LeakView>,
@@ -58,6 +59,7 @@ enum Reason {
     Cascade,
     Rotated,
     Leaked,
+    LastAdminForced,
 }
 
 /// Where a leaked key was found.
@@ -79,6 +81,7 @@ impl From<crate::store::activity::RevokedToken> for RevokedView {
             RevocationReason::Cascade => Reason::Cascade,
             RevocationReason::Rotated => Reason::Rotated,
             RevocationReason::Leaked => Reason::Leaked,
+            RevocationReason::LastAdminForced => Reason::LastAdminForced,
         };
         let leak = (token.reason == RevocationReason::Leaked).then_some(LeakView {
             url: token.leak_url,

@@ -55,6 +55,8 @@ pub struct RegistryBuilder {
     activity: Option<crate::activity::ActivityConfig>,
     #[cfg(feature = "webhooks")]
     webhooks: Option<super::Webhooks>,
+    #[cfg(feature = "webhooks")]
+    webhook_options: Option<crate::webhooks::DeliveryOptions>,
 }
 
 impl std::fmt::Debug for RegistryBuilder {
@@ -100,6 +102,8 @@ impl RegistryBuilder {
             activity: None,
             #[cfg(feature = "webhooks")]
             webhooks: None,
+            #[cfg(feature = "webhooks")]
+            webhook_options: None,
         }
     }
 
@@ -122,9 +126,14 @@ impl RegistryBuilder {
         self
     }
 
-    /// Keeps webhook endpoints in `store` (feature `webhooks`, in progress): the
-    /// management API's `/webhooks` routes manage them. Endpoint URLs must be `https` to
-    /// public addresses unless `targets` is [`Targets::AllowPrivate`](crate::webhooks::Targets::AllowPrivate).
+    /// Sends webhooks (feature `webhooks`): endpoints and the outbox of their messages
+    /// are kept in `store` — the registry's own store, so that each event is written in
+    /// the transaction of its change — and the management API's `/webhooks` routes manage
+    /// the endpoints. Endpoint URLs must be `https` to public addresses unless `targets`
+    /// is [`Targets::AllowPrivate`](crate::webhooks::Targets::AllowPrivate). A task
+    /// delivers the messages ([`DeliveryOptions`](crate::webhooks::DeliveryOptions) by
+    /// default; see [`webhook_options`](Self::webhook_options)); call
+    /// [`Registry::stop_webhooks`] at shutdown.
     #[cfg(feature = "webhooks")]
     #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
     pub fn webhooks(
@@ -132,10 +141,20 @@ impl RegistryBuilder {
         store: impl crate::store::webhooks::WebhookStore,
         targets: crate::webhooks::Targets,
     ) -> Self {
-        self.webhooks = Some(super::Webhooks {
-            store: Arc::new(store),
+        self.webhooks = Some(super::Webhooks::new(
+            Arc::new(store),
             targets,
-        });
+            crate::webhooks::DeliveryOptions::default(),
+        ));
+        self
+    }
+
+    /// How webhooks are delivered: retries, concurrency, expiry thresholds (with
+    /// [`webhooks`](Self::webhooks); alone, nothing is delivered).
+    #[cfg(feature = "webhooks")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+    pub fn webhook_options(mut self, options: crate::webhooks::DeliveryOptions) -> Self {
+        self.webhook_options = Some(options);
         self
     }
 
@@ -379,7 +398,12 @@ impl RegistryBuilder {
                 crate::activity::ActivityLog::start(config, self.clock.clone())
             }),
             #[cfg(feature = "webhooks")]
-            webhooks: self.webhooks,
+            webhooks: self.webhooks.map(|mut webhooks| {
+                if let Some(options) = self.webhook_options {
+                    webhooks.set_options(options);
+                }
+                webhooks
+            }),
             meters: super::meter::Meters::new(super::meter::MeterContext {
                 store,
                 clock: self.clock.clone(),
@@ -392,6 +416,8 @@ impl RegistryBuilder {
         if let Some(changes) = changes {
             registry.spawn_change_feed(changes);
         }
+        #[cfg(feature = "webhooks")]
+        registry.spawn_webhook_delivery();
         registry
     }
 }

@@ -36,6 +36,8 @@ mod sessions;
 mod tasks;
 mod undeclared;
 mod verify;
+#[cfg(feature = "webhooks")]
+mod webhooks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,7 +51,7 @@ pub use builder::RegistryBuilder;
 pub use error::{RandomError, RegistryError, RejectCause, VerifyError};
 pub use lifecycle::issue::{
     DEFAULT_TENANT, Expiry, InvalidIssueRequest, IssueRequest, Issued, MAX_GRACE, MAX_METADATA_LEN,
-    MAX_NAME_LEN, MAX_OWNER_LEN, RotateRequest, TokenInfo,
+    MAX_NAME_LEN, MAX_OWNER_LEN, RotateRequest,
 };
 #[cfg(feature = "admin")]
 pub(crate) use lifecycle::issue::{is_valid_metadata, is_valid_owner};
@@ -61,6 +63,9 @@ pub use sessions::login::{LoginError, SessionInfo, SessionPage, SessionToken};
 #[cfg_attr(docsrs, doc(cfg(feature = "exchange")))]
 pub use sessions::user_tokens::{InvalidUserToken, UserTokenRequest};
 pub use verify::check::{Check, Miss};
+#[cfg(feature = "webhooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
+pub use webhooks::Webhooks;
 
 use verify::cache::Cache;
 use verify::entry::Entry;
@@ -70,7 +75,7 @@ use verify::usage::UsageTracker;
 use crate::clock::Clock;
 use crate::identity::TokenId;
 use crate::scope::ScopeSet;
-use crate::store::{ListQuery, StoreError, TokenStore};
+use crate::store::{ListQuery, StoreError, TokenInfo, TokenStore};
 use crate::token::{Digest, Env, Formats, IssueFormat};
 
 /// How often a verification retries when revocations keep racing its cache fill before
@@ -136,28 +141,6 @@ struct Inner {
     /// Where webhook endpoints are kept, when configured.
     #[cfg(feature = "webhooks")]
     webhooks: Option<Webhooks>,
-}
-
-/// A registry's webhook endpoints ([`RegistryBuilder::webhooks`]).
-#[cfg(feature = "webhooks")]
-#[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
-#[derive(Clone)]
-pub struct Webhooks {
-    store: Arc<dyn crate::store::webhooks::WebhookStore>,
-    targets: crate::webhooks::Targets,
-}
-
-#[cfg(feature = "webhooks")]
-impl Webhooks {
-    /// Where the endpoints are kept.
-    pub fn store(&self) -> &Arc<dyn crate::store::webhooks::WebhookStore> {
-        &self.store
-    }
-
-    /// Which endpoint URLs are allowed.
-    pub fn targets(&self) -> crate::webhooks::Targets {
-        self.targets
-    }
 }
 
 /// The lifetime no token may exceed, policy or not: 100 years.

@@ -107,7 +107,7 @@ impl Registry {
         self.track(task.abort_handle());
     }
 
-    fn track(&self, task: AbortHandle) {
+    pub(super) fn track(&self, task: AbortHandle) {
         self.inner
             .tasks
             .lock()
@@ -118,18 +118,18 @@ impl Registry {
 
 /// A background job that fails while the store is away: one warning when it starts
 /// failing, one line with the count when it succeeds again, not a line per attempt.
-struct Outage {
+pub(super) struct Outage {
     job: &'static str,
     /// Failed attempts since the last success, and when the first of them was.
     failing: Option<(u64, tokio::time::Instant)>,
 }
 
 impl Outage {
-    fn new(job: &'static str) -> Self {
+    pub(super) fn new(job: &'static str) -> Self {
         Self { job, failing: None }
     }
 
-    fn record<E: std::fmt::Display>(&mut self, attempt: Result<(), E>) {
+    pub(super) fn record<E: std::fmt::Display>(&mut self, attempt: Result<(), E>) {
         let job = self.job;
         match (attempt, &mut self.failing) {
             (Ok(()), None) => {}

@@ -26,8 +26,8 @@
 //! use time::OffsetDateTime;
 //! use tower_bearer::policy::{CreditGrant, RateGrant, RateLimit};
 //! use tower_bearer::store::{
-//!     ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-//!     TokenUpdate, UsageUpdate,
+//!     ChangeStream, Invalidation, ListQuery, NewToken, RevocationReason, StoreError,
+//!     TokenRecord, TokenStore, TokenUpdate, UsageUpdate,
 //! };
 //! use tower_bearer::token::Digest;
 //! use tower_bearer::TokenId;
@@ -53,14 +53,14 @@
 //!     async fn list_by_tenant(&self, tenant: &str, query: ListQuery) -> Result<Vec<TokenRecord>, StoreError> {
 //!         self.inner.list_by_tenant(tenant, query).await
 //!     }
-//!     async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
-//!         self.inner.delete(tenant, id).await
+//!     async fn delete(&self, tenant: &str, id: TokenId, reason: RevocationReason) -> Result<Invalidation, StoreError> {
+//!         self.inner.delete(tenant, id, reason).await
 //!     }
 //!     async fn update(&self, tenant: &str, id: TokenId, update: TokenUpdate) -> Result<TokenRecord, StoreError> {
 //!         self.inner.update(tenant, id, update).await
 //!     }
-//!     async fn delete_with_descendants(&self, tenant: &str, id: TokenId) -> Result<Vec<Invalidation>, StoreError> {
-//!         self.inner.delete_with_descendants(tenant, id).await
+//!     async fn delete_with_descendants(&self, tenant: &str, id: TokenId, reason: RevocationReason) -> Result<Vec<Invalidation>, StoreError> {
+//!         self.inner.delete_with_descendants(tenant, id, reason).await
 //!     }
 //!     async fn rotate(&self, old: &TokenRecord, new: NewToken, grace_until: Option<OffsetDateTime>) -> Result<TokenRecord, StoreError> {
 //!         self.inner.rotate(old, new, grace_until).await
@@ -131,6 +131,8 @@ pub mod activity;
 mod activity_rows;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
+mod happened;
+mod info;
 mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -145,6 +147,8 @@ mod timed;
 #[cfg_attr(docsrs, doc(cfg(feature = "webhooks")))]
 pub mod webhooks;
 
+pub(crate) use happened::Happened;
+pub use info::TokenInfo;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -186,8 +190,15 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Deletes the record with this id if it belongs to `tenant`, and says what caches
-    /// must evict. Stores with a change feed publish the invalidation on it.
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError>;
+    /// must evict. Stores with a change feed publish the invalidation on it; stores with
+    /// webhooks write the `token.revoked` (or `session.ended`) event with `reason` in the
+    /// same transaction.
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError>;
 
     /// Changes the record with this id if it belongs to `tenant` and returns it as it is
     /// now. Stores with a change feed publish [`Change::Updated`], so that every node
@@ -202,11 +213,13 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Deletes the record with this id (if it belongs to `tenant`) and every record it
     /// created, recursively through [`TokenRecord::created_by`], in one transaction. The
     /// first invalidation is the record's own. Published on the change feed like
-    /// [`delete`](TokenStore::delete).
+    /// [`delete`](TokenStore::delete); `reason` is the record's own, the others are
+    /// revoked for [`RevocationReason::Cascade`].
     async fn delete_with_descendants(
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError>;
 
     /// Replaces `old` with `replacement` in one transaction and returns the new record.
@@ -331,16 +344,22 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).list_by_tenant(tenant, query).await
     }
 
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
-        (**self).delete(tenant, id).await
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
+        (**self).delete(tenant, id, reason).await
     }
 
     async fn delete_with_descendants(
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
-        (**self).delete_with_descendants(tenant, id).await
+        (**self).delete_with_descendants(tenant, id, reason).await
     }
 
     async fn update(

@@ -417,20 +417,29 @@ pub enum RevocationReason {
     Rotated,
     /// Reported found in public by a secret scanner.
     Leaked,
+    /// The tenant's last admin key, revoked anyway (`DELETE /tokens/{id}?force=true`).
+    LastAdminForced,
 }
 
 impl RevocationReason {
     /// Every reason, in declaration order.
-    pub const ALL: [Self; 4] = [Self::Manual, Self::Cascade, Self::Rotated, Self::Leaked];
+    pub const ALL: [Self; 5] = [
+        Self::Manual,
+        Self::Cascade,
+        Self::Rotated,
+        Self::Leaked,
+        Self::LastAdminForced,
+    ];
 
     /// The reason's name in the API and the stores: `manual`, `cascade`, `rotated`,
-    /// `leaked`.
+    /// `leaked`, `last_admin_forced`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Manual => "manual",
             Self::Cascade => "cascade",
             Self::Rotated => "rotated",
             Self::Leaked => "leaked",
+            Self::LastAdminForced => "last_admin_forced",
         }
     }
 

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    TokenUpdate, UsageUpdate,
+    ChangeStream, Invalidation, ListQuery, NewToken, RevocationReason, StoreError, TokenRecord,
+    TokenStore, TokenUpdate, UsageUpdate,
 };
 use crate::identity::TokenId;
 use crate::policy::{CreditGrant, RateGrant, RateLimit};
@@ -79,8 +79,14 @@ impl TokenStore for TimedStore {
             .await
     }
 
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
-        self.timed("delete", self.inner.delete(tenant, id)).await
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
+        self.timed("delete", self.inner.delete(tenant, id, reason))
+            .await
     }
 
     async fn update(
@@ -97,10 +103,11 @@ impl TokenStore for TimedStore {
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
         self.timed(
             "delete_with_descendants",
-            self.inner.delete_with_descendants(tenant, id),
+            self.inner.delete_with_descendants(tenant, id, reason),
         )
         .await
     }

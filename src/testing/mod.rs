@@ -21,6 +21,8 @@ use std::future::Future;
 
 #[cfg(feature = "activity")]
 mod activity;
+#[cfg(feature = "webhooks")]
+mod outbox;
 mod policies;
 mod properties;
 #[cfg(feature = "webhooks")]
@@ -28,6 +30,8 @@ mod webhooks;
 
 #[cfg(feature = "activity")]
 pub use activity::activity_contract;
+#[cfg(feature = "webhooks")]
+pub use outbox::outbox_contract;
 pub use policies::*;
 pub use properties::*;
 #[cfg(feature = "webhooks")]

@@ -6,7 +6,8 @@ use time::macros::datetime;
 use crate::identity::{TokenId, TokenKind};
 use crate::scope::ScopeSet;
 use crate::store::{
-    Change, ListQuery, NewToken, StoreError, TokenRecord, TokenStore, TokenUpdate, UsageUpdate,
+    Change, ListQuery, NewToken, RevocationReason, StoreError, TokenRecord, TokenStore,
+    TokenUpdate, UsageUpdate,
 };
 use crate::token::{Digest, Env};
 
@@ -231,13 +232,16 @@ pub async fn usage_adds_up_and_keeps_the_latest_use(store: &impl TokenStore) {
 pub async fn delete_is_tenant_scoped_and_says_what_to_evict(store: &impl TokenStore) {
     let a = insert(store, token("acme", "doomed", None)).await;
     assert!(matches!(
-        store.delete("globex", a.id).await,
+        store.delete("globex", a.id, RevocationReason::Manual).await,
         Err(StoreError::NotFound)
     ));
-    let gone_now = store.delete("acme", a.id).await.unwrap();
+    let gone_now = store
+        .delete("acme", a.id, RevocationReason::Manual)
+        .await
+        .unwrap();
     assert_eq!((gone_now.id, gone_now.digest), (a.id, a.digest));
     assert!(matches!(
-        store.delete("acme", a.id).await,
+        store.delete("acme", a.id, RevocationReason::Manual).await,
         Err(StoreError::NotFound)
     ));
     assert!(gone(store, "doomed").await);
@@ -344,7 +348,10 @@ pub async fn lineage_keeps_the_session_a_token_was_issued_through(store: &impl T
 pub async fn ids_are_never_reused(store: &impl TokenStore) {
     let a = insert(store, token("acme", "first", None)).await;
     let b = insert(store, token("acme", "second", None)).await;
-    store.delete("acme", b.id).await.unwrap();
+    store
+        .delete("acme", b.id, RevocationReason::Manual)
+        .await
+        .unwrap();
     let c = insert(store, token("acme", "third", None)).await;
     assert!(c.id > b.id && b.id > a.id);
 }
@@ -358,10 +365,15 @@ pub async fn cascade_deletes_a_token_and_its_descendants_only(store: &impl Token
     let sibling = insert(store, token("lin", "sibling", None)).await;
     assert_eq!(child.created_by, Some(root.id));
     assert!(matches!(
-        store.delete_with_descendants("acme", root.id).await,
+        store
+            .delete_with_descendants("acme", root.id, RevocationReason::Manual)
+            .await,
         Err(StoreError::NotFound)
     ));
-    let removed = store.delete_with_descendants("lin", root.id).await.unwrap();
+    let removed = store
+        .delete_with_descendants("lin", root.id, RevocationReason::Manual)
+        .await
+        .unwrap();
     assert_eq!(
         removed[0].id, root.id,
         "the token's own invalidation comes first"
@@ -470,7 +482,10 @@ pub async fn insert_once_uses_a_marker_once(store: &impl TokenStore) {
         .await
         .unwrap()
         .expect("the first use inserts");
-    store.delete("once", first.id).await.unwrap();
+    store
+        .delete("once", first.id, RevocationReason::Manual)
+        .await
+        .unwrap();
     let again = store
         .insert_once("bootstrap:once", token("once", "once-2", None))
         .await
@@ -527,7 +542,10 @@ pub async fn the_change_feed_announces_deletions_and_updates(store: &impl TokenS
         .update("feed", a.id, TokenUpdate::new().name("x"))
         .await
         .unwrap();
-    store.delete("feed", b.id).await.unwrap();
+    store
+        .delete("feed", b.id, RevocationReason::Manual)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let deadline = std::time::Duration::from_secs(10);
     while seen.len() < 2 {

@@ -31,6 +31,7 @@
 
 mod address;
 mod deliver;
+mod options;
 mod signing;
 
 /// The event types an endpoint may subscribe to.
@@ -48,4 +49,5 @@ pub const EVENT_TYPES: &[&str] = &[
 
 pub use address::{MAX_URL_LEN, Targets, UnsafeUrl, check_url, is_public, resolve};
 pub use deliver::{Attempt, DELIVERY_TIMEOUT, Deliverer, Message};
+pub use options::DeliveryOptions;
 pub use signing::{SECRET_PREFIX, WebhookSecret, signature_header};

@@ -12,6 +12,8 @@ pub mod logs;
 pub mod postgres;
 #[cfg(feature = "secret-scanning")]
 pub mod scanning;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,8 +25,8 @@ use tower_bearer::MemoryStore;
 use tower_bearer::TokenId;
 use tower_bearer::policy::{CreditGrant, RateGrant, RateLimit};
 use tower_bearer::store::{
-    Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    TokenUpdate, UsageUpdate,
+    Change, ChangeStream, Invalidation, ListQuery, NewToken, RevocationReason, StoreError,
+    TokenRecord, TokenStore, TokenUpdate, UsageUpdate,
 };
 use tower_bearer::token::Digest;
 
@@ -233,9 +235,10 @@ impl TokenStore for InstrumentedStore {
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
         self.check_up()?;
-        self.inner.delete_with_descendants(tenant, id).await
+        self.inner.delete_with_descendants(tenant, id, reason).await
     }
 
     async fn rotate(
@@ -257,9 +260,14 @@ impl TokenStore for InstrumentedStore {
         self.inner.insert_once(marker, token).await
     }
 
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
         self.check_up()?;
-        self.inner.delete(tenant, id).await
+        self.inner.delete(tenant, id, reason).await
     }
 
     async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<(), StoreError> {

@@ -12,11 +12,11 @@ use crate::registry::error::RandomError;
 use crate::registry::lifecycle::issue;
 use crate::registry::{
     Expiry, IssueRequest, Issued, ListQuery, MAX_GRACE, Registry, RegistryError, RotateRequest,
-    TokenInfo, TokenPage,
+    TokenPage,
 };
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{
-    Invalidation, NewToken, RevocationReason, StoreError, TokenRecord, TokenUpdate,
+    Invalidation, NewToken, RevocationReason, StoreError, TokenInfo, TokenRecord, TokenUpdate,
 };
 use crate::token::PendingToken;
 
@@ -190,9 +190,19 @@ impl Registry {
     /// session's id, is [`RegistryError::NotFound`], exactly like a token that does not
     /// exist (sessions are revoked with `Registry::revoke_session`).
     pub async fn revoke(&self, tenant: &str, id: TokenId) -> Result<(), RegistryError> {
-        self.find_api_key(tenant, id).await?;
-        self.revoke_key(tenant, id, RevocationReason::Manual, None)
+        self.revoke_because(tenant, id, RevocationReason::Manual)
             .await
+    }
+
+    /// [`revoke`](Self::revoke) for `reason`.
+    pub(crate) async fn revoke_because(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<(), RegistryError> {
+        self.find_api_key(tenant, id).await?;
+        self.revoke_key(tenant, id, reason, None).await
     }
 
     /// Revokes API key `id` of `tenant` (known to be one) and its sessions, for `reason`.
@@ -203,7 +213,7 @@ impl Registry {
         reason: RevocationReason,
         leak: Option<&crate::registry::LeakReport>,
     ) -> Result<(), RegistryError> {
-        let invalidation = self.inner.store.delete(tenant, id).await?;
+        let invalidation = self.inner.store.delete(tenant, id, reason).await?;
         self.inner.cache.invalidate(
             &invalidation.digest,
             invalidation.id,
@@ -342,16 +352,31 @@ impl Registry {
         tenant: &str,
         id: TokenId,
     ) -> Result<Vec<TokenId>, RegistryError> {
+        self.revoke_cascade_because(tenant, id, RevocationReason::Manual)
+            .await
+    }
+
+    /// [`revoke_cascade`](Self::revoke_cascade), the token named revoked for `reason`.
+    pub(crate) async fn revoke_cascade_because(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Vec<TokenId>, RegistryError> {
         self.find_api_key(tenant, id).await?;
-        let removed = self.inner.store.delete_with_descendants(tenant, id).await?;
+        let removed = self
+            .inner
+            .store
+            .delete_with_descendants(tenant, id, reason)
+            .await?;
         let now = self.inner.clock.now_nanos();
         for invalidation in &removed {
             self.inner
                 .cache
                 .invalidate(&invalidation.digest, invalidation.id, now);
-            // The token named is revoked by name; the others with it.
+            // The token named is revoked for the reason given; the others with it.
             let reason = if invalidation.id == id {
-                RevocationReason::Manual
+                reason
             } else {
                 RevocationReason::Cascade
             };

@@ -369,14 +369,17 @@ impl Registry {
                     && current.scopes == *key.scopes()
                     && current.expires_at.map(seconds) == key.expires_at().map(seconds) => {}
             Ok(_) | Err(StoreError::NotFound) => {
-                self.remove_session(&record).await?;
+                self.remove_session(&record, crate::store::RevocationReason::Manual)
+                    .await?;
                 return Err(LoginError::Key(VerifyError::rejected(
                     RejectCause::Revoked,
                     Some(key.id()),
                 )));
             }
             Err(error) => {
-                let _ = self.remove_session(&record).await;
+                let _ = self
+                    .remove_session(&record, crate::store::RevocationReason::Manual)
+                    .await;
                 return Err(error.into());
             }
         }
@@ -413,7 +416,8 @@ impl Registry {
         let surplus = live.len().saturating_sub(config.sessions_per_key());
         // Oldest first (ids grow).
         for record in &live[..surplus] {
-            self.remove_session(record).await?;
+            self.remove_session(record, crate::store::RevocationReason::Manual)
+                .await?;
             tracing::info!(
                 target: "tower_bearer::registry",
                 token_id = %key.id(),
@@ -483,7 +487,8 @@ impl Registry {
         if record.kind != TokenKind::Session {
             return Err(RegistryError::NotFound);
         }
-        self.remove_session(&record).await?;
+        self.remove_session(&record, crate::store::RevocationReason::Manual)
+            .await?;
         tracing::info!(target: "tower_bearer::registry", session_id = %id, %tenant, "session revoked");
         Ok(())
     }
@@ -503,10 +508,14 @@ impl Registry {
             return Err(RegistryError::NotFound);
         }
         // The session first: nothing more can be issued through it meanwhile.
-        self.remove_session(&record).await?;
+        self.remove_session(&record, crate::store::RevocationReason::Manual)
+            .await?;
         let mut revoked = vec![id];
         for token in self.issued_through_session(tenant, id).await? {
-            match self.revoke_cascade(tenant, token).await {
+            match self
+                .revoke_cascade_because(tenant, token, crate::store::RevocationReason::Cascade)
+                .await
+            {
                 Ok(ids) => revoked.extend(ids),
                 // Gone meanwhile, or with an ancestor revoked just before.
                 Err(RegistryError::NotFound) => {}

@@ -27,8 +27,13 @@ impl Registry {
     pub(in crate::registry) async fn remove_session(
         &self,
         record: &TokenRecord,
+        reason: RevocationReason,
     ) -> Result<(), StoreError> {
-        let removed = self.inner.store.delete(&record.tenant, record.id).await;
+        let removed = self
+            .inner
+            .store
+            .delete(&record.tenant, record.id, reason)
+            .await;
         // Named as the session's principal is: its key's (or its user's own) id.
         let token_id = record.created_by.unwrap_or(record.id);
         self.inner
@@ -39,7 +44,7 @@ impl Registry {
             token_id,
             Some(record.id),
             &record.tenant,
-            RevocationReason::Manual,
+            reason,
             None,
         );
         match removed {
@@ -72,7 +77,8 @@ impl Registry {
     ) -> Result<usize, RegistryError> {
         let records = self.session_records(tenant, key).await?;
         for record in &records {
-            self.remove_session(record).await?;
+            self.remove_session(record, RevocationReason::Cascade)
+                .await?;
         }
         if !records.is_empty() {
             tracing::info!(target: "tower_bearer::registry", token_id = %key, %tenant, sessions = records.len(), "sessions revoked with their key");

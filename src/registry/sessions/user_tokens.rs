@@ -245,7 +245,8 @@ impl Registry {
             .await?;
         let mut revoked = 0;
         for record in records.iter().filter(|record| record.created_by.is_none()) {
-            self.remove_session(record).await?;
+            self.remove_session(record, crate::store::RevocationReason::Manual)
+                .await?;
             revoked += 1;
         }
         tracing::info!(target: "tower_bearer::registry", %tenant, revoked, "user tokens revoked");

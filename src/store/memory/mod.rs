@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
 use super::{
-    Change, ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    TokenUpdate, UsageUpdate,
+    Change, ChangeStream, Happened, Invalidation, ListQuery, NewToken, RevocationReason,
+    StoreError, TokenRecord, TokenStore, TokenUpdate, UsageUpdate,
 };
 use crate::identity::{TokenId, TokenKind};
 use crate::policy::{CreditGrant, RateGrant, RateLimit};
@@ -171,20 +171,38 @@ impl State {
     }
 
     fn remove(&mut self, id: TokenId) -> Option<Invalidation> {
-        let record = self.records.remove(&id)?;
-        self.windows.retain(|(token, _), _| *token != id);
-        self.by_digest.remove(&record.digest);
-        Some(Invalidation {
+        self.remove_record(id).map(|record| Invalidation {
             id,
             digest: record.digest,
         })
+    }
+
+    fn remove_record(&mut self, id: TokenId) -> Option<TokenRecord> {
+        let record = self.records.remove(&id)?;
+        self.windows.retain(|(token, _), _| *token != id);
+        self.by_digest.remove(&record.digest);
+        Some(record)
+    }
+}
+
+impl MemoryStore {
+    /// Writes the webhook messages of `happened` to `record` (feature `webhooks`;
+    /// nothing without it). Called with the records' lock held, as a transaction would.
+    fn announce(&self, record: &TokenRecord, happened: Happened) {
+        #[cfg(feature = "webhooks")]
+        self.write_messages(record, happened);
+        #[cfg(not(feature = "webhooks"))]
+        let _ = (record, happened);
     }
 }
 
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
-        self.write().insert(token)
+        let mut state = self.write();
+        let record = state.insert(token)?;
+        self.announce(&record, Happened::Created);
+        Ok(record)
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
@@ -223,15 +241,25 @@ impl TokenStore for MemoryStore {
             .collect())
     }
 
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
         let invalidation = {
             let mut state = self.write();
-            match state.records.get(&id) {
-                Some(record) if record.tenant == tenant => state.remove(id),
+            let record = match state.records.get(&id) {
+                Some(record) if record.tenant == tenant => state.remove_record(id),
                 _ => None,
             }
-        }
-        .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound)?;
+            self.announce(&record, Happened::Revoked(reason));
+            Invalidation {
+                id,
+                digest: record.digest,
+            }
+        };
         self.publish(Change::Invalidated(invalidation));
         Ok(invalidation)
     }
@@ -250,7 +278,9 @@ impl TokenStore for MemoryStore {
                 .filter(|record| record.tenant == tenant)
                 .ok_or(StoreError::NotFound)?;
             update.apply(record);
-            record.clone()
+            let record = record.clone();
+            self.announce(&record, Happened::Updated);
+            record
         };
         self.publish(Change::Updated(Invalidation {
             id,
@@ -263,6 +293,7 @@ impl TokenStore for MemoryStore {
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
         let removed: Vec<Invalidation> = {
             let mut state = self.write();
@@ -283,7 +314,22 @@ impl TokenStore for MemoryStore {
                 );
                 at += 1;
             }
-            tree.into_iter().filter_map(|id| state.remove(id)).collect()
+            let mut removed = Vec::with_capacity(tree.len());
+            for gone in tree {
+                if let Some(record) = state.remove_record(gone) {
+                    let why = if gone == id {
+                        reason
+                    } else {
+                        RevocationReason::Cascade
+                    };
+                    self.announce(&record, Happened::Revoked(why));
+                    removed.push(Invalidation {
+                        id: gone,
+                        digest: record.digest,
+                    });
+                }
+            }
+            removed
         };
         for invalidation in &removed {
             self.publish(Change::Invalidated(*invalidation));
@@ -314,8 +360,16 @@ impl TokenStore for MemoryStore {
                     child.created_by = Some(record.id);
                 }
             }
+            self.announce(&record, Happened::Rotated { from: old.id });
             let change = match grace_until {
-                None => Change::Invalidated(state.remove(old.id).ok_or(StoreError::NotFound)?),
+                None => {
+                    let gone = state.remove_record(old.id).ok_or(StoreError::NotFound)?;
+                    self.announce(&gone, Happened::Revoked(RevocationReason::Rotated));
+                    Change::Invalidated(Invalidation {
+                        id: old.id,
+                        digest: gone.digest,
+                    })
+                }
                 Some(until) => {
                     let current = state.records.get_mut(&old.id).ok_or(StoreError::NotFound)?;
                     current.rotated_to = Some(record.id);
@@ -343,6 +397,7 @@ impl TokenStore for MemoryStore {
         }
         let record = state.insert(token)?;
         state.markers.insert(marker.to_owned());
+        self.announce(&record, Happened::Created);
         Ok(Some(record))
     }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0005_policies.sql"),
     include_str!("../../../migrations/postgres/0006_revocation_reason.sql"),
     include_str!("../../../migrations/postgres/0007_webhooks.sql"),
+    include_str!("../../../migrations/postgres/0008_webhook_outbox.sql"),
 ];
 
 /// The advisory lock writers of the change log take (any constant: "tower-be").
@@ -218,6 +219,8 @@ impl PostgresStore {
 #[cfg(feature = "activity")]
 mod activity;
 mod feed;
+#[cfg(feature = "webhooks")]
+mod outbox;
 mod policies;
 mod tls;
 mod tokens;

@@ -15,8 +15,8 @@ use crate::store::columns::{
     scopes_column, token_id,
 };
 use crate::store::{
-    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    TokenUpdate, UsageUpdate,
+    ChangeStream, Happened, Invalidation, ListQuery, NewToken, RevocationReason, StoreError,
+    TokenRecord, TokenStore, TokenUpdate, UsageUpdate,
 };
 use crate::token::Digest;
 
@@ -69,7 +69,7 @@ fn raw(row: &Row) -> Result<RawRecord, StoreError> {
     })
 }
 
-fn record(row: &Row) -> Result<TokenRecord, StoreError> {
+pub(super) fn record(row: &Row) -> Result<TokenRecord, StoreError> {
     raw(row)?.check()
 }
 
@@ -82,23 +82,46 @@ fn invalidation(row: &Row) -> Result<Invalidation, StoreError> {
     })
 }
 
-/// Creates or migrates the schema under an advisory lock, so that nodes starting at once
-/// apply each migration once.
-/// Deletes the token `id` of `tenant` in `transaction`; `NotFound` when there is none.
-async fn delete_one(
+/// Deletes with `delete` (a `DELETE … RETURNING {COLUMNS}`) in `transaction`: the
+/// records deleted, each logged on the change feed and announced as revoked for `reason`.
+async fn delete_records(
     transaction: &deadpool_postgres::Transaction<'_>,
-    tenant: &str,
-    id: TokenId,
-) -> Result<Invalidation, StoreError> {
-    let row = transaction
-        .query_opt(
-            "DELETE FROM tower_bearer_tokens WHERE id = $1 AND tenant = $2 RETURNING id, digest",
-            &[&id_param(id), &tenant],
-        )
+    delete: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    reason: RevocationReason,
+) -> Result<Vec<Invalidation>, StoreError> {
+    let rows = transaction
+        .query(delete, params)
         .await
-        .map_err(unavailable)?
-        .ok_or(StoreError::NotFound)?;
-    invalidation(&row)
+        .map_err(unavailable)?;
+    let mut gone = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let record = record(row)?;
+        let invalidation = Invalidation {
+            id: record.id,
+            digest: record.digest,
+        };
+        log_change(transaction, Kind::Invalidated, &invalidation).await?;
+        announce(transaction, &record, Happened::Revoked(reason)).await?;
+        gone.push(invalidation);
+    }
+    Ok(gone)
+}
+
+/// Writes the webhook messages of `happened` to `record` in the caller's transaction
+/// (feature `webhooks`; nothing without it).
+async fn announce(
+    db: &impl deadpool_postgres::GenericClient,
+    record: &TokenRecord,
+    happened: Happened,
+) -> Result<(), StoreError> {
+    #[cfg(feature = "webhooks")]
+    return super::outbox::announce(db, record, happened).await;
+    #[cfg(not(feature = "webhooks"))]
+    {
+        let _ = (db, record, happened);
+        Ok(())
+    }
 }
 
 /// Starts a transaction that writes the change log: the advisory lock first, so that
@@ -117,8 +140,12 @@ async fn write_transaction(
 #[async_trait]
 impl TokenStore for PostgresStore {
     async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
-        let client = self.client().await?;
-        insert(&client, &token).await
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let record = insert(&transaction, &token).await?;
+        announce(&transaction, &record, Happened::Created).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(record)
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
@@ -193,11 +220,25 @@ impl TokenStore for PostgresStore {
         rows.iter().map(record).collect()
     }
 
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
         let mut client = self.client().await?;
         let transaction = write_transaction(&mut client).await?;
-        let gone = delete_one(&transaction, tenant, id).await?;
-        log_change(&transaction, Kind::Invalidated, &gone).await?;
+        let gone = delete_records(
+            &transaction,
+            &format!(
+                "DELETE FROM tower_bearer_tokens WHERE id = $1 AND tenant = $2 RETURNING {COLUMNS}"
+            ),
+            &[&id_param(id), &tenant],
+            reason,
+        )
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)?;
         transaction.commit().await.map_err(unavailable)?;
         Ok(gone)
     }
@@ -247,6 +288,7 @@ impl TokenStore for PostgresStore {
             digest: updated.digest,
         };
         log_change(&transaction, Kind::Updated, &changed).await?;
+        announce(&transaction, &updated, Happened::Updated).await?;
         transaction.commit().await.map_err(unavailable)?;
         Ok(updated)
     }
@@ -255,27 +297,38 @@ impl TokenStore for PostgresStore {
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
         let mut client = self.client().await?;
         let transaction = write_transaction(&mut client).await?;
-        let mut removed = vec![delete_one(&transaction, tenant, id).await?];
-        let rows = transaction
-            .query(
-                "WITH RECURSIVE tree(id) AS ( \
-                     SELECT id FROM tower_bearer_tokens WHERE created_by = $1 AND tenant = $2 \
-                     UNION SELECT t.id FROM tower_bearer_tokens t JOIN tree ON t.created_by = tree.id \
-                         WHERE t.tenant = $2) \
-                 DELETE FROM tower_bearer_tokens WHERE id IN (SELECT id FROM tree) RETURNING id, digest",
+        let mut removed = delete_records(
+            &transaction,
+            &format!(
+                "DELETE FROM tower_bearer_tokens WHERE id = $1 AND tenant = $2 RETURNING {COLUMNS}"
+            ),
+            &[&id_param(id), &tenant],
+            reason,
+        )
+        .await?;
+        if removed.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        removed.extend(
+            delete_records(
+                &transaction,
+                &format!(
+                    "WITH RECURSIVE tree(id) AS ( \
+                         SELECT id FROM tower_bearer_tokens WHERE created_by = $1 AND tenant = $2 \
+                         UNION SELECT t.id FROM tower_bearer_tokens t \
+                             JOIN tree ON t.created_by = tree.id WHERE t.tenant = $2) \
+                     DELETE FROM tower_bearer_tokens WHERE id IN (SELECT id FROM tree) \
+                     RETURNING {COLUMNS}"
+                ),
                 &[&id_param(id), &tenant],
+                RevocationReason::Cascade,
             )
-            .await
-            .map_err(unavailable)?;
-        for row in &rows {
-            removed.push(invalidation(row)?);
-        }
-        for gone in &removed {
-            log_change(&transaction, Kind::Invalidated, gone).await?;
-        }
+            .await?,
+        );
         transaction.commit().await.map_err(unavailable)?;
         Ok(removed)
     }
@@ -314,6 +367,7 @@ impl TokenStore for PostgresStore {
             )
             .await
             .map_err(unavailable)?;
+        announce(&transaction, &new, Happened::Rotated { from: old.id }).await?;
         let changed = Invalidation {
             id: old.id,
             digest: old.digest,
@@ -328,6 +382,12 @@ impl TokenStore for PostgresStore {
                     .await
                     .map_err(unavailable)?;
                 log_change(&transaction, Kind::Invalidated, &changed).await?;
+                announce(
+                    &transaction,
+                    old,
+                    Happened::Revoked(RevocationReason::Rotated),
+                )
+                .await?;
             }
             Some(until) => {
                 transaction
@@ -378,6 +438,7 @@ impl TokenStore for PostgresStore {
             )
             .await
             .map_err(unavailable)?;
+        announce(&transaction, &record, Happened::Created).await?;
         transaction.commit().await.map_err(unavailable)?;
         Ok(Some(record))
     }

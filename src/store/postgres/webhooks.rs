@@ -1,19 +1,21 @@
 //! [`WebhookStore`] for [`PostgresStore`]: the `tower_bearer_webhook_endpoints` table.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{PostgresStore, unavailable};
+use super::{PostgresStore, outbox, unavailable};
 use crate::clock::to_millis as millis;
 use crate::store::StoreError;
 use crate::store::columns::count_param;
 use crate::store::webhooks::{
-    ENDPOINT_COLUMNS, Endpoint, EndpointId, EndpointUpdate, NewEndpoint, RawEndpoint, WebhookStore,
-    events_column,
+    Claimed, DeliveryAttempt, ENDPOINT_COLUMNS, Endpoint, EndpointId, EndpointUpdate, NewAttempt,
+    NewEndpoint, Next, Queued, RawEndpoint, WebhookStore, events_column,
 };
 use crate::webhooks::WebhookSecret;
 
-fn raw(row: &tokio_postgres::Row) -> Result<RawEndpoint, tokio_postgres::Error> {
+pub(super) fn raw(row: &tokio_postgres::Row) -> Result<RawEndpoint, tokio_postgres::Error> {
     Ok(RawEndpoint {
         id: row.try_get(0)?,
         tenant: row.try_get(1)?,
@@ -127,8 +129,9 @@ impl WebhookStore for PostgresStore {
     }
 
     async fn delete_endpoint(&self, tenant: &str, id: EndpointId) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let deleted = client
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let deleted = transaction
             .execute(
                 "DELETE FROM tower_bearer_webhook_endpoints WHERE tenant = $1 AND id = $2",
                 &[&tenant, &count_param(id)],
@@ -138,7 +141,8 @@ impl WebhookStore for PostgresStore {
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        outbox::forget_endpoint(&transaction, id).await?;
+        transaction.commit().await.map_err(unavailable)
     }
 
     async fn rotate_endpoint_secret(
@@ -166,5 +170,50 @@ impl WebhookStore for PostgresStore {
             .await
             .map_err(unavailable)?;
         one(row)
+    }
+
+    async fn claim_messages(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut client = self.client().await?;
+        outbox::claim(&mut client, now, lease_until, limit).await
+    }
+
+    async fn record_attempt(
+        &self,
+        message: &Queued,
+        attempt: NewAttempt,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        outbox::record_attempt(&mut client, message, &attempt, next).await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: &str,
+        id: EndpointId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let client = self.client().await?;
+        outbox::attempts(&client, tenant, id, before, limit).await
+    }
+
+    async fn write_expiry_events(
+        &self,
+        now: OffsetDateTime,
+        thresholds: &[Duration],
+    ) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        outbox::write_expiry_events(&mut client, now, thresholds).await
+    }
+
+    async fn prune_messages(&self, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        outbox::prune(&mut client, cutoff).await
     }
 }

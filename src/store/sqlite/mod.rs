@@ -11,6 +11,8 @@
 #[cfg(feature = "activity")]
 mod activity;
 mod feed;
+#[cfg(feature = "webhooks")]
+mod outbox;
 mod policies;
 mod tokens;
 #[cfg(feature = "webhooks")]
@@ -38,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0008_policies.sql"),
     include_str!("../../../migrations/sqlite/0009_revocation_reason.sql"),
     include_str!("../../../migrations/sqlite/0010_webhooks.sql"),
+    include_str!("../../../migrations/sqlite/0011_webhook_outbox.sql"),
 ];
 
 /// Read connections beside the writer.

@@ -14,12 +14,12 @@ use crate::store::columns::{
     scopes_column, token_id,
 };
 use crate::store::{
-    ChangeStream, Invalidation, ListQuery, NewToken, StoreError, TokenRecord, TokenStore,
-    TokenUpdate, UsageUpdate,
+    ChangeStream, Happened, Invalidation, ListQuery, NewToken, RevocationReason, StoreError,
+    TokenRecord, TokenStore, TokenUpdate, UsageUpdate,
 };
 use crate::token::Digest;
 
-fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+pub(super) fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok(RawRecord {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -108,6 +108,45 @@ fn id_and_digest(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)> {
     Ok((row.get(0)?, row.get(1)?))
 }
 
+/// Writes the webhook messages of `happened` to `record` in the caller's transaction
+/// (feature `webhooks`; nothing without it).
+fn announce(db: &Connection, record: &TokenRecord, happened: Happened) -> Result<(), StoreError> {
+    #[cfg(feature = "webhooks")]
+    return super::outbox::announce(db, record, happened);
+    #[cfg(not(feature = "webhooks"))]
+    {
+        let _ = (db, record, happened);
+        Ok(())
+    }
+}
+
+/// Runs a `DELETE … RETURNING {COLUMNS}`: the records it deleted, each logged on the
+/// change feed and announced as revoked for `reason`.
+fn delete_records(
+    db: &Connection,
+    delete: &str,
+    params: impl rusqlite::Params,
+    reason: RevocationReason,
+) -> Result<Vec<Invalidation>, StoreError> {
+    let mut statement = db.prepare_cached(delete).map_err(unavailable)?;
+    let records = statement
+        .query_map(params, raw)
+        .map_err(unavailable)?
+        .map(|row| row.map_err(unavailable)?.check())
+        .collect::<Result<Vec<TokenRecord>, StoreError>>()?;
+    let mut gone = Vec::with_capacity(records.len());
+    for record in &records {
+        let invalidation = Invalidation {
+            id: record.id,
+            digest: record.digest,
+        };
+        log_change(db, Kind::Invalidated, &invalidation)?;
+        announce(db, record, Happened::Revoked(reason))?;
+        gone.push(invalidation);
+    }
+    Ok(gone)
+}
+
 impl SqliteStore {
     /// Runs a `DELETE … WHERE … < ?1 RETURNING id, digest` with `cutoff`.
     async fn prune(
@@ -144,7 +183,14 @@ impl SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert(&self, token: NewToken) -> Result<TokenRecord, StoreError> {
-        self.run(Role::Write, move |db| insert(db, &token)).await
+        self.run(Role::Write, move |db| {
+            in_transaction(db, |db| {
+                let record = insert(db, &token)?;
+                announce(db, &record, Happened::Created)?;
+                Ok(record)
+            })
+        })
+        .await
     }
 
     async fn find_by_digest(&self, digest: &Digest) -> Result<TokenRecord, StoreError> {
@@ -196,26 +242,20 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn delete(&self, tenant: &str, id: TokenId) -> Result<Invalidation, StoreError> {
+    async fn delete(
+        &self,
+        tenant: &str,
+        id: TokenId,
+        reason: RevocationReason,
+    ) -> Result<Invalidation, StoreError> {
         let tenant = tenant.to_owned();
         self.run(Role::Write, move |db| {
             in_transaction(db, |db| {
-                let mut statement = db
-                    .prepare_cached(
-                        "DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING digest",
-                    )
-                    .map_err(unavailable)?;
-                let digest: Option<Vec<u8>> = statement
-                    .query_row(params![id_param(id), tenant], |row| row.get(0))
-                    .optional()
-                    .map_err(unavailable)?;
-                let digest = digest.ok_or(StoreError::NotFound)?;
-                let gone = Invalidation {
-                    id,
-                    digest: digest_of(digest)?,
-                };
-                log_change(db, Kind::Invalidated, &gone)?;
-                Ok(gone)
+                let sql =
+                    format!("DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING {COLUMNS}");
+                delete_records(db, &sql, params![id_param(id), tenant], reason)?
+                    .pop()
+                    .ok_or(StoreError::NotFound)
             })
         })
         .await
@@ -267,6 +307,7 @@ impl TokenStore for SqliteStore {
                     digest: record.digest,
                 };
                 log_change(db, Kind::Updated, &changed)?;
+                announce(db, &record, Happened::Updated)?;
                 Ok(record)
             })
         })
@@ -277,41 +318,32 @@ impl TokenStore for SqliteStore {
         &self,
         tenant: &str,
         id: TokenId,
+        reason: RevocationReason,
     ) -> Result<Vec<Invalidation>, StoreError> {
         let tenant = tenant.to_owned();
         self.run(Role::Write, move |db| {
             in_transaction(db, |db| {
                 // The token first, then its descendants (same tenant: lineage never
                 // crosses tenants, and a foreign id must not reach anything).
-                let mut own = db
-                    .prepare_cached(
-                        "DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING id, digest",
-                    )
-                    .map_err(unavailable)?;
-                let mut removed = invalidations(
-                    own.query_map(params![id_param(id), tenant], id_and_digest)
-                        .map_err(unavailable)?,
-                )?;
+                let own =
+                    format!("DELETE FROM tokens WHERE id = ?1 AND tenant = ?2 RETURNING {COLUMNS}");
+                let mut removed = delete_records(db, &own, params![id_param(id), tenant], reason)?;
                 if removed.is_empty() {
                     return Err(StoreError::NotFound);
                 }
-                let mut descendants = db
-                    .prepare_cached(
-                        "WITH RECURSIVE tree(id) AS ( \
-                             SELECT id FROM tokens WHERE created_by = ?1 AND tenant = ?2 \
-                             UNION SELECT t.id FROM tokens t JOIN tree ON t.created_by = tree.id \
-                                 WHERE t.tenant = ?2) \
-                         DELETE FROM tokens WHERE id IN (SELECT id FROM tree) RETURNING id, digest",
-                    )
-                    .map_err(unavailable)?;
-                removed.extend(invalidations(
-                    descendants
-                        .query_map(params![id_param(id), tenant], id_and_digest)
-                        .map_err(unavailable)?,
+                let descendants = format!(
+                    "WITH RECURSIVE tree(id) AS ( \
+                         SELECT id FROM tokens WHERE created_by = ?1 AND tenant = ?2 \
+                         UNION SELECT t.id FROM tokens t JOIN tree ON t.created_by = tree.id \
+                             WHERE t.tenant = ?2) \
+                     DELETE FROM tokens WHERE id IN (SELECT id FROM tree) RETURNING {COLUMNS}"
+                );
+                removed.extend(delete_records(
+                    db,
+                    &descendants,
+                    params![id_param(id), tenant],
+                    RevocationReason::Cascade,
                 )?);
-                for gone in &removed {
-                    log_change(db, Kind::Invalidated, gone)?;
-                }
                 Ok(removed)
             })
         })
@@ -351,6 +383,7 @@ impl TokenStore for SqliteStore {
                     .map_err(unavailable)?
                     .execute(params![id_param(record.id), id_param(old.id)])
                     .map_err(unavailable)?;
+                announce(db, &record, Happened::Rotated { from: old.id })?;
                 let changed = Invalidation {
                     id: old.id,
                     digest: old.digest,
@@ -362,6 +395,7 @@ impl TokenStore for SqliteStore {
                             .execute([id_param(old.id)])
                             .map_err(unavailable)?;
                         log_change(db, Kind::Invalidated, &changed)?;
+                        announce(db, &old, Happened::Revoked(RevocationReason::Rotated))?;
                     }
                     Some(until) => {
                         db.prepare_cached(
@@ -408,6 +442,7 @@ impl TokenStore for SqliteStore {
                     millis(record.created_at)
                 ])
                 .map_err(unavailable)?;
+                announce(db, &record, Happened::Created)?;
                 Ok(Some(record))
             })
         })

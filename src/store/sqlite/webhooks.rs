@@ -1,16 +1,18 @@
 //! [`WebhookStore`] for [`SqliteStore`]: the `webhook_endpoints` table of the same file.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension as _, params};
 use time::OffsetDateTime;
 
-use super::{Role, SqliteStore, unavailable};
+use super::{Role, SqliteStore, in_transaction, outbox, unavailable};
 use crate::clock::to_millis as millis;
 use crate::store::StoreError;
 use crate::store::columns::count_param;
 use crate::store::webhooks::{
-    ENDPOINT_COLUMNS, Endpoint, EndpointId, EndpointUpdate, NewEndpoint, RawEndpoint, WebhookStore,
-    events_column,
+    Claimed, DeliveryAttempt, ENDPOINT_COLUMNS, Endpoint, EndpointId, EndpointUpdate, NewAttempt,
+    NewEndpoint, Next, Queued, RawEndpoint, WebhookStore, events_column,
 };
 use crate::webhooks::WebhookSecret;
 
@@ -30,7 +32,11 @@ fn raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawEndpoint> {
 }
 
 /// Endpoint `id` of `tenant`, read on `db`.
-fn read(db: &rusqlite::Connection, tenant: &str, id: EndpointId) -> Result<Endpoint, StoreError> {
+pub(super) fn read(
+    db: &rusqlite::Connection,
+    tenant: &str,
+    id: EndpointId,
+) -> Result<Endpoint, StoreError> {
     db.prepare_cached(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant = ?1 AND id = ?2"
     ))
@@ -120,15 +126,17 @@ impl WebhookStore for SqliteStore {
     async fn delete_endpoint(&self, tenant: &str, id: EndpointId) -> Result<(), StoreError> {
         let tenant = tenant.to_owned();
         self.run(Role::Write, move |db| {
-            let deleted = db
-                .prepare_cached("DELETE FROM webhook_endpoints WHERE tenant = ?1 AND id = ?2")
-                .map_err(unavailable)?
-                .execute(params![tenant, count_param(id)])
-                .map_err(unavailable)?;
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
+            in_transaction(db, |db| {
+                let deleted = db
+                    .prepare_cached("DELETE FROM webhook_endpoints WHERE tenant = ?1 AND id = ?2")
+                    .map_err(unavailable)?
+                    .execute(params![tenant, count_param(id)])
+                    .map_err(unavailable)?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                outbox::forget_endpoint(db, id)
+            })
         })
         .await
     }
@@ -161,5 +169,61 @@ impl WebhookStore for SqliteStore {
             read(db, &tenant, id)
         })
         .await
+    }
+
+    async fn claim_messages(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.run(Role::Write, move |db| {
+            outbox::claim(db, now, lease_until, limit)
+        })
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        message: &Queued,
+        attempt: NewAttempt,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        let message = message.clone();
+        self.run(Role::Write, move |db| {
+            outbox::record_attempt(db, &message, &attempt, next)
+        })
+        .await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: &str,
+        id: EndpointId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.run(Role::Read, move |db| {
+            outbox::attempts(db, &tenant, id, before, limit)
+        })
+        .await
+    }
+
+    async fn write_expiry_events(
+        &self,
+        now: OffsetDateTime,
+        thresholds: &[Duration],
+    ) -> Result<usize, StoreError> {
+        let thresholds = thresholds.to_vec();
+        self.run(Role::Write, move |db| {
+            outbox::write_expiry_events(db, now, &thresholds)
+        })
+        .await
+    }
+
+    async fn prune_messages(&self, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+        self.run(Role::Write, move |db| outbox::prune(db, cutoff))
+            .await
     }
 }
