@@ -1500,6 +1500,7 @@ async fn the_openapi_document_describes_every_route() {
             "GET /tokens/{id}/sessions",
             "GET /webhooks",
             "GET /webhooks/{id}",
+            "GET /webhooks/{id}/deliveries",
             "PATCH /tokens/{id}",
             "PATCH /webhooks/{id}",
             "POST /tokens",

@@ -982,7 +982,8 @@ async fn usage_charts_show_a_keys_history_in_a_real_browser() {
 }
 
 /// The tenant's webhook endpoints are listed on the page (never their secrets), and
-/// another tenant's are not.
+/// another tenant's are not; the latest attempts at delivering to them are listed too.
+#[cfg(feature = "webhooks")]
 #[tokio::test]
 async fn webhook_endpoints_are_listed_in_a_real_browser() {
     let Some(chromium) = chromium() else { return };
@@ -999,6 +1000,41 @@ async fn webhook_endpoints_are_listed_in_a_real_browser() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().unwrap().to_owned();
+    // A second endpoint that answers: a revoked key reaches both, one attempt each.
+    let receiver = support::webhooks::Receiver::default();
+    let hook = receiver.serve(&[]).await;
+    let (status, answering) = call(
+        &client,
+        "POST",
+        "/webhooks",
+        &admin,
+        json!({"url": hook, "events": ["token.revoked"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answering}");
+    let (status, issued) = call(
+        &client,
+        "POST",
+        "/tokens",
+        &admin,
+        json!({"name": "short-lived", "scopes": ["read"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let path = format!("/tokens/{}", issued["id"]);
+    let (status, _) = call(&client, "DELETE", &path, &admin, Value::Null).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for endpoint in [&created, &answering] {
+        let path = format!("/webhooks/{}/deliveries", endpoint["id"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while call(&client, "GET", &path, &admin, Value::Null).await.1["data"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+        {
+            assert!(std::time::Instant::now() < deadline, "no attempt at {path}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
     let mut browser = page_signed_in(chromium, &server, &admin).await;
     let id = created["id"].as_u64().unwrap();
     browser
@@ -1021,6 +1057,31 @@ async fn webhook_endpoints_are_listed_in_a_real_browser() {
     ] {
         assert!(row.contains(part), "{part} in {row}");
     }
+    browser
+        .wait_for("document.querySelectorAll('#delivery-rows tr').length === 2")
+        .await;
+    let deliveries = browser
+        .eval("[...document.querySelectorAll('#delivery-rows tr')].map((row) => row.innerText)")
+        .await;
+    let deliveries: Vec<&str> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_str().unwrap())
+        .collect();
+    let delivered = deliveries.iter().find(|row| row.contains(&hook)).unwrap();
+    assert!(
+        delivered.contains("token.revoked") && delivered.contains("204"),
+        "{delivered}"
+    );
+    let failed = deliveries
+        .iter()
+        .find(|row| row.contains("pagerduty"))
+        .unwrap();
+    assert!(
+        failed.contains("no answer") && failed.contains("could not connect"),
+        "{failed}"
+    );
     let page = browser.eval("document.documentElement.outerHTML").await;
     assert!(
         !page.as_str().unwrap().contains(&secret),

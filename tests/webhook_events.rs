@@ -258,3 +258,69 @@ async fn a_private_target_is_refused_at_delivery_without_the_switch() {
     );
     registry.stop_webhooks().await;
 }
+
+/// Two nodes on one PostgreSQL server deliver while keys are issued on both, and one of
+/// them restarts in the middle (stopping as a server does at shutdown): every event
+/// reaches the receiver exactly once.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_and_a_restart_deliver_each_event_exactly_once() {
+    use tower_bearer::store::PostgresStore;
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    let receiver = Receiver::slow(Duration::from_millis(30));
+    let hook = receiver.serve(&[]).await;
+    let node = || async {
+        let store = PostgresStore::connect(&url).await.unwrap();
+        Registry::builder(store.clone())
+            .webhooks(store, Targets::AllowPrivate)
+            .webhook_options(fast().concurrency(3))
+            .build()
+    };
+    let setup = PostgresStore::connect(&url).await.unwrap();
+    subscribe(&setup, "acme", &hook).await;
+    let (mut a, b) = (node().await, node().await);
+    let mut issued = Vec::new();
+    for n in 0..40 {
+        if n == 20 {
+            // A restart: deliveries under way finish, the rest wait for the nodes.
+            a.stop_webhooks().await;
+            drop(a);
+            a = node().await;
+        }
+        let on = if n % 2 == 0 { &a } else { &b };
+        issued.push(
+            on.issue(key(&format!("key {n}")))
+                .await
+                .unwrap()
+                .info
+                .id
+                .get(),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while receiver.received().len() < issued.len() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(QUIET).await;
+    let received = receiver.received();
+    let mut ids: Vec<&str> = received.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        received.len(),
+        "no webhook-id twice: {received:#?}"
+    );
+    let mut tokens: Vec<u64> = received
+        .iter()
+        .map(|(_, body)| body["data"]["id"].as_u64().unwrap())
+        .collect();
+    tokens.sort_unstable();
+    assert_eq!(tokens, issued, "every event once");
+    a.stop_webhooks().await;
+    b.stop_webhooks().await;
+}

@@ -254,3 +254,131 @@ async fn the_example_allows_private_endpoints_only_when_told() {
         assert_eq!(server.interrupt().await, "");
     }
 }
+
+/// Through the example server on `db`: an endpoint registered with the management API
+/// receives `token.created` and `token.revoked`, verified by the `standardwebhooks`
+/// package, and its deliveries list shows both attempts.
+async fn the_example_delivers_to_a_registered_endpoint(db: &str) {
+    use std::time::Duration;
+    use support::example::ExampleProcess;
+    use support::webhooks::PythonReceiver;
+    let Some(python) = support::webhooks::python() else {
+        return;
+    };
+    let mut receiver = PythonReceiver::start(&python, &[]).await;
+    let args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--db",
+        db,
+        "--allow-private-webhooks",
+    ];
+    let mut server = ExampleProcess::start("server", "full", &args, 1).await;
+    let admin = server.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let client = HttpClient::new(server.addrs[0]);
+    let body = json!({"url": receiver.url, "events": ["token.created", "token.revoked"]});
+    let (status, endpoint) = client
+        .call_json("POST", "/webhooks", &admin, &body.to_string())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    receiver
+        .verify_with(endpoint["secret"].as_str().unwrap())
+        .await;
+    let (status, issued) = client
+        .call_json(
+            "POST",
+            "/tokens",
+            &admin,
+            r#"{"name":"watched","scopes":["read"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let id = issued["id"].as_u64().unwrap();
+    let (status, _) = client
+        .call_json("DELETE", &format!("/tokens/{id}"), &admin, "")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let got = receiver
+        .exactly(2, Duration::from_secs(20), Duration::from_secs(2))
+        .await;
+    let mut events: Vec<(&str, u64, bool)> = got
+        .iter()
+        .map(|r| (r.kind(), r.token_id(), r.verified))
+        .collect();
+    events.sort();
+    assert_eq!(
+        events,
+        [("token.created", id, true), ("token.revoked", id, true)]
+    );
+    let revoked = got.iter().find(|r| r.kind() == "token.revoked").unwrap();
+    assert_eq!(revoked.body["data"]["reason"], "manual");
+    assert_eq!(revoked.body["data"]["name"], "watched");
+
+    let path = format!("/webhooks/{}/deliveries?limit=1", endpoint["id"]);
+    let (status, page) = client.call_json("GET", &path, &admin, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["has_more"], true);
+    let first = &page["data"][0];
+    assert_eq!(
+        (first["attempt"].as_u64(), first["status"].as_u64()),
+        (Some(1), Some(204))
+    );
+    assert!(first["error"].is_null());
+    let path = format!(
+        "/webhooks/{}/deliveries?starting_after={}",
+        endpoint["id"], first["id"]
+    );
+    let (_, rest) = client.call_json("GET", &path, &admin, "").await;
+    assert_eq!(
+        (rest["data"].as_array().unwrap().len(), &rest["has_more"]),
+        (1, &json!(false))
+    );
+    let mut ids = [
+        first["event_id"].as_str().unwrap(),
+        rest["data"][0]["event_id"].as_str().unwrap(),
+    ];
+    ids.sort_unstable();
+    let mut sent = [got[0].id.as_str(), got[1].id.as_str()];
+    sent.sort_unstable();
+    assert_eq!(ids, sent, "the deliveries list names the webhook-ids sent");
+    assert_eq!(server.interrupt().await, "");
+}
+
+#[tokio::test]
+async fn the_example_delivers_webhooks_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    the_example_delivers_to_a_registered_endpoint(db.to_str().unwrap()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn the_example_delivers_webhooks_on_postgres() {
+    let Some(server) = support::postgres::server() else {
+        return;
+    };
+    let url = server.database().await;
+    the_example_delivers_to_a_registered_endpoint(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoints_deliveries_are_its_tenants_alone() {
+    let api = Api::start(Targets::AllowPrivate).await;
+    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["token.created"]});
+    let (status, created) = api.call("POST", "/webhooks", &api.acme, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let path = format!("/webhooks/{}/deliveries", created["id"]);
+    let (status, page) = api.call("GET", &path, &api.acme, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page, json!({"data": [], "has_more": false}));
+    let (status, _) = api.call("GET", &path, &api.globex, Value::Null).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in ["?limit=0", "?limit=101", "?starting_after=x"] {
+        let (status, answer) = api
+            .call("GET", &format!("{path}{bad}"), &api.acme, Value::Null)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+    }
+}

@@ -20,6 +20,7 @@
 //! | `POST /webhooks` `{"url","events","description"}` (feature `webhooks`) | 201 `{"id","url","events","description","created_at","status","secret"}` — the only time `secret` (`whsec_…`) is shown; `url` must be `https` to a public address unless the registry allows private targets |
 //! | `GET /webhooks`, `GET /webhooks/{id}`, `PATCH /webhooks/{id}`, `DELETE /webhooks/{id}` (feature `webhooks`) | the tenant's endpoints, never their secrets |
 //! | `POST /webhooks/{id}/rotate-secret` (feature `webhooks`) | 200 the endpoint with its new `secret`; the old one keeps signing for 24 hours |
+//! | `GET /webhooks/{id}/deliveries?limit=&starting_after=` (feature `webhooks`) | 200 `{"data":[{"id","event_id","event","attempt","at","status","latency_ms","error"}],"has_more"}`, newest first |
 //! | `GET /activity/summary?token_id=&bucket=hour\|day&since=&until=` (feature `activity`) | 200 `{"bucket","token_id","since","until","buckets":[{"start","outcomes":{"ok":12,…},"total"}],"totals","total","last_used":{"at","client_ip"},"busiest":[{"token_id","name","requests"}]}`: requests per hour (last 24 hours by default) or day (30 days) by outcome, every bucket of the range, for charts; the tenant's busiest ten keys when no `token_id` |
 //!
 //! **Limits.** `"rate_limits": [{"name": "burst", "limit": 100, "window_seconds": 60}]`
@@ -255,7 +256,8 @@ fn documented_routes() -> OpenApiRouter<Context> {
             webhooks::update,
             webhooks::delete
         ))
-        .routes(routes!(webhooks::rotate_secret));
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::deliveries));
     // Links are added once every operation is in: they lead only to operations present.
     let mut routes = routes;
     openapi::link_operations(routes.get_openapi_mut());

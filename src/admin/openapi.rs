@@ -230,6 +230,7 @@ const LINKS: &[(&str, &str, &str, &str)] = &[
     ("createWebhookEndpoint", "201", "updateWebhookEndpoint", ID),
     ("createWebhookEndpoint", "201", "rotateWebhookSecret", ID),
     ("createWebhookEndpoint", "201", "deleteWebhookEndpoint", ID),
+    ("createWebhookEndpoint", "201", "listWebhookDeliveries", ID),
     ("updateToken", "200", "getToken", ID),
     (
         "listTokenSessions",

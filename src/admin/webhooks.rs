@@ -1,8 +1,8 @@
 //! The webhook endpoint routes of the management API (features `admin` and `webhooks`):
 //! a tenant's endpoints, created with a signing secret shown once, changed, rotated and
-//! deleted. Deliveries are issue 31's next part.
+//! deleted, and the attempts at delivering to each.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -14,11 +14,12 @@ use super::handlers::Context;
 use crate::api::body::json;
 use crate::api::error::{ApiError, FieldErrors};
 use crate::api::input::{
-    Fields, parse_id, read_json, read_optional_json, reject_unknown, required,
+    DEFAULT_LIMIT, Fields, page_limit, parse_id, query_pairs, read_json, read_optional_json,
+    reject_unknown, required,
 };
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{RegistryError, Webhooks};
-use crate::store::webhooks::{Endpoint, EndpointUpdate, NewEndpoint};
+use crate::store::webhooks::{DeliveryAttempt, Endpoint, EndpointUpdate, NewEndpoint};
 use crate::webhooks::{EVENT_TYPES, MAX_URL_LEN, Targets, WebhookSecret, check_url};
 
 /// How long the secret before a rotation keeps signing deliveries (receivers switch over
@@ -475,6 +476,128 @@ pub(super) async fn rotate_secret(
                 secret: secret.expose(),
             },
         ))
+    };
+    ctx.answer(result.await)
+}
+
+/// One attempt at delivering a message to an endpoint.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
+pub(super) struct DeliveryView {
+    /// The attempt's id (the cursor of `starting_after`).
+    #[schema(minimum = 1)]
+    id: u64,
+    /// The event's id: the `webhook-id` header, the same on every attempt.
+    event_id: String,
+    /// The event's type (`token.revoked`…).
+    event: String,
+    /// Which attempt at the message it was, from 1.
+    #[schema(minimum = 1)]
+    attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    at: OffsetDateTime,
+    /// The receiver's status code; `null` when it did not answer.
+    status: Option<u16>,
+    /// From sending to the answer (or the failure), in milliseconds.
+    latency_ms: u64,
+    /// Why the attempt failed; `null` when it was delivered.
+    error: Option<String>,
+}
+
+impl From<DeliveryAttempt> for DeliveryView {
+    fn from(attempt: DeliveryAttempt) -> Self {
+        Self {
+            id: attempt.id,
+            event_id: attempt.event_id,
+            event: attempt.event_type,
+            attempt: attempt.attempt,
+            at: attempt.at,
+            status: attempt.status,
+            latency_ms: u64::try_from(attempt.latency.as_millis()).unwrap_or(u64::MAX),
+            error: attempt.error,
+        }
+    }
+}
+
+/// `GET /webhooks/{id}/deliveries`: a page of attempts, newest first.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDeliveryPage)]
+pub(super) struct DeliveryPage {
+    data: Vec<DeliveryView>,
+    /// Whether older attempts follow the last one (ask with `starting_after`).
+    has_more: bool,
+}
+
+/// The pagination of `GET /webhooks/{id}/deliveries`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read from the raw query; this type only documents it
+pub(super) struct DeliveryParams {
+    /// How many attempts (1 to 100, default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The last attempt id of the previous page.
+    #[param(minimum = 1)]
+    starting_after: Option<u64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/deliveries",
+    operation_id = "listWebhookDeliveries",
+    tag = "webhooks",
+    summary = "The attempts at delivering to an endpoint, newest first",
+    params(
+        ("id" = u64, Path, minimum = 1, description = "The endpoint's id"),
+        DeliveryParams,
+    ),
+    responses(
+        (status = 200, description = "A page of attempts", body = DeliveryPage),
+        (status = 400, description = "The id or a parameter is invalid", body = crate::api::body::ErrorBody),
+        (status = 401, description = "No valid token", body = crate::api::body::ErrorBody),
+        (status = 403, description = "The token lacks scope admin", body = crate::api::body::ErrorBody),
+        (status = 404, description = "No such endpoint in the tenant, or webhooks are not enabled", body = crate::api::body::ErrorBody),
+        (status = 503, description = "The store cannot answer", body = crate::api::body::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn deliveries(
+    State(ctx): State<Context>,
+    admin: Scoped<AdminScope>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let id = parse_id(&id)?.get();
+        let mut limit = DEFAULT_LIMIT;
+        let mut before = None;
+        for (name, value) in query_pairs(query.as_deref()) {
+            match &*name {
+                "limit" => limit = page_limit(&value)?,
+                "starting_after" => {
+                    let after = parse_id(&value).map_err(|_| {
+                        ApiError::field(
+                            StatusCode::BAD_REQUEST,
+                            "starting_after",
+                            "The starting_after parameter must be an attempt id.",
+                        )
+                    })?;
+                    before = Some(after.get());
+                }
+                _ => {}
+            }
+        }
+        // One more than the page, to know whether more follow.
+        let mut attempts = webhooks(&ctx)?
+            .store()
+            .delivery_attempts(admin.tenant(), id, before, limit + 1)
+            .await
+            .map_err(store_error)?;
+        let has_more = attempts.len() > limit;
+        attempts.truncate(limit);
+        let data = attempts.into_iter().map(DeliveryView::from).collect();
+        Ok(json(StatusCode::OK, &DeliveryPage { data, has_more }))
     };
     ctx.answer(result.await)
 }

@@ -171,6 +171,7 @@
     $("tenant-usage-body").replaceChildren();
     $("tenant-usage").hidden = true;
     $("webhook-rows").replaceChildren();
+    $("delivery-rows").replaceChildren();
     $("webhooks").hidden = true;
     $("sessions-rows").replaceChildren();
     $("sessions").hidden = true;
@@ -436,6 +437,35 @@
     $("webhook-rows").replaceChildren(...rows);
     $("webhooks-empty").hidden = rows.length > 0;
     $("webhooks").hidden = false;
+    await loadDeliveries(list.data);
+  }
+
+  /// The latest attempts at delivering to the tenant's endpoints, newest first.
+  async function loadDeliveries(endpoints) {
+    const pages = await Promise.all(endpoints.map((endpoint) =>
+      call("GET", `/webhooks/${endpoint.id}/deliveries?limit=10`)
+        .then((page) => page.data.map((attempt) => ({ ...attempt, url: endpoint.url })))));
+    const attempts = pages.flat().sort((a, b) => b.at.localeCompare(a.at)).slice(0, 20);
+    const rows = attempts.map((attempt) => {
+      const row = document.createElement("tr");
+      row.dataset.eventId = attempt.event_id;
+      const delivered = attempt.status !== null && attempt.status >= 200 && attempt.status < 300;
+      const status = document.createElement("td");
+      status.append(text("span", attempt.status === null ? "no answer" : String(attempt.status),
+        `badge ${delivered ? "ok" : "expired"}`));
+      row.append(
+        text("td", date(attempt.at)),
+        text("td", attempt.url, "url"),
+        text("td", attempt.event),
+        text("td", String(attempt.attempt)),
+        status,
+        text("td", `${attempt.latency_ms} ms`),
+        text("td", attempt.error || "—"),
+      );
+      return row;
+    });
+    $("delivery-rows").replaceChildren(...rows);
+    $("deliveries-empty").hidden = rows.length > 0;
   }
 
   // ----- leaked keys ------------------------------------------------------------------

@@ -160,9 +160,19 @@ impl Drop for PythonReceiver {
 pub struct Receiver {
     pub got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
     statuses: Arc<Mutex<VecDeque<StatusCode>>>,
+    delay: Duration,
 }
 
 impl Receiver {
+    /// A receiver that takes `delay` to answer (so that deliveries are under way when
+    /// a node stops).
+    pub fn slow(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
+    }
+
     /// Serves it on 127.0.0.1: returns its `/hook` URL.
     pub async fn serve(&self, statuses: &[u16]) -> String {
         self.statuses
@@ -177,6 +187,7 @@ impl Receiver {
                 async move {
                     let id = headers["webhook-id"].to_str().unwrap().to_owned();
                     let body = serde_json::from_slice(&body).unwrap();
+                    tokio::time::sleep(receiver.delay).await;
                     receiver.got.lock().unwrap().push((id, body));
                     let next = receiver.statuses.lock().unwrap().pop_front();
                     next.unwrap_or(StatusCode::NO_CONTENT)
