@@ -324,3 +324,61 @@ async fn two_nodes_and_a_restart_deliver_each_event_exactly_once() {
     a.stop_webhooks().await;
     b.stop_webhooks().await;
 }
+
+/// A key spending its credits through a real server: `token.credits_low` once, when 80 %
+/// are used (counted from the slices the layer reserves ahead, at most a tenth early).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_spending_its_credits_is_announced_once_when_80_percent_are_used() {
+    use tower_bearer::BearerAuthLayer;
+    use tower_bearer::policy::{Credits, Policies};
+    let receiver = Receiver::default();
+    let url = receiver.serve(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir).await;
+    subscribe(&store, "acme", &url).await;
+    let registry = Registry::builder(store.clone())
+        .webhooks(store.clone(), Targets::AllowPrivate)
+        .webhook_options(fast())
+        .build();
+    let issued = registry
+        .issue(
+            key("metered")
+                .policies(Policies::none().credits(Credits::new(20)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "ok" }))
+        .layer(BearerAuthLayer::new(registry.clone()));
+    let client = support::http::HttpClient::new(support::http::serve(app).await);
+    let token = issued.secret.expose_secret();
+    for _ in 0..18 {
+        assert_eq!(client.get("/", token).await.status, 200);
+    }
+    tokio::time::sleep(QUIET).await;
+    let events: Vec<(String, u64)> = receiver
+        .received()
+        .iter()
+        .map(|(_, body)| {
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let id = issued.info.id.get();
+    assert_eq!(
+        events,
+        [
+            ("token.created".to_owned(), id),
+            ("token.credits_low".to_owned(), id),
+        ]
+    );
+    let low = &receiver.received()[1].1;
+    let left = low["data"]["policies"]["credits"]["remaining"]
+        .as_u64()
+        .unwrap();
+    assert!(left <= 4, "at most 20 % left: {low}");
+    registry.stop_webhooks().await;
+}

@@ -96,6 +96,10 @@ pub struct Credits {
     /// the first use in a later period.
     #[serde(skip, default = "unix_epoch")]
     pub counted_since: OffsetDateTime,
+    /// The balance as last set or refilled, which "80 % used" (webhooks'
+    /// `token.credits_low`) counts from; 0 when unknown.
+    #[serde(skip)]
+    pub allotted: u64,
 }
 
 fn unix_epoch() -> OffsetDateTime {
@@ -211,6 +215,7 @@ impl Credits {
             remaining,
             refill: None,
             counted_since: OffsetDateTime::UNIX_EPOCH,
+            allotted: remaining,
         }
     }
 
@@ -240,6 +245,7 @@ impl Credits {
         if let Some(refill) = self.refill {
             if refill.every.is_due(self.counted_since, now) {
                 self.remaining = refill.amount;
+                self.allotted = refill.amount;
                 self.counted_since = now;
             }
         }
@@ -250,6 +256,14 @@ impl Credits {
             remaining: self.remaining,
             counted_since: self.counted_since,
         }
+    }
+
+    /// Whether a balance going from `before` to `after` crossed into its last 20 % (80 %
+    /// of [`allotted`](Self::allotted) used): what `token.credits_low` announces, once
+    /// per crossing.
+    pub fn crossed_low(&self, before: u64, after: u64) -> bool {
+        let low = |balance: u64| u128::from(balance) * 5 <= u128::from(self.allotted);
+        self.allotted > 0 && !low(before) && low(after)
     }
 
     /// Gives back `amount` credits taken from the balance counted since `counted_since`;

@@ -95,6 +95,9 @@ struct StoredPolicies {
     allowed_ips: Vec<ipnet::IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refill: Option<Refill>,
+    /// The credits' balance as last set ([`Credits::allotted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allotted: Option<u64>,
 }
 
 /// The policy columns of a row: `policies` (JSON, `NULL` for none), `credits_remaining`
@@ -110,9 +113,16 @@ pub(crate) fn policy_columns(policies: &Policies) -> PolicyColumns {
         rate_limits: policies.rate_limits.clone(),
         allowed_ips: policies.allowed_ips.clone(),
         refill: policies.credits.as_ref().and_then(|credits| credits.refill),
+        allotted: policies
+            .credits
+            .as_ref()
+            .map(|credits| credits.allotted)
+            .filter(|allotted| *allotted > 0),
     };
-    let empty =
-        stored.rate_limits.is_empty() && stored.allowed_ips.is_empty() && stored.refill.is_none();
+    let empty = stored.rate_limits.is_empty()
+        && stored.allowed_ips.is_empty()
+        && stored.refill.is_none()
+        && stored.allotted.is_none();
     PolicyColumns {
         policies: (!empty).then(|| serde_json::to_string(&stored).unwrap_or_default()),
         // Validated policies hold at most 10^15 credits.
@@ -144,6 +154,11 @@ pub(crate) fn policies_of(
             remaining: remaining.max(0) as u64,
             refill: stored.refill,
             counted_since: from_millis(since)?,
+            // Rows written before the allotment was kept: the refill's amount, if any.
+            allotted: stored
+                .allotted
+                .or(stored.refill.map(|refill| refill.amount))
+                .unwrap_or(0),
         }),
         None => None,
     };

@@ -22,4 +22,6 @@ pub(crate) enum Happened {
     Expiring { threshold: Duration },
     /// Its expiry passed.
     Expired,
+    /// 80 % of its credits are used.
+    CreditsLow,
 }

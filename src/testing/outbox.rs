@@ -6,6 +6,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::properties::token;
+use crate::policy::{Credits, Policies};
 use crate::store::webhooks::{Claimed, EndpointId, NewAttempt, NewEndpoint, Next, WebhookStore};
 use crate::store::{NewToken, RevocationReason, StoreError, TokenStore};
 use crate::webhooks::WebhookSecret;
@@ -83,7 +84,8 @@ fn expiring(tenant: &str, secret: &str, expires_at: OffsetDateTime) -> NewToken 
 /// ends; retries keep the event id; delivered messages are never claimed again; giving
 /// up marks the endpoint failing and a delivery clears it; attempts are listed newest
 /// first per tenant; cascades and rotations say why; expiry events are written once per
-/// token and threshold; claims made at once never share a message.
+/// token and threshold; `token.credits_low` is written once, when a reservation uses
+/// the last 20 % of the credits; claims made at once never share a message.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -99,6 +101,7 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
         "token.revoked",
         "token.expiring",
         "token.expired",
+        "token.credits_low",
     ];
     let a = endpoint(store, "acme", &all).await;
     let b = endpoint(store, "acme", &["token.revoked"]).await;
@@ -326,6 +329,38 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
         summary(&claimed),
         [(a, "token.expiring".into(), sooner.id.get(), "86400".into())]
     );
+    deliver_all(store, &claimed).await;
+
+    // Credits: announced when a reservation takes the balance into its last 20 %, once.
+    let budget = store
+        .insert(NewToken {
+            policies: Policies::none().credits(Credits::new(10)),
+            ..token("acme", "outbox-8", None)
+        })
+        .await
+        .expect("insert");
+    deliver_all(store, &claim(store, later()).await).await;
+    let now = OffsetDateTime::now_utc();
+    for (want, left) in [(7, 3), (1, 2), (2, 0)] {
+        let grant = store
+            .reserve_credits(budget.id, want, now)
+            .await
+            .expect("reserve")
+            .expect("the key has credits");
+        assert_eq!(grant.remaining, left);
+    }
+    let claimed = claim(store, later()).await;
+    assert_eq!(
+        summary(&claimed),
+        [(
+            a,
+            "token.credits_low".into(),
+            budget.id.get(),
+            String::new()
+        )]
+    );
+    let low: serde_json::Value = serde_json::from_str(&claimed[0].message.body).expect("JSON");
+    assert_eq!(low["data"]["policies"]["credits"]["remaining"], 2);
     deliver_all(store, &claimed).await;
 
     // Claims made at once never share a message.

@@ -16,6 +16,7 @@ fn limited(tenant: &str, secret: &str) -> NewToken {
             remaining: 10,
             refill: Some(Refill::new(25, RefillPeriod::Day)),
             counted_since: datetime!(2030-01-01 0:00 UTC),
+            allotted: 25,
         })
         .allowed_ips(["203.0.113.0/24", "2001:db8::/32"])
         .expect("valid");

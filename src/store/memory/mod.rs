@@ -454,11 +454,16 @@ impl TokenStore for MemoryStore {
     ) -> Result<Option<CreditGrant>, StoreError> {
         let mut state = self.write();
         let record = state.records.get_mut(&id).ok_or(StoreError::NotFound)?;
-        Ok(record
-            .policies
-            .credits
-            .as_mut()
-            .map(|credits| credits.take(want, now)))
+        let Some(credits) = record.policies.credits.as_mut() else {
+            return Ok(None);
+        };
+        let before = credits.remaining_at(now);
+        let grant = credits.take(want, now);
+        if credits.crossed_low(before, grant.remaining) {
+            let record = record.clone();
+            self.announce(&record, Happened::CreditsLow);
+        }
+        Ok(Some(grant))
     }
 
     async fn return_credits(

@@ -89,6 +89,7 @@ pub(super) async fn reserve_credits(
     let Some(mut credits) = policies_of(json.as_deref(), remaining, since)?.credits else {
         return Ok(None);
     };
+    let before = credits.remaining_at(now);
     let grant = credits.take(want, now);
     transaction
         .execute(
@@ -102,6 +103,10 @@ pub(super) async fn reserve_credits(
         )
         .await
         .map_err(unavailable)?;
+    if credits.crossed_low(before, grant.remaining) {
+        let record = super::tokens::read(&transaction, id).await?;
+        super::tokens::announce(&transaction, &record, crate::store::Happened::CreditsLow).await?;
+    }
     transaction.commit().await.map_err(unavailable)?;
     Ok(Some(grant))
 }

@@ -108,9 +108,25 @@ async fn delete_records(
     Ok(gone)
 }
 
+/// Token `id`, read in the caller's transaction.
+pub(super) async fn read(
+    db: &impl deadpool_postgres::GenericClient,
+    id: TokenId,
+) -> Result<TokenRecord, StoreError> {
+    let row = db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM tower_bearer_tokens WHERE id = $1"),
+            &[&id_param(id)],
+        )
+        .await
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound)?;
+    record(&row)
+}
+
 /// Writes the webhook messages of `happened` to `record` in the caller's transaction
 /// (feature `webhooks`; nothing without it).
-async fn announce(
+pub(super) async fn announce(
     db: &impl deadpool_postgres::GenericClient,
     record: &TokenRecord,
     happened: Happened,

@@ -79,6 +79,7 @@ pub(super) fn reserve_credits(
     let Some(mut credits) = policies_of(json.as_deref(), remaining, since)?.credits else {
         return Ok(None);
     };
+    let before = credits.remaining_at(now);
     let grant = credits.take(want, now);
     db.prepare_cached("UPDATE tokens SET credits_remaining = ?1, credits_since = ?2 WHERE id = ?3")
         .map_err(unavailable)?
@@ -88,6 +89,10 @@ pub(super) fn reserve_credits(
             id_param(id)
         ])
         .map_err(unavailable)?;
+    if credits.crossed_low(before, grant.remaining) {
+        let record = super::tokens::read(db, id)?;
+        super::tokens::announce(db, &record, crate::store::Happened::CreditsLow)?;
+    }
     Ok(Some(grant))
 }
 

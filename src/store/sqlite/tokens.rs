@@ -110,7 +110,11 @@ fn id_and_digest(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)> {
 
 /// Writes the webhook messages of `happened` to `record` in the caller's transaction
 /// (feature `webhooks`; nothing without it).
-fn announce(db: &Connection, record: &TokenRecord, happened: Happened) -> Result<(), StoreError> {
+pub(super) fn announce(
+    db: &Connection,
+    record: &TokenRecord,
+    happened: Happened,
+) -> Result<(), StoreError> {
     #[cfg(feature = "webhooks")]
     return super::outbox::announce(db, record, happened);
     #[cfg(not(feature = "webhooks"))]
@@ -118,6 +122,15 @@ fn announce(db: &Connection, record: &TokenRecord, happened: Happened) -> Result
         let _ = (db, record, happened);
         Ok(())
     }
+}
+
+/// Token `id`, read in the caller's transaction.
+pub(super) fn read(db: &Connection, id: TokenId) -> Result<TokenRecord, StoreError> {
+    one(
+        db,
+        &format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"),
+        [id_param(id)],
+    )
 }
 
 /// Runs a `DELETE … RETURNING {COLUMNS}`: the records it deleted, each logged on the

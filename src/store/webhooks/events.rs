@@ -49,7 +49,7 @@ impl Event {
             Happened::Expiring { threshold } => {
                 fields.insert("threshold_seconds".into(), threshold.as_secs().into());
             }
-            Happened::Created | Happened::Updated | Happened::Expired => {}
+            Happened::Created | Happened::Updated | Happened::Expired | Happened::CreditsLow => {}
         }
         let timestamp = at
             .format(&time::format_description::well_known::Rfc3339)
@@ -77,6 +77,7 @@ pub(crate) fn event_type(kind: TokenKind, happened: Happened) -> Option<&'static
         (_, Happened::Revoked(_)) => "token.revoked",
         (_, Happened::Expiring { .. }) => "token.expiring",
         (_, Happened::Expired) => "token.expired",
+        (_, Happened::CreditsLow) => "token.credits_low",
     })
 }
 
