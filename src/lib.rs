@@ -140,6 +140,8 @@ pub mod guide {
     pub mod performance {}
     #[doc = include_str!("../docs/metrics.md")]
     pub mod metrics {}
+    #[doc = include_str!("../docs/webhooks.md")]
+    pub mod webhooks {}
 }
 pub mod header;
 pub mod identity;

@@ -3,6 +3,12 @@
 //! stores do. An endpoint belongs to one tenant and keeps its signing secret (and, for a
 //! while after a rotation, the one before), which a sender must know: unlike tokens,
 //! webhook secrets are stored as they are.
+//!
+//! The same stores keep the outbox: a token store that is also a [`WebhookStore`]
+//! writes, in the transaction of each change, one [`Queued`] message per endpoint of the
+//! tenant subscribed to the event; the registry claims them
+//! ([`WebhookStore::claim_messages`]), delivers them and records each attempt
+//! ([`WebhookStore::record_attempt`]).
 
 pub(crate) mod events;
 

@@ -1,8 +1,8 @@
-//! Webhooks (feature `webhooks`, in progress — issue 31): telling an application's
-//! endpoints when a key is created, revoked, leaked or about to expire, signed the
-//! [Standard Webhooks](https://www.standardwebhooks.com/) way.
-//!
-//! What exists so far are the parts every delivery rests on:
+//! Webhooks (feature `webhooks`): telling an application's endpoints when a key is
+//! created, changed, rotated, revoked, about to expire or low on credits, signed the
+//! [Standard Webhooks](https://www.standardwebhooks.com/) way and delivered exactly once
+//! per event and endpoint. The [guide](crate::guide::webhooks) tells the whole story;
+//! this module holds the parts that know nothing of stores:
 //!
 //! - [`WebhookSecret`] and [`signature_header`]: `webhook-signature: v1,<base64 of
 //!   HMAC-SHA256(secret, "{webhook-id}.{webhook-timestamp}.{body}")>`, one signature per
@@ -15,6 +15,10 @@
 //!   `webhook-timestamp` and `webhook-signature`, rustls, no redirect followed, a 2xx
 //!   within [`DELIVERY_TIMEOUT`] is success — connecting only to the addresses its
 //!   resolver checked.
+//! - [`DeliveryOptions`]: retries, concurrency, expiry thresholds.
+//!
+//! The outbox is the stores' ([`store::webhooks`](crate::store::webhooks)); the registry
+//! delivers it ([`RegistryBuilder::webhooks`](crate::registry::RegistryBuilder::webhooks)).
 //!
 //! ```
 //! use tower_bearer::webhooks::{Targets, WebhookSecret, check_url, signature_header};
