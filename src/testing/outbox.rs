@@ -102,6 +102,8 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
         "token.expiring",
         "token.expired",
         "token.credits_low",
+        "session.created",
+        "session.ended",
     ];
     let a = endpoint(store, "acme", &all).await;
     let b = endpoint(store, "acme", &["token.revoked"]).await;
@@ -362,6 +364,52 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
     let low: serde_json::Value = serde_json::from_str(&claimed[0].message.body).expect("JSON");
     assert_eq!(low["data"]["policies"]["credits"]["remaining"], 2);
     deliver_all(store, &claimed).await;
+
+    // A session opens and is revoked with its key.
+    let owner = store
+        .insert(token("acme", "outbox-9", None))
+        .await
+        .expect("insert");
+    let session = store
+        .insert(NewToken {
+            kind: crate::identity::TokenKind::Session,
+            created_by: Some(owner.id),
+            ..token("acme", "outbox-10", Some(OffsetDateTime::now_utc() + DAY))
+        })
+        .await
+        .expect("insert");
+    store
+        .delete("acme", session.id, RevocationReason::Cascade)
+        .await
+        .expect("delete");
+    let claimed = claim(store, later()).await;
+    let events: Vec<(String, u64, String)> = summary(&claimed)
+        .into_iter()
+        .map(|(_, kind, id, extra)| (kind, id, extra))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("token.created".into(), owner.id.get(), String::new()),
+            ("session.created".into(), session.id.get(), String::new()),
+            ("session.ended".into(), session.id.get(), "cascade".into()),
+        ]
+    );
+    deliver_all(store, &claimed).await;
+
+    // Nodes checking expiry at once write each event once.
+    let now = OffsetDateTime::now_utc();
+    store
+        .insert(expiring("acme", "outbox-11", now + DAY / 4))
+        .await
+        .expect("insert");
+    deliver_all(store, &claim(store, later()).await).await;
+    let (first, second) = tokio::join!(
+        store.write_expiry_events(now, &thresholds),
+        store.write_expiry_events(now, &thresholds),
+    );
+    assert_eq!(first.expect("expiry") + second.expect("expiry"), 1);
+    deliver_all(store, &claim(store, later()).await).await;
 
     // Claims made at once never share a message.
     for n in 0..20 {
