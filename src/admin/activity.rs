@@ -16,7 +16,7 @@ use super::handlers::Context;
 use crate::activity::ActivityLog;
 use crate::api::body::json;
 use crate::api::error::ApiError;
-use crate::api::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs};
+use crate::api::input::{DEFAULT_LIMIT, page_limit, parse_id, query_pairs, starting_after};
 use crate::extract::{AdminScope, Scoped};
 use crate::identity::TokenId;
 use crate::registry::RegistryError;
@@ -104,16 +104,7 @@ fn activity_query(query: Option<&str>) -> Result<ActivityQuery, ApiError> {
     for (name, value) in query_pairs(query) {
         match &*name {
             "limit" => activity.limit = page_limit(&value)?,
-            "starting_after" => {
-                // Row ids are positive integers, like token ids.
-                let id = parse_id(&value).map_err(|_| {
-                    invalid(
-                        "starting_after",
-                        "The starting_after parameter must be a row id.",
-                    )
-                })?;
-                activity = activity.before(id.get());
-            }
+            "starting_after" => activity = activity.before(starting_after(&value, "a row")?),
             "outcome" => {
                 let outcome = value.parse::<Outcome>().map_err(|_| {
                     invalid(

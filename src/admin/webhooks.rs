@@ -15,7 +15,7 @@ use crate::api::body::json;
 use crate::api::error::{ApiError, FieldErrors};
 use crate::api::input::{
     DEFAULT_LIMIT, Fields, page_limit, parse_id, query_pairs, read_json, read_optional_json,
-    reject_unknown, required,
+    reject_unknown, required, starting_after,
 };
 use crate::extract::{AdminScope, Scoped};
 use crate::registry::{RegistryError, Webhooks};
@@ -575,16 +575,7 @@ pub(super) async fn deliveries(
         for (name, value) in query_pairs(query.as_deref()) {
             match &*name {
                 "limit" => limit = page_limit(&value)?,
-                "starting_after" => {
-                    let after = parse_id(&value).map_err(|_| {
-                        ApiError::field(
-                            StatusCode::BAD_REQUEST,
-                            "starting_after",
-                            "The starting_after parameter must be an attempt id.",
-                        )
-                    })?;
-                    before = Some(after.get());
-                }
+                "starting_after" => before = Some(starting_after(&value, "an attempt")?),
                 _ => {}
             }
         }

@@ -140,21 +140,24 @@ pub(crate) fn list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
     for (name, value) in query_pairs(query) {
         match &*name {
             "limit" => list.limit = page_limit(&value)?,
-            "starting_after" => {
-                let id = parse_id(&value).map_err(|_| {
-                    ApiError::field(
-                        StatusCode::BAD_REQUEST,
-                        "starting_after",
-                        "The starting_after parameter must be a token id.",
-                    )
-                })?;
-                list = list.after(id);
-            }
+            "starting_after" => list = list.after(TokenId::new(starting_after(&value, "a token")?)),
             "owner" => list = list.owner(&value),
             _ => {}
         }
     }
     Ok(list)
+}
+
+/// A page's `starting_after`: the id of the last item (`what`: "a token", "an attempt"…)
+/// of the page before, a positive integer.
+pub(crate) fn starting_after(value: &str, what: &str) -> Result<u64, ApiError> {
+    parse_id(value).map(TokenId::get).map_err(|_| {
+        ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "starting_after",
+            format!("The starting_after parameter must be {what} id."),
+        )
+    })
 }
 
 /// A page's `limit`: 1 to 100.
