@@ -80,7 +80,7 @@ use tower_bearer::store::activity::ActivityStore;
 use tower_bearer::store::webhooks::WebhookStore;
 use tower_bearer::store::{PostgresStore, SqliteStore};
 use tower_bearer::token::{Env, Formats, IssueFormat};
-use tower_bearer::webhooks::Targets;
+use tower_bearer::webhooks::{DeliveryOptions, Targets};
 use tower_bearer::{BearerAuthLayer, Principal, Registry, TokenId};
 
 const USAGE: &str = "\
@@ -92,6 +92,7 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
               [--activity on|off] [--rate-limit-headers ietf|github]
               [--github-keys-url URL] [--gitlab-keys-url URL] [--token-type NAME]
               [--metrics-addr HOST:PORT] [--allow-private-webhooks]
+              [--no-webhook-delivery]
        server --issue-admin-token [TENANT] [--db PATH]
        server --print-token-pattern
 
@@ -129,6 +130,8 @@ usage: server [--addr HOST:PORT] [--db PATH] [--style laravel|drf|envelope]
                        http://HOST:PORT/metrics (default: not served)
   --allow-private-webhooks  let webhook endpoints be plain http and on private
                        addresses (127.0.0.1…): for tests, never on a shared service
+  --no-webhook-delivery  write webhook events but deliver none from this process
+                       (another node delivers them; a test server reaches nothing)
   --print-token-pattern  print the regular expression to register with the secret
                        scanners, and exit
   --issue-admin-token  mint a new admin token for TENANT (default `default`) in the database,
@@ -164,6 +167,8 @@ struct Args {
     metrics_addr: Option<SocketAddr>,
     /// `--allow-private-webhooks`: endpoints on private addresses and plain http too.
     webhook_targets: Targets,
+    /// Not `--no-webhook-delivery`.
+    deliver_webhooks: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -190,11 +195,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
         print_token_pattern: false,
         metrics_addr: None,
         webhook_targets: Targets::Public,
+        deliver_webhooks: true,
     };
     let optional = [
         "--issue-admin-token",
         "--print-token-pattern",
         "--allow-private-webhooks",
+        "--no-webhook-delivery",
     ];
     bootstrap::parse_flags(args, &optional, |flag, value| {
         match flag {
@@ -280,6 +287,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--token-type" => parsed.token_type = value,
             "--print-token-pattern" => parsed.print_token_pattern = true,
             "--allow-private-webhooks" => parsed.webhook_targets = Targets::AllowPrivate,
+            "--no-webhook-delivery" => parsed.deliver_webhooks = false,
             "--issue-admin-token" => {
                 parsed.recovery_tenant = Some(if value.is_empty() {
                     DEFAULT_TENANT.to_owned()
@@ -503,7 +511,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .env(args.env)
         .sessions(sessions)
         .trusted_proxies(args.trusted_proxies.clone().header(args.forwarded_header))
-        .webhooks(webhooks, args.webhook_targets);
+        .webhooks(webhooks, args.webhook_targets)
+        .webhook_options(DeliveryOptions::default().deliver_here(args.deliver_webhooks));
     if args.activity {
         builder = builder.activity(ActivityConfig::new(activity));
     }

@@ -71,7 +71,9 @@ def main():
     keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeyDocument)
     threading.Thread(target=keys.serve_forever, daemon=True).start()
     keys_url = f"http://127.0.0.1:{keys.server_address[1]}/keys"
-    scanning = ["--github-keys-url", keys_url, "--gitlab-keys-url", keys_url]
+    # Endpoints the fuzzer registers may name any public host: nothing is delivered.
+    scanning = ["--github-keys-url", keys_url, "--gitlab-keys-url", keys_url,
+                "--no-webhook-delivery"]
     with tempfile.TemporaryDirectory() as directory:
         with example_server(server_binary, directory, scanning) as (addr, admin, _):
             fillers = [

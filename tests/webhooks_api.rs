@@ -382,3 +382,61 @@ async fn an_endpoints_deliveries_are_its_tenants_alone() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
     }
 }
+
+/// Two example servers on one SQLite file, one started with `--no-webhook-delivery`: the
+/// events of its changes are delivered by the other, once.
+#[tokio::test]
+async fn a_server_that_does_not_deliver_leaves_its_events_to_one_that_does() {
+    use std::time::Duration;
+    use support::example::ExampleProcess;
+    use support::webhooks::Receiver;
+    let receiver = Receiver::default();
+    let hook = receiver.serve(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    let db = db.to_str().unwrap();
+    let quiet = [
+        "--addr",
+        "127.0.0.1:0",
+        "--db",
+        db,
+        "--allow-private-webhooks",
+        "--no-webhook-delivery",
+    ];
+    let mut api = ExampleProcess::start("server", "full", &quiet, 1).await;
+    let admin = api.stdout_line().await;
+    let admin = admin.strip_prefix("admin token: ").unwrap().to_owned();
+    let client = HttpClient::new(api.addrs[0]);
+    let body = json!({"url": hook, "events": ["token.created"]}).to_string();
+    let (status, created) = client.call_json("POST", "/webhooks", &admin, &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, issued) = client
+        .call_json("POST", "/tokens", &admin, r#"{"name":"written here"}"#)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "this server delivers nothing"
+    );
+
+    let worker_args = [
+        "--addr",
+        "127.0.0.1:0",
+        "--db",
+        db,
+        "--allow-private-webhooks",
+    ];
+    let worker = ExampleProcess::start("server", "full", &worker_args, 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receiver.received().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    assert_eq!(received[0].1["type"], "token.created");
+    assert_eq!(received[0].1["data"]["id"], issued["id"]);
+    assert_eq!(worker.interrupt().await, "");
+    assert_eq!(api.interrupt().await, "");
+}

@@ -445,7 +445,7 @@
     const pages = await Promise.all(endpoints.map((endpoint) =>
       call("GET", `/webhooks/${endpoint.id}/deliveries?limit=10`)
         .then((page) => page.data.map((attempt) => ({ ...attempt, url: endpoint.url })))));
-    const attempts = pages.flat().sort((a, b) => b.at.localeCompare(a.at)).slice(0, 20);
+    const attempts = pages.flat().sort((a, b) => Date.parse(b.at) - Date.parse(a.at)).slice(0, 20);
     const rows = attempts.map((attempt) => {
       const row = document.createElement("tr");
       row.dataset.eventId = attempt.event_id;

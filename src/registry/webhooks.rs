@@ -79,7 +79,12 @@ impl Webhooks {
 impl Registry {
     /// Starts the delivery task of the configured webhooks, if any.
     pub(super) fn spawn_webhook_delivery(&self) {
-        let Some(webhooks) = &self.inner.webhooks else {
+        let Some(webhooks) = self
+            .inner
+            .webhooks
+            .as_ref()
+            .filter(|webhooks| webhooks.options.deliver_here)
+        else {
             return;
         };
         let task = tokio::spawn(deliver(

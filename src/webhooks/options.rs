@@ -32,6 +32,7 @@ pub struct DeliveryOptions {
     pub(crate) give_up_after: Duration,
     pub(crate) expiry_thresholds: Vec<Duration>,
     pub(crate) expiry_check_interval: Duration,
+    pub(crate) deliver_here: bool,
 }
 
 /// The longest wait between two attempts.
@@ -47,6 +48,7 @@ impl Default for DeliveryOptions {
             give_up_after: Duration::from_secs(24 * 3600),
             expiry_thresholds: vec![Duration::from_secs(7 * 86_400), Duration::from_secs(86_400)],
             expiry_check_interval: Duration::from_secs(60),
+            deliver_here: true,
         }
     }
 }
@@ -100,6 +102,15 @@ impl DeliveryOptions {
     #[must_use]
     pub fn expiry_check_interval(mut self, interval: Duration) -> Self {
         self.expiry_check_interval = interval;
+        self
+    }
+
+    /// Whether this node delivers (yes): a node told not to still writes the events of
+    /// its changes to the outbox, for the nodes that deliver — API nodes and delivery
+    /// workers, or a test server that must reach nothing.
+    #[must_use]
+    pub fn deliver_here(mut self, deliver: bool) -> Self {
+        self.deliver_here = deliver;
         self
     }
 
