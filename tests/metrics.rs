@@ -251,6 +251,7 @@ fn the_dashboard_and_the_alerts_name_only_emitted_metrics() {
         telemetry::ACTIVITY_DROPPED_TOTAL,
         telemetry::SESSIONS_ISSUED_TOTAL,
         telemetry::TOKENS_CACHED,
+        telemetry::WEBHOOK_DELIVERIES_TOTAL,
     ];
     let histograms = [
         telemetry::STORE_DURATION_SECONDS,

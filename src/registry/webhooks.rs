@@ -253,6 +253,12 @@ async fn attempt(
             (NewAttempt::new(started, status, latency, Some(error)), next)
         }
     };
+    #[cfg(feature = "metrics")]
+    crate::telemetry::webhook_attempt(match next {
+        Next::Delivered => "delivered",
+        Next::RetryAt(_) => "failed",
+        _ => "given_up",
+    });
     if let Err(error) = store.record_attempt(&message, record, next).await {
         // The lease runs out and the message is tried again: a receiver may see it
         // twice (same webhook-id), never lose it.

@@ -65,6 +65,9 @@ pub const ACTIVITY_DROPPED_TOTAL: &str = "tower_bearer_activity_dropped_total";
 pub const SESSIONS_ISSUED_TOTAL: &str = "tower_bearer_sessions_issued_total";
 /// Verified tokens in the registry's cache (gauge).
 pub const TOKENS_CACHED: &str = "tower_bearer_tokens_cached";
+/// Webhook delivery attempts, by `result`: `delivered`, `failed` (retried later) or
+/// `given_up` (the last attempt failed) (counter).
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "tower_bearer_webhook_deliveries_total";
 
 /// Gives the installed recorder every metric's unit and description (exporters show them
 /// as `# HELP` and `# UNIT`). Call it once after installing the recorder.
@@ -114,6 +117,11 @@ pub fn describe() {
         Unit::Count,
         "Verified tokens in the registry's cache."
     );
+    describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        Unit::Count,
+        "Webhook delivery attempts, by result."
+    );
 }
 
 /// Publishes what was counted per thread since the last call, and sets the gauges
@@ -157,4 +165,11 @@ pub(crate) fn feed_reconnected() {
 #[cfg(feature = "exchange")]
 pub(crate) fn session_issued() {
     ::metrics::counter!(SESSIONS_ISSUED_TOTAL).increment(1);
+}
+
+/// Counts a webhook delivery attempt that ended as `result` (`delivered`, `failed`,
+/// `given_up`).
+#[cfg(feature = "webhooks")]
+pub(crate) fn webhook_attempt(result: &'static str) {
+    ::metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "result" => result).increment(1);
 }
