@@ -21,6 +21,9 @@ use crate::webhooks::{Attempt, Deliverer, DeliveryOptions, Message, Targets, Web
 const CLAIM_PER_DELIVERY: usize = 4;
 /// How often delivered and given-up messages older than [`KEEP_MESSAGES`] are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// What a claim's lease adds to the longest its batch can take, and its bound.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+const MAX_LEASE: Duration = Duration::from_secs(86_400);
 /// How long delivered and given-up messages stay listed with their attempts.
 const KEEP_MESSAGES: Duration = Duration::from_secs(30 * 86_400);
 
@@ -101,9 +104,9 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 
-    /// Stops delivering webhooks on this node, for a shutdown: the deliveries under way
-    /// finish (within their timeout) and are recorded, so that no receiver gets a message
-    /// twice because this process stopped; the messages not yet claimed stay in the
+    /// Stops delivering webhooks on this node, for a shutdown: the messages it claimed
+    /// are sent (each within its timeout) and recorded, so that no receiver gets a
+    /// message twice because this process stopped; the messages not yet claimed stay in the
     /// outbox for the other nodes, or for this one's next start. Without webhooks, or
     /// called again, it returns at once.
     pub async fn stop_webhooks(&self) {
@@ -139,6 +142,16 @@ async fn deliver(
     let mut expiry = Outage::new("writing webhook expiry events");
     let mut pruning = Outage::new("pruning webhook messages");
     let batch = options.concurrency * CLAIM_PER_DELIVERY;
+    // Longer than a batch can take (each delivery slot sends its share, one after the
+    // other, each within the timeout), so that no message of it is claimed again by
+    // another node while this one may still send it; short enough that the messages of
+    // a node that died go to another soon.
+    let lease = options
+        .timeout
+        .checked_mul(u32::try_from(CLAIM_PER_DELIVERY).unwrap_or(u32::MAX))
+        .unwrap_or(Duration::MAX)
+        .saturating_add(LEASE_MARGIN)
+        .min(MAX_LEASE);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -164,10 +177,7 @@ async fn deliver(
         }
         loop {
             let now = OffsetDateTime::now_utc();
-            let claimed = match store
-                .claim_messages(now, now + options.lease(), batch)
-                .await
-            {
+            let claimed = match store.claim_messages(now, now + lease, batch).await {
                 Ok(claimed) => {
                     claiming.record(Ok::<(), crate::store::StoreError>(()));
                     claimed

@@ -122,11 +122,4 @@ impl DeliveryOptions {
             .unwrap_or(MAX_RETRY_DELAY)
             .min(MAX_RETRY_DELAY)
     }
-
-    /// The lease a node takes on the messages it claims: longer than any attempt, so
-    /// that a message is never sent by two nodes at once, and short enough that a node
-    /// that stopped mid-delivery hands its messages over soon.
-    pub(crate) fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
-    }
 }
