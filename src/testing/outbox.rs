@@ -397,6 +397,39 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
     );
     deliver_all(store, &claimed).await;
 
+    // A session pruned before an expiry check saw it expire still ends, once.
+    let now = OffsetDateTime::now_utc();
+    let brief = store
+        .insert(NewToken {
+            kind: crate::identity::TokenKind::Session,
+            created_by: Some(owner.id),
+            ..token("acme", "outbox-12", Some(now - Duration::from_secs(60)))
+        })
+        .await
+        .expect("insert");
+    deliver_all(store, &claim(store, later()).await).await;
+    let pruned = store.prune_expired_sessions(now).await.expect("prune");
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(
+        store
+            .write_expiry_events(now, &thresholds)
+            .await
+            .expect("expiry"),
+        0
+    );
+    let claimed = claim(store, later()).await;
+    assert_eq!(
+        summary(&claimed),
+        [(a, "session.ended".into(), brief.id.get(), String::new())]
+    );
+    deliver_all(store, &claimed).await;
+    // Keys whose expiry was announced, or is still to come, are pruned silently.
+    store.prune_expired(now + 3 * DAY).await.expect("prune");
+    assert!(
+        claim(store, later()).await.is_empty(),
+        "nothing announced twice"
+    );
+
     // Nodes checking expiry at once write each event once.
     let now = OffsetDateTime::now_utc();
     store

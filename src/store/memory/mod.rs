@@ -131,10 +131,21 @@ impl MemoryStore {
                 .filter(|record| kind.is_none_or(|kind| record.kind == kind))
                 .map(|record| record.id)
                 .collect();
-            expired
-                .into_iter()
-                .filter_map(|id| state.remove(id))
-                .collect()
+            let now = OffsetDateTime::now_utc();
+            let mut pruned = Vec::with_capacity(expired.len());
+            for id in expired {
+                if let Some(record) = state.remove_record(id) {
+                    #[cfg(feature = "webhooks")]
+                    self.expired_on_prune(&record, now);
+                    pruned.push(Invalidation {
+                        id,
+                        digest: record.digest,
+                    });
+                }
+            }
+            #[cfg(not(feature = "webhooks"))]
+            let _ = now;
+            pruned
         };
         for invalidation in &pruned {
             self.publish(Change::Invalidated(*invalidation));
@@ -168,13 +179,6 @@ impl State {
         self.by_digest.insert(record.digest, id);
         self.records.insert(id, record.clone());
         Ok(record)
-    }
-
-    fn remove(&mut self, id: TokenId) -> Option<Invalidation> {
-        self.remove_record(id).map(|record| Invalidation {
-            id,
-            digest: record.digest,
-        })
     }
 
     fn remove_record(&mut self, id: TokenId) -> Option<TokenRecord> {

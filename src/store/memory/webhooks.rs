@@ -76,6 +76,22 @@ impl MemoryStore {
         }
     }
 
+    /// The expiry event of `record`, pruned at `now` before an expiry check saw it
+    /// expire: written once (its mark), if it expired within the lookback.
+    pub(super) fn expired_on_prune(&self, record: &TokenRecord, now: OffsetDateTime) {
+        let window = &expiry_windows(now, &[])[0];
+        let expired_lately = record
+            .expires_at
+            .map(to_millis)
+            .is_some_and(|at| at > window.after && at <= window.until);
+        if expired_lately
+            && self.outbox().marks.insert((record.id, 0))
+            && let Some(event) = window.event(record, now)
+        {
+            self.enqueue(&event);
+        }
+    }
+
     fn subscribed(&self, tenant: &str, kind: &str) -> bool {
         self.webhooks()
             .1

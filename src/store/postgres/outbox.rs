@@ -313,6 +313,36 @@ pub(super) async fn write_expiry_events(
     Ok(written)
 }
 
+/// The expiry event of `record`, deleted by a prune at `now` before an expiry check saw
+/// it expire: written once (its mark), if it expired within the lookback.
+pub(super) async fn expired_on_prune(
+    db: &impl GenericClient,
+    record: &TokenRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let window = &expiry_windows(now, &[])[0];
+    let expired_lately = record
+        .expires_at
+        .map(millis)
+        .is_some_and(|at| at > window.after && at <= window.until);
+    if !expired_lately {
+        return Ok(());
+    }
+    let first = db
+        .execute(
+            "INSERT INTO tower_bearer_webhook_expiry_marks (token_id, mark_ms) \
+             VALUES ($1, 0) ON CONFLICT DO NOTHING",
+            &[&id_param(record.id)],
+        )
+        .await
+        .map_err(unavailable)?
+        == 1;
+    if first && let Some(event) = window.event(record, now) {
+        enqueue(db, &event).await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn prune(
     client: &mut deadpool_postgres::Object,
     cutoff: OffsetDateTime,

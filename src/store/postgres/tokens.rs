@@ -11,8 +11,7 @@ use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
 use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::store::columns::{
-    COLUMNS, RawRecord, count_param, digest_of, id_param, metadata_column, policy_columns,
-    scopes_column, token_id,
+    COLUMNS, RawRecord, count_param, id_param, metadata_column, policy_columns, scopes_column,
 };
 use crate::store::{
     ChangeStream, Happened, Invalidation, ListQuery, NewToken, RevocationReason, StoreError,
@@ -21,8 +20,9 @@ use crate::store::{
 use crate::token::Digest;
 
 impl PostgresStore {
-    /// Runs a `DELETE … WHERE … < $1 RETURNING id, digest` with `cutoff`, logging each
-    /// deletion in the change log in the same transaction.
+    /// Runs a `DELETE … WHERE … < $1` with `cutoff`, logging each deletion in the change
+    /// log in the same transaction, and the expiry event of a token no expiry check saw
+    /// expire (feature `webhooks`).
     async fn prune(
         &self,
         delete: &str,
@@ -31,13 +31,24 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let transaction = write_transaction(&mut client).await?;
         let rows = transaction
-            .query(delete, &[&millis(cutoff)])
+            .query(&format!("{delete} RETURNING {COLUMNS}"), &[&millis(cutoff)])
             .await
             .map_err(unavailable)?;
-        let pruned: Vec<Invalidation> = rows.iter().map(invalidation).collect::<Result<_, _>>()?;
-        for gone in &pruned {
-            log_change(&transaction, Kind::Invalidated, gone).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut pruned = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let record = record(row)?;
+            let gone = Invalidation {
+                id: record.id,
+                digest: record.digest,
+            };
+            log_change(&transaction, Kind::Invalidated, &gone).await?;
+            #[cfg(feature = "webhooks")]
+            super::outbox::expired_on_prune(&transaction, &record, now).await?;
+            pruned.push(gone);
         }
+        #[cfg(not(feature = "webhooks"))]
+        let _ = now;
         transaction.commit().await.map_err(unavailable)?;
         Ok(pruned)
     }
@@ -71,15 +82,6 @@ fn raw(row: &Row) -> Result<RawRecord, StoreError> {
 
 pub(super) fn record(row: &Row) -> Result<TokenRecord, StoreError> {
     raw(row)?.check()
-}
-
-fn invalidation(row: &Row) -> Result<Invalidation, StoreError> {
-    let id: i64 = row.try_get(0).map_err(StoreError::unavailable)?;
-    let digest: Vec<u8> = row.try_get(1).map_err(StoreError::unavailable)?;
-    Ok(Invalidation {
-        id: token_id(id)?,
-        digest: digest_of(digest)?,
-    })
 }
 
 /// Deletes with `delete` (a `DELETE … RETURNING {COLUMNS}`) in `transaction`: the
@@ -484,8 +486,7 @@ impl TokenStore for PostgresStore {
 
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
         self.prune(
-            "DELETE FROM tower_bearer_tokens WHERE expires_at IS NOT NULL AND expires_at < $1 \
-             RETURNING id, digest",
+            "DELETE FROM tower_bearer_tokens WHERE expires_at IS NOT NULL AND expires_at < $1",
             cutoff,
         )
         .await
@@ -497,7 +498,7 @@ impl TokenStore for PostgresStore {
     ) -> Result<Vec<Invalidation>, StoreError> {
         self.prune(
             "DELETE FROM tower_bearer_tokens WHERE kind = 'session' AND expires_at IS NOT NULL \
-             AND expires_at < $1 RETURNING id, digest",
+             AND expires_at < $1",
             cutoff,
         )
         .await

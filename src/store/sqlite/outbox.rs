@@ -257,6 +257,35 @@ pub(super) fn write_expiry_events(
     })
 }
 
+/// The expiry event of `record`, deleted by a prune at `now` before an expiry check saw
+/// it expire: written once (its mark), if it expired within the lookback.
+pub(super) fn expired_on_prune(
+    db: &Connection,
+    record: &TokenRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let window = &expiry_windows(now, &[])[0];
+    let expired_lately = record
+        .expires_at
+        .map(millis)
+        .is_some_and(|at| at > window.after && at <= window.until);
+    if !expired_lately {
+        return Ok(());
+    }
+    let first = db
+        .prepare_cached(
+            "INSERT OR IGNORE INTO webhook_expiry_marks (token_id, mark_ms) VALUES (?1, 0)",
+        )
+        .map_err(unavailable)?
+        .execute([id_param(record.id)])
+        .map_err(unavailable)?
+        == 1;
+    if first && let Some(event) = window.event(record, now) {
+        enqueue(db, &event)?;
+    }
+    Ok(())
+}
+
 pub(super) fn prune(db: &Connection, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
     in_transaction(db, |db| {
         let done = "SELECT id FROM webhook_messages WHERE COALESCE(delivered_at, given_up_at) < ?1";

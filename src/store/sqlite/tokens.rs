@@ -10,8 +10,7 @@ use crate::clock::to_millis as millis;
 use crate::identity::{TokenId, TokenKind};
 use crate::policy::{CreditGrant, RateGrant, RateLimit};
 use crate::store::columns::{
-    COLUMNS, RawRecord, count_param, digest_of, id_param, metadata_column, policy_columns,
-    scopes_column, token_id,
+    COLUMNS, RawRecord, count_param, id_param, metadata_column, policy_columns, scopes_column,
 };
 use crate::store::{
     ChangeStream, Happened, Invalidation, ListQuery, NewToken, RevocationReason, StoreError,
@@ -89,25 +88,6 @@ fn insert(db: &Connection, token: &NewToken) -> Result<TokenRecord, StoreError> 
     )
 }
 
-fn invalidations(
-    rows: rusqlite::MappedRows<'_, impl FnMut(&Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)>>,
-) -> Result<Vec<Invalidation>, StoreError> {
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(unavailable)?
-        .into_iter()
-        .map(|(id, digest)| {
-            Ok(Invalidation {
-                id: token_id(id)?,
-                digest: digest_of(digest)?,
-            })
-        })
-        .collect()
-}
-
-fn id_and_digest(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>)> {
-    Ok((row.get(0)?, row.get(1)?))
-}
-
 /// Writes the webhook messages of `happened` to `record` in the caller's transaction
 /// (feature `webhooks`; nothing without it).
 pub(super) fn announce(
@@ -120,6 +100,23 @@ pub(super) fn announce(
     #[cfg(not(feature = "webhooks"))]
     {
         let _ = (db, record, happened);
+        Ok(())
+    }
+}
+
+/// Writes the expiry event of `record`, pruned at `now`, unless it was written already
+/// (a token pruned before an expiry check saw it expire still gets its event once;
+/// feature `webhooks`, nothing without it).
+fn announce_expiry(
+    db: &Connection,
+    record: &TokenRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    #[cfg(feature = "webhooks")]
+    return super::outbox::expired_on_prune(db, record, now);
+    #[cfg(not(feature = "webhooks"))]
+    {
+        let _ = (db, record, now);
         Ok(())
     }
 }
@@ -169,14 +166,23 @@ impl SqliteStore {
     ) -> Result<Vec<Invalidation>, StoreError> {
         self.run(Role::Write, move |db| {
             in_transaction(db, |db| {
-                let mut statement = db.prepare_cached(delete).map_err(unavailable)?;
-                let pruned = invalidations(
-                    statement
-                        .query_map([millis(cutoff)], id_and_digest)
-                        .map_err(unavailable)?,
-                )?;
-                for gone in &pruned {
-                    log_change(db, Kind::Invalidated, gone)?;
+                let sql = format!("{delete} RETURNING {COLUMNS}");
+                let mut statement = db.prepare_cached(&sql).map_err(unavailable)?;
+                let records = statement
+                    .query_map([millis(cutoff)], raw)
+                    .map_err(unavailable)?
+                    .map(|row| row.map_err(unavailable)?.check())
+                    .collect::<Result<Vec<TokenRecord>, StoreError>>()?;
+                let now = OffsetDateTime::now_utc();
+                let mut pruned = Vec::with_capacity(records.len());
+                for record in &records {
+                    let gone = Invalidation {
+                        id: record.id,
+                        digest: record.digest,
+                    };
+                    log_change(db, Kind::Invalidated, &gone)?;
+                    announce_expiry(db, record, now)?;
+                    pruned.push(gone);
                 }
                 // The windows of the tokens that are gone (SQLite keeps no foreign keys
                 // here).
@@ -490,8 +496,7 @@ impl TokenStore for SqliteStore {
 
     async fn prune_expired(&self, cutoff: OffsetDateTime) -> Result<Vec<Invalidation>, StoreError> {
         self.prune(
-            "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?1 \
-             RETURNING id, digest",
+            "DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?1",
             cutoff,
         )
         .await
@@ -503,7 +508,7 @@ impl TokenStore for SqliteStore {
     ) -> Result<Vec<Invalidation>, StoreError> {
         self.prune(
             "DELETE FROM tokens WHERE kind = 'session' AND expires_at IS NOT NULL \
-             AND expires_at < ?1 RETURNING id, digest",
+             AND expires_at < ?1",
             cutoff,
         )
         .await
