@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::MemoryStore;
-use crate::clock::{to_millis, truncate_to_millis};
+use crate::clock::truncate_to_millis;
 use crate::identity::{TokenId, TokenKind};
-use crate::store::webhooks::events::{Event, event_type, expiry_windows};
+use crate::store::webhooks::events::{Event, event_type, expired_window, expiry_windows};
 use crate::store::webhooks::{
     Claimed, DeliveryAttempt, Endpoint, EndpointId, EndpointUpdate, NewAttempt, NewEndpoint, Next,
     Queued, WebhookStore,
@@ -79,12 +79,8 @@ impl MemoryStore {
     /// The expiry event of `record`, pruned at `now` before an expiry check saw it
     /// expire: written once (its mark), if it expired within the lookback.
     pub(super) fn expired_on_prune(&self, record: &TokenRecord, now: OffsetDateTime) {
-        let window = &expiry_windows(now, &[])[0];
-        let expired_lately = record
-            .expires_at
-            .map(to_millis)
-            .is_some_and(|at| at > window.after && at <= window.until);
-        if expired_lately
+        let window = expired_window(now);
+        if window.holds(record)
             && self.outbox().marks.insert((record.id, 0))
             && let Some(event) = window.event(record, now)
         {
@@ -363,10 +359,7 @@ impl WebhookStore for MemoryStore {
                 .records
                 .values()
                 .filter(|record| {
-                    record
-                        .expires_at
-                        .map(to_millis)
-                        .is_some_and(|at| at > window.after && at <= window.until)
+                    window.holds(record)
                         && tenants.contains(&record.tenant)
                         && (window.is_expiry()
                             || (record.kind == TokenKind::ApiKey && record.rotated_to.is_none()))

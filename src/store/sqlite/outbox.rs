@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{in_transaction, unavailable};
 use crate::clock::to_millis as millis;
 use crate::store::columns::{COLUMNS, count_param, id_param};
-use crate::store::webhooks::events::{Event, event_type, expiry_windows};
+use crate::store::webhooks::events::{Event, event_type, expired_window, expiry_windows};
 use crate::store::webhooks::{
     ATTEMPT_COLUMNS, AttemptColumns, Claimed, DeliveryAttempt, EndpointId, MESSAGE_COLUMNS,
     NewAttempt, Next, Queued, RawAttempt, RawQueued,
@@ -264,12 +264,8 @@ pub(super) fn expired_on_prune(
     record: &TokenRecord,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let window = &expiry_windows(now, &[])[0];
-    let expired_lately = record
-        .expires_at
-        .map(millis)
-        .is_some_and(|at| at > window.after && at <= window.until);
-    if !expired_lately {
+    let window = expired_window(now);
+    if !window.holds(record) {
         return Ok(());
     }
     let first = db

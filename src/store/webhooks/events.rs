@@ -120,6 +120,14 @@ impl ExpiryWindow {
         self.mark == 0
     }
 
+    /// Whether `record` expires within the window.
+    pub(crate) fn holds(&self, record: &TokenRecord) -> bool {
+        record
+            .expires_at
+            .map(crate::clock::to_millis)
+            .is_some_and(|at| at > self.after && at <= self.until)
+    }
+
     /// The event of a token taking this window's mark.
     pub(crate) fn event(&self, record: &TokenRecord, now: OffsetDateTime) -> Option<Event> {
         let happened = if !self.is_expiry() {
@@ -140,9 +148,20 @@ impl ExpiryWindow {
 /// turns webhooks on does not announce every token that ever expired.
 const EXPIRED_LOOKBACK_MS: i64 = 86_400_000;
 
-/// The windows of expiry times at `now` for `thresholds`: the expiry's own first.
-pub(crate) fn expiry_windows(now: OffsetDateTime, thresholds: &[Duration]) -> Vec<ExpiryWindow> {
+/// The window of the tokens whose expiry passed lately at `now` (mark 0).
+pub(crate) fn expired_window(now: OffsetDateTime) -> ExpiryWindow {
     let now = crate::clock::to_millis(now);
+    ExpiryWindow {
+        mark: 0,
+        after: now - EXPIRED_LOOKBACK_MS,
+        until: now,
+        also: Vec::new(),
+    }
+}
+
+/// The windows of expiry times at `now` for `thresholds`: the expiry's own first.
+pub(crate) fn expiry_windows(at: OffsetDateTime, thresholds: &[Duration]) -> Vec<ExpiryWindow> {
+    let now = crate::clock::to_millis(at);
     let mut marks: Vec<i64> = thresholds
         .iter()
         .map(|threshold| i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX / 2))
@@ -150,12 +169,7 @@ pub(crate) fn expiry_windows(now: OffsetDateTime, thresholds: &[Duration]) -> Ve
         .collect();
     marks.sort_unstable();
     marks.dedup();
-    let mut windows = vec![ExpiryWindow {
-        mark: 0,
-        after: now - EXPIRED_LOOKBACK_MS,
-        until: now,
-        also: Vec::new(),
-    }];
+    let mut windows = vec![expired_window(at)];
     let mut after = now;
     for (index, mark) in marks.iter().enumerate() {
         windows.push(ExpiryWindow {
