@@ -65,6 +65,26 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
             "/settings/api-tokens/app.js",
             "text/javascript; charset=utf-8",
         ),
+        (
+            "/settings/api-tokens/api.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/settings/api-tokens/limits.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/settings/api-tokens/usage.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/settings/api-tokens/webhooks.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/settings/api-tokens/leaked.js",
+            "text/javascript; charset=utf-8",
+        ),
         ("/settings/api-tokens/app.css", "text/css; charset=utf-8"),
         ("/settings/api-tokens/config.json", "application/json"),
     ] {
@@ -88,7 +108,7 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     }
     let page = client.send("GET", "/settings/api-tokens", &[]).await;
     let page = String::from_utf8(page.body.to_vec()).unwrap();
-    assert!(page.contains(r#"<script src="/settings/api-tokens/app.js" defer>"#));
+    assert!(page.contains(r#"<script type="module" src="/settings/api-tokens/app.js">"#));
     let config = client
         .send("GET", "/settings/api-tokens/config.json", &[])
         .await;
