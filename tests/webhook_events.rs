@@ -25,6 +25,17 @@ fn fast() -> DeliveryOptions {
         .timeout(Duration::from_secs(5))
 }
 
+/// A registry over `store` that sends its webhooks to `targets` as `options` say.
+fn node<S>(store: &S, targets: Targets, options: DeliveryOptions) -> Registry
+where
+    S: tower_bearer::store::TokenStore + WebhookStore + Clone,
+{
+    Registry::builder(store.clone())
+        .webhooks(store.clone(), targets)
+        .webhook_options(options)
+        .build()
+}
+
 const WAIT: Duration = Duration::from_secs(20);
 const QUIET: Duration = Duration::from_millis(1500);
 
@@ -71,10 +82,7 @@ async fn changes_reach_a_standard_webhooks_receiver_once_each() {
     let store = sqlite(&dir).await;
     let (_, secret) = subscribe(&store, "acme", &receiver.url).await;
     receiver.verify_with(&secret.expose()).await;
-    let registry = Registry::builder(store.clone())
-        .webhooks(store.clone(), Targets::AllowPrivate)
-        .webhook_options(fast())
-        .build();
+    let registry = node(&store, Targets::AllowPrivate, fast());
 
     let admin = registry.issue(key("admin")).await.unwrap();
     let child = registry
@@ -139,10 +147,7 @@ async fn a_receiver_answering_500_then_200_gets_the_same_webhook_id_again() {
     let store = sqlite(&dir).await;
     let (endpoint, secret) = subscribe(&store, "acme", &receiver.url).await;
     receiver.verify_with(&secret.expose()).await;
-    let registry = Registry::builder(store.clone())
-        .webhooks(store.clone(), Targets::AllowPrivate)
-        .webhook_options(fast())
-        .build();
+    let registry = node(&store, Targets::AllowPrivate, fast());
     let issued = registry.issue(key("retried")).await.unwrap();
 
     let got = receiver.exactly(2, WAIT, QUIET).await;
@@ -175,23 +180,12 @@ async fn a_key_about_to_expire_is_announced_once_per_threshold_then_expired() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(&dir).await;
     subscribe(&store, "acme", &url).await;
-    let registry = Registry::builder(store.clone())
-        .webhooks(store.clone(), Targets::AllowPrivate)
-        .webhook_options(
-            fast()
-                .expiry_thresholds([Duration::from_secs(3)])
-                .expiry_check_interval(Duration::from_millis(100)),
-        )
-        .build();
+    let watching = fast()
+        .expiry_thresholds([Duration::from_secs(3)])
+        .expiry_check_interval(Duration::from_millis(100));
+    let registry = node(&store, Targets::AllowPrivate, watching.clone());
     // A second node over the same file sees the same time pass.
-    let other = Registry::builder(store.clone())
-        .webhooks(store.clone(), Targets::AllowPrivate)
-        .webhook_options(
-            fast()
-                .expiry_thresholds([Duration::from_secs(3)])
-                .expiry_check_interval(Duration::from_millis(100)),
-        )
-        .build();
+    let other = node(&store, Targets::AllowPrivate, watching);
     let issued = registry
         .issue(key("short-lived").expires(Expiry::In(Duration::from_secs(5))))
         .await
@@ -230,10 +224,7 @@ async fn a_private_target_is_refused_at_delivery_without_the_switch() {
     let store = sqlite(&dir).await;
     // Written straight to the store: the management API refuses it at creation.
     let (endpoint, _) = subscribe(&store, "acme", &url).await;
-    let registry = Registry::builder(store.clone())
-        .webhooks(store.clone(), Targets::Public)
-        .webhook_options(fast())
-        .build();
+    let registry = node(&store, Targets::Public, fast());
     registry.issue(key("watched")).await.unwrap();
     let attempts = loop {
         let attempts = store
@@ -272,23 +263,20 @@ async fn two_nodes_and_a_restart_deliver_each_event_exactly_once() {
     let url = server.database().await;
     let receiver = Receiver::slow(Duration::from_millis(30));
     let hook = receiver.serve(&[]).await;
-    let node = || async {
+    let start_node = || async {
         let store = PostgresStore::connect(&url).await.unwrap();
-        Registry::builder(store.clone())
-            .webhooks(store, Targets::AllowPrivate)
-            .webhook_options(fast().concurrency(3))
-            .build()
+        node(&store, Targets::AllowPrivate, fast().concurrency(3))
     };
     let setup = PostgresStore::connect(&url).await.unwrap();
     subscribe(&setup, "acme", &hook).await;
-    let (mut a, b) = (node().await, node().await);
+    let (mut a, b) = (start_node().await, start_node().await);
     let mut issued = Vec::new();
     for n in 0..40 {
         if n == 20 {
             // A restart: deliveries under way finish, the rest wait for the nodes.
             a.stop_webhooks().await;
             drop(a);
-            a = node().await;
+            a = start_node().await;
         }
         let on = if n % 2 == 0 { &a } else { &b };
         issued.push(
@@ -336,10 +324,7 @@ async fn a_key_spending_its_credits_is_announced_once_when_80_percent_are_used()
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(&dir).await;
     subscribe(&store, "acme", &url).await;
-    let registry = Registry::builder(store.clone())
-        .webhooks(store.clone(), Targets::AllowPrivate)
-        .webhook_options(fast())
-        .build();
+    let registry = node(&store, Targets::AllowPrivate, fast());
     let issued = registry
         .issue(
             key("metered")

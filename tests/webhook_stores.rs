@@ -4,7 +4,7 @@
 mod support;
 
 use tower_bearer::MemoryStore;
-use tower_bearer::store::SqliteStore;
+use tower_bearer::store::{PostgresStore, SqliteStore};
 
 #[tokio::test]
 async fn memory_keeps_the_webhook_contract() {
@@ -16,46 +16,43 @@ async fn memory_keeps_the_outbox_contract() {
     tower_bearer::testing::outbox_contract(&MemoryStore::new()).await;
 }
 
+/// A store on a fresh SQLite file in `dir`.
+async fn sqlite(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("hooks.db"))
+        .await
+        .unwrap()
+}
+
+/// A store on a fresh database of the test PostgreSQL server, if there is one.
+async fn postgres() -> Option<PostgresStore> {
+    let url = support::postgres::server()?.database().await;
+    Some(PostgresStore::connect(&url).await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_keeps_the_outbox_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("outbox.db"))
-        .await
-        .unwrap();
-    tower_bearer::testing::outbox_contract(&store).await;
+    tower_bearer::testing::outbox_contract(&sqlite(&dir).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_keeps_the_outbox_contract() {
-    let Some(server) = support::postgres::server() else {
-        return;
-    };
-    let url = server.database().await;
-    let store = tower_bearer::store::PostgresStore::connect(&url)
-        .await
-        .unwrap();
-    tower_bearer::testing::outbox_contract(&store).await;
+    if let Some(store) = postgres().await {
+        tower_bearer::testing::outbox_contract(&store).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_keeps_the_webhook_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("hooks.db"))
-        .await
-        .unwrap();
-    tower_bearer::testing::webhook_contract(&store).await;
+    tower_bearer::testing::webhook_contract(&sqlite(&dir).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_keeps_the_webhook_contract() {
-    let Some(server) = support::postgres::server() else {
-        return;
-    };
-    let url = server.database().await;
-    let store = tower_bearer::store::PostgresStore::connect(&url)
-        .await
-        .unwrap();
-    tower_bearer::testing::webhook_contract(&store).await;
+    if let Some(store) = postgres().await {
+        tower_bearer::testing::webhook_contract(&store).await;
+    }
 }
 
 /// One memory store keeps the activity log's rows and webhook endpoints side by side.

@@ -63,6 +63,15 @@ fn summary(claimed: &[Claimed]) -> Vec<(EndpointId, String, u64, String)> {
         .collect()
 }
 
+/// The claimed messages to `endpoint`: (event type, token id, `reason` or `threshold`).
+fn sent_to(endpoint: EndpointId, claimed: &[Claimed]) -> Vec<(String, u64, String)> {
+    summary(claimed)
+        .into_iter()
+        .filter(|(to, ..)| *to == endpoint)
+        .map(|(_, kind, id, extra)| (kind, id, extra))
+        .collect()
+}
+
 /// Delivers every claimed message.
 async fn deliver_all(store: &impl WebhookStore, claimed: &[Claimed]) {
     for claimed in claimed {
@@ -237,11 +246,7 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
         .await
         .expect("cascade");
     let claimed = claim(store, later()).await;
-    let events: Vec<(String, u64, String)> = summary(&claimed)
-        .into_iter()
-        .filter(|(endpoint, ..)| *endpoint == a)
-        .map(|(_, kind, id, extra)| (kind, id, extra))
-        .collect();
+    let events = sent_to(a, &claimed);
     assert_eq!(
         events,
         [
@@ -268,11 +273,7 @@ pub async fn outbox_contract<S: TokenStore + WebhookStore>(store: &S) {
         .await
         .expect("rotate");
     let claimed = claim(store, later()).await;
-    let events: Vec<(String, u64, String)> = summary(&claimed)
-        .into_iter()
-        .filter(|(endpoint, ..)| *endpoint == a)
-        .map(|(_, kind, id, extra)| (kind, id, extra))
-        .collect();
+    let events = sent_to(a, &claimed);
     assert_eq!(
         events,
         [
